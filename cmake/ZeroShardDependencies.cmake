@@ -1,0 +1,34 @@
+# Every external dependency, found once. The same logic runs again for users in
+# ZeroShardConfig.cmake (find_dependency), so keep the two in step.
+find_package(MPI REQUIRED COMPONENTS C CXX)
+find_package(HDF5 REQUIRED COMPONENTS C)
+if(HDF5_IS_PARALLEL)
+  set(ZS_HDF5_FLAVOUR "parallel")
+else()
+  set(ZS_HDF5_FLAVOUR "serial")
+endif()
+message(STATUS "ZeroShard: HDF5 ${HDF5_VERSION} is ${ZS_HDF5_FLAVOUR}")
+# Boost: header-only parts only (the GPU machine has no compiled Boost).
+find_package(Boost 1.74 REQUIRED)
+find_package(Threads REQUIRED)
+
+# HDF5's FindHDF5 variables wrapped in one imported target, with the flavour it was built as.
+if(NOT TARGET zs_hdf5)
+  add_library(zs_hdf5 INTERFACE)
+  target_include_directories(zs_hdf5 SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
+  target_link_libraries(zs_hdf5 INTERFACE ${HDF5_C_LIBRARIES} ${HDF5_LIBRARIES})
+  target_compile_definitions(zs_hdf5 INTERFACE ${HDF5_DEFINITIONS} $<$<BOOL:${HDF5_IS_PARALLEL}>:ZS_HDF5_PARALLEL=1>)
+  install(TARGETS zs_hdf5 EXPORT ZeroShardTargets)
+endif()
+
+if(ZS_CUDA)
+  enable_language(CUDA)
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
+    set(CMAKE_CUDA_ARCHITECTURES 90)  # Hopper (H100/H200), the device machine
+  endif()
+  set(CMAKE_CUDA_STANDARD 20)
+  find_package(CUDAToolkit REQUIRED)
+  find_path(ZS_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/include REQUIRED)
+  find_library(ZS_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/lib/x86_64-linux-gnu REQUIRED)
+  message(STATUS "ZeroShard: CUDA ${CUDAToolkit_VERSION}, NCCL ${ZS_NCCL_LIBRARY}")
+endif()

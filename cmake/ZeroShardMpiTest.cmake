@@ -1,0 +1,22 @@
+# zs_add_mpi_test(NAME <name> TARGET <exe> [RANKS 1 2 3 4] [TIMEOUT s] [LABELS l...] [ARGS a...])
+# Registers <exe> once per world size as <name>.np<N> under scripts/zs-mpirun, with a timeout
+# so that a hang fails fast instead of stalling CI.
+set(ZS_MPIRUN "${CMAKE_CURRENT_LIST_DIR}/../scripts/zs-mpirun" CACHE FILEPATH "mpirun wrapper used by tests")
+
+function(zs_add_mpi_test)
+  cmake_parse_arguments(ARG "" "NAME;TARGET;TIMEOUT" "RANKS;LABELS;ARGS" ${ARGN})
+  if(NOT ARG_RANKS)
+    set(ARG_RANKS 1 2 3 4)
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
+  foreach(np IN LISTS ARG_RANKS)
+    add_test(NAME ${ARG_NAME}.np${np}
+             COMMAND ${ZS_MPIRUN} -np ${np} $<TARGET_FILE:${ARG_TARGET}> ${ARG_ARGS})
+    set_tests_properties(${ARG_NAME}.np${np} PROPERTIES
+      TIMEOUT ${ARG_TIMEOUT}
+      PROCESSORS ${np}
+      LABELS "mpi;${ARG_LABELS}")
+  endforeach()
+endfunction()

@@ -1,0 +1,45 @@
+#pragma once
+// Options for communicators and collectives. New fields get defaults so callers never break.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+namespace zs {
+
+enum class ReduceOp { sum, average };
+
+/// The two algorithm families behind every collective:
+///  - ring: our ring over nonblocking point-to-point, pipelined in segments. Deterministic
+///    summation order for a given world size; never calls MPI's collectives.
+///  - mpi:  MPI's own nonblocking collectives (MPI_Ireduce_scatter_block, MPI_Iallgather).
+enum class Algorithm { ring, mpi };
+
+std::string to_string(Algorithm a);
+std::string to_string(ReduceOp op);
+/// "ring" or "mpi"; throws InvalidArgument naming the bad value otherwise.
+Algorithm parse_algorithm(const std::string& name);
+
+struct CommunicatorConfig {
+  // Defaults come from bench/collective_bench on the development machine (docs/collectives.md):
+  // the ring beats MPI_Reduce_scatter_block ~10x; for all-gather see the table.
+  Algorithm reduce_scatter = Algorithm::ring;
+  Algorithm all_gather = Algorithm::ring;
+  /// Pipelining unit of the ring: each step's chunk moves in segments of this many bytes so the
+  /// reduction of one segment overlaps the transfer of the next.
+  std::size_t segment_bytes = std::size_t{1} << 20;
+  /// Receive segments posted ahead per ring collective (its scratch is this many segments).
+  int receive_window = 4;
+  /// Before each collective, check with one small all-reduce that every rank passed the same
+  /// kind, element count, dtype and op; all ranks throw InvalidArgument if not. Costs one
+  /// latency per collective: meant for tests and debugging.
+  bool verify_across_ranks = false;
+};
+
+struct CollectiveOptions {
+  ReduceOp op = ReduceOp::sum;
+  /// Overrides the communicator's configured algorithm for this call.
+  std::optional<Algorithm> algorithm;
+};
+
+}  // namespace zs

@@ -1,0 +1,108 @@
+#pragma once
+// The host-path communicator: a duplicated MPI communicator with errors returned (never fatal)
+// and nonblocking collectives on host buffers.
+//
+// Contract of every collective below: *collective* — every rank of the communicator calls it,
+// in the same order, with the same element count, dtype and op. (Set
+// CommunicatorConfig::verify_across_ranks to have that checked.) Buffers must stay valid and
+// untouched until the returned Work completes. One thread at a time uses a communicator.
+//
+// Determinism: for a given world size, all_reduce gives results bit-identical to reduce_scatter
+// followed by all_gather of the same data, on every rank — all_reduce *is* that composition,
+// with the same reduce-scatter (the algorithm configured for reduce_scatter). The engine relies
+// on it to make ZeRO stages 0-3 agree bitwise.
+//
+// Element counts are 64-bit. 16-bit float types (bfloat16, float16) are reduced in float32 and
+// rounded once at the end.
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "zeroshard/comm/collective_options.hpp"
+#include "zeroshard/comm/work.hpp"
+#include "zeroshard/dtype.hpp"
+
+namespace zs {
+
+/// A typeless view of a host buffer: what the untyped collective entry points take.
+struct HostBuffer {
+  void* data = nullptr;
+  std::int64_t count = 0;
+  DType dtype = DType::float32;
+
+  template <class T>
+  static HostBuffer of(std::span<T> span) {
+    return {const_cast<std::remove_const_t<T>*>(span.data()), static_cast<std::int64_t>(span.size()),
+            dtype_of<std::remove_const_t<T>>()};
+  }
+};
+
+class Communicator {
+ public:
+  /// Collective over `parent`: duplicates it, so ZeroShard's traffic never mixes with the
+  /// caller's, and sets MPI_ERRORS_RETURN on the duplicate.
+  explicit Communicator(MPI_Comm parent = MPI_COMM_WORLD, CommunicatorConfig config = {});
+  ~Communicator();
+  Communicator(Communicator&&) noexcept;
+  Communicator& operator=(Communicator&&) noexcept;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const;
+  int size() const;
+  MPI_Comm handle() const;
+  const CommunicatorConfig& config() const;
+
+  /// Collective. Ranks with the same color form a new communicator, ordered by (key, rank).
+  /// `color` must be >= 0: every rank lands in some sub-communicator.
+  Communicator split(int color, int key) const;
+  /// Collective. One communicator per shared-memory node (MPI_COMM_TYPE_SHARED).
+  Communicator split_shared_node() const;
+
+  /// Collective, blocking.
+  void barrier();
+  /// Collective, blocking: `buffer` on `root` is copied to every rank's `buffer`.
+  void broadcast(HostBuffer buffer, int root);
+  template <class T>
+  void broadcast(std::span<T> buffer, int root) { broadcast(HostBuffer::of(buffer), root); }
+
+  /// Collective. Reduces `data` across ranks in place (any count, padding not needed).
+  [[nodiscard]] Work all_reduce(HostBuffer data, CollectiveOptions options = {});
+  /// Collective. `full` holds size()*S elements; this rank receives the reduced chunk
+  /// [rank*S, (rank+1)*S) in `shard` (S elements, may alias that chunk of `full`).
+  /// `full` is scratch: its contents are unspecified after completion.
+  [[nodiscard]] Work reduce_scatter(HostBuffer full, HostBuffer shard, CollectiveOptions options = {});
+  /// Collective. Every rank's `shard` (S elements) lands at [rank*S, (rank+1)*S) of every
+  /// rank's `full` (size()*S elements). `shard` may alias that chunk of `full`.
+  /// Only options.algorithm is read.
+  [[nodiscard]] Work all_gather(HostBuffer shard, HostBuffer full, CollectiveOptions options = {});
+
+  template <class T>
+  [[nodiscard]] Work all_reduce(std::span<T> data, CollectiveOptions options = {}) {
+    return all_reduce(HostBuffer::of(data), options);
+  }
+  template <class T>
+  [[nodiscard]] Work reduce_scatter(std::span<T> full, std::span<T> shard, CollectiveOptions options = {}) {
+    return reduce_scatter(HostBuffer::of(full), HostBuffer::of(shard), options);
+  }
+  template <class T>
+  [[nodiscard]] Work all_gather(std::span<const T> shard, std::span<T> full, CollectiveOptions options = {}) {
+    return all_gather(HostBuffer::of(shard), HostBuffer::of(full), options);
+  }
+  template <class T>
+  [[nodiscard]] Work all_gather(std::span<T> shard, std::span<T> full, CollectiveOptions options = {}) {
+    return all_gather(HostBuffer::of(shard), HostBuffer::of(full), options);
+  }
+
+ private:
+  explicit Communicator(std::shared_ptr<detail::CommContext> context);
+  detail::CommContext& context() const;
+  void verify_same_call(int kind, const HostBuffer& buffer, CollectiveOptions options) const;
+
+  std::shared_ptr<detail::CommContext> context_;
+};
+
+}  // namespace zs

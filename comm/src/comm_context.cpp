@@ -1,0 +1,39 @@
+#include "comm_context.hpp"
+
+#include "zeroshard/comm/mpi_check.hpp"
+
+namespace zs::detail {
+
+CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg) : config(cfg) {
+  if (config.segment_bytes < 64 || config.segment_bytes > (std::size_t{1} << 30))
+    throw InvalidArgument("CommunicatorConfig.segment_bytes = " +
+                          std::to_string(config.segment_bytes) +
+                          " is out of range: use 64 bytes .. 1 GiB (default 1 MiB)");
+  if (config.receive_window < 1 || config.receive_window > 1024)
+    throw InvalidArgument("CommunicatorConfig.receive_window = " +
+                          std::to_string(config.receive_window) +
+                          " is out of range: use 1 .. 1024 (default 4)");
+  ZS_MPI_CHECK(MPI_Comm_dup(parent, &comm));
+  // Without this, MPI's default handler aborts the job and every ZS_MPI_CHECK is dead code.
+  ZS_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
+  ZS_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  ZS_MPI_CHECK(MPI_Comm_size(comm, &size));
+  void* value = nullptr;
+  int found = 0;
+  ZS_MPI_CHECK(MPI_Comm_get_attr(comm, MPI_TAG_UB, &value, &found));
+  if (found) tag_upper_bound = *static_cast<int*>(value);
+}
+
+CommContext::~CommContext() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (comm != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm);
+}
+
+int CommContext::next_tag() {
+  const int tag = tag_counter;
+  tag_counter = (tag_counter + 1) % tag_upper_bound;
+  return tag;
+}
+
+}  // namespace zs::detail

@@ -1,0 +1,34 @@
+#pragma once
+// Internal: everything a Communicator and its Works share. Member order is destruction order
+// reversed: collectives in flight (engine) die before the scratch they borrow and before the
+// MPI communicator they use.
+
+#include <mpi.h>
+
+#include "progress_engine.hpp"
+#include "scratch_pool.hpp"
+#include "zeroshard/comm/collective_options.hpp"
+
+namespace zs::detail {
+
+struct CommContext {
+  CommContext(MPI_Comm parent, CommunicatorConfig config);
+  ~CommContext();
+  CommContext(const CommContext&) = delete;
+  CommContext& operator=(const CommContext&) = delete;
+
+  /// A tag no other collective in flight on this communicator uses. Every rank issues
+  /// collectives in the same order, so every rank draws the same tag for the same collective.
+  int next_tag();
+
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0;
+  int size = 1;
+  int tag_upper_bound = 32767;
+  int tag_counter = 0;
+  CommunicatorConfig config;
+  ScratchPool scratch;
+  ProgressEngine engine;
+};
+
+}  // namespace zs::detail

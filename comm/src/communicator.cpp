@@ -1,0 +1,246 @@
+#include "zeroshard/comm/communicator.hpp"
+
+#include <cstdint>
+#include <string>
+
+#include "comm_context.hpp"
+#include "composite_ops.hpp"
+#include "mpi_ops.hpp"
+#include "ring_op.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
+
+namespace zs {
+
+using detail::ChunkBounds;
+using detail::CommContext;
+using detail::PendingOp;
+
+namespace {
+
+enum CallKind : int { kAllReduce = 1, kReduceScatter = 2, kAllGather = 3 };
+
+const char* kind_name(int kind) {
+  return kind == kAllReduce ? "all_reduce" : kind == kReduceScatter ? "reduce_scatter" : "all_gather";
+}
+
+template <class T>
+std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algorithm, T* full,
+                                               std::int64_t count, T* own_chunk, bool average) {
+  if (algorithm == Algorithm::mpi)
+    return std::make_unique<detail::MpiReduceScatterOp<T>>(ctx, full, count, own_chunk, average);
+  return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::reduce_scatter, full, count,
+                                             own_chunk, average, ctx.next_tag());
+}
+
+template <class T>
+std::unique_ptr<PendingOp> make_all_gather(CommContext& ctx, Algorithm algorithm, T* full,
+                                           std::int64_t count, T* own_chunk) {
+  if (algorithm == Algorithm::mpi)
+    return std::make_unique<detail::MpiAllGatherOp<T>>(ctx, full, count, own_chunk);
+  return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::all_gather, full, count,
+                                             own_chunk, false, ctx.next_tag());
+}
+
+// all_reduce = reduce_scatter (configured algorithm) + ring all_gather, in place. The gather
+// stage is a ring whatever is configured: it starts at a rank-dependent moment, which only
+// point-to-point messages with a tag drawn now can tolerate (see SequenceOp).
+template <class T>
+std::unique_ptr<PendingOp> make_all_reduce(CommContext& ctx, Algorithm algorithm, T* data,
+                                           std::int64_t count, bool average) {
+  const ChunkBounds bounds{count, ctx.size};
+  T* own_chunk = data + bounds.begin(ctx.rank);
+  auto reduce = make_reduce_scatter<T>(ctx, algorithm, data, count, own_chunk, average);
+  const int gather_tag = ctx.next_tag();
+  std::string description = "all_reduce of " + std::to_string(count) + " " +
+                            to_string(dtype_of<T>()) + " (" + reduce->describe() + ", then ring all_gather)";
+  std::vector<detail::SequenceOp::StageFactory> later;
+  later.push_back([&ctx, data, count, own_chunk, gather_tag] {
+    return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::all_gather, data, count,
+                                               own_chunk, false, gather_tag);
+  });
+  return std::make_unique<detail::SequenceOp>(std::move(description), std::move(reduce), std::move(later));
+}
+
+// 16-bit floats are reduced by a float32 collective over a widened copy (see WidenedOp).
+std::unique_ptr<PendingOp> reduce_in_float(CommContext& ctx, const HostBuffer& input,
+                                           void* output, std::int64_t output_offset,
+                                           std::int64_t output_count,
+                                           const detail::WidenedOp::InnerFactory& build_inner) {
+  return std::make_unique<detail::WidenedOp>(ctx, input.dtype, input.data, input.count, output,
+                                             output_offset, output_count, build_inner);
+}
+
+bool overlaps(const HostBuffer& a, const HostBuffer& b) {
+  auto pa = reinterpret_cast<std::uintptr_t>(a.data), pb = reinterpret_cast<std::uintptr_t>(b.data);
+  return pa < pb + b.count * size_of(b.dtype) && pb < pa + a.count * size_of(a.dtype);
+}
+
+// The reduce_scatter / all_gather contract between the full buffer and this rank's shard.
+void check_full_and_shard(const char* collective, const HostBuffer& full, const HostBuffer& shard,
+                          int rank, int size) {
+  if (full.dtype != shard.dtype)
+    throw InvalidArgument(std::string(collective) + ": the full buffer is " + to_string(full.dtype) +
+                          " but the shard is " + to_string(shard.dtype) + "; pass buffers of one dtype");
+  if (full.count != shard.count * size)
+    throw InvalidArgument(std::string(collective) + ": the full buffer has " + std::to_string(full.count) +
+                          " elements but world size " + std::to_string(size) + " x shard " +
+                          std::to_string(shard.count) + " = " + std::to_string(shard.count * size) +
+                          "; pad the full buffer to a multiple of the world size (sharding::FlatLayout does)");
+  if (full.count < 0)
+    throw InvalidArgument(std::string(collective) + ": negative element count");
+  const auto* own = static_cast<const std::byte*>(full.data) + shard.count * rank * size_of(full.dtype);
+  if (overlaps(full, shard) && shard.data != own)
+    throw InvalidArgument(std::string(collective) + ": the shard overlaps the full buffer but is not "
+                          "this rank's chunk of it (offset rank*S); pass disjoint buffers or exactly that chunk");
+}
+
+}  // namespace
+
+Communicator::Communicator(MPI_Comm parent, CommunicatorConfig config)
+    : context_(std::make_shared<CommContext>(parent, config)) {}
+
+Communicator::Communicator(std::shared_ptr<CommContext> context) : context_(std::move(context)) {}
+
+Communicator::~Communicator() = default;
+Communicator::Communicator(Communicator&&) noexcept = default;
+Communicator& Communicator::operator=(Communicator&&) noexcept = default;
+
+CommContext& Communicator::context() const {
+  if (!context_) throw InvalidArgument("this Communicator was moved from; use the one it was moved to");
+  return *context_;
+}
+
+int Communicator::rank() const { return context().rank; }
+int Communicator::size() const { return context().size; }
+MPI_Comm Communicator::handle() const { return context().comm; }
+const CommunicatorConfig& Communicator::config() const { return context().config; }
+
+Communicator Communicator::split(int color, int key) const {
+  if (color < 0)
+    throw InvalidArgument("Communicator::split: color " + std::to_string(color) +
+                          " is negative; every rank must pass a color >= 0");
+  MPI_Comm part = MPI_COMM_NULL;
+  ZS_MPI_CHECK(MPI_Comm_split(handle(), color, key, &part));
+  // The new context duplicates `part` (errors returned there too); the split itself is freed.
+  Communicator result(std::make_shared<CommContext>(part, config()));
+  ZS_MPI_CHECK(MPI_Comm_free(&part));
+  return result;
+}
+
+Communicator Communicator::split_shared_node() const {
+  MPI_Comm node = MPI_COMM_NULL;
+  ZS_MPI_CHECK(MPI_Comm_split_type(handle(), MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &node));
+  Communicator result(std::make_shared<CommContext>(node, config()));
+  ZS_MPI_CHECK(MPI_Comm_free(&node));
+  return result;
+}
+
+void Communicator::barrier() { ZS_MPI_CHECK(MPI_Barrier(handle())); }
+
+void Communicator::broadcast(HostBuffer buffer, int root) {
+  if (root < 0 || root >= size())
+    throw InvalidArgument("broadcast: root " + std::to_string(root) + " is not a rank of this " +
+                          std::to_string(size()) + "-rank communicator");
+  // MPI counts are int: move bytes in pieces of at most 1 GiB.
+  constexpr std::int64_t kPiece = std::int64_t{1} << 30;
+  auto* bytes = static_cast<std::byte*>(buffer.data);
+  const std::int64_t total = buffer.count * static_cast<std::int64_t>(size_of(buffer.dtype));
+  for (std::int64_t at = 0; at < total; at += kPiece)
+    ZS_MPI_CHECK(MPI_Bcast(bytes + at, static_cast<int>(std::min(kPiece, total - at)), MPI_BYTE, root, handle()));
+}
+
+void Communicator::verify_same_call(int kind, const HostBuffer& buffer, CollectiveOptions options) const {
+  if (!config().verify_across_ranks) return;
+  // One all-reduce of (x, -x) with MAX yields both the maximum and the minimum of each field.
+  const std::int64_t fields[4] = {kind, buffer.count, static_cast<std::int64_t>(buffer.dtype),
+                                  static_cast<std::int64_t>(options.op)};
+  std::int64_t both[8];
+  for (int i = 0; i < 4; ++i) both[i] = fields[i], both[4 + i] = -fields[i];
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, both, 8, MPI_INT64_T, MPI_MAX, handle()));
+  const char* names[4] = {"collective", "element count", "dtype", "reduce op"};
+  for (int i = 0; i < 4; ++i) {
+    if (both[i] == -both[4 + i]) continue;
+    throw InvalidArgument(rank_and_host() + ": ranks disagree on the " + names[i] + " of a " +
+                          kind_name(kind) + " (this rank passed " + std::to_string(fields[i]) +
+                          ", values across ranks range " + std::to_string(-both[4 + i]) + ".." +
+                          std::to_string(both[i]) + "); every rank must issue the same collectives "
+                          "in the same order with the same sizes");
+  }
+}
+
+Work Communicator::all_reduce(HostBuffer data, CollectiveOptions options) {
+  CommContext& ctx = context();
+  verify_same_call(kAllReduce, data, options);
+  if (data.count < 0) throw InvalidArgument("all_reduce: negative element count");
+  const Algorithm algorithm = options.algorithm.value_or(ctx.config.reduce_scatter);
+  const bool average = options.op == ReduceOp::average;
+  std::unique_ptr<PendingOp> op;
+  switch (data.dtype) {
+    case DType::float32:
+      op = make_all_reduce(ctx, algorithm, static_cast<float*>(data.data), data.count, average);
+      break;
+    case DType::float64:
+      op = make_all_reduce(ctx, algorithm, static_cast<double*>(data.data), data.count, average);
+      break;
+    case DType::bfloat16:
+    case DType::float16:
+      op = reduce_in_float(ctx, data, data.data, 0, data.count, [&](float* widened) {
+        return make_all_reduce(ctx, algorithm, widened, data.count, average);
+      });
+      break;
+  }
+  return Work(context_, ctx.engine.submit(std::move(op)));
+}
+
+Work Communicator::reduce_scatter(HostBuffer full, HostBuffer shard, CollectiveOptions options) {
+  CommContext& ctx = context();
+  verify_same_call(kReduceScatter, full, options);
+  check_full_and_shard("reduce_scatter", full, shard, ctx.rank, ctx.size);
+  const Algorithm algorithm = options.algorithm.value_or(ctx.config.reduce_scatter);
+  const bool average = options.op == ReduceOp::average;
+  const std::int64_t own_offset = shard.count * ctx.rank;
+  std::unique_ptr<PendingOp> op;
+  switch (full.dtype) {
+    case DType::float32:
+      op = make_reduce_scatter(ctx, algorithm, static_cast<float*>(full.data), full.count,
+                               static_cast<float*>(shard.data), average);
+      break;
+    case DType::float64:
+      op = make_reduce_scatter(ctx, algorithm, static_cast<double*>(full.data), full.count,
+                               static_cast<double*>(shard.data), average);
+      break;
+    case DType::bfloat16:
+    case DType::float16:
+      op = reduce_in_float(ctx, full, shard.data, own_offset, shard.count, [&](float* widened) {
+        return make_reduce_scatter(ctx, algorithm, widened, full.count, widened + own_offset, average);
+      });
+      break;
+  }
+  return Work(context_, ctx.engine.submit(std::move(op)));
+}
+
+Work Communicator::all_gather(HostBuffer shard, HostBuffer full, CollectiveOptions options) {
+  CommContext& ctx = context();
+  verify_same_call(kAllGather, full, options);
+  check_full_and_shard("all_gather", full, shard, ctx.rank, ctx.size);
+  const Algorithm algorithm = options.algorithm.value_or(ctx.config.all_gather);
+  std::unique_ptr<PendingOp> op;
+  switch (full.dtype) {
+    case DType::float32:
+      op = make_all_gather(ctx, algorithm, static_cast<float*>(full.data), full.count,
+                           static_cast<float*>(shard.data));
+      break;
+    case DType::float64:
+      op = make_all_gather(ctx, algorithm, static_cast<double*>(full.data), full.count,
+                           static_cast<double*>(shard.data));
+      break;
+    case DType::bfloat16:
+    case DType::float16:  // a gather only copies: 16-bit words travel as they are
+      op = make_all_gather(ctx, algorithm, static_cast<std::uint16_t*>(full.data), full.count,
+                           static_cast<std::uint16_t*>(shard.data));
+      break;
+  }
+  return Work(context_, ctx.engine.submit(std::move(op)));
+}
+
+}  // namespace zs

@@ -1,0 +1,74 @@
+#include "composite_ops.hpp"
+
+#include "zeroshard/error.hpp"
+
+namespace zs::detail {
+
+SequenceOp::SequenceOp(std::string description, std::unique_ptr<PendingOp> first,
+                       std::vector<StageFactory> later)
+    : description_(std::move(description)), stages_(std::move(later)), current_(std::move(first)) {}
+
+bool SequenceOp::progress() {
+  while (true) {
+    if (!current_) {
+      if (next_stage_ == stages_.size()) return true;
+      current_ = stages_[next_stage_++]();
+    }
+    if (!current_->progress()) return false;
+    current_.reset();
+  }
+}
+
+void SequenceOp::abandon() noexcept {
+  if (current_) current_->abandon();
+}
+
+void widen(DType dtype, const void* input, float* output, std::int64_t count) {
+  if (dtype == DType::bfloat16) {
+    const auto* in = static_cast<const bfloat16*>(input);
+    for (std::int64_t i = 0; i < count; ++i) output[i] = to_float(in[i]);
+  } else if (dtype == DType::float16) {
+    const auto* in = static_cast<const float16*>(input);
+    for (std::int64_t i = 0; i < count; ++i) output[i] = to_float(in[i]);
+  } else {
+    throw InvalidArgument("widen: " + to_string(dtype) + " is not a 16-bit float type");
+  }
+}
+
+void narrow(DType dtype, const float* input, void* output, std::int64_t count) {
+  if (dtype == DType::bfloat16) {
+    auto* out = static_cast<bfloat16*>(output);
+    for (std::int64_t i = 0; i < count; ++i) out[i] = to_bfloat16(input[i]);
+  } else if (dtype == DType::float16) {
+    auto* out = static_cast<float16*>(output);
+    for (std::int64_t i = 0; i < count; ++i) out[i] = to_float16(input[i]);
+  } else {
+    throw InvalidArgument("narrow: " + to_string(dtype) + " is not a 16-bit float type");
+  }
+}
+
+WidenedOp::WidenedOp(CommContext& ctx, DType dtype, const void* input, std::int64_t input_count,
+                     void* output, std::int64_t output_offset, std::int64_t output_count,
+                     const InnerFactory& build_inner)
+    : dtype_(dtype),
+      output_(output),
+      output_offset_(output_offset),
+      output_count_(output_count),
+      widened_(ctx.scratch.acquire(static_cast<std::size_t>(input_count) * sizeof(float))) {
+  widen(dtype, input, widened_.as<float>(), input_count);
+  inner_ = build_inner(widened_.as<float>());
+}
+
+bool WidenedOp::progress() {
+  if (!inner_->progress()) return false;
+  narrow(dtype_, widened_.as<float>() + output_offset_, output_, output_count_);
+  return true;
+}
+
+void WidenedOp::abandon() noexcept { inner_->abandon(); }
+
+std::string WidenedOp::describe() const {
+  return inner_->describe() + " (widened from " + to_string(dtype_) + ")";
+}
+
+}  // namespace zs::detail

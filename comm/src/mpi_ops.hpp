@@ -1,0 +1,62 @@
+#pragma once
+// Internal: the "mpi" algorithm family, MPI's own nonblocking collectives. They are posted at
+// construction, so MPI sees them in issue order on every rank, as MPI requires.
+
+#include <mpi.h>
+
+#include <cstdint>
+
+#include "chunk_bounds.hpp"
+#include "comm_context.hpp"
+#include "pending_op.hpp"
+
+namespace zs::detail {
+
+/// MPI_Ireduce_scatter_block (equal chunks) or MPI_Ireduce_scatter (uneven chunks) of `full`
+/// (count elements, scratch afterwards) into `own_chunk`, which may alias its chunk in `full`.
+template <class T>
+class MpiReduceScatterOp final : public PendingOp {
+ public:
+  MpiReduceScatterOp(CommContext& ctx, T* full, std::int64_t count, T* own_chunk, bool average);
+  ~MpiReduceScatterOp() override { abandon(); }
+  bool progress() override;
+  void abandon() noexcept override;
+  std::string describe() const override;
+
+ private:
+  CommContext& ctx_;
+  T* full_;
+  T* own_chunk_;
+  bool average_;
+  bool in_place_;
+  ChunkBounds bounds_;
+  std::vector<int> receive_counts_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+};
+
+/// MPI_Iallgather of equal chunks; `own_chunk` may alias its chunk in `full`.
+template <class T>
+class MpiAllGatherOp final : public PendingOp {
+ public:
+  MpiAllGatherOp(CommContext& ctx, T* full, std::int64_t count, const T* own_chunk);
+  ~MpiAllGatherOp() override { abandon(); }
+  bool progress() override;
+  void abandon() noexcept override;
+  std::string describe() const override;
+
+ private:
+  CommContext& ctx_;
+  std::int64_t count_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+};
+
+/// MPI takes int counts; the mpi family refuses larger chunks instead of truncating them.
+int checked_mpi_count(std::int64_t count, const char* collective);
+
+extern template class MpiReduceScatterOp<float>;
+extern template class MpiReduceScatterOp<double>;
+extern template class MpiAllGatherOp<float>;
+extern template class MpiAllGatherOp<double>;
+extern template class MpiAllGatherOp<std::uint16_t>;
+
+}  // namespace zs::detail

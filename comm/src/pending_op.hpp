@@ -1,0 +1,30 @@
+#pragma once
+// Internal: a collective in flight is a state machine that the progress engine advances.
+
+#include <exception>
+#include <memory>
+#include <string>
+
+namespace zs::detail {
+
+class PendingOp {
+ public:
+  virtual ~PendingOp() = default;
+  /// Posts or advances MPI operations without blocking; true once the result is in the
+  /// caller's buffers. Throws MpiError on a failed MPI call.
+  virtual bool progress() = 0;
+  /// Cancels or frees every outstanding request; never blocks, never throws.
+  virtual void abandon() noexcept = 0;
+  /// One line for errors: "ring reduce_scatter of 1048576 float32 (tag 7)".
+  virtual std::string describe() const = 0;
+};
+
+/// What a Work shares with the progress engine.
+struct OpSlot {
+  std::unique_ptr<PendingOp> op;  // released as soon as the collective completes or fails
+  std::string description;
+  bool done = false;
+  std::exception_ptr error;
+};
+
+}  // namespace zs::detail

@@ -1,0 +1,163 @@
+#include "ring_op.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "mpi_type.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/dtype.hpp"
+
+namespace zs::detail {
+
+namespace {
+int wrap(int value, int n) { return ((value % n) + n) % n; }
+
+template <class T>
+std::string element_name() {
+  if constexpr (std::is_same_v<T, std::uint16_t>) return "16-bit";
+  else return to_string(dtype_of<T>());
+}
+}  // namespace
+
+template <class T>
+RingOp<T>::RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, T* own_chunk,
+                  bool average, int tag)
+    : ctx_(ctx),
+      kind_(kind),
+      full_(full),
+      own_chunk_(own_chunk),
+      average_(average),
+      bounds_{count, ctx.size},
+      tag_(tag),
+      left_(wrap(ctx.rank - 1, ctx.size)),
+      right_(wrap(ctx.rank + 1, ctx.size)),
+      segment_elems_(std::max<std::int64_t>(1, ctx.config.segment_bytes / sizeof(T))),
+      window_(ctx.config.receive_window) {
+  if constexpr (std::is_same_v<T, std::uint16_t>) {
+    if (kind == RingKind::reduce_scatter)
+      throw InvalidArgument("ring reduce_scatter cannot add raw 16-bit words; widen to float32");
+  }
+  const int n = ctx.size, r = ctx.rank;
+  const int first_send_chunk = kind == RingKind::reduce_scatter ? wrap(r - 1, n) : r;
+  if (n > 1) first_sends_ = segments_of_chunk(0, first_send_chunk);  // one rank: nothing moves
+  for (int step = 0; step < n - 1; ++step) {
+    const int chunk = kind == RingKind::reduce_scatter ? wrap(r - step - 2, n) : wrap(r - step - 1, n);
+    for (const Segment& seg : segments_of_chunk(step, chunk)) arrivals_.push_back(seg);
+  }
+  receive_requests_.assign(arrivals_.size(), MPI_REQUEST_NULL);
+  send_requests_.reserve(first_sends_.size() + arrivals_.size());
+}
+
+template <class T>
+RingOp<T>::~RingOp() {
+  abandon();  // no-op once complete: every request is MPI_REQUEST_NULL by then
+}
+
+template <class T>
+std::vector<typename RingOp<T>::Segment> RingOp<T>::segments_of_chunk(int step, int chunk) const {
+  std::vector<Segment> segments;
+  for (std::int64_t at = bounds_.begin(chunk); at < bounds_.end(chunk); at += segment_elems_)
+    segments.push_back({step, at, static_cast<int>(std::min(segment_elems_, bounds_.end(chunk) - at))});
+  return segments;
+}
+
+template <class T>
+void RingOp<T>::start() {
+  started_ = true;
+  const std::int64_t own_begin = bounds_.begin(ctx_.rank);
+  if (kind_ == RingKind::all_gather && own_chunk_ != full_ + own_begin)
+    std::memcpy(full_ + own_begin, own_chunk_, bounds_.size(ctx_.rank) * sizeof(T));
+  if (kind_ == RingKind::reduce_scatter)
+    receive_slots_ = ctx_.scratch.acquire(static_cast<std::size_t>(window_ * segment_elems_) * sizeof(T));
+  for (const Segment& seg : first_sends_) post_send(seg);
+  post_receives_in_window();
+}
+
+template <class T>
+void RingOp<T>::post_receives_in_window() {
+  while (next_receive_to_post_ < arrivals_.size() && next_receive_to_post_ < arrived_ + window_) {
+    const Segment& seg = arrivals_[next_receive_to_post_];
+    T* destination = kind_ == RingKind::reduce_scatter
+                         ? receive_slots_.as<T>() + (next_receive_to_post_ % window_) * segment_elems_
+                         : full_ + seg.offset;
+    ZS_MPI_CHECK(MPI_Irecv(destination, seg.length, mpi_type<T>(), left_, tag_, ctx_.comm,
+                           &receive_requests_[next_receive_to_post_]));
+    ++next_receive_to_post_;
+  }
+}
+
+template <class T>
+void RingOp<T>::post_send(const Segment& seg) {
+  send_requests_.push_back(MPI_REQUEST_NULL);
+  ZS_MPI_CHECK(MPI_Isend(full_ + seg.offset, seg.length, mpi_type<T>(), right_, tag_, ctx_.comm,
+                         &send_requests_.back()));
+}
+
+template <class T>
+bool RingOp<T>::progress() {
+  if (!started_) start();
+  while (arrived_ < arrivals_.size()) {
+    int flag = 0;
+    ZS_MPI_CHECK(MPI_Test(&receive_requests_[arrived_], &flag, MPI_STATUS_IGNORE));
+    if (!flag) break;
+    const Segment& seg = arrivals_[arrived_];
+    if constexpr (!std::is_same_v<T, std::uint16_t>) {
+      if (kind_ == RingKind::reduce_scatter) {
+        const T* incoming = receive_slots_.as<T>() + (arrived_ % window_) * segment_elems_;
+        T* partial = full_ + seg.offset;
+        for (int i = 0; i < seg.length; ++i) partial[i] = incoming[i] + partial[i];
+      }
+    }
+    // What arrived at step s is what this rank forwards at step s+1, segment for segment.
+    if (seg.step + 1 < ctx_.size - 1) post_send({seg.step + 1, seg.offset, seg.length});
+    ++arrived_;
+    post_receives_in_window();
+  }
+  if (arrived_ < arrivals_.size()) return false;
+  int all_sent = 0;
+  ZS_MPI_CHECK(MPI_Testall(static_cast<int>(send_requests_.size()), send_requests_.data(), &all_sent,
+                           MPI_STATUSES_IGNORE));
+  if (!all_sent) return false;
+  finish();
+  return true;
+}
+
+template <class T>
+void RingOp<T>::finish() {
+  if (kind_ != RingKind::reduce_scatter) return;
+  if constexpr (!std::is_same_v<T, std::uint16_t>) {
+    const T* sum = full_ + bounds_.begin(ctx_.rank);
+    const std::int64_t length = bounds_.size(ctx_.rank);
+    if (own_chunk_ != sum) std::memcpy(own_chunk_, sum, length * sizeof(T));
+    if (average_) {
+      const T divisor = static_cast<T>(ctx_.size);
+      for (std::int64_t i = 0; i < length; ++i) own_chunk_[i] /= divisor;
+    }
+  }
+}
+
+template <class T>
+void RingOp<T>::abandon() noexcept {
+  for (MPI_Request& request : receive_requests_) {
+    if (request == MPI_REQUEST_NULL) continue;
+    MPI_Cancel(&request);
+    MPI_Request_free(&request);
+  }
+  // Sends cannot be recalled safely; freeing lets MPI finish or drop them on its own.
+  for (MPI_Request& request : send_requests_)
+    if (request != MPI_REQUEST_NULL) MPI_Request_free(&request);
+}
+
+template <class T>
+std::string RingOp<T>::describe() const {
+  return std::string("ring ") + (kind_ == RingKind::reduce_scatter ? "reduce_scatter" : "all_gather") +
+         " of " + std::to_string(bounds_.count) + " " + element_name<T>() + " elements (tag " +
+         std::to_string(tag_) + ", receiving from rank " + std::to_string(left_) + ")";
+}
+
+template class RingOp<float>;
+template class RingOp<double>;
+template class RingOp<std::uint16_t>;
+
+}  // namespace zs::detail
