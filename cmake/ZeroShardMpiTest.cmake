@@ -1,10 +1,12 @@
-# zs_add_mpi_test(NAME <name> TARGET <exe> [RANKS 1 2 3 4] [TIMEOUT s] [LABELS l...] [ARGS a...])
+# zs_add_mpi_test(NAME <name> TARGET <exe> [RANKS 1 2 3 4] [TIMEOUT s] [LABELS l...]
+#                 [SKIP_REGEX r] [ARGS a...])
 # Registers <exe> once per world size as <name>.np<N> under scripts/zs-mpirun, with a timeout
-# so that a hang fails fast instead of stalling CI.
+# so that a hang fails fast instead of stalling CI. Output matching SKIP_REGEX marks the test
+# skipped in CTest's summary (e.g. GPU tests on a machine without a GPU).
 set(ZS_MPIRUN "${CMAKE_CURRENT_LIST_DIR}/../scripts/zs-mpirun" CACHE FILEPATH "mpirun wrapper used by tests")
 
 function(zs_add_mpi_test)
-  cmake_parse_arguments(ARG "" "NAME;TARGET;TIMEOUT" "RANKS;LABELS;ARGS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;TARGET;TIMEOUT;SKIP_REGEX" "RANKS;LABELS;ARGS" ${ARGN})
   if(NOT ARG_RANKS)
     set(ARG_RANKS 1 2 3 4)
   endif()
@@ -18,5 +20,8 @@ function(zs_add_mpi_test)
       TIMEOUT ${ARG_TIMEOUT}
       PROCESSORS ${np}
       LABELS "mpi;${ARG_LABELS}")
+    if(ARG_SKIP_REGEX)
+      set_tests_properties(${ARG_NAME}.np${np} PROPERTIES SKIP_REGULAR_EXPRESSION "${ARG_SKIP_REGEX}")
+    endif()
   endforeach()
 endfunction()

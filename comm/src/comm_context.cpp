@@ -9,6 +9,10 @@ CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg) : config(cfg) 
     throw InvalidArgument("CommunicatorConfig.segment_bytes = " +
                           std::to_string(config.segment_bytes) +
                           " is out of range: use 64 bytes .. 1 GiB (default 1 MiB)");
+  if (config.all_gather_segment_bytes < 64 || config.all_gather_segment_bytes > (std::size_t{1} << 30))
+    throw InvalidArgument("CommunicatorConfig.all_gather_segment_bytes = " +
+                          std::to_string(config.all_gather_segment_bytes) +
+                          " is out of range: use 64 bytes .. 1 GiB (default 16 MiB)");
   if (config.receive_window < 1 || config.receive_window > 1024)
     throw InvalidArgument("CommunicatorConfig.receive_window = " +
                           std::to_string(config.receive_window) +

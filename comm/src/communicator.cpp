@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "collective_contract.hpp"
 #include "comm_context.hpp"
 #include "composite_ops.hpp"
 #include "mpi_ops.hpp"
@@ -78,16 +79,7 @@ bool overlaps(const HostBuffer& a, const HostBuffer& b) {
 // The reduce_scatter / all_gather contract between the full buffer and this rank's shard.
 void check_full_and_shard(const char* collective, const HostBuffer& full, const HostBuffer& shard,
                           int rank, int size) {
-  if (full.dtype != shard.dtype)
-    throw InvalidArgument(std::string(collective) + ": the full buffer is " + to_string(full.dtype) +
-                          " but the shard is " + to_string(shard.dtype) + "; pass buffers of one dtype");
-  if (full.count != shard.count * size)
-    throw InvalidArgument(std::string(collective) + ": the full buffer has " + std::to_string(full.count) +
-                          " elements but world size " + std::to_string(size) + " x shard " +
-                          std::to_string(shard.count) + " = " + std::to_string(shard.count * size) +
-                          "; pad the full buffer to a multiple of the world size (sharding::FlatLayout does)");
-  if (full.count < 0)
-    throw InvalidArgument(std::string(collective) + ": negative element count");
+  detail::check_shard_contract(collective, full.count, full.dtype, shard.count, shard.dtype, size);
   const auto* own = static_cast<const std::byte*>(full.data) + shard.count * rank * size_of(full.dtype);
   if (overlaps(full, shard) && shard.data != own)
     throw InvalidArgument(std::string(collective) + ": the shard overlaps the full buffer but is not "

@@ -22,7 +22,6 @@ class PendingOp {
 /// What a Work shares with the progress engine.
 struct OpSlot {
   std::unique_ptr<PendingOp> op;  // released as soon as the collective completes or fails
-  std::string description;
   bool done = false;
   std::exception_ptr error;
 };

@@ -25,7 +25,6 @@ void ProgressEngine::advance(OpSlot& slot) {
 
 std::shared_ptr<OpSlot> ProgressEngine::submit(std::unique_ptr<PendingOp> op) {
   auto slot = std::make_shared<OpSlot>();
-  slot->description = op->describe();
   slot->op = std::move(op);
   advance(*slot);
   if (!slot->done) in_flight_.push_back(slot);

@@ -32,7 +32,9 @@ RingOp<T>::RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, 
       tag_(tag),
       left_(wrap(ctx.rank - 1, ctx.size)),
       right_(wrap(ctx.rank + 1, ctx.size)),
-      segment_elems_(std::max<std::int64_t>(1, ctx.config.segment_bytes / sizeof(T))),
+      segment_elems_(std::max<std::int64_t>(
+          1, (kind == RingKind::reduce_scatter ? ctx.config.segment_bytes : ctx.config.all_gather_segment_bytes) /
+                 sizeof(T))),
       window_(ctx.config.receive_window) {
   if constexpr (std::is_same_v<T, std::uint16_t>) {
     if (kind == RingKind::reduce_scatter)
@@ -46,6 +48,8 @@ RingOp<T>::RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, 
     for (const Segment& seg : segments_of_chunk(step, chunk)) arrivals_.push_back(seg);
   }
   receive_requests_.assign(arrivals_.size(), MPI_REQUEST_NULL);
+  // All-gather receives land in the output, not in scratch slots: post them all at once.
+  if (kind == RingKind::all_gather) window_ = static_cast<int>(std::max<std::size_t>(1, arrivals_.size()));
   send_requests_.reserve(first_sends_.size() + arrivals_.size());
 }
 
@@ -70,8 +74,10 @@ void RingOp<T>::start() {
     std::memcpy(full_ + own_begin, own_chunk_, bounds_.size(ctx_.rank) * sizeof(T));
   if (kind_ == RingKind::reduce_scatter)
     receive_slots_ = ctx_.scratch.acquire(static_cast<std::size_t>(window_ * segment_elems_) * sizeof(T));
-  for (const Segment& seg : first_sends_) post_send(seg);
+  // Receives first: a message that finds its receive already posted skips the unexpected-
+  // message queue (and, for large ones, the rendezvous can start at once).
   post_receives_in_window();
+  for (const Segment& seg : first_sends_) post_send(seg);
 }
 
 template <class T>

@@ -40,24 +40,33 @@ bool Work::test() {
   return true;
 }
 
+namespace {
+// Polling rather than MPI_Wait: other collectives in flight must keep moving too. Spin briefly
+// (small messages complete within microseconds and a yield costs a system call), then yield
+// so that, with more ranks than cores, the peer holding our data gets to run.
+void pause(std::chrono::steady_clock::time_point started) {
+  if (std::chrono::steady_clock::now() - started > std::chrono::microseconds(50)) std::this_thread::yield();
+}
+}  // namespace
+
 void Work::wait() {
-  // Polling rather than MPI_Wait: other collectives in flight must keep moving too, and with
-  // more ranks than cores, yielding lets the peer that holds our data run.
-  while (!test()) std::this_thread::yield();
+  const auto started = std::chrono::steady_clock::now();
+  while (!test()) pause(started);
 }
 
 void Work::wait(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + timeout;
   while (!test()) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      std::string what = slot_->description;
+      std::string what = slot_->op->describe();  // built only now: describing costs a few allocations
       abandon();
       throw TimeoutError(rank_and_host() + ": " + what + " did not complete within " + std::to_string(timeout.count()) +
                          " ms; a peer may have skipped this collective or issued collectives in "
                          "a different order. The collective was abandoned: stop using this "
                          "communicator.");
     }
-    std::this_thread::yield();
+    pause(started);
   }
 }
 

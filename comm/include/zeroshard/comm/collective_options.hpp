@@ -25,11 +25,16 @@ struct CommunicatorConfig {
   // the ring beats MPI_Reduce_scatter_block ~10x; for all-gather see the table.
   Algorithm reduce_scatter = Algorithm::ring;
   Algorithm all_gather = Algorithm::ring;
-  /// Pipelining unit of the ring: each step's chunk moves in segments of this many bytes so the
-  /// reduction of one segment overlaps the transfer of the next.
+  /// Pipelining unit of the ring reduce-scatter: each step's chunk moves in segments of this
+  /// many bytes so the reduction of one segment overlaps the transfer of the next.
   std::size_t segment_bytes = std::size_t{1} << 20;
-  /// Receive segments posted ahead per ring collective (its scratch is this many segments).
+  /// Receive segments posted ahead per ring reduce-scatter (its scratch is this many segments).
   int receive_window = 4;
+  /// Pipelining unit of the ring all-gather. It has no arithmetic to overlap, so segments only
+  /// let a rank forward the start of a chunk before its end arrives (n > 2); small segments
+  /// cost more per-message overhead than they save (docs/collectives.md). All its receives
+  /// are posted at once, straight into the output: no scratch.
+  std::size_t all_gather_segment_bytes = std::size_t{16} << 20;
   /// Before each collective, check with one small all-reduce that every rank passed the same
   /// kind, element count, dtype and op; all ranks throw InvalidArgument if not. Costs one
   /// latency per collective: meant for tests and debugging.

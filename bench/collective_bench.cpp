@@ -1,0 +1,233 @@
+// Collective benchmark in the manner of nccl-tests: for each size, our ring reduce-scatter,
+// all-gather and all-reduce next to MPI_Reduce_scatter_block, MPI_Allgather and MPI_Allreduce,
+// in one run. Every size is checked for correctness (integer-valued inputs make the expected
+// sums exact); wrong elements are summed over ranks and fail the run.
+//
+//   zs-mpirun -np 2 build/bench/zs_collective_bench [--min-bytes N] [--max-bytes N]
+//        [--segment-bytes N] [--window N] [--gather-segment-bytes N] [--seconds-per-case S]
+//
+// Sizes are the full (unsharded) buffer S in bytes of float32. Bus bandwidth as nccl-tests:
+// reduce-scatter and all-gather busbw = S/t * (n-1)/n, all-reduce 2(n-1)/n. Time is the mean
+// over iterations of the slowest rank's time (each iteration starts after a barrier): the
+// median, because this 2-core machine's noise comes in bursts that a mean would smear in.
+#include <mpi.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "zeroshard/comm/communicator.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/comm/mpi_environment.hpp"
+
+namespace {
+
+struct Options {
+  std::int64_t min_bytes = 64 << 10;
+  std::int64_t max_bytes = 256 << 20;
+  std::size_t segment_bytes = zs::CommunicatorConfig{}.segment_bytes;
+  int window = zs::CommunicatorConfig{}.receive_window;
+  std::size_t gather_segment_bytes = zs::CommunicatorConfig{}.all_gather_segment_bytes;
+  double seconds_per_case = 0.5;
+};
+
+std::int64_t parse_size(const std::string& text) {
+  std::size_t used = 0;
+  double value = std::stod(text, &used);
+  const std::string unit = text.substr(used);
+  if (unit == "K" || unit == "KiB") value *= 1024;
+  else if (unit == "M" || unit == "MiB") value *= 1024 * 1024;
+  else if (unit == "G" || unit == "GiB") value *= 1024.0 * 1024 * 1024;
+  else if (!unit.empty()) throw zs::InvalidArgument("bad size '" + text + "': use a number with K, M or G");
+  return static_cast<std::int64_t>(value);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--min-bytes") o.min_bytes = parse_size(value());
+    else if (arg == "--max-bytes") o.max_bytes = parse_size(value());
+    else if (arg == "--segment-bytes") o.segment_bytes = parse_size(value());
+    else if (arg == "--window") o.window = std::stoi(value());
+    else if (arg == "--gather-segment-bytes") o.gather_segment_bytes = parse_size(value());
+    else if (arg == "--seconds-per-case") o.seconds_per_case = std::stod(value());
+    else if (arg == "--help") {
+      std::puts("zs_collective_bench [--min-bytes 64K] [--max-bytes 256M] [--segment-bytes 1M] [--window 4] "
+                "[--gather-segment-bytes 16M] [--seconds-per-case 0.5]");
+      std::exit(0);
+    } else throw zs::InvalidArgument("unknown option " + arg + " (see --help)");
+  }
+  return o;
+}
+
+long minor_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+struct Timing {
+  double seconds = 0;       // median per iteration of the slowest rank
+  double faults = 0;        // minor page faults per iteration, mean over ranks
+};
+
+// Runs `prepare` (untimed) and `run` (timed) repeatedly. The iteration count comes from rank
+// 0's warm-up so every rank runs the same number of iterations.
+Timing measure(MPI_Comm comm, double budget, const std::function<void()>& prepare,
+               const std::function<void()>& run) {
+  prepare();
+  MPI_Barrier(comm);
+  double start = MPI_Wtime();
+  run();
+  double warmup = MPI_Wtime() - start;
+  int iterations = std::clamp(static_cast<int>(budget / std::max(warmup, 1e-6)), 5, 2000);
+  ZS_MPI_CHECK(MPI_Bcast(&iterations, 1, MPI_INT, 0, comm));
+  std::vector<double> times(iterations);
+  long faults_before = minor_faults();
+  for (int k = 0; k < iterations; ++k) {
+    prepare();
+    ZS_MPI_CHECK(MPI_Barrier(comm));
+    start = MPI_Wtime();
+    run();
+    times[k] = MPI_Wtime() - start;
+  }
+  double faults = static_cast<double>(minor_faults() - faults_before) / iterations;
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, times.data(), iterations, MPI_DOUBLE, MPI_MAX, comm));
+  std::nth_element(times.begin(), times.begin() + iterations / 2, times.end());
+  const double median = times[iterations / 2];
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &faults, 1, MPI_DOUBLE, MPI_SUM, comm));
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  return {median, faults / size};
+}
+
+float contribution(int rank, std::int64_t i) { return static_cast<float>((rank + 1) * (i % 7 + 1)); }
+
+struct Row {
+  std::string op, impl;
+  std::int64_t bytes;
+  Timing timing;
+  double bus_factor;
+  std::int64_t wrong;
+  double baseline_seconds;  // 0 for the baseline itself
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  zs::MpiEnvironment mpi(&argc, &argv);
+  try {
+    const Options options = parse(argc, argv);
+    zs::CommunicatorConfig config;
+    config.reduce_scatter = zs::Algorithm::ring;
+    config.all_gather = zs::Algorithm::ring;
+    config.segment_bytes = options.segment_bytes;
+    config.receive_window = options.window;
+    config.all_gather_segment_bytes = options.gather_segment_bytes;
+    zs::Communicator comm(MPI_COMM_WORLD, config);
+    const int n = comm.size(), r = comm.rank();
+    MPI_Comm raw = comm.handle();
+    std::vector<Row> rows;
+    std::int64_t total_wrong = 0;
+
+    for (std::int64_t bytes = options.min_bytes; bytes <= options.max_bytes; bytes *= 4) {
+      const std::int64_t shard = std::max<std::int64_t>(1, bytes / 4 / n);
+      const std::int64_t count = shard * n;
+      const std::int64_t full_bytes = count * 4;
+      std::vector<float> input(count), work(count), out_shard(shard), out_full(count);
+      for (std::int64_t i = 0; i < count; ++i) input[i] = contribution(r, i);
+      const float sum_factor = n * (n + 1) / 2.0f;
+      auto count_wrong = [&](const float* data, std::int64_t length, std::int64_t first, bool summed) {
+        std::int64_t wrong = 0;
+        for (std::int64_t i = 0; i < length; ++i) {
+          const std::int64_t g = first + i;
+          const float want = summed ? sum_factor * static_cast<float>(g % 7 + 1) : contribution(static_cast<int>(g / shard), g);
+          wrong += data[i] != want;
+        }
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &wrong, 1, MPI_INT64_T, MPI_SUM, raw));
+        return wrong;
+      };
+      auto restore = [&] { std::memcpy(work.data(), input.data(), full_bytes); };
+      auto own_input_shard = [&] {
+        for (std::int64_t i = 0; i < shard; ++i) out_shard[i] = contribution(r, r * shard + i);
+      };
+      const double budget = options.seconds_per_case;
+      const double rs_factor = (n - 1.0) / n, ar_factor = 2.0 * (n - 1.0) / n;
+
+      // reduce-scatter
+      Timing mpi_rs = measure(raw, budget, [] {}, [&] {
+        ZS_MPI_CHECK(MPI_Reduce_scatter_block(input.data(), out_shard.data(), static_cast<int>(shard), MPI_FLOAT, MPI_SUM, raw));
+      });
+      std::int64_t wrong = count_wrong(out_shard.data(), shard, r * shard, true);
+      rows.push_back({"reduce_scatter", "MPI_Reduce_scatter_block", full_bytes, mpi_rs, rs_factor, wrong, 0});
+      Timing ring_rs = measure(raw, budget, restore, [&] {
+        comm.reduce_scatter(std::span<float>(work), std::span<float>(out_shard)).wait();
+      });
+      wrong = count_wrong(out_shard.data(), shard, r * shard, true);
+      rows.push_back({"reduce_scatter", "zeroshard ring", full_bytes, ring_rs, rs_factor, wrong, mpi_rs.seconds});
+
+      // all-gather
+      Timing mpi_ag = measure(raw, budget, own_input_shard, [&] {
+        ZS_MPI_CHECK(MPI_Allgather(out_shard.data(), static_cast<int>(shard), MPI_FLOAT, out_full.data(),
+                                   static_cast<int>(shard), MPI_FLOAT, raw));
+      });
+      wrong = count_wrong(out_full.data(), count, 0, false);
+      rows.push_back({"all_gather", "MPI_Allgather", full_bytes, mpi_ag, rs_factor, wrong, 0});
+      Timing ring_ag = measure(raw, budget, own_input_shard, [&] {
+        comm.all_gather(std::span<float>(out_shard), std::span<float>(out_full)).wait();
+      });
+      wrong = count_wrong(out_full.data(), count, 0, false);
+      rows.push_back({"all_gather", "zeroshard ring", full_bytes, ring_ag, rs_factor, wrong, mpi_ag.seconds});
+      Timing nonblocking_ag = measure(raw, budget, own_input_shard, [&] {
+        comm.all_gather(std::span<float>(out_shard), std::span<float>(out_full), {.algorithm = zs::Algorithm::mpi}).wait();
+      });
+      wrong = count_wrong(out_full.data(), count, 0, false);
+      rows.push_back({"all_gather", "zeroshard mpi (MPI_Iallgather)", full_bytes, nonblocking_ag, rs_factor, wrong, mpi_ag.seconds});
+
+      // all-reduce
+      Timing mpi_ar = measure(raw, budget, restore, [&] {
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, work.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM, raw));
+      });
+      wrong = count_wrong(work.data(), count, 0, true);
+      rows.push_back({"all_reduce", "MPI_Allreduce", full_bytes, mpi_ar, ar_factor, wrong, 0});
+      Timing ring_ar = measure(raw, budget, restore, [&] { comm.all_reduce(std::span<float>(work)).wait(); });
+      wrong = count_wrong(work.data(), count, 0, true);
+      rows.push_back({"all_reduce", "zeroshard ring (rs+ag)", full_bytes, ring_ar, ar_factor, wrong, mpi_ar.seconds});
+      for (auto it = rows.end() - 7; it != rows.end(); ++it) total_wrong += it->wrong;
+    }
+
+    if (r == 0) {
+      std::printf("ZeroShard collective benchmark: %d ranks, float32, reduce-scatter segment %zu bytes x window %d, "
+                  "all-gather segment %zu bytes\n\n",
+                  n, options.segment_bytes, options.window, options.gather_segment_bytes);
+      std::printf("| op | size | implementation | time (us) | algbw (GB/s) | busbw (GB/s) | speed-up vs MPI | faults/iter | wrong |\n");
+      std::printf("|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
+      for (const Row& row : rows) {
+        const double algbw = row.bytes / row.timing.seconds / 1e9;
+        char size[32], ratio[32];
+        if (row.bytes >= (1 << 20)) std::snprintf(size, sizeof size, "%lld MiB", static_cast<long long>(row.bytes >> 20));
+        else std::snprintf(size, sizeof size, "%lld KiB", static_cast<long long>(row.bytes >> 10));
+        if (row.baseline_seconds > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", row.baseline_seconds / row.timing.seconds);
+        else std::snprintf(ratio, sizeof ratio, "(baseline)");
+        std::printf("| %s | %s | %s | %.1f | %.2f | %.2f | %s | %.1f | %lld |\n", row.op.c_str(), size, row.impl.c_str(),
+                    row.timing.seconds * 1e6, algbw, algbw * row.bus_factor, ratio, row.timing.faults,
+                    static_cast<long long>(row.wrong));
+      }
+      std::printf("\n%s: %lld wrong elements in total\n", total_wrong ? "FAILED" : "OK", static_cast<long long>(total_wrong));
+    }
+    return total_wrong ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zs_collective_bench: %s\n", e.what());
+    MPI_Abort(MPI_COMM_WORLD, 2);
+    return 2;
+  }
+}
