@@ -69,15 +69,20 @@ std::vector<typename RingOp<T>::Segment> RingOp<T>::segments_of_chunk(int step, 
 template <class T>
 void RingOp<T>::start() {
   started_ = true;
-  const std::int64_t own_begin = bounds_.begin(ctx_.rank);
-  if (kind_ == RingKind::all_gather && own_chunk_ != full_ + own_begin)
-    std::memcpy(full_ + own_begin, own_chunk_, bounds_.size(ctx_.rank) * sizeof(T));
   if (kind_ == RingKind::reduce_scatter)
     receive_slots_ = ctx_.scratch.acquire(static_cast<std::size_t>(window_ * segment_elems_) * sizeof(T));
   // Receives first: a message that finds its receive already posted skips the unexpected-
   // message queue (and, for large ones, the rendezvous can start at once).
   post_receives_in_window();
-  for (const Segment& seg : first_sends_) post_send(seg);
+  const std::int64_t own_begin = bounds_.begin(ctx_.rank);
+  for (const Segment& seg : first_sends_) {
+    // All-gather sends its own chunk from where the caller holds it, so the local copy into
+    // the output below overlaps the transfer instead of delaying it.
+    const T* source = kind_ == RingKind::all_gather ? own_chunk_ + (seg.offset - own_begin) : full_ + seg.offset;
+    post_send(source, seg.length);
+  }
+  if (kind_ == RingKind::all_gather && own_chunk_ != full_ + own_begin)
+    std::memcpy(full_ + own_begin, own_chunk_, bounds_.size(ctx_.rank) * sizeof(T));
 }
 
 template <class T>
@@ -94,10 +99,9 @@ void RingOp<T>::post_receives_in_window() {
 }
 
 template <class T>
-void RingOp<T>::post_send(const Segment& seg) {
+void RingOp<T>::post_send(const T* source, int length) {
   send_requests_.push_back(MPI_REQUEST_NULL);
-  ZS_MPI_CHECK(MPI_Isend(full_ + seg.offset, seg.length, mpi_type<T>(), right_, tag_, ctx_.comm,
-                         &send_requests_.back()));
+  ZS_MPI_CHECK(MPI_Isend(source, length, mpi_type<T>(), right_, tag_, ctx_.comm, &send_requests_.back()));
 }
 
 template <class T>
@@ -116,7 +120,7 @@ bool RingOp<T>::progress() {
       }
     }
     // What arrived at step s is what this rank forwards at step s+1, segment for segment.
-    if (seg.step + 1 < ctx_.size - 1) post_send({seg.step + 1, seg.offset, seg.length});
+    if (seg.step + 1 < ctx_.size - 1) post_send(full_ + seg.offset, seg.length);
     ++arrived_;
     post_receives_in_window();
   }

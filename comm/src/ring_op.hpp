@@ -54,7 +54,7 @@ class RingOp final : public PendingOp {
   };
   void start();
   void post_receives_in_window();
-  void post_send(const Segment& seg);
+  void post_send(const T* source, int length);
   void finish();
   std::vector<Segment> segments_of_chunk(int step, int chunk) const;
 
