@@ -4,14 +4,25 @@
 
 namespace zs {
 
-std::string to_string(Algorithm a) { return a == Algorithm::ring ? "ring" : "mpi"; }
+std::string to_string(Algorithm a) {
+  switch (a) {
+    case Algorithm::ring: return "ring";
+    case Algorithm::recursive_doubling: return "recursive_doubling";
+    case Algorithm::mpi: return "mpi";
+    case Algorithm::automatic: return "automatic";
+  }
+  return "algorithm(" + std::to_string(static_cast<int>(a)) + ")";
+}
 
 std::string to_string(ReduceOp op) { return op == ReduceOp::sum ? "sum" : "average"; }
 
 Algorithm parse_algorithm(const std::string& name) {
   if (name == "ring") return Algorithm::ring;
+  if (name == "recursive_doubling") return Algorithm::recursive_doubling;
   if (name == "mpi") return Algorithm::mpi;
-  throw InvalidArgument("unknown collective algorithm '" + name + "': use 'ring' or 'mpi'");
+  if (name == "automatic") return Algorithm::automatic;
+  throw InvalidArgument("unknown collective algorithm '" + name +
+                        "': use 'ring', 'recursive_doubling', 'mpi' or 'automatic'");
 }
 
 }  // namespace zs

@@ -4,7 +4,14 @@
 
 namespace zs::detail {
 
+void require_reduce_scatter_algorithm(Algorithm algorithm, const char* where) {
+  if (algorithm == Algorithm::recursive_doubling || algorithm == Algorithm::automatic)
+    throw InvalidArgument(std::string(where) + " = " + to_string(algorithm) +
+                          ": that is an all_gather algorithm; reduce_scatter and all_reduce take ring or mpi");
+}
+
 CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg) : config(cfg) {
+  require_reduce_scatter_algorithm(config.reduce_scatter, "CommunicatorConfig.reduce_scatter");
   if (config.segment_bytes < 64 || config.segment_bytes > (std::size_t{1} << 30))
     throw InvalidArgument("CommunicatorConfig.segment_bytes = " +
                           std::to_string(config.segment_bytes) +

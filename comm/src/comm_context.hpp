@@ -11,6 +11,9 @@
 
 namespace zs::detail {
 
+/// Throws InvalidArgument if `algorithm` cannot reduce (recursive_doubling and automatic only gather).
+void require_reduce_scatter_algorithm(Algorithm algorithm, const char* where);
+
 struct CommContext {
   CommContext(MPI_Comm parent, CommunicatorConfig config);
   ~CommContext();

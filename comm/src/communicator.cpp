@@ -7,6 +7,7 @@
 #include "comm_context.hpp"
 #include "composite_ops.hpp"
 #include "mpi_ops.hpp"
+#include "recursive_doubling_op.hpp"
 #include "ring_op.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 
@@ -33,18 +34,32 @@ std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algor
                                              own_chunk, average, ctx.next_tag());
 }
 
+// Point-to-point all-gathers take a tag drawn by the caller (see make_all_reduce).
+template <class T>
+std::unique_ptr<PendingOp> make_point_to_point_gather(CommContext& ctx, Algorithm algorithm, T* full,
+                                                      std::int64_t count, T* own_chunk, int tag) {
+  if (algorithm == Algorithm::automatic)
+    algorithm = static_cast<std::size_t>(count) * sizeof(T) < ctx.config.all_gather_crossover_bytes
+                    ? Algorithm::recursive_doubling
+                    : Algorithm::ring;
+  if (algorithm == Algorithm::recursive_doubling && detail::RecursiveDoublingGatherOp<T>::supports(ctx.size))
+    return std::make_unique<detail::RecursiveDoublingGatherOp<T>>(ctx, full, count, own_chunk, tag);
+  return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::all_gather, full, count, own_chunk, false, tag);
+}
+
 template <class T>
 std::unique_ptr<PendingOp> make_all_gather(CommContext& ctx, Algorithm algorithm, T* full,
                                            std::int64_t count, T* own_chunk) {
   if (algorithm == Algorithm::mpi)
     return std::make_unique<detail::MpiAllGatherOp<T>>(ctx, full, count, own_chunk);
-  return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::all_gather, full, count,
-                                             own_chunk, false, ctx.next_tag());
+  return make_point_to_point_gather(ctx, algorithm, full, count, own_chunk, ctx.next_tag());
 }
 
-// all_reduce = reduce_scatter (configured algorithm) + ring all_gather, in place. The gather
-// stage is a ring whatever is configured: it starts at a rank-dependent moment, which only
-// point-to-point messages with a tag drawn now can tolerate (see SequenceOp).
+// all_reduce = reduce_scatter (configured algorithm) + all_gather, in place. The gather stage
+// starts at a rank-dependent moment, which only point-to-point messages with a tag drawn now
+// can tolerate (see SequenceOp): it is the configured point-to-point gather, the ring when
+// MPI's is configured. Equal chunks (count divisible by n) are required by recursive
+// doubling; otherwise the ring serves.
 template <class T>
 std::unique_ptr<PendingOp> make_all_reduce(CommContext& ctx, Algorithm algorithm, T* data,
                                            std::int64_t count, bool average) {
@@ -52,23 +67,35 @@ std::unique_ptr<PendingOp> make_all_reduce(CommContext& ctx, Algorithm algorithm
   T* own_chunk = data + bounds.begin(ctx.rank);
   auto reduce = make_reduce_scatter<T>(ctx, algorithm, data, count, own_chunk, average);
   const int gather_tag = ctx.next_tag();
-  std::string description = "all_reduce of " + std::to_string(count) + " " +
-                            to_string(dtype_of<T>()) + " (" + reduce->describe() + ", then ring all_gather)";
+  const Algorithm gather = count % ctx.size == 0 ? ctx.config.all_gather : Algorithm::ring;
+  std::string description = "all_reduce of " + std::to_string(count) + " " + to_string(dtype_of<T>()) + " (" +
+                            reduce->describe() + ", then all_gather)";
   std::vector<detail::SequenceOp::StageFactory> later;
-  later.push_back([&ctx, data, count, own_chunk, gather_tag] {
-    return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::all_gather, data, count,
-                                               own_chunk, false, gather_tag);
+  later.push_back([&ctx, gather, data, count, own_chunk, gather_tag] {
+    return make_point_to_point_gather(ctx, gather, data, count, own_chunk, gather_tag);
   });
   return std::make_unique<detail::SequenceOp>(std::move(description), std::move(reduce), std::move(later));
 }
 
-// 16-bit floats are reduced by a float32 collective over a widened copy (see WidenedOp).
-std::unique_ptr<PendingOp> reduce_in_float(CommContext& ctx, const HostBuffer& input,
-                                           void* output, std::int64_t output_offset,
-                                           std::int64_t output_count,
-                                           const detail::WidenedOp::InnerFactory& build_inner) {
-  return std::make_unique<detail::WidenedOp>(ctx, input.dtype, input.data, input.count, output,
-                                             output_offset, output_count, build_inner);
+// Builds a reduction for `input`'s dtype. `build(full, own)` creates the collective for one
+// element type: float32 and float64 run in the caller's buffers; 16-bit floats run in float32
+// over a widened copy (see WidenedOp), whose elements [own_offset, own_offset + own_count)
+// are rounded into `output` at the end.
+template <class Build>
+std::unique_ptr<PendingOp> reduction(CommContext& ctx, const HostBuffer& input, void* output,
+                                     std::int64_t own_offset, std::int64_t own_count, Build build) {
+  switch (input.dtype) {
+    case DType::float32:
+      return build(static_cast<float*>(input.data), static_cast<float*>(output));
+    case DType::float64:
+      return build(static_cast<double*>(input.data), static_cast<double*>(output));
+    case DType::bfloat16:
+    case DType::float16:
+      return std::make_unique<detail::WidenedOp>(
+          ctx, input.dtype, input.data, input.count, output, own_offset, own_count,
+          [&](float* widened) { return build(widened, widened + own_offset); });
+  }
+  throw InvalidArgument("unknown dtype value " + std::to_string(static_cast<int>(input.dtype)));
 }
 
 bool overlaps(const HostBuffer& a, const HostBuffer& b) {
@@ -165,22 +192,11 @@ Work Communicator::all_reduce(HostBuffer data, CollectiveOptions options) {
   verify_same_call(kAllReduce, data, options);
   if (data.count < 0) throw InvalidArgument("all_reduce: negative element count");
   const Algorithm algorithm = options.algorithm.value_or(ctx.config.reduce_scatter);
+  detail::require_reduce_scatter_algorithm(algorithm, "all_reduce options.algorithm");
   const bool average = options.op == ReduceOp::average;
-  std::unique_ptr<PendingOp> op;
-  switch (data.dtype) {
-    case DType::float32:
-      op = make_all_reduce(ctx, algorithm, static_cast<float*>(data.data), data.count, average);
-      break;
-    case DType::float64:
-      op = make_all_reduce(ctx, algorithm, static_cast<double*>(data.data), data.count, average);
-      break;
-    case DType::bfloat16:
-    case DType::float16:
-      op = reduce_in_float(ctx, data, data.data, 0, data.count, [&](float* widened) {
-        return make_all_reduce(ctx, algorithm, widened, data.count, average);
-      });
-      break;
-  }
+  auto op = reduction(ctx, data, data.data, 0, data.count, [&](auto* values, auto*) {
+    return make_all_reduce(ctx, algorithm, values, data.count, average);
+  });
   return Work(context_, ctx.engine.submit(std::move(op)));
 }
 
@@ -189,25 +205,12 @@ Work Communicator::reduce_scatter(HostBuffer full, HostBuffer shard, CollectiveO
   verify_same_call(kReduceScatter, full, options);
   check_full_and_shard("reduce_scatter", full, shard, ctx.rank, ctx.size);
   const Algorithm algorithm = options.algorithm.value_or(ctx.config.reduce_scatter);
+  detail::require_reduce_scatter_algorithm(algorithm, "reduce_scatter options.algorithm");
   const bool average = options.op == ReduceOp::average;
   const std::int64_t own_offset = shard.count * ctx.rank;
-  std::unique_ptr<PendingOp> op;
-  switch (full.dtype) {
-    case DType::float32:
-      op = make_reduce_scatter(ctx, algorithm, static_cast<float*>(full.data), full.count,
-                               static_cast<float*>(shard.data), average);
-      break;
-    case DType::float64:
-      op = make_reduce_scatter(ctx, algorithm, static_cast<double*>(full.data), full.count,
-                               static_cast<double*>(shard.data), average);
-      break;
-    case DType::bfloat16:
-    case DType::float16:
-      op = reduce_in_float(ctx, full, shard.data, own_offset, shard.count, [&](float* widened) {
-        return make_reduce_scatter(ctx, algorithm, widened, full.count, widened + own_offset, average);
-      });
-      break;
-  }
+  auto op = reduction(ctx, full, shard.data, own_offset, shard.count, [&](auto* values, auto* own) {
+    return make_reduce_scatter(ctx, algorithm, values, full.count, own, average);
+  });
   return Work(context_, ctx.engine.submit(std::move(op)));
 }
 

@@ -27,6 +27,9 @@ class SequenceOp final : public PendingOp {
   bool progress() override;
   void abandon() noexcept override;
   std::string describe() const override { return description_; }
+  void outstanding_requests(std::vector<MPI_Request*>& out) override {
+    if (current_) current_->outstanding_requests(out);
+  }
 
  private:
   std::string description_;
@@ -47,6 +50,7 @@ class WidenedOp final : public PendingOp {
   bool progress() override;
   void abandon() noexcept override;
   std::string describe() const override;
+  void outstanding_requests(std::vector<MPI_Request*>& out) override { inner_->outstanding_requests(out); }
 
  private:
   DType dtype_;

@@ -22,6 +22,7 @@ class MpiReduceScatterOp final : public PendingOp {
   bool progress() override;
   void abandon() noexcept override;
   std::string describe() const override;
+  void outstanding_requests(std::vector<MPI_Request*>& out) override { out.push_back(&request_); }
 
  private:
   CommContext& ctx_;
@@ -43,6 +44,7 @@ class MpiAllGatherOp final : public PendingOp {
   bool progress() override;
   void abandon() noexcept override;
   std::string describe() const override;
+  void outstanding_requests(std::vector<MPI_Request*>& out) override { out.push_back(&request_); }
 
  private:
   CommContext& ctx_;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "zeroshard/comm/mpi_check.hpp"
+
 namespace zs::detail {
 
 ProgressEngine::~ProgressEngine() {
@@ -34,6 +36,24 @@ std::shared_ptr<OpSlot> ProgressEngine::submit(std::unique_ptr<PendingOp> op) {
 void ProgressEngine::progress_all() {
   for (auto& slot : in_flight_) advance(*slot);
   std::erase_if(in_flight_, [](const std::shared_ptr<OpSlot>& s) { return s->done; });
+}
+
+bool ProgressEngine::block_until_some_request_completes() {
+  awaited_.clear();
+  for (auto& slot : in_flight_)
+    if (slot->op) slot->op->outstanding_requests(awaited_);
+  if (awaited_.empty()) return false;
+  requests_.resize(awaited_.size());
+  for (std::size_t i = 0; i < awaited_.size(); ++i) requests_[i] = *awaited_[i];
+  completed_.resize(awaited_.size());
+  int count = 0;
+  const int code = MPI_Waitsome(static_cast<int>(requests_.size()), requests_.data(), &count, completed_.data(),
+                                MPI_STATUSES_IGNORE);
+  // Completed requests come back as MPI_REQUEST_NULL: hand every handle back to its owner
+  // before reporting any error, so no owner keeps a freed handle.
+  for (std::size_t i = 0; i < awaited_.size(); ++i) *awaited_[i] = requests_[i];
+  ZS_MPI_CHECK(code);
+  return true;
 }
 
 void ProgressEngine::abandon(OpSlot& slot) noexcept {

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <memory>
+#include <vector>
 
 #include "pending_op.hpp"
 
@@ -20,12 +21,19 @@ class ProgressEngine {
   std::shared_ptr<OpSlot> submit(std::unique_ptr<PendingOp> op);
   /// One non-blocking pass over all collectives in flight; completed ones leave the queue.
   void progress_all();
+  /// Blocks inside MPI (MPI_Waitsome) until a request of some collective in flight completes;
+  /// false, without blocking, when none has a request outstanding. MPI's own blocking wait
+  /// is far kinder than a polling loop when ranks share cores (docs/collectives.md).
+  bool block_until_some_request_completes();
   /// Cancels one collective and drops it from the queue.
   void abandon(OpSlot& slot) noexcept;
 
  private:
   static void advance(OpSlot& slot);
   std::deque<std::shared_ptr<OpSlot>> in_flight_;
+  std::vector<MPI_Request*> awaited_;  // reused by block_until_some_request_completes
+  std::vector<MPI_Request> requests_;
+  std::vector<int> completed_;
 };
 
 }  // namespace zs::detail

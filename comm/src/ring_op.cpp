@@ -148,6 +148,18 @@ void RingOp<T>::finish() {
 }
 
 template <class T>
+void RingOp<T>::outstanding_requests(std::vector<MPI_Request*>& out) {
+  // Arrivals are processed in order: only the next one can move the ring on. Sends matter
+  // once everything has arrived.
+  if (arrived_ < arrivals_.size()) {
+    out.push_back(&receive_requests_[arrived_]);
+    return;
+  }
+  for (MPI_Request& request : send_requests_)
+    if (request != MPI_REQUEST_NULL) out.push_back(&request);
+}
+
+template <class T>
 void RingOp<T>::abandon() noexcept {
   for (MPI_Request& request : receive_requests_) {
     if (request == MPI_REQUEST_NULL) continue;

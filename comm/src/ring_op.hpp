@@ -45,6 +45,7 @@ class RingOp final : public PendingOp {
   bool progress() override;
   void abandon() noexcept override;
   std::string describe() const override;
+  void outstanding_requests(std::vector<MPI_Request*>& out) override;
 
  private:
   struct Segment {

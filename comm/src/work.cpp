@@ -41,17 +41,17 @@ bool Work::test() {
 }
 
 namespace {
-// Polling rather than MPI_Wait: other collectives in flight must keep moving too. Spin briefly
-// (small messages complete within microseconds and a yield costs a system call), then yield
-// so that, with more ranks than cores, the peer holding our data gets to run.
+// A wait with a deadline polls (MPI cannot block with a timeout). Spin briefly (small messages
+// complete within microseconds and a yield costs a system call), then yield so that, with more
+// ranks than cores, the peer holding our data gets to run.
 void pause(std::chrono::steady_clock::time_point started) {
   if (std::chrono::steady_clock::now() - started > std::chrono::microseconds(50)) std::this_thread::yield();
 }
 }  // namespace
 
 void Work::wait() {
-  const auto started = std::chrono::steady_clock::now();
-  while (!test()) pause(started);
+  while (!test())
+    if (!context_->engine.block_until_some_request_completes()) std::this_thread::yield();
 }
 
 void Work::wait(std::chrono::milliseconds timeout) {

@@ -46,20 +46,23 @@ double expected(int ranks, std::int64_t i, ReduceOp op) {
   else return to_double(from_double<T>(exact));
 }
 
-CommunicatorConfig config_for(Algorithm algorithm, std::size_t segment_bytes) {
+// (reduce-scatter algorithm, all-gather algorithm, segment bytes): 64-byte segments force many
+// pipelined segments per chunk and many pieces per recursive-doubling step.
+using Algorithms = std::tuple<Algorithm, Algorithm, std::size_t>;
+
+CommunicatorConfig config_for(const Algorithms& algorithms) {
   CommunicatorConfig config;
-  config.reduce_scatter = algorithm;
-  config.all_gather = algorithm;
-  config.segment_bytes = segment_bytes;
+  config.reduce_scatter = std::get<0>(algorithms);
+  config.all_gather = std::get<1>(algorithms);
+  config.segment_bytes = std::get<2>(algorithms);
+  config.all_gather_segment_bytes = std::get<2>(algorithms);
   config.receive_window = 3;
   return config;
 }
 
-// (algorithm, segment bytes): 64-byte segments force many pipelined segments per chunk.
-class CollectiveTest : public testing::MpiTest,
-                       public ::testing::WithParamInterface<std::tuple<Algorithm, std::size_t>> {
+class CollectiveTest : public testing::MpiTest, public ::testing::WithParamInterface<Algorithms> {
  protected:
-  Communicator comm{MPI_COMM_WORLD, config_for(std::get<0>(GetParam()), std::get<1>(GetParam()))};
+  Communicator comm{MPI_COMM_WORLD, config_for(GetParam())};
 
   template <class T>
   void check_all_reduce(std::int64_t count, ReduceOp op) {
@@ -157,13 +160,18 @@ TEST_P(CollectiveTest, ManyInFlightWaitedInReverseOrder) {
   EXPECT_EQ(wrong, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Algorithms, CollectiveTest,
-                         ::testing::Combine(::testing::Values(Algorithm::ring, Algorithm::mpi),
-                                            ::testing::Values(std::size_t{64}, std::size_t{1} << 20)),
-                         [](const auto& info) {
-                           return to_string(std::get<0>(info.param)) + "_segment" +
-                                  std::to_string(std::get<1>(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Algorithms, CollectiveTest,
+    ::testing::Values(Algorithms{Algorithm::ring, Algorithm::ring, 64},
+                      Algorithms{Algorithm::ring, Algorithm::ring, std::size_t{1} << 20},
+                      Algorithms{Algorithm::ring, Algorithm::recursive_doubling, 64},
+                      Algorithms{Algorithm::ring, Algorithm::recursive_doubling, std::size_t{1} << 20},
+                      Algorithms{Algorithm::ring, Algorithm::automatic, std::size_t{1} << 20},
+                      Algorithms{Algorithm::mpi, Algorithm::mpi, std::size_t{1} << 20}),
+    [](const auto& info) {
+      return to_string(std::get<0>(info.param)) + "_" + to_string(std::get<1>(info.param)) + "_segment" +
+             std::to_string(std::get<2>(info.param));
+    });
 
 class CommunicatorTest : public testing::MpiTest {};
 
@@ -177,6 +185,16 @@ TEST_F(CommunicatorTest, RejectsFullBufferThatIsNotWorldSizeTimesShard) {
     EXPECT_NE(std::string(e.what()).find("pad the full buffer"), std::string::npos) << e.what();
   }
   EXPECT_THROW((void)comm.all_gather(std::span<float>(shard), std::span<float>(full)), InvalidArgument);
+}
+
+TEST_F(CommunicatorTest, RecursiveDoublingCannotReduce) {
+  CommunicatorConfig config;
+  config.reduce_scatter = Algorithm::recursive_doubling;
+  EXPECT_THROW(Communicator(MPI_COMM_WORLD, config), InvalidArgument);
+  Communicator comm;
+  std::vector<float> data(comm.size() * 2);
+  EXPECT_THROW((void)comm.all_reduce(std::span<float>(data), {.algorithm = Algorithm::recursive_doubling}),
+               InvalidArgument);
 }
 
 TEST_F(CommunicatorTest, RejectsShardThatOverlapsTheWrongChunk) {

@@ -9,22 +9,29 @@ namespace zs {
 
 enum class ReduceOp { sum, average };
 
-/// The two algorithm families behind every collective:
+/// The algorithm families behind the collectives:
 ///  - ring: our ring over nonblocking point-to-point, pipelined in segments. Deterministic
 ///    summation order for a given world size; never calls MPI's collectives.
+///  - recursive_doubling: all_gather only; log2(n) exchanges instead of n-1, for
+///    power-of-two world sizes (other sizes use the ring).
 ///  - mpi:  MPI's own nonblocking collectives (MPI_Ireduce_scatter_block, MPI_Iallgather).
-enum class Algorithm { ring, mpi };
+///  - automatic: all_gather only; recursive doubling below
+///    CommunicatorConfig::all_gather_crossover_bytes on power-of-two world sizes, the ring
+///    otherwise (fewer steps win for small messages, pipelined segments for large ones).
+enum class Algorithm { ring, recursive_doubling, mpi, automatic };
 
 std::string to_string(Algorithm a);
 std::string to_string(ReduceOp op);
-/// "ring" or "mpi"; throws InvalidArgument naming the bad value otherwise.
+/// "ring", "recursive_doubling", "mpi" or "automatic"; throws InvalidArgument naming the bad value otherwise.
 Algorithm parse_algorithm(const std::string& name);
 
 struct CommunicatorConfig {
   // Defaults come from bench/collective_bench on the development machine (docs/collectives.md):
   // the ring beats MPI_Reduce_scatter_block ~10x; for all-gather see the table.
-  Algorithm reduce_scatter = Algorithm::ring;
-  Algorithm all_gather = Algorithm::ring;
+  Algorithm reduce_scatter = Algorithm::ring;  // ring or mpi
+  Algorithm all_gather = Algorithm::automatic;
+  /// Full-buffer size below which `automatic` all-gathers use recursive doubling.
+  std::size_t all_gather_crossover_bytes = std::size_t{2} << 20;
   /// Pipelining unit of the ring reduce-scatter: each step's chunk moves in segments of this
   /// many bytes so the reduction of one segment overlaps the transfer of the next.
   std::size_t segment_bytes = std::size_t{1} << 20;
