@@ -1,6 +1,7 @@
 #include "zeroshard/comm/communicator.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "collective_contract.hpp"
@@ -34,14 +35,25 @@ std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algor
                                              own_chunk, average, ctx.next_tag());
 }
 
+// What `automatic` means for a gather of `count` elements (docs/collectives.md has the
+// measurements behind it): recursive doubling below the crossover (the ring where the world
+// size is not a power of two); at and above it MPI's own all-gather, unless `mpi_allowed` is
+// false (the gather stage of all_reduce, see make_all_reduce) or a chunk exceeds MPI's int
+// count, where the ring serves.
+template <class T>
+Algorithm resolve_gather(const CommContext& ctx, Algorithm algorithm, std::int64_t count, bool mpi_allowed) {
+  if (algorithm != Algorithm::automatic) return algorithm;
+  if (static_cast<std::size_t>(count) * sizeof(T) < ctx.config.all_gather_crossover_bytes)
+    return Algorithm::recursive_doubling;
+  const bool fits_mpi = ChunkBounds{count, ctx.size}.chunk_elems() <= std::numeric_limits<int>::max();
+  return mpi_allowed && fits_mpi ? Algorithm::mpi : Algorithm::ring;
+}
+
 // Point-to-point all-gathers take a tag drawn by the caller (see make_all_reduce).
 template <class T>
 std::unique_ptr<PendingOp> make_point_to_point_gather(CommContext& ctx, Algorithm algorithm, T* full,
                                                       std::int64_t count, T* own_chunk, int tag) {
-  if (algorithm == Algorithm::automatic)
-    algorithm = static_cast<std::size_t>(count) * sizeof(T) < ctx.config.all_gather_crossover_bytes
-                    ? Algorithm::recursive_doubling
-                    : Algorithm::ring;
+  algorithm = resolve_gather<T>(ctx, algorithm, count, /*mpi_allowed=*/false);
   if (algorithm == Algorithm::recursive_doubling && detail::RecursiveDoublingGatherOp<T>::supports(ctx.size))
     return std::make_unique<detail::RecursiveDoublingGatherOp<T>>(ctx, full, count, own_chunk, tag);
   return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::all_gather, full, count, own_chunk, false, tag);
@@ -50,6 +62,7 @@ std::unique_ptr<PendingOp> make_point_to_point_gather(CommContext& ctx, Algorith
 template <class T>
 std::unique_ptr<PendingOp> make_all_gather(CommContext& ctx, Algorithm algorithm, T* full,
                                            std::int64_t count, T* own_chunk) {
+  algorithm = resolve_gather<T>(ctx, algorithm, count, /*mpi_allowed=*/true);
   if (algorithm == Algorithm::mpi)
     return std::make_unique<detail::MpiAllGatherOp<T>>(ctx, full, count, own_chunk);
   return make_point_to_point_gather(ctx, algorithm, full, count, own_chunk, ctx.next_tag());

@@ -15,9 +15,10 @@ enum class ReduceOp { sum, average };
 ///  - recursive_doubling: all_gather only; log2(n) exchanges instead of n-1, for
 ///    power-of-two world sizes (other sizes use the ring).
 ///  - mpi:  MPI's own nonblocking collectives (MPI_Ireduce_scatter_block, MPI_Iallgather).
-///  - automatic: all_gather only; recursive doubling below
-///    CommunicatorConfig::all_gather_crossover_bytes on power-of-two world sizes, the ring
-///    otherwise (fewer steps win for small messages, pipelined segments for large ones).
+///  - automatic: all_gather only; below CommunicatorConfig::all_gather_crossover_bytes
+///    recursive doubling (the ring on other world sizes), at and above it MPI's own
+///    all-gather (the ring inside all_reduce, whose gather stage cannot be an MPI collective).
+///    The choice the benchmark showed fastest here (docs/collectives.md).
 enum class Algorithm { ring, recursive_doubling, mpi, automatic };
 
 std::string to_string(Algorithm a);
@@ -30,8 +31,8 @@ struct CommunicatorConfig {
   // the ring beats MPI_Reduce_scatter_block ~10x; for all-gather see the table.
   Algorithm reduce_scatter = Algorithm::ring;  // ring or mpi
   Algorithm all_gather = Algorithm::automatic;
-  /// Full-buffer size below which `automatic` all-gathers use recursive doubling.
-  std::size_t all_gather_crossover_bytes = std::size_t{2} << 20;
+  /// Full-buffer size where `automatic` all-gathers switch from recursive doubling to MPI's.
+  std::size_t all_gather_crossover_bytes = std::size_t{1} << 20;
   /// Pipelining unit of the ring reduce-scatter: each step's chunk moves in segments of this
   /// many bytes so the reduction of one segment overlaps the transfer of the next.
   std::size_t segment_bytes = std::size_t{1} << 20;
