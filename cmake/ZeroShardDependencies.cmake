@@ -11,6 +11,8 @@ message(STATUS "ZeroShard: HDF5 ${HDF5_VERSION} is ${ZS_HDF5_FLAVOUR}")
 # Boost: header-only parts only (the GPU machine has no compiled Boost).
 find_package(Boost 1.74 REQUIRED)
 find_package(Threads REQUIRED)
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)  # header-only CPU math
+find_package(ZLIB REQUIRED)                  # reading the gzip'd Fashion-MNIST files
 
 # HDF5's FindHDF5 variables wrapped in one imported target, with the flavour it was built as.
 if(NOT TARGET zs_hdf5)

@@ -1,0 +1,143 @@
+#pragma once
+// The built-in layers. Inputs are row-major [batch, features] (Embedding: [batch] of indices
+// stored as floats, exact below 2^24). Each layer keeps its output and its input gradient as
+// members, reused from step to step: no allocation on the hot path once shapes are known.
+
+#include <memory>
+
+#include "zeroshard/runtime/nn/module.hpp"
+
+namespace zs::nn {
+
+/// y = x W^T + b, W: [out, in]. PyTorch's default initialisation: U(-1/sqrt(in), 1/sqrt(in)).
+class Linear final : public Module {
+ public:
+  Linear(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias = true);
+  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
+  const Tensor& backward(const Tensor& grad_output) override;
+  std::vector<Parameter*> parameters() override;
+  std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
+  void reset_parameters(std::mt19937_64& random) override;
+
+  Parameter weight;
+  Parameter bias;
+
+ private:
+  std::int64_t in_, out_;
+  bool has_bias_;
+  Tensor input_, output_, grad_input_;
+};
+
+class ReLU final : public Module {
+ public:
+  explicit ReLU(std::string name) : Module(std::move(name)) {}
+  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
+  const Tensor& backward(const Tensor& grad_output) override;
+  std::int64_t activation_bytes() const override { return output_.numel() * 4; }
+
+ private:
+  Tensor output_, grad_input_;
+};
+
+/// The exact GELU, x * Phi(x), as PyTorch's default (approximate='none').
+class GELU final : public Module {
+ public:
+  explicit GELU(std::string name) : Module(std::move(name)) {}
+  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
+  const Tensor& backward(const Tensor& grad_output) override;
+  std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
+
+ private:
+  Tensor input_, output_, grad_input_;
+};
+
+/// Normalises the last dimension; gain 1 and bias 0 at start, eps 1e-5 (PyTorch defaults).
+class LayerNorm final : public Module {
+ public:
+  LayerNorm(std::string name, std::int64_t features, float eps = 1e-5f);
+  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
+  const Tensor& backward(const Tensor& grad_output) override;
+  std::vector<Parameter*> parameters() override { return {&gain, &bias}; }
+  std::int64_t activation_bytes() const override { return (normalized_.numel() + output_.numel()) * 4; }
+  void reset_parameters(std::mt19937_64& random) override;
+
+  Parameter gain;
+  Parameter bias;
+
+ private:
+  std::int64_t features_;
+  float eps_;
+  Tensor normalized_, inverse_std_, output_, grad_input_;
+};
+
+/// Rows of a [num_embeddings, dim] table, initialised N(0, 1) as PyTorch does. The input
+/// carries no gradient (indices).
+class Embedding final : public Module {
+ public:
+  Embedding(std::string name, std::int64_t num_embeddings, std::int64_t dim);
+  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
+  const Tensor& backward(const Tensor& grad_output) override;
+  std::vector<Parameter*> parameters() override { return {&weight}; }
+  std::int64_t activation_bytes() const override { return output_.numel() * 4; }
+  void reset_parameters(std::mt19937_64& random) override;
+
+  Parameter weight;
+
+ private:
+  std::int64_t num_, dim_;
+  std::vector<std::int64_t> indices_;
+  Tensor output_, grad_input_;
+};
+
+/// Zeroes each element with probability p in training and scales the rest by 1/(1-p).
+class Dropout final : public Module {
+ public:
+  Dropout(std::string name, float p);
+  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
+  const Tensor& backward(const Tensor& grad_output) override;
+  std::int64_t activation_bytes() const override { return (mask_.numel() + output_.numel()) * 4; }
+
+ private:
+  float p_;
+  bool active_ = false;
+  Tensor mask_, output_, grad_input_;
+};
+
+/// Runs children in order. The engine shards a Sequential's children in units.
+class Sequential final : public Module {
+ public:
+  explicit Sequential(std::string name) : Module(std::move(name)) {}
+  template <class M, class... Args>
+  M& add(Args&&... args) {
+    auto owned = std::make_unique<M>(std::forward<Args>(args)...);
+    M& ref = *owned;
+    children_.push_back(std::move(owned));
+    return ref;
+  }
+  void add_module(std::unique_ptr<Module> module) { children_.push_back(std::move(module)); }
+  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
+  const Tensor& backward(const Tensor& grad_output) override;
+  std::vector<Module*> children() override;
+  std::size_t size() const { return children_.size(); }
+  Module& at(std::size_t i) { return *children_.at(i); }
+
+ private:
+  std::vector<std::unique_ptr<Module>> children_;
+};
+
+/// Mean softmax cross-entropy over a batch of logits [batch, classes] and integer labels.
+class SoftmaxCrossEntropy {
+ public:
+  /// Returns the mean loss; keeps d(loss)/d(logits) for gradient().
+  float forward(const Tensor& logits, const std::vector<std::int32_t>& labels);
+  const Tensor& gradient() const { return grad_; }
+  /// Count of rows whose arg-max equals the label, from the last forward.
+  std::int64_t correct() const { return correct_; }
+
+ private:
+  Tensor grad_;
+  std::int64_t correct_ = 0;
+};
+
+
+}  // namespace zs::nn

@@ -1,0 +1,75 @@
+#pragma once
+// Modules with explicit forward and backward (no autograd tape): forward caches what its
+// backward needs, backward *accumulates* parameter gradients (so micro-steps add up) and
+// returns the gradient of its input.
+//
+// Writing your own module: derive from Module, hold your weights as Parameter members, list
+// them in parameters(), implement forward/backward. Read parameter values through
+// `param.value` at call time: the engine points it into its flat buffers and, under ZeRO-3,
+// only while the module's unit is gathered. See docs/custom-modules.md.
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "zeroshard/runtime/tensor.hpp"
+
+namespace zs::nn {
+
+struct Parameter {
+  std::string name;  // unique within the model, e.g. "fc1.weight" (set by the parent's naming)
+  Shape shape;
+  Tensor value;
+  Tensor grad;
+  /// False for biases and norm gains: optimizers skip weight decay on them (a per-group
+  /// setting, as PyTorch users configure by hand).
+  bool weight_decay = true;
+
+  Parameter(std::string n, Shape s, bool decay = true);
+  std::int64_t numel() const { return numel_of(shape); }
+};
+
+/// Passed to forward: training mode and the random stream for dropout.
+struct ForwardContext {
+  bool training = true;
+  std::mt19937_64* random = nullptr;
+};
+
+class Module {
+ public:
+  explicit Module(std::string name) : name_(std::move(name)) {}
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  virtual const Tensor& forward(const Tensor& input, const ForwardContext& context) = 0;
+  virtual const Tensor& backward(const Tensor& grad_output) = 0;
+  /// This module's own parameters (not its children's).
+  virtual std::vector<Parameter*> parameters() { return {}; }
+  /// Direct children, for containers.
+  virtual std::vector<Module*> children() { return {}; }
+  /// Bytes of cached activations held for backward.
+  virtual std::int64_t activation_bytes() const { return 0; }
+  /// Initialises this module's own parameters (values must be bound). Layers use PyTorch's
+  /// default initialisers.
+  virtual void reset_parameters(std::mt19937_64& /*random*/) {}
+
+  const std::string& name() const { return name_; }
+  /// Gives each parameter its own value and gradient storage (standalone use, tests); the
+  /// engine instead points them into its flat buffers.
+  void allocate_parameters();
+
+ private:
+  std::string name_;
+};
+
+/// Every parameter of `module` and its descendants, in a fixed depth-first order.
+std::vector<Parameter*> all_parameters(Module& module);
+/// Calls reset_parameters on `module` and its descendants depth-first with one random stream
+/// seeded by `seed`: every rank passing the same seed gets the same values.
+void initialize_parameters(Module& module, std::uint64_t seed);
+/// The same, with a caller's stream (the engine initialises unit by unit).
+void initialize_parameters(Module& module, std::mt19937_64& random);
+
+}  // namespace zs::nn

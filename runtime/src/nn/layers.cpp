@@ -1,0 +1,283 @@
+#include "zeroshard/runtime/nn/layers.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "eigen_views.hpp"
+#include "zeroshard/error.hpp"
+
+namespace zs::nn {
+
+using detail::matrix;
+using detail::rows_of;
+
+namespace {
+void require_features(const std::string& layer, const Tensor& input, std::int64_t features) {
+  if (input.shape().empty() || input.shape().back() != features)
+    throw InvalidArgument(layer + ": input of shape " + to_string(input.shape()) + " does not end in " +
+                          std::to_string(features) + " features");
+}
+Shape with_last(const Shape& shape, std::int64_t last) {
+  Shape out = shape;
+  out.back() = last;
+  return out;
+}
+}  // namespace
+
+// ---- Linear ----
+Linear::Linear(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias)
+    : Module(name),
+      weight(name + ".weight", {out_features, in_features}),
+      bias(name + ".bias", {bias ? out_features : 0}, /*decay=*/false),
+      in_(in_features),
+      out_(out_features),
+      has_bias_(bias) {}
+
+std::vector<Parameter*> Linear::parameters() {
+  if (has_bias_) return {&weight, &bias};
+  return {&weight};
+}
+
+void Linear::reset_parameters(std::mt19937_64& random) {
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in_));
+  std::uniform_real_distribution<float> uniform(-bound, bound);
+  for (std::int64_t i = 0; i < weight.value.numel(); ++i) weight.value.data()[i] = uniform(random);
+  if (has_bias_)
+    for (std::int64_t i = 0; i < bias.value.numel(); ++i) bias.value.data()[i] = uniform(random);
+}
+
+const Tensor& Linear::forward(const Tensor& input, const ForwardContext&) {
+  require_features(name(), input, in_);
+  const std::int64_t rows = rows_of(input);
+  input_ = input;  // shares storage: backward needs x
+  output_.resize(with_last(input.shape(), out_));
+  auto y = matrix(output_, rows, out_);
+  y.noalias() = matrix(input, rows, in_) * matrix(weight.value, out_, in_).transpose();
+  if (has_bias_) y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.value.data(), out_);
+  return output_;
+}
+
+const Tensor& Linear::backward(const Tensor& grad_output) {
+  const std::int64_t rows = rows_of(input_);
+  auto g = matrix(grad_output, rows, out_);
+  matrix(weight.grad, out_, in_).noalias() += g.transpose() * matrix(input_, rows, in_);
+  if (has_bias_) Eigen::Map<Eigen::RowVectorXf>(bias.grad.data(), out_) += g.colwise().sum();
+  grad_input_.resize(input_.shape());
+  matrix(grad_input_, rows, in_).noalias() = g * matrix(weight.value, out_, in_);
+  return grad_input_;
+}
+
+// ---- ReLU ----
+const Tensor& ReLU::forward(const Tensor& input, const ForwardContext&) {
+  output_.resize(input.shape());
+  for (std::int64_t i = 0; i < input.numel(); ++i) output_.data()[i] = std::max(0.0f, input.data()[i]);
+  return output_;
+}
+
+const Tensor& ReLU::backward(const Tensor& grad_output) {
+  grad_input_.resize(output_.shape());
+  for (std::int64_t i = 0; i < output_.numel(); ++i)
+    grad_input_.data()[i] = output_.data()[i] > 0.0f ? grad_output.data()[i] : 0.0f;
+  return grad_input_;
+}
+
+// ---- GELU ----
+const Tensor& GELU::forward(const Tensor& input, const ForwardContext&) {
+  input_ = input;
+  output_.resize(input.shape());
+  for (std::int64_t i = 0; i < input.numel(); ++i) {
+    const float x = input.data()[i];
+    output_.data()[i] = 0.5f * x * (1.0f + std::erf(x * static_cast<float>(M_SQRT1_2)));
+  }
+  return output_;
+}
+
+const Tensor& GELU::backward(const Tensor& grad_output) {
+  grad_input_.resize(input_.shape());
+  const float inv_sqrt_2pi = 0.3989422804014327f;
+  for (std::int64_t i = 0; i < input_.numel(); ++i) {
+    const float x = input_.data()[i];
+    const float cdf = 0.5f * (1.0f + std::erf(x * static_cast<float>(M_SQRT1_2)));
+    const float pdf = inv_sqrt_2pi * std::exp(-0.5f * x * x);
+    grad_input_.data()[i] = grad_output.data()[i] * (cdf + x * pdf);
+  }
+  return grad_input_;
+}
+
+// ---- LayerNorm ----
+LayerNorm::LayerNorm(std::string name, std::int64_t features, float eps)
+    : Module(name),
+      gain(name + ".weight", {features}, /*decay=*/false),
+      bias(name + ".bias", {features}, /*decay=*/false),
+      features_(features),
+      eps_(eps) {}
+
+void LayerNorm::reset_parameters(std::mt19937_64&) {
+  gain.value.fill(1.0f);
+  bias.value.fill(0.0f);
+}
+
+const Tensor& LayerNorm::forward(const Tensor& input, const ForwardContext&) {
+  require_features(name(), input, features_);
+  const std::int64_t rows = rows_of(input);
+  normalized_.resize(input.shape());
+  inverse_std_.resize({rows});
+  output_.resize(input.shape());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* x = input.data() + r * features_;
+    double mean = 0, variance = 0;
+    for (std::int64_t i = 0; i < features_; ++i) mean += x[i];
+    mean /= features_;
+    for (std::int64_t i = 0; i < features_; ++i) variance += (x[i] - mean) * (x[i] - mean);
+    variance /= features_;  // biased, as PyTorch
+    const float inv = 1.0f / std::sqrt(static_cast<float>(variance) + eps_);
+    inverse_std_.data()[r] = inv;
+    float* n = normalized_.data() + r * features_;
+    float* y = output_.data() + r * features_;
+    for (std::int64_t i = 0; i < features_; ++i) {
+      n[i] = (x[i] - static_cast<float>(mean)) * inv;
+      y[i] = n[i] * gain.value.data()[i] + bias.value.data()[i];
+    }
+  }
+  return output_;
+}
+
+const Tensor& LayerNorm::backward(const Tensor& grad_output) {
+  const std::int64_t rows = rows_of(normalized_);
+  grad_input_.resize(normalized_.shape());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* g = grad_output.data() + r * features_;
+    const float* n = normalized_.data() + r * features_;
+    float* dx = grad_input_.data() + r * features_;
+    double mean_gn = 0, mean_gn_n = 0;  // of (g * gain) and (g * gain * n)
+    for (std::int64_t i = 0; i < features_; ++i) {
+      gain.grad.data()[i] += g[i] * n[i];
+      bias.grad.data()[i] += g[i];
+      const double gn = static_cast<double>(g[i]) * gain.value.data()[i];
+      mean_gn += gn;
+      mean_gn_n += gn * n[i];
+    }
+    mean_gn /= features_;
+    mean_gn_n /= features_;
+    const float inv = inverse_std_.data()[r];
+    for (std::int64_t i = 0; i < features_; ++i)
+      dx[i] = inv * static_cast<float>(g[i] * gain.value.data()[i] - mean_gn - n[i] * mean_gn_n);
+  }
+  return grad_input_;
+}
+
+// ---- Embedding ----
+Embedding::Embedding(std::string name, std::int64_t num_embeddings, std::int64_t dim)
+    : Module(name), weight(name + ".weight", {num_embeddings, dim}), num_(num_embeddings), dim_(dim) {}
+
+void Embedding::reset_parameters(std::mt19937_64& random) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::int64_t i = 0; i < weight.value.numel(); ++i) weight.value.data()[i] = normal(random);
+}
+
+const Tensor& Embedding::forward(const Tensor& input, const ForwardContext&) {
+  indices_.resize(input.numel());
+  Shape shape = input.shape();
+  shape.push_back(dim_);
+  output_.resize(shape);
+  for (std::int64_t i = 0; i < input.numel(); ++i) {
+    const float raw = input.data()[i];
+    const auto index = static_cast<std::int64_t>(raw);
+    if (raw != static_cast<float>(index) || index < 0 || index >= num_)
+      throw InvalidArgument(name() + ": index " + std::to_string(raw) + " at position " + std::to_string(i) +
+                            " is not an integer in [0, " + std::to_string(num_) + ")");
+    indices_[i] = index;
+    std::copy_n(weight.value.data() + index * dim_, dim_, output_.data() + i * dim_);
+  }
+  return output_;
+}
+
+const Tensor& Embedding::backward(const Tensor& grad_output) {
+  for (std::size_t i = 0; i < indices_.size(); ++i) {
+    float* row = weight.grad.data() + indices_[i] * dim_;
+    const float* g = grad_output.data() + i * dim_;
+    for (std::int64_t k = 0; k < dim_; ++k) row[k] += g[k];
+  }
+  // Indices carry no gradient; an empty tensor tells a preceding module there is none.
+  grad_input_.resize({0});
+  return grad_input_;
+}
+
+// ---- Dropout ----
+Dropout::Dropout(std::string name, float p) : Module(std::move(name)), p_(p) {
+  if (!(p >= 0.0f && p < 1.0f))
+    throw InvalidArgument(this->name() + ": dropout probability " + std::to_string(p) + " must be in [0, 1)");
+}
+
+const Tensor& Dropout::forward(const Tensor& input, const ForwardContext& context) {
+  active_ = context.training && p_ > 0.0f;
+  output_.resize(input.shape());
+  if (!active_) {
+    std::copy_n(input.data(), input.numel(), output_.data());
+    return output_;
+  }
+  if (!context.random) throw InvalidArgument(name() + ": training-mode dropout needs ForwardContext::random");
+  mask_.resize(input.shape());
+  std::bernoulli_distribution keep(1.0 - p_);
+  const float scale = 1.0f / (1.0f - p_);
+  for (std::int64_t i = 0; i < input.numel(); ++i) {
+    mask_.data()[i] = keep(*context.random) ? scale : 0.0f;
+    output_.data()[i] = input.data()[i] * mask_.data()[i];
+  }
+  return output_;
+}
+
+const Tensor& Dropout::backward(const Tensor& grad_output) {
+  grad_input_.resize(grad_output.shape());
+  for (std::int64_t i = 0; i < grad_output.numel(); ++i)
+    grad_input_.data()[i] = active_ ? grad_output.data()[i] * mask_.data()[i] : grad_output.data()[i];
+  return grad_input_;
+}
+
+// ---- Sequential ----
+const Tensor& Sequential::forward(const Tensor& input, const ForwardContext& context) {
+  const Tensor* x = &input;
+  for (auto& child : children_) x = &child->forward(*x, context);
+  return *x;
+}
+
+const Tensor& Sequential::backward(const Tensor& grad_output) {
+  const Tensor* g = &grad_output;
+  for (auto it = children_.rbegin(); it != children_.rend(); ++it) g = &(*it)->backward(*g);
+  return *g;
+}
+
+std::vector<Module*> Sequential::children() {
+  std::vector<Module*> out;
+  for (auto& child : children_) out.push_back(child.get());
+  return out;
+}
+
+// ---- SoftmaxCrossEntropy ----
+float SoftmaxCrossEntropy::forward(const Tensor& logits, const std::vector<std::int32_t>& labels) {
+  if (logits.shape().size() != 2 || logits.dim(0) != static_cast<std::int64_t>(labels.size()))
+    throw InvalidArgument("SoftmaxCrossEntropy: logits " + to_string(logits.shape()) + " need shape [" +
+                          std::to_string(labels.size()) + ", classes]");
+  const std::int64_t batch = logits.dim(0), classes = logits.dim(1);
+  grad_.resize(logits.shape());
+  correct_ = 0;
+  double total = 0;
+  for (std::int64_t r = 0; r < batch; ++r) {
+    const float* z = logits.data() + r * classes;
+    const std::int32_t label = labels[r];
+    if (label < 0 || label >= classes)
+      throw InvalidArgument("SoftmaxCrossEntropy: label " + std::to_string(label) + " outside [0, " +
+                            std::to_string(classes) + ")");
+    const float max = *std::max_element(z, z + classes);
+    double sum = 0;
+    for (std::int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(z[c] - max));
+    total += std::log(sum) - (z[label] - max);
+    float* g = grad_.data() + r * classes;
+    for (std::int64_t c = 0; c < classes; ++c)
+      g[c] = static_cast<float>(std::exp(static_cast<double>(z[c] - max)) / sum / batch) - (c == label ? 1.0f / batch : 0.0f);
+    correct_ += (std::max_element(z, z + classes) - z) == label;
+  }
+  return static_cast<float>(total / batch);
+}
+
+}  // namespace zs::nn

@@ -1,0 +1,33 @@
+#include "zeroshard/runtime/nn/module.hpp"
+
+namespace zs::nn {
+
+Parameter::Parameter(std::string n, Shape s, bool decay) : name(std::move(n)), shape(std::move(s)), weight_decay(decay) {}
+
+void Module::allocate_parameters() {
+  for (Parameter* p : all_parameters(*this)) {
+    p->value = Tensor(p->shape);
+    p->grad = Tensor(p->shape);
+  }
+}
+
+std::vector<Parameter*> all_parameters(Module& module) {
+  std::vector<Parameter*> out = module.parameters();
+  for (Module* child : module.children()) {
+    auto inner = all_parameters(*child);
+    out.insert(out.end(), inner.begin(), inner.end());
+  }
+  return out;
+}
+
+void initialize_parameters(Module& module, std::mt19937_64& random) {
+  module.reset_parameters(random);
+  for (Module* child : module.children()) initialize_parameters(*child, random);
+}
+
+void initialize_parameters(Module& module, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  initialize_parameters(module, random);
+}
+
+}  // namespace zs::nn

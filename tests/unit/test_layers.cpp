@@ -1,0 +1,147 @@
+// Layer backward passes against central finite differences of a scalar probe loss
+// L = sum_i c_i * y_i (c fixed, random), accumulated in float64.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "zeroshard/error.hpp"
+#include "zeroshard/runtime/nn/layers.hpp"
+
+namespace zs::nn {
+namespace {
+
+double probe_loss(Module& m, const Tensor& x, const std::vector<float>& c) {
+  ForwardContext context{.training = false, .random = nullptr};
+  const Tensor& y = m.forward(x, context);
+  double total = 0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) total += static_cast<double>(c[i]) * y.data()[i];
+  return total;
+}
+
+// Checks d(probe)/d(input) and d(probe)/d(each parameter) element by element.
+void check_gradients(Module& m, Tensor x, bool input_has_gradient = true, double tolerance = 2e-2) {
+  std::mt19937_64 random(3);
+  m.allocate_parameters();
+  initialize_parameters(m, 11);
+  ForwardContext context{.training = false, .random = nullptr};
+  const Tensor& y = m.forward(x, context);
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  std::vector<float> c(y.numel());
+  for (float& v : c) v = uniform(random);
+  Tensor grad_output(y.shape());
+  std::copy(c.begin(), c.end(), grad_output.data());
+  const Tensor grad_input = m.backward(grad_output);
+
+  const float h = 1e-2f;
+  auto numeric = [&](float& slot) {
+    const float saved = slot;
+    slot = saved + h;
+    const double plus = probe_loss(m, x, c);
+    slot = saved - h;
+    const double minus = probe_loss(m, x, c);
+    slot = saved;
+    return (plus - minus) / (2 * h);
+  };
+  auto close = [&](double analytic, double expected) {
+    return std::abs(analytic - expected) <= tolerance * std::max(1.0, std::abs(expected));
+  };
+  if (input_has_gradient)
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const double want = numeric(x.data()[i]);
+      ASSERT_TRUE(close(grad_input.data()[i], want)) << m.name() << " input " << i << ": " << grad_input.data()[i] << " vs " << want;
+    }
+  for (Parameter* p : all_parameters(m))
+    for (std::int64_t i = 0; i < p->value.numel(); ++i) {
+      const double want = numeric(p->value.data()[i]);
+      ASSERT_TRUE(close(p->grad.data()[i], want)) << p->name << " " << i << ": " << p->grad.data()[i] << " vs " << want;
+    }
+}
+
+Tensor random_input(Shape shape, unsigned seed) {
+  Tensor x(std::move(shape));
+  std::mt19937_64 random(seed);
+  std::normal_distribution<float> normal(0, 1);
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = normal(random);
+  return x;
+}
+
+TEST(Layers, LinearGradients) {
+  Linear m("fc", 5, 3);
+  check_gradients(m, random_input({4, 5}, 1));
+}
+
+TEST(Layers, GeluGradients) {
+  GELU m("gelu");
+  check_gradients(m, random_input({3, 7}, 2));
+}
+
+TEST(Layers, ReluGradientsAwayFromTheKink) {
+  ReLU m("relu");
+  Tensor x = random_input({3, 7}, 3);
+  for (std::int64_t i = 0; i < x.numel(); ++i)
+    if (std::abs(x.data()[i]) < 0.05f) x.data()[i] = 0.5f;  // finite differences cannot straddle 0
+  check_gradients(m, x);
+}
+
+TEST(Layers, LayerNormGradients) {
+  LayerNorm m("ln", 6);
+  m.allocate_parameters();
+  check_gradients(m, random_input({4, 6}, 4));
+}
+
+TEST(Layers, LayerNormMatchesDefinition) {
+  LayerNorm m("ln", 4);
+  m.allocate_parameters();
+  initialize_parameters(m, 1);
+  Tensor x({1, 4});
+  for (int i = 0; i < 4; ++i) x.data()[i] = static_cast<float>(i);  // mean 1.5, var 1.25
+  const Tensor& y = m.forward(x, {.training = false, .random = nullptr});
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(y.data()[i], (i - 1.5) / std::sqrt(1.25 + 1e-5), 1e-5);
+}
+
+TEST(Layers, EmbeddingGradientsAndBadIndex) {
+  Embedding m("emb", 5, 3);
+  Tensor indices({4});
+  const float ids[] = {0, 3, 3, 4};
+  std::copy(ids, ids + 4, indices.data());
+  check_gradients(m, indices, /*input_has_gradient=*/false);
+  indices.data()[1] = 7;
+  EXPECT_THROW(m.forward(indices, ForwardContext{.training = false, .random = nullptr}), InvalidArgument);
+}
+
+TEST(Layers, DropoutKeepsExpectationAndIsIdentityInEval) {
+  Dropout m("drop", 0.25f);
+  Tensor x({1, 100000});
+  x.fill(1.0f);
+  std::mt19937_64 random(5);
+  const Tensor& y = m.forward(x, {.training = true, .random = &random});
+  double sum = 0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) sum += y.data()[i];
+  EXPECT_NEAR(sum / y.numel(), 1.0, 0.01);
+  const Tensor& eval = m.forward(x, {.training = false, .random = nullptr});
+  EXPECT_EQ(eval.data()[7], 1.0f);
+  EXPECT_THROW(Dropout("bad", 1.0f), InvalidArgument);
+}
+
+TEST(Layers, SequentialChainsAndCrossEntropyMatchesReference) {
+  Sequential model("mlp");
+  model.add<Linear>("fc1", 4, 8);
+  model.add<GELU>("act");
+  model.add<Linear>("fc2", 8, 3);
+  check_gradients(model, random_input({5, 4}, 6));
+
+  SoftmaxCrossEntropy loss;
+  Tensor logits({2, 3});
+  const float z[] = {1, 2, 3, 0, 0, 0};
+  std::copy(z, z + 6, logits.data());
+  const float value = loss.forward(logits, {2, 1});
+  const double want = (-std::log(std::exp(3.0) / (std::exp(1.0) + std::exp(2.0) + std::exp(3.0))) + std::log(3.0)) / 2;
+  EXPECT_NEAR(value, want, 1e-6);
+  EXPECT_NEAR(loss.gradient().data()[2], (std::exp(3.0) / (std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 1) / 2, 1e-6);
+  EXPECT_EQ(loss.correct(), 1);  // row 0 right, row 1 a tie resolved to class 0
+}
+
+}  // namespace
+}  // namespace zs::nn
