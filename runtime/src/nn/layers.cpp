@@ -253,6 +253,12 @@ std::vector<Module*> Sequential::children() {
   return out;
 }
 
+std::int64_t Sequential::activation_bytes() const {
+  std::int64_t total = 0;
+  for (const auto& child : children_) total += child->activation_bytes();
+  return total;
+}
+
 // ---- SoftmaxCrossEntropy ----
 float SoftmaxCrossEntropy::forward(const Tensor& logits, const std::vector<std::int32_t>& labels) {
   if (logits.shape().size() != 2 || logits.dim(0) != static_cast<std::int64_t>(labels.size()))

@@ -118,6 +118,7 @@ class Sequential final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Module*> children() override;
+  std::int64_t activation_bytes() const override;
   std::size_t size() const { return children_.size(); }
   Module& at(std::size_t i) { return *children_.at(i); }
 

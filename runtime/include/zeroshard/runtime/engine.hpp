@@ -1,0 +1,119 @@
+#pragma once
+// The ZeRO engine: trains an nn::Sequential under MPI with its model states sharded per stage.
+//
+// Units: consecutive children of the Sequential whose parameters are packed into one flat
+// float32 buffer (sharding::FlatLayout), padded so every rank owns an equal contiguous shard.
+// Rank r owns slice r of every unit. What each rank holds (design.md):
+//
+//   stage | parameters            | gradients                    | optimizer state
+//   0     | full                  | full, all-reduced at step    | full
+//   1     | full                  | full, reduce-scattered at step | own shard
+//   2     | full                  | own shard; a unit's full grads live only during its backward,
+//         |                       | reduce-scattered right after it | own shard
+//   3     | own shard; a unit's full params live only during its forward and its backward
+//         |                       | as stage 2                   | own shard
+//
+// Every collective is a nonblocking Work, issued in the same order on every rank (unit order
+// forward, reverse unit order backward). Gradients are summed across ranks and micro-steps and
+// divided once by (world size x accumulation steps); updates are elementwise, so with
+// gradient_accumulation_steps = 1 stages 0-3 produce bit-identical parameters.
+//
+// Collective: constructing an Engine and every forward/backward/step are collective over `comm`.
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "zeroshard/comm/communicator.hpp"
+#include "zeroshard/runtime/lr_schedule.hpp"
+#include "zeroshard/runtime/memory_ledger.hpp"
+#include "zeroshard/runtime/nn/layers.hpp"
+#include "zeroshard/runtime/optimizer.hpp"
+#include "zeroshard/sharding/flat_layout.hpp"
+
+namespace zs {
+
+struct EngineConfig {
+  int stage = 0;
+  int gradient_accumulation_steps = 1;
+  OptimizerConfig optimizer;
+  ScheduleConfig scheduler;
+  /// Unit boundaries, as indices of the Sequential's children where a new unit starts (the
+  /// first unit always starts at 0). Empty: size-based auto-wrapping (next field).
+  std::vector<std::size_t> unit_starts;
+  /// Auto-wrap: a unit closes once it holds at least this many parameters (FSDP's
+  /// size_based_auto_wrap_policy). 0 closes a unit after every child that has parameters.
+  std::int64_t auto_wrap_min_params = 0;
+  /// Each tensor starts at a multiple of this many elements in its unit's flat buffer.
+  std::int64_t alignment = 16;
+  /// Parameter initialisation (identical on every rank) and, offset by rank, dropout.
+  std::uint64_t seed = 1234;
+  /// Throws InvalidArgument naming the bad field.
+  void validate() const;
+};
+
+/// Model-state bytes this rank holds persistently, by the table above (no transients).
+struct ModelStateBytes {
+  std::int64_t parameters = 0, gradients = 0, optimizer_states = 0;
+  std::int64_t total() const { return parameters + gradients + optimizer_states; }
+};
+
+class Engine {
+ public:
+  Engine(nn::Sequential& model, EngineConfig config, Communicator& comm);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Training-mode forward (dropout on). Keeps activations for backward.
+  const Tensor& forward(const Tensor& input);
+  /// Evaluation-mode forward (dropout off); no backward may follow.
+  const Tensor& evaluate(const Tensor& input);
+  /// Backward from d(loss)/d(output) of the last forward; accumulates this micro-step's grads.
+  void backward(const Tensor& grad_output);
+  /// Ends a micro-step. Every gradient_accumulation_steps-th call reduces (stages 0-1), applies
+  /// the optimizer with the scheduled learning rate, and returns true.
+  bool step();
+
+  int stage() const { return config_.stage; }
+  const EngineConfig& config() const { return config_; }
+  std::int64_t optimizer_steps() const { return optimizer_steps_; }
+  std::int64_t micro_steps() const { return micro_steps_; }
+  /// The learning rate the next optimizer step will use.
+  double learning_rate() const;
+  std::size_t unit_count() const;
+  /// Parameters in the model (unpadded).
+  std::int64_t parameter_count() const;
+  ModelStateBytes model_state_bytes() const;
+  const MemoryLedger& memory() const { return ledger_; }
+  /// Collective. Every parameter's full value, in all_parameters() order, concatenated: the
+  /// same on every rank and for every stage.
+  std::vector<float> full_parameters();
+
+ private:
+  struct Unit;
+  const Tensor& run_forward(const Tensor& input, bool training);
+  void gather_parameters(Unit& unit);
+  void release_parameters(Unit& unit);
+  void begin_unit_backward(Unit& unit);
+  void end_unit_backward(Unit& unit);
+  void apply_optimizer();
+  void bind(Unit& unit);
+  void track(MemoryCategory category, std::int64_t& held, std::int64_t bytes);
+
+  nn::Sequential& model_;
+  EngineConfig config_;
+  Communicator& comm_;
+  Optimizer optimizer_;
+  std::vector<std::unique_ptr<Unit>> units_;
+  MemoryLedger ledger_;
+  std::mt19937_64 dropout_random_;
+  std::int64_t micro_steps_ = 0;
+  std::int64_t optimizer_steps_ = 0;
+  std::int64_t activations_held_ = 0;
+  bool forward_was_training_ = false;
+};
+
+}  // namespace zs

@@ -1,0 +1,322 @@
+#include "zeroshard/runtime/engine.hpp"
+
+#include <algorithm>
+#include <span>
+
+#include "zeroshard/error.hpp"
+#include "zeroshard/sharding/fragment_map.hpp"
+
+namespace zs {
+
+struct Engine::Unit {
+  std::size_t first = 0, end = 0;  // the Sequential's children [first, end)
+  std::vector<nn::Parameter*> params;
+  sharding::FlatLayout layout;
+  std::vector<ParameterRun> full_runs, shard_runs;  // optimizer runs over the buffer / the shard
+  std::vector<float> params_full;   // stages 0-2 always; stage 3 while gathered
+  std::vector<float> params_shard;  // stage 3: this rank's master slice
+  std::vector<float> grads_full;    // stages 0-1 always; stages 2-3 during the unit's backward
+  std::vector<float> grads_shard;   // stages 2-3: this rank's accumulated slice
+  std::vector<float> state;         // optimizer state: full (stage 0) or shard
+  // Bytes recorded in the ledger for each buffer, so the ledger follows every resize.
+  std::int64_t held_params_full = 0, held_params_shard = 0, held_grads_full = 0, held_grads_shard = 0,
+               held_state = 0;
+
+  std::int64_t shard_elems() const { return layout.shard_numel(); }
+};
+
+namespace {
+
+void free_buffer(std::vector<float>& buffer) { std::vector<float>().swap(buffer); }
+
+std::int64_t parameter_count_of(nn::Module& module) {
+  std::int64_t count = 0;
+  for (nn::Parameter* p : nn::all_parameters(module)) count += p->numel();
+  return count;
+}
+
+// [first, end) ranges of children forming the units.
+std::vector<std::pair<std::size_t, std::size_t>> plan_units(nn::Sequential& model, const EngineConfig& config) {
+  const std::size_t children = model.size();
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  if (!config.unit_starts.empty()) {
+    if (config.unit_starts.front() != 0)
+      throw InvalidArgument("EngineConfig.unit_starts must begin with 0 (the first unit starts at the first child)");
+    for (std::size_t i = 0; i < config.unit_starts.size(); ++i) {
+      const std::size_t begin = config.unit_starts[i];
+      const std::size_t end = i + 1 < config.unit_starts.size() ? config.unit_starts[i + 1] : children;
+      if (begin >= end || end > children)
+        throw InvalidArgument("EngineConfig.unit_starts must increase strictly and stay below the model's " +
+                              std::to_string(children) + " children");
+      ranges.emplace_back(begin, end);
+    }
+    return ranges;
+  }
+  std::size_t begin = 0;
+  std::int64_t held = 0;
+  for (std::size_t i = 0; i < children; ++i) {
+    const std::int64_t count = parameter_count_of(model.at(i));
+    held += count;
+    const bool close = config.auto_wrap_min_params == 0 ? count > 0 : held >= config.auto_wrap_min_params;
+    if (close) {
+      ranges.emplace_back(begin, i + 1);
+      begin = i + 1;
+      held = 0;
+    }
+  }
+  // Trailing children without enough parameters join the last unit (or form the only one).
+  if (begin < children) {
+    if (ranges.empty()) ranges.emplace_back(begin, children);
+    else ranges.back().second = children;
+  }
+  if (ranges.empty()) ranges.emplace_back(0, 0);
+  return ranges;
+}
+
+}  // namespace
+
+void EngineConfig::validate() const {
+  if (stage < 0 || stage > 3)
+    throw InvalidArgument("zero_optimization.stage = " + std::to_string(stage) + " is not a ZeRO stage: use 0, 1, 2 or 3");
+  if (gradient_accumulation_steps < 1)
+    throw InvalidArgument("gradient_accumulation_steps = " + std::to_string(gradient_accumulation_steps) +
+                          " must be >= 1");
+  if (auto_wrap_min_params < 0)
+    throw InvalidArgument("zero_optimization.auto_wrap_min_params = " + std::to_string(auto_wrap_min_params) +
+                          " must be >= 0");
+  if (alignment < 1)
+    throw InvalidArgument("zero_optimization.alignment = " + std::to_string(alignment) + " must be >= 1");
+  optimizer.validate();
+  scheduler.validate();
+}
+
+Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
+    : model_(model),
+      config_(std::move(config)),
+      comm_(comm),
+      optimizer_((config_.validate(), config_.optimizer)),
+      dropout_random_(config_.seed + 0x9E3779B97F4A7C15ull * (comm.rank() + 1)) {
+  const int n = comm_.size(), r = comm_.rank();
+  // One random stream over the children in order: the initial values do not depend on the
+  // unit split, the stage or the world size.
+  std::mt19937_64 init_random(config_.seed);
+  for (const auto& [first, end] : plan_units(model_, config_)) {
+    auto unit = std::make_unique<Unit>();
+    unit->first = first;
+    unit->end = end;
+    std::vector<sharding::TensorSpec> specs;
+    for (std::size_t c = first; c < end; ++c)
+      for (nn::Parameter* p : nn::all_parameters(model_.at(c))) {
+        unit->params.push_back(p);
+        specs.push_back({p->name, p->shape, DType::float32});
+      }
+    unit->layout = sharding::FlatLayout::build(std::move(specs), n, config_.alignment);
+    for (std::size_t i = 0; i < unit->params.size(); ++i) {
+      const auto& slot = unit->layout.tensors()[i];
+      unit->full_runs.push_back({slot.offset, slot.numel, unit->params[i]->weight_decay});
+    }
+    for (const sharding::Fragment& f : sharding::fragment_map(unit->layout, r))
+      unit->shard_runs.push_back({f.shard_offset, f.length, unit->params[f.tensor]->weight_decay});
+
+    const std::int64_t padded = unit->layout.padded_numel(), shard = unit->shard_elems();
+    unit->params_full.assign(padded, 0.0f);
+    track(MemoryCategory::parameters_full, unit->held_params_full, padded * 4);
+    bind(*unit);
+    for (std::size_t c = first; c < end; ++c) nn::initialize_parameters(model_.at(c), init_random);
+    if (config_.stage == 3) {
+      unit->params_shard.assign(unit->params_full.begin() + r * shard, unit->params_full.begin() + (r + 1) * shard);
+      track(MemoryCategory::parameters_shard, unit->held_params_shard, shard * 4);
+      release_parameters(*unit);
+    }
+    if (config_.stage <= 1) {
+      unit->grads_full.assign(padded, 0.0f);
+      track(MemoryCategory::gradients_full, unit->held_grads_full, padded * 4);
+    } else {
+      unit->grads_shard.assign(shard, 0.0f);
+      track(MemoryCategory::gradients_shard, unit->held_grads_shard, shard * 4);
+    }
+    unit->state.assign((config_.stage == 0 ? padded : shard) * optimizer_.state_per_element(), 0.0f);
+    track(MemoryCategory::optimizer_states, unit->held_state, static_cast<std::int64_t>(unit->state.size()) * 4);
+    bind(*unit);
+    units_.push_back(std::move(unit));
+  }
+}
+
+Engine::~Engine() {
+  // Parameters must not keep pointing into buffers that die with the engine.
+  for (auto& unit : units_)
+    for (nn::Parameter* p : unit->params) p->value = p->grad = Tensor();
+}
+
+void Engine::track(MemoryCategory category, std::int64_t& held, std::int64_t bytes) {
+  if (bytes > held) ledger_.allocate(category, bytes - held);
+  else ledger_.release(category, held - bytes);
+  held = bytes;
+}
+
+void Engine::bind(Unit& unit) {
+  for (std::size_t i = 0; i < unit.params.size(); ++i) {
+    const auto& slot = unit.layout.tensors()[i];
+    nn::Parameter& p = *unit.params[i];
+    p.value = unit.params_full.empty() ? Tensor() : Tensor::view(unit.params_full.data() + slot.offset, p.shape);
+    p.grad = unit.grads_full.empty() ? Tensor() : Tensor::view(unit.grads_full.data() + slot.offset, p.shape);
+  }
+}
+
+void Engine::gather_parameters(Unit& unit) {
+  if (config_.stage != 3) return;
+  unit.params_full.resize(unit.layout.padded_numel());
+  track(MemoryCategory::parameters_full, unit.held_params_full, unit.layout.padded_numel() * 4);
+  comm_.all_gather(std::span<float>(unit.params_shard), std::span<float>(unit.params_full)).wait();
+  bind(unit);
+}
+
+void Engine::release_parameters(Unit& unit) {
+  if (config_.stage != 3) return;
+  free_buffer(unit.params_full);
+  track(MemoryCategory::parameters_full, unit.held_params_full, 0);
+  bind(unit);
+}
+
+const Tensor& Engine::run_forward(const Tensor& input, bool training) {
+  const nn::ForwardContext context{.training = training, .random = &dropout_random_};
+  const Tensor* x = &input;
+  for (auto& unit : units_) {
+    gather_parameters(*unit);
+    for (std::size_t c = unit->first; c < unit->end; ++c) x = &model_.at(c).forward(*x, context);
+    release_parameters(*unit);
+  }
+  track(MemoryCategory::activations, activations_held_, model_.activation_bytes());
+  forward_was_training_ = training;
+  return *x;
+}
+
+const Tensor& Engine::forward(const Tensor& input) { return run_forward(input, true); }
+
+const Tensor& Engine::evaluate(const Tensor& input) { return run_forward(input, false); }
+
+void Engine::begin_unit_backward(Unit& unit) {
+  gather_parameters(unit);
+  if (config_.stage >= 2) {
+    unit.grads_full.assign(unit.layout.padded_numel(), 0.0f);
+    track(MemoryCategory::gradients_full, unit.held_grads_full, unit.layout.padded_numel() * 4);
+  }
+  bind(unit);
+}
+
+void Engine::end_unit_backward(Unit& unit) {
+  if (config_.stage >= 2) {
+    // Reduce-scatter this micro-step's gradients into this rank's chunk of the full buffer
+    // (in place), then add them to the shard accumulator and free the full buffer.
+    const std::int64_t shard = unit.shard_elems();
+    std::span<float> full(unit.grads_full);
+    std::span<float> own = full.subspan(comm_.rank() * shard, shard);
+    comm_.reduce_scatter(full, own).wait();
+    for (std::int64_t i = 0; i < shard; ++i) unit.grads_shard[i] += own[i];
+    free_buffer(unit.grads_full);
+    track(MemoryCategory::gradients_full, unit.held_grads_full, 0);
+  }
+  release_parameters(unit);
+  bind(unit);
+}
+
+void Engine::backward(const Tensor& grad_output) {
+  if (!forward_was_training_)
+    throw InvalidArgument("Engine::backward: the last forward was evaluate(); call forward() before backward()");
+  const Tensor* g = &grad_output;
+  for (auto it = units_.rbegin(); it != units_.rend(); ++it) {
+    Unit& unit = **it;
+    begin_unit_backward(unit);
+    for (std::size_t c = unit.end; c-- > unit.first;) g = &model_.at(c).backward(*g);
+    end_unit_backward(unit);
+  }
+}
+
+bool Engine::step() {
+  ++micro_steps_;
+  if (micro_steps_ % config_.gradient_accumulation_steps != 0) return false;
+  const int r = comm_.rank();
+  // Stages 0-1 reduce once per optimizer step: every unit's collective is issued first, in
+  // unit order, then waited on.
+  std::vector<Work> reductions;
+  for (auto& unit : units_) {
+    std::span<float> full(unit->grads_full);
+    if (config_.stage == 0) reductions.push_back(comm_.all_reduce(full));
+    if (config_.stage == 1)
+      reductions.push_back(comm_.reduce_scatter(full, full.subspan(r * unit->shard_elems(), unit->shard_elems())));
+  }
+  for (Work& w : reductions) w.wait();
+  apply_optimizer();
+  if (config_.stage == 1 || config_.stage == 2) {
+    std::vector<Work> gathers;
+    for (auto& unit : units_) {
+      std::span<float> full(unit->params_full);
+      gathers.push_back(comm_.all_gather(full.subspan(r * unit->shard_elems(), unit->shard_elems()), full));
+    }
+    for (Work& w : gathers) w.wait();
+  }
+  for (auto& unit : units_) {
+    std::fill(unit->grads_full.begin(), unit->grads_full.end(), 0.0f);
+    std::fill(unit->grads_shard.begin(), unit->grads_shard.end(), 0.0f);
+  }
+  ++optimizer_steps_;
+  return true;
+}
+
+void Engine::apply_optimizer() {
+  const float scale = 1.0f / static_cast<float>(comm_.size() * config_.gradient_accumulation_steps);
+  const double lr = learning_rate();
+  const int r = comm_.rank();
+  for (auto& unit : units_) {
+    const std::int64_t shard = unit->shard_elems();
+    std::span<float> params, grads;
+    switch (config_.stage) {
+      case 0: params = unit->params_full; grads = unit->grads_full; break;
+      case 1: params = std::span<float>(unit->params_full).subspan(r * shard, shard);
+              grads = std::span<float>(unit->grads_full).subspan(r * shard, shard); break;
+      case 2: params = std::span<float>(unit->params_full).subspan(r * shard, shard); grads = unit->grads_shard; break;
+      default: params = unit->params_shard; grads = unit->grads_shard; break;
+    }
+    for (float& g : grads) g *= scale;
+    optimizer_.update(params, grads, unit->state, config_.stage == 0 ? unit->full_runs : unit->shard_runs, lr,
+                      optimizer_steps_ + 1);
+  }
+}
+
+double Engine::learning_rate() const {
+  return zs::learning_rate(config_.scheduler, config_.optimizer.lr, optimizer_steps_);
+}
+
+std::size_t Engine::unit_count() const { return units_.size(); }
+
+std::int64_t Engine::parameter_count() const {
+  std::int64_t count = 0;
+  for (const auto& unit : units_)
+    for (const nn::Parameter* p : unit->params) count += p->numel();
+  return count;
+}
+
+ModelStateBytes Engine::model_state_bytes() const {
+  ModelStateBytes bytes;
+  for (const auto& unit : units_) {
+    bytes.parameters += unit->held_params_shard + (config_.stage == 3 ? 0 : unit->held_params_full);
+    bytes.gradients += (config_.stage <= 1 ? unit->held_grads_full : unit->held_grads_shard);
+    bytes.optimizer_states += unit->held_state;
+  }
+  return bytes;
+}
+
+std::vector<float> Engine::full_parameters() {
+  std::vector<float> out;
+  for (auto& unit : units_) {
+    gather_parameters(*unit);
+    for (std::size_t i = 0; i < unit->params.size(); ++i) {
+      const auto& slot = unit->layout.tensors()[i];
+      out.insert(out.end(), unit->params_full.begin() + slot.offset, unit->params_full.begin() + slot.end());
+    }
+    release_parameters(*unit);
+  }
+  return out;
+}
+
+}  // namespace zs
