@@ -1,0 +1,247 @@
+// Fashion-MNIST classifier trained with ZeRO under mpirun.
+//
+//   zs-mpirun -np 4 build/examples/zs_fashion_mnist --stage 3
+//
+// Run with --help for every option. Progress (epoch, step, loss, lr, samples/s, model-state
+// memory per rank) on rank 0; metrics as JSON lines; a memory report at the end.
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fashion_mnist_data.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/comm/mpi_environment.hpp"
+#include "zeroshard/runtime/config.hpp"
+#include "zeroshard/runtime/engine.hpp"
+
+namespace {
+
+struct Options {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string metrics_path = "fashion_mnist_metrics.jsonl";
+  int epochs = 10;
+  std::int64_t hidden = 512;
+  float dropout = 0.2f;
+  int log_every = 100;
+  bool help = false;
+};
+
+const char* kHelp = R"(zs_fashion_mnist: a Fashion-MNIST MLP (784-H-H/2-10, ReLU, dropout) trained with ZeRO.
+
+Options:
+  --config FILE        JSON training configuration (keys: docs/config.md)
+  --KEY=VALUE          override any configuration key, e.g. --optimizer.params.lr=0.002
+  --stage N            shorthand for --zero_optimization.stage=N (0-3)
+  --epochs N           epochs to train (default 10)
+  --hidden N           width of the first hidden layer (default 512)
+  --dropout P          dropout probability (default 0.2)
+  --data-dir DIR       folder with the idx .gz files (default /usr/share/datasets/fashion-mnist)
+  --metrics FILE       JSON-lines metrics written by rank 0 (default fashion_mnist_metrics.jsonl)
+  --log-every N        progress line every N optimizer steps (default 100)
+  --help               this text
+
+Without --config, the example uses adamw lr 2e-3 and a cosine schedule over the run with 200
+warmup steps (micro-batch 64 per rank); --KEY=VALUE overrides apply on top either way.
+)";
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      const auto equals = arg.find('=');
+      if (equals != std::string::npos) return arg.substr(equals + 1);
+      if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value (see --help)");
+      return argv[++i];
+    };
+    const std::string name = arg.substr(0, arg.find('='));
+    if (name == "--help") o.help = true;
+    else if (name == "--config") o.config_path = value();
+    else if (name == "--stage") o.overrides.push_back("zero_optimization.stage=" + value());
+    else if (name == "--epochs") o.epochs = std::stoi(value());
+    else if (name == "--hidden") o.hidden = std::stoll(value());
+    else if (name == "--dropout") o.dropout = std::stof(value());
+    else if (name == "--data-dir") o.data_dir = value();
+    else if (name == "--metrics") o.metrics_path = value();
+    else if (name == "--log-every") o.log_every = std::stoi(value());
+    else if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) o.overrides.push_back(arg.substr(2));
+    else throw zs::InvalidArgument("unknown argument '" + arg + "' (see --help)");
+  }
+  if (o.epochs < 1) throw zs::InvalidArgument("--epochs must be >= 1");
+  return o;
+}
+
+void fill_batch(const zs::examples::Dataset& data, const std::vector<std::int64_t>& indices, zs::Tensor& x,
+                std::vector<std::int32_t>& y) {
+  const auto n = static_cast<std::int64_t>(indices.size());
+  x.resize({n, data.features});
+  y.resize(n);
+  for (std::int64_t k = 0; k < n; ++k) {
+    std::copy_n(data.images.begin() + indices[k] * data.features, data.features, x.data() + k * data.features);
+    y[k] = data.labels[indices[k]];
+  }
+}
+
+double mib(std::int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  zs::MpiEnvironment mpi(&argc, &argv);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  try {
+    const Options options = parse(argc, argv);
+    if (options.help) {
+      if (rank == 0) std::fputs(kHelp, stdout);
+      return 0;
+    }
+    // Without a file, the example's defaults; then the command line's overrides.
+    std::vector<std::string> overrides;
+    if (options.config_path.empty())
+      overrides = {"optimizer.params.lr=0.002", "scheduler.type=cosine", "scheduler.params.warmup_steps=200"};
+    overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
+    zs::TrainingConfig config = zs::load_training_config(options.config_path, overrides);
+    zs::Communicator comm(MPI_COMM_WORLD, config.communication);
+    const int world = comm.size();
+
+    const auto train = zs::examples::load_fashion_mnist(options.data_dir, "train");
+    const auto test = zs::examples::load_fashion_mnist(options.data_dir, "t10k");
+    zs::examples::DistributedSampler sampler(train.count, config.engine.seed, world, rank, config.micro_batch_size);
+    const std::int64_t micro_steps_per_epoch = sampler.steps_per_epoch();
+    const std::int64_t total_steps = micro_steps_per_epoch * options.epochs / config.engine.gradient_accumulation_steps;
+    // The cosine schedule spans the run unless the user set its length.
+    bool total_given = false;
+    for (const auto& o : options.overrides) total_given |= o.rfind("scheduler.params.total_steps=", 0) == 0;
+    if (!total_given && config.engine.scheduler.kind == zs::ScheduleKind::cosine)
+      config.engine.scheduler.total_steps = std::max<std::int64_t>(1, total_steps - config.engine.scheduler.warmup_steps);
+    config.validate();
+    zs::require_same_on_all_ranks(config, comm);
+
+    zs::nn::Sequential model("mlp");
+    model.add<zs::nn::Linear>("fc1", train.features, options.hidden);
+    model.add<zs::nn::ReLU>("relu1");
+    model.add<zs::nn::Dropout>("drop1", options.dropout);
+    model.add<zs::nn::Linear>("fc2", options.hidden, options.hidden / 2);
+    model.add<zs::nn::ReLU>("relu2");
+    model.add<zs::nn::Dropout>("drop2", options.dropout);
+    model.add<zs::nn::Linear>("fc3", options.hidden / 2, 10);
+    zs::Engine engine(model, config.engine, comm);
+
+    std::ofstream metrics;
+    if (rank == 0) {
+      metrics.open(options.metrics_path);
+      if (!metrics) throw zs::InvalidArgument("cannot write metrics file '" + options.metrics_path + "'");
+      std::printf("Fashion-MNIST: %lld train / %lld test images, %d ranks, ZeRO stage %d, %zu units, %lld parameters\n",
+                  static_cast<long long>(train.count), static_cast<long long>(test.count), world, engine.stage(),
+                  engine.unit_count(), static_cast<long long>(engine.parameter_count()));
+      std::printf("micro-batch %lld x %d ranks x %d accumulation = %lld samples per step, %lld steps\n",
+                  static_cast<long long>(config.micro_batch_size), world, config.engine.gradient_accumulation_steps,
+                  static_cast<long long>(config.micro_batch_size * world * config.engine.gradient_accumulation_steps),
+                  static_cast<long long>(total_steps));
+      std::fflush(stdout);
+    }
+
+    zs::nn::SoftmaxCrossEntropy loss;
+    zs::Tensor x;
+    std::vector<std::int32_t> y;
+    const auto start = std::chrono::steady_clock::now();
+    auto window_start = start;
+    double window_loss = 0;
+    std::int64_t window_steps = 0, window_samples = 0;
+    double accuracy = 0;
+    for (int epoch = 0; epoch < options.epochs; ++epoch) {
+      sampler.set_epoch(epoch);
+      for (std::int64_t s = 0; s < micro_steps_per_epoch; ++s) {
+        fill_batch(train, sampler.batch(s), x, y);
+        window_loss += loss.forward(engine.forward(x), y);
+        engine.backward(loss.gradient());
+        const double lr = engine.learning_rate();
+        window_samples += config.micro_batch_size * world;
+        ++window_steps;
+        if (!engine.step() || engine.optimizer_steps() % options.log_every != 0) continue;
+        double mean_loss = window_loss / window_steps;
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &mean_loss, 1, MPI_DOUBLE, MPI_SUM, comm.handle()));
+        mean_loss /= world;
+        std::int64_t state_bytes = engine.model_state_bytes().total(), low = state_bytes, high = state_bytes;
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &low, 1, MPI_INT64_T, MPI_MIN, comm.handle()));
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &high, 1, MPI_INT64_T, MPI_MAX, comm.handle()));
+        const auto now = std::chrono::steady_clock::now();
+        const double seconds = std::chrono::duration<double>(now - window_start).count();
+        if (rank == 0) {
+          std::printf("epoch %d step %lld loss %.4f lr %.2e %.0f samples/s model-state/rank %.2f-%.2f MiB\n", epoch + 1,
+                      static_cast<long long>(engine.optimizer_steps()), mean_loss, lr, window_samples / seconds,
+                      mib(low), mib(high));
+          metrics << "{\"kind\":\"train\",\"epoch\":" << epoch + 1 << ",\"step\":" << engine.optimizer_steps()
+                  << ",\"loss\":" << mean_loss << ",\"lr\":" << lr << ",\"samples_per_second\":" << window_samples / seconds
+                  << ",\"model_state_bytes_max\":" << high << "}\n";
+          std::fflush(stdout);
+        }
+        window_start = now;
+        window_loss = 0;
+        window_steps = window_samples = 0;
+      }
+      // Test accuracy: rank r scores a contiguous 1/n of the test set, in batches; every rank
+      // runs the same number of evaluate() calls (stage 3 gathers parameters inside it), an
+      // empty batch where its part has run out. Counts are summed over ranks.
+      std::int64_t correct_and_total[2] = {0, 0};
+      double test_loss = 0;
+      constexpr std::int64_t kEvalBatch = 1000;
+      const std::int64_t part = (test.count + world - 1) / world;
+      const std::int64_t part_begin = std::min(test.count, rank * part), part_end = std::min(test.count, (rank + 1) * part);
+      for (std::int64_t first = 0; first < part; first += kEvalBatch) {
+        std::vector<std::int64_t> indices;
+        for (std::int64_t i = part_begin + first; i < std::min(part_end, part_begin + first + kEvalBatch); ++i)
+          indices.push_back(i);
+        fill_batch(test, indices, x, y);
+        const zs::Tensor& logits = engine.evaluate(x);
+        if (indices.empty()) continue;
+        test_loss += loss.forward(logits, y) * static_cast<double>(indices.size());
+        correct_and_total[0] += loss.correct();
+        correct_and_total[1] += static_cast<std::int64_t>(indices.size());
+      }
+      ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, correct_and_total, 2, MPI_INT64_T, MPI_SUM, comm.handle()));
+      ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &test_loss, 1, MPI_DOUBLE, MPI_SUM, comm.handle()));
+      accuracy = static_cast<double>(correct_and_total[0]) / correct_and_total[1];
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (rank == 0) {
+        std::printf("epoch %d test accuracy %.2f%% test loss %.4f elapsed %.1f s\n", epoch + 1, 100 * accuracy,
+                    test_loss / correct_and_total[1], elapsed);
+        metrics << "{\"kind\":\"test\",\"epoch\":" << epoch + 1 << ",\"accuracy\":" << accuracy
+                << ",\"loss\":" << test_loss / correct_and_total[1] << ",\"elapsed_seconds\":" << elapsed << "}\n";
+        std::fflush(stdout);
+      }
+    }
+
+    // Memory report: this rank's ledger, and model-state bytes of every rank next to the formula.
+    const zs::ModelStateBytes mine = engine.model_state_bytes();
+    std::vector<std::int64_t> all(3 * world);
+    const std::int64_t local[3] = {mine.parameters, mine.gradients, mine.optimizer_states};
+    ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
+    if (rank == 0) {
+      const double psi = static_cast<double>(engine.parameter_count());
+      const double formula[4] = {16 * psi, 8 * psi + 8 * psi / world, 4 * psi + 12 * psi / world, 16 * psi / world};
+      std::printf("\nmemory report, rank 0 (bytes held now and at peak):\n%s", engine.memory().report().c_str());
+      std::printf("model-state bytes per rank (fp32 Adam: 4 params + 4 grads + 8 optimizer per parameter):\n");
+      for (int r = 0; r < world; ++r)
+        std::printf("  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %.0f)\n", r,
+                    static_cast<long long>(all[3 * r]), static_cast<long long>(all[3 * r + 1]),
+                    static_cast<long long>(all[3 * r + 2]),
+                    static_cast<long long>(all[3 * r] + all[3 * r + 1] + all[3 * r + 2]), engine.stage(),
+                    formula[engine.stage()]);
+      std::printf("final test accuracy %.2f%%\n", 100 * accuracy);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zs_fashion_mnist (%s): %s\n", zs::rank_and_host().c_str(), e.what());
+    MPI_Abort(MPI_COMM_WORLD, 2);
+    return 2;
+  }
+}

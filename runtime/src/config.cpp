@@ -1,0 +1,326 @@
+#include "zeroshard/runtime/config.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/error.hpp"
+#include "zeroshard/runtime/json.hpp"
+
+namespace zs {
+
+namespace {
+
+enum class Kind { integer, real, boolean, text, pair };
+
+struct Value {
+  long long integer = 0;
+  double real = 0;
+  bool boolean = false;
+  std::string text;
+  double first = 0, second = 0;
+};
+
+struct Key {
+  std::string name;
+  Kind kind;
+  std::string meaning, equivalent;
+  std::function<std::string(const TrainingConfig&)> get;
+  std::function<void(TrainingConfig&, const Value&)> set;
+};
+
+std::string number_text(double v) {
+  std::ostringstream out;
+  out.precision(17);
+  out << v;
+  return out.str();
+}
+
+std::string kind_name(Kind k) {
+  switch (k) {
+    case Kind::integer: return "an integer";
+    case Kind::real: return "a number";
+    case Kind::boolean: return "a boolean";
+    case Kind::text: return "a string";
+    case Kind::pair: return "a pair of numbers";
+  }
+  return "?";
+}
+
+// Every key, in documentation order. Field access goes through small lambdas so that adding a
+// key is one entry here (and one row in docs/config.md, which config_documentation() feeds).
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = [] {
+    std::vector<Key> k;
+    auto integer = [&](std::string name, std::string meaning, std::string eq, auto field) {
+      k.push_back({std::move(name), Kind::integer, std::move(meaning), std::move(eq),
+                   [field](const TrainingConfig& c) { return std::to_string(field(const_cast<TrainingConfig&>(c))); },
+                   [field](TrainingConfig& c, const Value& v) { field(c) = static_cast<std::remove_reference_t<decltype(field(c))>>(v.integer); }});
+    };
+    auto real = [&](std::string name, std::string meaning, std::string eq, auto field) {
+      k.push_back({std::move(name), Kind::real, std::move(meaning), std::move(eq),
+                   [field](const TrainingConfig& c) { return number_text(field(const_cast<TrainingConfig&>(c))); },
+                   [field](TrainingConfig& c, const Value& v) { field(c) = v.real; }});
+    };
+    auto boolean = [&](std::string name, std::string meaning, std::string eq, auto field) {
+      k.push_back({std::move(name), Kind::boolean, std::move(meaning), std::move(eq),
+                   [field](const TrainingConfig& c) { return std::string(field(const_cast<TrainingConfig&>(c)) ? "true" : "false"); },
+                   [field](TrainingConfig& c, const Value& v) { field(c) = v.boolean; }});
+    };
+    auto text = [&](std::string name, std::string meaning, std::string eq, auto get, auto parse) {
+      k.push_back({std::move(name), Kind::text, std::move(meaning), std::move(eq),
+                   [get](const TrainingConfig& c) { return get(c); },
+                   [parse](TrainingConfig& c, const Value& v) { parse(c, v.text); }});
+    };
+    integer("train_micro_batch_size_per_gpu", "samples per rank per micro-step", "DeepSpeed: same key",
+            [](TrainingConfig& c) -> std::int64_t& { return c.micro_batch_size; });
+    integer("gradient_accumulation_steps", "micro-steps per optimizer step", "DeepSpeed: same key",
+            [](TrainingConfig& c) -> int& { return c.engine.gradient_accumulation_steps; });
+    integer("seed", "parameter initialisation and dropout seed", "torch.manual_seed",
+            [](TrainingConfig& c) -> std::uint64_t& { return c.engine.seed; });
+    integer("zero_optimization.stage", "ZeRO stage 0-3 (see docs/architecture.md)",
+            "DeepSpeed: zero_optimization.stage; FSDP: NO_SHARD(0) / SHARD_GRAD_OP(2) / FULL_SHARD(3)",
+            [](TrainingConfig& c) -> int& { return c.engine.stage; });
+    integer("zero_optimization.auto_wrap_min_params",
+            "a unit closes once it holds this many parameters; 0 = one unit per layer with parameters",
+            "FSDP: size_based_auto_wrap_policy(min_num_params)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.auto_wrap_min_params; });
+    integer("zero_optimization.alignment", "tensor alignment in the flat buffers, elements", "DeepSpeed: (fixed alignment)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.alignment; });
+    text("optimizer.type", "sgd, adam or adamw", "DeepSpeed: optimizer.type",
+         [](const TrainingConfig& c) { return to_string(c.engine.optimizer.kind); },
+         [](TrainingConfig& c, const std::string& s) { c.engine.optimizer.kind = parse_optimizer_kind(s); });
+    real("optimizer.params.lr", "base learning rate", "DeepSpeed: optimizer.params.lr",
+         [](TrainingConfig& c) -> double& { return c.engine.optimizer.lr; });
+    k.push_back({"optimizer.params.betas", Kind::pair, "Adam betas", "DeepSpeed: optimizer.params.betas",
+                 [](const TrainingConfig& c) {
+                   return number_text(c.engine.optimizer.beta1) + "," + number_text(c.engine.optimizer.beta2);
+                 },
+                 [](TrainingConfig& c, const Value& v) {
+                   c.engine.optimizer.beta1 = v.first;
+                   c.engine.optimizer.beta2 = v.second;
+                 }});
+    real("optimizer.params.eps", "Adam epsilon", "DeepSpeed: optimizer.params.eps",
+         [](TrainingConfig& c) -> double& { return c.engine.optimizer.eps; });
+    real("optimizer.params.weight_decay", "weight decay; negative = PyTorch default (0, AdamW 0.01)",
+         "DeepSpeed: optimizer.params.weight_decay", [](TrainingConfig& c) -> double& { return c.engine.optimizer.weight_decay; });
+    real("optimizer.params.momentum", "SGD momentum", "torch.optim.SGD(momentum)",
+         [](TrainingConfig& c) -> double& { return c.engine.optimizer.momentum; });
+    real("optimizer.params.dampening", "SGD dampening", "torch.optim.SGD(dampening)",
+         [](TrainingConfig& c) -> double& { return c.engine.optimizer.dampening; });
+    boolean("optimizer.params.nesterov", "SGD Nesterov momentum", "torch.optim.SGD(nesterov)",
+            [](TrainingConfig& c) -> bool& { return c.engine.optimizer.nesterov; });
+    text("scheduler.type", "constant, step, exponential, cosine, cosine_restarts or cyclic", "DeepSpeed: scheduler.type",
+         [](const TrainingConfig& c) { return to_string(c.engine.scheduler.kind); },
+         [](TrainingConfig& c, const std::string& s) { c.engine.scheduler.kind = parse_schedule_kind(s); });
+    integer("scheduler.params.warmup_steps", "linear warmup steps before the schedule", "DeepSpeed: warmup_num_steps",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.scheduler.warmup_steps; });
+    real("scheduler.params.warmup_start_factor", "warmup starts at this fraction of lr", "LinearLR(start_factor)",
+         [](TrainingConfig& c) -> double& { return c.engine.scheduler.warmup_start_factor; });
+    integer("scheduler.params.step_size", "step: decay period; cyclic: half period", "StepLR(step_size), CyclicLR(step_size_up)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.scheduler.step_size; });
+    real("scheduler.params.gamma", "decay factor (step, exponential)", "StepLR/ExponentialLR(gamma)",
+         [](TrainingConfig& c) -> double& { return c.engine.scheduler.gamma; });
+    integer("scheduler.params.total_steps", "cosine: steps from lr to min_lr", "CosineAnnealingLR(T_max)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.scheduler.total_steps; });
+    real("scheduler.params.min_lr", "cosine floor", "CosineAnnealingLR(eta_min)",
+         [](TrainingConfig& c) -> double& { return c.engine.scheduler.min_lr; });
+    integer("scheduler.params.restart_period", "cosine_restarts: first period", "CosineAnnealingWarmRestarts(T_0)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.scheduler.restart_period; });
+    integer("scheduler.params.restart_mult", "cosine_restarts: period growth", "CosineAnnealingWarmRestarts(T_mult)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.scheduler.restart_mult; });
+    real("scheduler.params.max_lr", "cyclic: peak", "CyclicLR(max_lr)",
+         [](TrainingConfig& c) -> double& { return c.engine.scheduler.max_lr; });
+    text("communication.reduce_scatter", "ring or mpi", "(NCCL/MPI choice; no DeepSpeed key)",
+         [](const TrainingConfig& c) { return to_string(c.communication.reduce_scatter); },
+         [](TrainingConfig& c, const std::string& s) { c.communication.reduce_scatter = parse_algorithm(s); });
+    text("communication.all_gather", "automatic, ring, recursive_doubling or mpi", "(no DeepSpeed key)",
+         [](const TrainingConfig& c) { return to_string(c.communication.all_gather); },
+         [](TrainingConfig& c, const std::string& s) { c.communication.all_gather = parse_algorithm(s); });
+    integer("communication.segment_bytes", "ring reduce-scatter pipelining unit", "(no DeepSpeed key)",
+            [](TrainingConfig& c) -> std::size_t& { return c.communication.segment_bytes; });
+    boolean("communication.verify_across_ranks", "check every collective's arguments across ranks (debugging)",
+            "(no DeepSpeed key)", [](TrainingConfig& c) -> bool& { return c.communication.verify_across_ranks; });
+    return k;
+  }();
+  return table;
+}
+
+const Key& find_key(const std::string& name, const std::string& source) {
+  for (const Key& k : keys())
+    if (k.name == name) return k;
+  throw InvalidArgument(source + ": unknown configuration key '" + name + "' (every key is listed in docs/config.md)");
+}
+
+void apply(TrainingConfig& config, const Key& key, const Value& value, const std::string& source) {
+  try {
+    key.set(config, value);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(source + ": " + key.name + ": " + e.what());
+  }
+}
+
+Value from_json(const Key& key, const JsonValue& json, const std::string& source) {
+  Value v;
+  auto wrong = [&] {
+    throw InvalidArgument(source + ": " + key.name + " must be " + kind_name(key.kind) + ", not " + type_name(json.type));
+  };
+  switch (key.kind) {
+    case Kind::integer:
+      if (json.type != JsonValue::Type::number || !json.integral) wrong();
+      v.integer = static_cast<long long>(json.number);
+      break;
+    case Kind::real:
+      if (json.type != JsonValue::Type::number) wrong();
+      v.real = json.number;
+      break;
+    case Kind::boolean:
+      if (json.type != JsonValue::Type::boolean) wrong();
+      v.boolean = json.boolean;
+      break;
+    case Kind::text:
+      if (json.type != JsonValue::Type::string) wrong();
+      v.text = json.string;
+      break;
+    case Kind::pair:
+      if (json.type != JsonValue::Type::array || json.array.size() != 2 ||
+          json.array[0].type != JsonValue::Type::number || json.array[1].type != JsonValue::Type::number)
+        wrong();
+      v.first = json.array[0].number;
+      v.second = json.array[1].number;
+      break;
+  }
+  return v;
+}
+
+Value from_text(const Key& key, const std::string& text, const std::string& source) {
+  Value v;
+  auto wrong = [&] {
+    throw InvalidArgument(source + ": " + key.name + " must be " + kind_name(key.kind) + ", not '" + text + "'");
+  };
+  char* end = nullptr;
+  errno = 0;
+  switch (key.kind) {
+    case Kind::integer:
+      v.integer = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || errno) wrong();
+      break;
+    case Kind::real:
+      v.real = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || errno) wrong();
+      break;
+    case Kind::boolean:
+      if (text == "true" || text == "1") v.boolean = true;
+      else if (text == "false" || text == "0") v.boolean = false;
+      else wrong();
+      break;
+    case Kind::text: v.text = text; break;
+    case Kind::pair: {
+      const auto comma = text.find(',');
+      if (comma == std::string::npos) wrong();
+      v.first = std::strtod(text.substr(0, comma).c_str(), &end);
+      if (*end != '\0') wrong();
+      v.second = std::strtod(text.substr(comma + 1).c_str(), &end);
+      if (*end != '\0') wrong();
+      break;
+    }
+  }
+  return v;
+}
+
+void apply_object(TrainingConfig& config, const JsonValue& object, const std::string& prefix, const std::string& source) {
+  for (const auto& [name, value] : object.object) {
+    const std::string key = prefix.empty() ? name : prefix + "." + name;
+    if (value.type == JsonValue::Type::object) {
+      apply_object(config, value, key, source);
+      continue;
+    }
+    const Key& k = find_key(key, source);
+    apply(config, k, from_json(k, value, source), source);
+  }
+}
+
+std::uint64_t fnv1a(const std::string& text) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+void TrainingConfig::apply_json(const std::string& text, const std::string& source) {
+  const JsonValue root = parse_json(text, source);
+  if (root.type != JsonValue::Type::object)
+    throw InvalidArgument(source + ": the configuration must be a JSON object, not " + type_name(root.type));
+  apply_object(*this, root, "", source);
+}
+
+void TrainingConfig::apply_override(const std::string& assignment) {
+  const auto equals = assignment.find('=');
+  if (equals == std::string::npos || equals == 0)
+    throw InvalidArgument("override '" + assignment + "' must look like key=value (e.g. optimizer.params.lr=0.01)");
+  const std::string name = assignment.substr(0, equals);
+  const std::string source = "override --" + name;
+  const Key& k = find_key(name, source);
+  apply(*this, k, from_text(k, assignment.substr(equals + 1), source), source);
+}
+
+void TrainingConfig::validate() const {
+  if (micro_batch_size < 1)
+    throw InvalidArgument("train_micro_batch_size_per_gpu = " + std::to_string(micro_batch_size) + " must be >= 1");
+  if (communication.reduce_scatter != Algorithm::ring && communication.reduce_scatter != Algorithm::mpi)
+    throw InvalidArgument("communication.reduce_scatter = " + to_string(communication.reduce_scatter) +
+                          ": reduce-scatter takes ring or mpi");
+  if (communication.segment_bytes < 64 || communication.segment_bytes > (std::size_t{1} << 30))
+    throw InvalidArgument("communication.segment_bytes = " + std::to_string(communication.segment_bytes) +
+                          " must be in [64, 1 GiB]");
+  engine.validate();
+}
+
+std::vector<std::pair<std::string, std::string>> TrainingConfig::entries() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Key& k : keys()) out.emplace_back(k.name, k.get(*this));
+  return out;
+}
+
+std::vector<ConfigKeyDoc> config_documentation() {
+  const TrainingConfig defaults;
+  std::vector<ConfigKeyDoc> out;
+  for (const Key& k : keys()) out.push_back({k.name, kind_name(k.kind), k.get(defaults), k.meaning, k.equivalent});
+  return out;
+}
+
+TrainingConfig load_training_config(const std::string& path, const std::vector<std::string>& overrides) {
+  TrainingConfig config;
+  if (!path.empty()) {
+    std::ifstream file(path);
+    if (!file) throw InvalidArgument("cannot read configuration file '" + path + "': check the path and permissions");
+    std::stringstream text;
+    text << file.rdbuf();
+    config.apply_json(text.str(), path);
+  }
+  for (const std::string& o : overrides) config.apply_override(o);
+  config.validate();
+  return config;
+}
+
+void require_same_on_all_ranks(const TrainingConfig& config, Communicator& comm) {
+  const auto entries = config.entries();
+  std::vector<std::int64_t> low(entries.size()), high(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    low[i] = high[i] = static_cast<std::int64_t>(fnv1a(entries[i].second));
+  const int count = static_cast<int>(entries.size());
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, low.data(), count, MPI_INT64_T, MPI_MIN, comm.handle()));
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, high.data(), count, MPI_INT64_T, MPI_MAX, comm.handle()));
+  std::string differing;
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    if (low[i] != high[i]) differing += "\n  " + entries[i].first + " (this rank: " + entries[i].second + ")";
+  if (!differing.empty())
+    throw InvalidArgument(rank_and_host() + ": ranks loaded different configurations; these keys differ:" + differing +
+                          "\nGive every rank the same file and overrides.");
+}
+
+}  // namespace zs

@@ -1,0 +1,166 @@
+#include "zeroshard/runtime/json.hpp"
+
+#include <cctype>
+#include <cstdlib>
+
+#include "zeroshard/error.hpp"
+
+namespace zs {
+
+std::string type_name(JsonValue::Type type) {
+  switch (type) {
+    case JsonValue::Type::null: return "null";
+    case JsonValue::Type::boolean: return "a boolean";
+    case JsonValue::Type::number: return "a number";
+    case JsonValue::Type::string: return "a string";
+    case JsonValue::Type::array: return "an array";
+    case JsonValue::Type::object: return "an object";
+  }
+  return "?";
+}
+
+namespace {
+
+class Parser {
+ public:
+  Parser(std::string_view text, const std::string& source) : text_(text), source_(source) {}
+
+  JsonValue document() {
+    JsonValue v = value();
+    skip_space();
+    if (at_ < text_.size()) fail("unexpected text after the JSON value");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    std::size_t line = 1, column = 1;
+    for (std::size_t i = 0; i < at_ && i < text_.size(); ++i) {
+      if (text_[i] == '\n') ++line, column = 1;
+      else ++column;
+    }
+    throw InvalidArgument(source_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + what);
+  }
+  void skip_space() {
+    while (at_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[at_]))) ++at_;
+  }
+  char peek() {
+    skip_space();
+    if (at_ >= text_.size()) fail("unexpected end of file");
+    return text_[at_];
+  }
+  void expect(char c) {
+    if (peek() != c) fail(std::string("expected '") + c + "'");
+    ++at_;
+  }
+  bool consume_word(std::string_view word) {
+    if (text_.substr(at_, word.size()) != word) return false;
+    at_ += word.size();
+    return true;
+  }
+
+  JsonValue value() {
+    const char c = peek();
+    JsonValue v;
+    if (c == '{') return object();
+    if (c == '[') return array();
+    if (c == '"') {
+      v.type = JsonValue::Type::string;
+      v.string = string();
+      return v;
+    }
+    if (consume_word("true") || consume_word("false")) {
+      v.type = JsonValue::Type::boolean;
+      v.boolean = text_[at_ - 1] == 'e' && text_[at_ - 2] == 'u';  // "true" ends in "ue"
+      return v;
+    }
+    if (consume_word("null")) return v;
+    if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) return number();
+    fail(std::string("unexpected character '") + c + "'");
+  }
+
+  JsonValue number() {
+    const std::size_t start = at_;
+    if (text_[at_] == '-') ++at_;
+    bool integral = true;
+    while (at_ < text_.size()) {
+      const char c = text_[at_];
+      if (std::isdigit(static_cast<unsigned char>(c))) ++at_;
+      else if (c == '.' || c == 'e' || c == 'E' || ((c == '+' || c == '-') && (text_[at_ - 1] == 'e' || text_[at_ - 1] == 'E')))
+        integral = false, ++at_;
+      else break;
+    }
+    const std::string digits(text_.substr(start, at_ - start));
+    char* end = nullptr;
+    JsonValue v;
+    v.type = JsonValue::Type::number;
+    v.number = std::strtod(digits.c_str(), &end);
+    v.integral = integral;
+    if (end != digits.c_str() + digits.size()) fail("malformed number '" + digits + "'");
+    return v;
+  }
+
+  std::string string() {
+    expect('"');
+    std::string out;
+    while (true) {
+      if (at_ >= text_.size()) fail("unterminated string");
+      const char c = text_[at_++];
+      if (c == '"') return out;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (at_ >= text_.size()) fail("unterminated escape");
+      const char e = text_[at_++];
+      switch (e) {
+        case '"': case '\\': case '/': out += e; break;
+        case 'n': out += '\n'; break;
+        case 't': out += '\t'; break;
+        case 'r': out += '\r'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        default: fail(std::string("unsupported escape '\\") + e + "'");
+      }
+    }
+  }
+
+  JsonValue array() {
+    expect('[');
+    JsonValue v;
+    v.type = JsonValue::Type::array;
+    if (peek() == ']') return ++at_, v;
+    while (true) {
+      v.array.push_back(value());
+      if (peek() == ']') return ++at_, v;
+      expect(',');
+    }
+  }
+
+  JsonValue object() {
+    expect('{');
+    JsonValue v;
+    v.type = JsonValue::Type::object;
+    if (peek() == '}') return ++at_, v;
+    while (true) {
+      if (peek() != '"') fail("expected a quoted key");
+      std::string key = string();
+      for (const auto& [existing, _] : v.object)
+        if (existing == key) fail("key \"" + key + "\" appears twice");
+      expect(':');
+      v.object.emplace_back(std::move(key), value());
+      if (peek() == '}') return ++at_, v;
+      expect(',');
+    }
+  }
+
+  std::string_view text_;
+  const std::string& source_;
+  std::size_t at_ = 0;
+};
+
+}  // namespace
+
+JsonValue parse_json(std::string_view text, const std::string& source) { return Parser(text, source).document(); }
+
+}  // namespace zs
