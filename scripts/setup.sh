@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every system package ZeroShard needs (idempotent, quiet when already there), then
 # configures and builds into build/.  Usage: bash scripts/setup.sh [--run] [extra cmake -D args]
-#   --run   afterwards, run the main job (the collective benchmark at 2 ranks).
+#   --run   afterwards, run the main job (Fashion-MNIST with ZeRO-3 on 4 ranks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +15,7 @@ for arg in "$@"; do
 done
 
 packages=(build-essential cmake libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-dev
-          libeigen3-dev libgtest-dev python3-h5py python3-numpy)
+          libeigen3-dev libgtest-dev zlib1g-dev python3-h5py python3-numpy dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,5 +37,5 @@ grep -E "^-- ZeroShard" build/configure.log || true
 cmake --build build -j "$(nproc)"
 
 if [ "$run_main_job" = 1 ]; then
-  scripts/zs-mpirun -np 2 build/bench/zs_collective_bench --max-bytes 64M
+  scripts/zs-mpirun -np 4 build/examples/zs_fashion_mnist --stage 3
 fi

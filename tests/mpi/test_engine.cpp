@@ -8,6 +8,7 @@
 
 #include "../support/mpi_test.hpp"
 #include "zeroshard/error.hpp"
+#include "zeroshard/runtime/config.hpp"
 #include "zeroshard/runtime/engine.hpp"
 
 namespace zs {
@@ -179,6 +180,21 @@ TEST_F(EngineTest, StageThreeHoldsFullParametersOnlyWhileAUnitRuns) {
   EXPECT_GT(engine.memory().high_water(MemoryCategory::parameters_full), 0);
   EXPECT_LT(engine.memory().high_water(MemoryCategory::parameters_full), whole_model);
   EXPECT_THROW(EngineConfig{.stage = 4}.validate(), InvalidArgument);
+}
+
+TEST_F(EngineTest, MismatchedConfigsFailOnEveryRankNamingTheKey) {
+  Communicator comm;
+  TrainingConfig config;
+  require_same_on_all_ranks(config, comm);  // identical: no error
+  if (comm.size() == 1) GTEST_SKIP() << "one rank cannot disagree with itself";
+  if (comm.rank() == 1) config.apply_override("optimizer.params.lr=0.5");
+  try {
+    require_same_on_all_ranks(config, comm);
+    ADD_FAILURE() << "ranks with different learning rates were accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("optimizer.params.lr"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("optimizer.params.eps"), std::string::npos) << "only differing keys are named";
+  }
 }
 
 }  // namespace

@@ -1,0 +1,114 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "../../examples/fashion_mnist_data.hpp"
+#include "zeroshard/error.hpp"
+#include "zeroshard/runtime/config.hpp"
+#include "zeroshard/runtime/json.hpp"
+
+namespace zs {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InvalidArgument& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Config, FileAndOverridesApplyInOrder) {
+  TrainingConfig c;
+  c.apply_json(R"({"zero_optimization": {"stage": 2}, "optimizer": {"type": "sgd",
+                  "params": {"lr": 0.5, "momentum": 0.9, "nesterov": true, "betas": [0.8, 0.95]}},
+                  "scheduler": {"type": "cosine_restarts", "params": {"restart_period": 7}}})", "test.json");
+  c.apply_override("optimizer.params.lr=0.25");
+  c.apply_override("gradient_accumulation_steps=4");
+  c.validate();
+  EXPECT_EQ(c.engine.stage, 2);
+  EXPECT_EQ(c.engine.optimizer.kind, OptimizerKind::sgd);
+  EXPECT_EQ(c.engine.optimizer.lr, 0.25);
+  EXPECT_TRUE(c.engine.optimizer.nesterov);
+  EXPECT_EQ(c.engine.optimizer.beta2, 0.95);
+  EXPECT_EQ(c.engine.scheduler.kind, ScheduleKind::cosine_restarts);
+  EXPECT_EQ(c.engine.scheduler.restart_period, 7);
+  EXPECT_EQ(c.engine.gradient_accumulation_steps, 4);
+}
+
+TEST(Config, BadInputNamesTheKey) {
+  TrainingConfig c;
+  EXPECT_NE(error_of([&] { c.apply_json(R"({"zero_optimisation": {"stage": 3}})", "a.json"); })
+                .find("unknown configuration key 'zero_optimisation.stage'"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { c.apply_json(R"({"zero_optimization": {"stage": "3"}})", "a.json"); })
+                .find("zero_optimization.stage must be an integer, not a string"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { c.apply_json(R"({"seed": 1.5})", "a.json"); }).find("seed must be an integer"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { c.apply_json("{\n  \"seed\": 1,\n  \"seed\": 2}", "a.json"); }).find("a.json:3:"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { c.apply_json("{\"seed\": 1", "b.json"); }).find("b.json:1:"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.apply_override("optimizer.params.lr=fast"); }).find("optimizer.params.lr must be a number"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { c.apply_override("optimizer.type=lamb"); }).find("optimizer.type"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.apply_override("stage"); }).find("key=value"), std::string::npos);
+  TrainingConfig impossible;
+  impossible.apply_override("zero_optimization.stage=5");
+  EXPECT_NE(error_of([&] { impossible.validate(); }).find("zero_optimization.stage = 5"), std::string::npos);
+  TrainingConfig negative;
+  negative.apply_override("train_micro_batch_size_per_gpu=0");
+  EXPECT_NE(error_of([&] { negative.validate(); }).find("train_micro_batch_size_per_gpu"), std::string::npos);
+  EXPECT_NE(error_of([&] { (void)load_training_config("/nonexistent/zs.json", {}); }).find("/nonexistent/zs.json"),
+            std::string::npos);
+}
+
+TEST(Config, EveryKeyIsDocumented) {
+  std::ifstream file(ZS_SOURCE_DIR "/docs/config.md");
+  ASSERT_TRUE(file) << "docs/config.md is missing";
+  std::stringstream text;
+  text << file.rdbuf();
+  for (const ConfigKeyDoc& doc : config_documentation())
+    EXPECT_NE(text.str().find("`" + doc.key + "`"), std::string::npos) << doc.key << " is not in docs/config.md";
+}
+
+TEST(Sampler, GlobalOrderIndependentOfWorldSizeAndRanksDisjoint) {
+  const std::int64_t n = 1000;
+  examples::DistributedSampler one(n, 7, 1, 0, 12);
+  one.set_epoch(3);
+  for (std::int64_t step = 0; step < 5; ++step) {
+    std::vector<std::int64_t> combined;
+    std::set<std::int64_t> seen;
+    for (int r = 0; r < 4; ++r) {
+      examples::DistributedSampler part(n, 7, 4, r, 3);
+      part.set_epoch(3);
+      for (std::int64_t i : part.batch(step)) {
+        combined.push_back(i);
+        EXPECT_TRUE(seen.insert(i).second) << "sample " << i << " given to two ranks";
+      }
+    }
+    EXPECT_EQ(combined, one.batch(step));
+  }
+  examples::DistributedSampler other_epoch(n, 7, 1, 0, 12);
+  other_epoch.set_epoch(4);
+  EXPECT_NE(other_epoch.batch(0), one.batch(0));
+  EXPECT_EQ(one.steps_per_epoch(), n / 12);
+}
+
+TEST(FashionMnist, MissingFilesNameTheFixAndForeignFilesAreRejected) {
+  EXPECT_NE(error_of([] { (void)examples::load_fashion_mnist("/nonexistent", "train"); }).find("dataset-fashion-mnist"),
+            std::string::npos);
+  const std::string dir = ::testing::TempDir() + "/zs_fmnist_bad";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/train-images-idx3-ubyte.gz") << "not an idx file at all";
+  std::ofstream(dir + "/train-labels-idx1-ubyte.gz") << "nor this";
+  EXPECT_NE(error_of([&] { (void)examples::load_fashion_mnist(dir, "train"); }).find("bad magic number"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace zs
