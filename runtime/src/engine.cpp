@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <span>
 
+#include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/error.hpp"
+#include "zeroshard/runtime/config.hpp"
 #include "zeroshard/sharding/fragment_map.hpp"
 
 namespace zs {
@@ -73,6 +75,24 @@ std::vector<std::pair<std::size_t, std::size_t>> plan_units(nn::Sequential& mode
   return ranges;
 }
 
+// Collective. Ranks that built different models or hold different engine settings would
+// issue mismatched collectives (a hang or a silent wrong answer): refuse on every rank.
+void require_same_model_and_config(nn::Sequential& model, const EngineConfig& config,
+                                   const std::vector<std::pair<std::size_t, std::size_t>>& units, Communicator& comm) {
+  TrainingConfig as_training;
+  as_training.engine = config;
+  require_same_on_all_ranks(as_training, comm);
+  std::int64_t shape[2] = {parameter_count_of(model), static_cast<std::int64_t>(units.size())};
+  std::int64_t low[2] = {shape[0], shape[1]}, high[2] = {shape[0], shape[1]};
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, low, 2, MPI_INT64_T, MPI_MIN, comm.handle()));
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, high, 2, MPI_INT64_T, MPI_MAX, comm.handle()));
+  if (low[0] != high[0] || low[1] != high[1])
+    throw InvalidArgument(rank_and_host() + ": ranks built different models (this rank: " + std::to_string(shape[0]) +
+                          " parameters in " + std::to_string(shape[1]) + " units; across ranks " +
+                          std::to_string(low[0]) + ".." + std::to_string(high[0]) +
+                          " parameters): build the same model with the same unit split on every rank");
+}
+
 }  // namespace
 
 void EngineConfig::validate() const {
@@ -99,8 +119,10 @@ Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
   const int n = comm_.size(), r = comm_.rank();
   // One random stream over the children in order: the initial values do not depend on the
   // unit split, the stage or the world size.
+  const auto unit_ranges = plan_units(model_, config_);
+  require_same_model_and_config(model_, config_, unit_ranges, comm_);
   std::mt19937_64 init_random(config_.seed);
-  for (const auto& [first, end] : plan_units(model_, config_)) {
+  for (const auto& [first, end] : unit_ranges) {
     auto unit = std::make_unique<Unit>();
     unit->first = first;
     unit->end = end;

@@ -197,5 +197,15 @@ TEST_F(EngineTest, MismatchedConfigsFailOnEveryRankNamingTheKey) {
   }
 }
 
+TEST_F(EngineTest, RanksWithDifferentModelsOrSettingsAreRefusedEverywhere) {
+  Communicator comm;
+  if (comm.size() == 1) GTEST_SKIP() << "one rank cannot disagree with itself";
+  auto model = make_model(0);
+  if (comm.rank() == 1) model->add<nn::Linear>("extra", 5, 5);
+  EXPECT_THROW(Engine(*model, adamw(3), comm), InvalidArgument);
+  auto same_model = make_model(0);
+  EXPECT_THROW(Engine(*same_model, adamw(comm.rank() == 0 ? 2 : 3), comm), InvalidArgument);
+}
+
 }  // namespace
 }  // namespace zs

@@ -1,14 +1,19 @@
 #pragma once
-// A host float32 tensor: a shape and a pointer that either owns its storage or views storage
-// that belongs to someone else (a flat parameter or gradient buffer of the engine). Row-major.
-// Cheap to copy: copies share the storage.
+// A compute tensor: a shape and a pointer that either owns its storage or views storage that
+// belongs to someone else (a flat parameter or gradient buffer of the engine). Row-major.
+// Cheap to copy: copies share the storage. Compute tensors are float32 on the host today;
+// dtype() and device() are the API through which device and 16-bit tensors will arrive.
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "zeroshard/dtype.hpp"
+
 namespace zs {
+
+enum class Device : std::uint8_t { host };
 
 using Shape = std::vector<std::int64_t>;
 
@@ -25,6 +30,8 @@ class Tensor {
 
   float* data() noexcept { return data_; }
   const float* data() const noexcept { return data_; }
+  DType dtype() const noexcept { return DType::float32; }
+  Device device() const noexcept { return Device::host; }
   const Shape& shape() const noexcept { return shape_; }
   std::int64_t dim(std::size_t i) const { return shape_.at(i); }
   std::int64_t numel() const noexcept { return numel_; }
