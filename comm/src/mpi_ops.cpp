@@ -17,6 +17,12 @@ int checked_mpi_count(std::int64_t count, const char* collective) {
   return static_cast<int>(count);
 }
 
+bool SingleRequestOp::request_complete() {
+  int flag = 0;
+  ZS_MPI_CHECK(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
+  return flag != 0;
+}
+
 namespace {
 bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
   auto pa = reinterpret_cast<std::uintptr_t>(a), pb = reinterpret_cast<std::uintptr_t>(b);
@@ -47,9 +53,7 @@ MpiReduceScatterOp<T>::MpiReduceScatterOp(CommContext& ctx, T* full, std::int64_
 
 template <class T>
 bool MpiReduceScatterOp<T>::progress() {
-  int flag = 0;
-  ZS_MPI_CHECK(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
-  if (!flag) return false;
+  if (!request_complete()) return false;
   const std::int64_t length = bounds_.size(ctx_.rank);
   if (in_place_) std::memmove(own_chunk_, full_, length * sizeof(T));
   if (average_) {
@@ -60,36 +64,17 @@ bool MpiReduceScatterOp<T>::progress() {
 }
 
 template <class T>
-void MpiReduceScatterOp<T>::abandon() noexcept {
-  // A nonblocking collective cannot be cancelled; freeing lets MPI complete it on its own.
-  if (request_ != MPI_REQUEST_NULL) MPI_Request_free(&request_);
-}
-
-template <class T>
 std::string MpiReduceScatterOp<T>::describe() const {
   return "MPI reduce_scatter of " + std::to_string(bounds_.count) + " elements";
 }
 
 template <class T>
-MpiAllGatherOp<T>::MpiAllGatherOp(CommContext& ctx, T* full, std::int64_t count, const T* own_chunk)
-    : ctx_(ctx), count_(count) {
+MpiAllGatherOp<T>::MpiAllGatherOp(CommContext& ctx, T* full, std::int64_t count, const T* own_chunk) : count_(count) {
   const ChunkBounds bounds{count, ctx.size};
   const int chunk = checked_mpi_count(bounds.chunk_elems(), "all_gather");
   const bool in_place = own_chunk == full + bounds.begin(ctx.rank);
   ZS_MPI_CHECK(MPI_Iallgather(in_place ? MPI_IN_PLACE : own_chunk, chunk, mpi_type<T>(), full, chunk,
                               mpi_type<T>(), ctx.comm, &request_));
-}
-
-template <class T>
-bool MpiAllGatherOp<T>::progress() {
-  int flag = 0;
-  ZS_MPI_CHECK(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
-  return flag != 0;
-}
-
-template <class T>
-void MpiAllGatherOp<T>::abandon() noexcept {
-  if (request_ != MPI_REQUEST_NULL) MPI_Request_free(&request_);
 }
 
 template <class T>

@@ -12,17 +12,30 @@
 
 namespace zs::detail {
 
+/// One nonblocking MPI collective and its request. MPI cannot cancel a collective, so
+/// abandoning frees the request and lets MPI complete it on its own.
+class SingleRequestOp : public PendingOp {
+ public:
+  ~SingleRequestOp() override { SingleRequestOp::abandon(); }
+  void abandon() noexcept override {
+    if (request_ != MPI_REQUEST_NULL) MPI_Request_free(&request_);
+  }
+  void outstanding_requests(std::vector<MPI_Request*>& out) override { out.push_back(&request_); }
+
+ protected:
+  /// Tests the request; throws MpiError if it failed.
+  bool request_complete();
+  MPI_Request request_ = MPI_REQUEST_NULL;
+};
+
 /// MPI_Ireduce_scatter_block (equal chunks) or MPI_Ireduce_scatter (uneven chunks) of `full`
 /// (count elements, scratch afterwards) into `own_chunk`, which may alias its chunk in `full`.
 template <class T>
-class MpiReduceScatterOp final : public PendingOp {
+class MpiReduceScatterOp final : public SingleRequestOp {
  public:
   MpiReduceScatterOp(CommContext& ctx, T* full, std::int64_t count, T* own_chunk, bool average);
-  ~MpiReduceScatterOp() override { abandon(); }
   bool progress() override;
-  void abandon() noexcept override;
   std::string describe() const override;
-  void outstanding_requests(std::vector<MPI_Request*>& out) override { out.push_back(&request_); }
 
  private:
   CommContext& ctx_;
@@ -32,24 +45,18 @@ class MpiReduceScatterOp final : public PendingOp {
   bool in_place_;
   ChunkBounds bounds_;
   std::vector<int> receive_counts_;
-  MPI_Request request_ = MPI_REQUEST_NULL;
 };
 
 /// MPI_Iallgather of equal chunks; `own_chunk` may alias its chunk in `full`.
 template <class T>
-class MpiAllGatherOp final : public PendingOp {
+class MpiAllGatherOp final : public SingleRequestOp {
  public:
   MpiAllGatherOp(CommContext& ctx, T* full, std::int64_t count, const T* own_chunk);
-  ~MpiAllGatherOp() override { abandon(); }
-  bool progress() override;
-  void abandon() noexcept override;
+  bool progress() override { return request_complete(); }
   std::string describe() const override;
-  void outstanding_requests(std::vector<MPI_Request*>& out) override { out.push_back(&request_); }
 
  private:
-  CommContext& ctx_;
   std::int64_t count_;
-  MPI_Request request_ = MPI_REQUEST_NULL;
 };
 
 /// MPI takes int counts; the mpi family refuses larger chunks instead of truncating them.
