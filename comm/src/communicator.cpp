@@ -169,6 +169,8 @@ Communicator Communicator::split_shared_node() const {
 
 void Communicator::barrier() { ZS_MPI_CHECK(MPI_Barrier(handle())); }
 
+void Communicator::progress() { context().engine.progress_all(); }
+
 void Communicator::broadcast(HostBuffer buffer, int root) {
   if (root < 0 || root >= size())
     throw InvalidArgument("broadcast: root " + std::to_string(root) + " is not a rank of this " +

@@ -88,6 +88,12 @@ const std::vector<Key>& keys() {
             "a unit closes once it holds this many parameters; 0 = one unit per layer with parameters",
             "FSDP: size_based_auto_wrap_policy(min_num_params)",
             [](TrainingConfig& c) -> std::int64_t& { return c.engine.auto_wrap_min_params; });
+    boolean("zero_optimization.overlap_comm", "overlap collectives with compute (prefetch, early reductions)",
+            "DeepSpeed: zero_optimization.overlap_comm; FSDP: forward_prefetch / backward_prefetch",
+            [](TrainingConfig& c) -> bool& { return c.engine.overlap_comm; });
+    integer("zero_optimization.prefetch_bytes", "stage 3: parameter bytes gathered ahead of the running unit",
+            "DeepSpeed: stage3_prefetch_bucket_size (elements)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.prefetch_bytes; });
     integer("zero_optimization.alignment", "tensor alignment in the flat buffers, elements", "DeepSpeed: (fixed alignment)",
             [](TrainingConfig& c) -> std::int64_t& { return c.engine.alignment; });
     text("optimizer.type", "sgd, adam or adamw", "DeepSpeed: optimizer.type",

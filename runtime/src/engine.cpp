@@ -20,6 +20,9 @@ struct Engine::Unit {
   std::vector<float> grads_full;    // stages 0-1 always; stages 2-3 during the unit's backward
   std::vector<float> grads_shard;   // stages 2-3: this rank's accumulated slice
   std::vector<float> state;         // optimizer state: full (stage 0) or shard
+  Work gather;                      // stage 3: the all-gather filling params_full
+  Work reduction;                   // this micro-step's gradient collective
+  bool reduction_pending = false;
   // Bytes recorded in the ledger for each buffer, so the ledger follows every resize.
   std::int64_t held_params_full = 0, held_params_shard = 0, held_grads_full = 0, held_grads_shard = 0,
                held_state = 0;
@@ -106,6 +109,8 @@ void EngineConfig::validate() const {
                           " must be >= 0");
   if (alignment < 1)
     throw InvalidArgument("zero_optimization.alignment = " + std::to_string(alignment) + " must be >= 1");
+  if (prefetch_bytes < 0)
+    throw InvalidArgument("zero_optimization.prefetch_bytes = " + std::to_string(prefetch_bytes) + " must be >= 0");
   optimizer.validate();
   scheduler.validate();
 }
@@ -185,12 +190,30 @@ void Engine::bind(Unit& unit) {
   }
 }
 
-void Engine::gather_parameters(Unit& unit) {
-  if (config_.stage != 3) return;
+void Engine::issue_gather(Unit& unit) {
+  if (config_.stage != 3 || !unit.params_full.empty()) return;
   unit.params_full.resize(unit.layout.padded_numel());
   track(MemoryCategory::parameters_full, unit.held_params_full, unit.layout.padded_numel() * 4);
-  comm_.all_gather(std::span<float>(unit.params_shard), std::span<float>(unit.params_full)).wait();
+  unit.gather = comm_.all_gather(std::span<float>(unit.params_shard), std::span<float>(unit.params_full));
+}
+
+void Engine::wait_gather(Unit& unit) {
+  issue_gather(unit);
+  unit.gather.wait();
   bind(unit);
+}
+
+void Engine::prefetch(const std::vector<Unit*>& order, std::size_t position) {
+  if (!config_.overlap_comm || config_.stage != 3) return;
+  // Sizes alone decide what is prefetched, never timing: every rank issues the same gathers
+  // in the same order.
+  std::int64_t budget = config_.prefetch_bytes;
+  for (std::size_t k = position + 1; k < order.size(); ++k) {
+    const std::int64_t bytes = order[k]->layout.padded_numel() * 4;
+    if (bytes > budget) break;
+    budget -= bytes;
+    issue_gather(*order[k]);
+  }
 }
 
 void Engine::release_parameters(Unit& unit) {
@@ -200,13 +223,25 @@ void Engine::release_parameters(Unit& unit) {
   bind(unit);
 }
 
+void Engine::poll() {
+  if (config_.overlap_comm) comm_.progress();
+}
+
 const Tensor& Engine::run_forward(const Tensor& input, bool training) {
   const nn::ForwardContext context{.training = training, .random = &dropout_random_};
+  std::vector<Unit*> order;
+  for (auto& unit : units_) order.push_back(unit.get());
   const Tensor* x = &input;
-  for (auto& unit : units_) {
-    gather_parameters(*unit);
-    for (std::size_t c = unit->first; c < unit->end; ++c) x = &model_.at(c).forward(*x, context);
-    release_parameters(*unit);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    Unit& unit = *order[i];
+    issue_gather(unit);
+    prefetch(order, i);
+    wait_gather(unit);
+    for (std::size_t c = unit.first; c < unit.end; ++c) {
+      x = &model_.at(c).forward(*x, context);
+      poll();
+    }
+    release_parameters(unit);
   }
   track(MemoryCategory::activations, activations_held_, model_.activation_bytes());
   forward_was_training_ = training;
@@ -217,57 +252,80 @@ const Tensor& Engine::forward(const Tensor& input) { return run_forward(input, t
 
 const Tensor& Engine::evaluate(const Tensor& input) { return run_forward(input, false); }
 
-void Engine::begin_unit_backward(Unit& unit) {
-  gather_parameters(unit);
-  if (config_.stage >= 2) {
-    unit.grads_full.assign(unit.layout.padded_numel(), 0.0f);
-    track(MemoryCategory::gradients_full, unit.held_grads_full, unit.layout.padded_numel() * 4);
-  }
+void Engine::issue_reduction(Unit& unit) {
+  std::span<float> full(unit.grads_full);
+  const std::int64_t shard = unit.shard_elems();
+  // In place: this rank's reduced chunk lands in its own slice of the full buffer.
+  if (config_.stage == 0) unit.reduction = comm_.all_reduce(full);
+  else unit.reduction = comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard));
+  unit.reduction_pending = true;
+}
+
+void Engine::finish_reduction(Unit& unit) {
+  if (!unit.reduction_pending) return;
+  unit.reduction.wait();
+  unit.reduction_pending = false;
+  if (config_.stage < 2) return;
+  // Stages 2-3: add this micro-step's reduced chunk to the shard accumulator and free the
+  // unit's full gradients.
+  const std::int64_t shard = unit.shard_elems();
+  const float* own = unit.grads_full.data() + comm_.rank() * shard;
+  for (std::int64_t i = 0; i < shard; ++i) unit.grads_shard[i] += own[i];
+  free_buffer(unit.grads_full);
+  track(MemoryCategory::gradients_full, unit.held_grads_full, 0);
   bind(unit);
 }
 
-void Engine::end_unit_backward(Unit& unit) {
-  if (config_.stage >= 2) {
-    // Reduce-scatter this micro-step's gradients into this rank's chunk of the full buffer
-    // (in place), then add them to the shard accumulator and free the full buffer.
-    const std::int64_t shard = unit.shard_elems();
-    std::span<float> full(unit.grads_full);
-    std::span<float> own = full.subspan(comm_.rank() * shard, shard);
-    comm_.reduce_scatter(full, own).wait();
-    for (std::int64_t i = 0; i < shard; ++i) unit.grads_shard[i] += own[i];
-    free_buffer(unit.grads_full);
-    track(MemoryCategory::gradients_full, unit.held_grads_full, 0);
-  }
-  release_parameters(unit);
-  bind(unit);
+void Engine::finish_completed_reductions() {
+  for (auto& unit : units_)
+    if (unit->reduction_pending && unit->reduction.test()) finish_reduction(*unit);
 }
 
 void Engine::backward(const Tensor& grad_output) {
   if (!forward_was_training_)
     throw InvalidArgument("Engine::backward: the last forward was evaluate(); call forward() before backward()");
+  const bool last_micro_step = (micro_steps_ + 1) % config_.gradient_accumulation_steps == 0;
+  // Stages 2-3 reduce every micro-step; with overlap, stages 0-1 reduce during the backward of
+  // the last micro-step instead of at step().
+  const bool reduce_here = config_.stage >= 2 || (config_.overlap_comm && last_micro_step);
+  std::vector<Unit*> order;
+  for (auto it = units_.rbegin(); it != units_.rend(); ++it) order.push_back(it->get());
   const Tensor* g = &grad_output;
-  for (auto it = units_.rbegin(); it != units_.rend(); ++it) {
-    Unit& unit = **it;
-    begin_unit_backward(unit);
-    for (std::size_t c = unit.end; c-- > unit.first;) g = &model_.at(c).backward(*g);
-    end_unit_backward(unit);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    Unit& unit = *order[i];
+    issue_gather(unit);
+    prefetch(order, i);
+    wait_gather(unit);
+    if (config_.stage >= 2) {
+      unit.grads_full.assign(unit.layout.padded_numel(), 0.0f);
+      track(MemoryCategory::gradients_full, unit.held_grads_full, unit.layout.padded_numel() * 4);
+      bind(unit);
+    }
+    for (std::size_t c = unit.end; c-- > unit.first;) {
+      g = &model_.at(c).backward(*g);
+      poll();
+      if (config_.overlap_comm) finish_completed_reductions();
+    }
+    if (reduce_here) {
+      issue_reduction(unit);
+      if (!config_.overlap_comm) finish_reduction(unit);
+    }
+    release_parameters(unit);
   }
+  for (auto& unit : units_) finish_reduction(*unit);
+  reduced_in_backward_ = config_.stage < 2 && reduce_here;
 }
 
 bool Engine::step() {
   ++micro_steps_;
   if (micro_steps_ % config_.gradient_accumulation_steps != 0) return false;
   const int r = comm_.rank();
-  // Stages 0-1 reduce once per optimizer step: every unit's collective is issued first, in
-  // unit order, then waited on.
-  std::vector<Work> reductions;
-  for (auto& unit : units_) {
-    std::span<float> full(unit->grads_full);
-    if (config_.stage == 0) reductions.push_back(comm_.all_reduce(full));
-    if (config_.stage == 1)
-      reductions.push_back(comm_.reduce_scatter(full, full.subspan(r * unit->shard_elems(), unit->shard_elems())));
+  if (config_.stage < 2 && !reduced_in_backward_) {
+    // Every unit's collective is issued first, in unit order, then waited on.
+    for (auto& unit : units_) issue_reduction(*unit);
+    for (auto& unit : units_) finish_reduction(*unit);
   }
-  for (Work& w : reductions) w.wait();
+  reduced_in_backward_ = false;
   apply_optimizer();
   if (config_.stage == 1 || config_.stage == 2) {
     std::vector<Work> gathers;
@@ -331,7 +389,7 @@ ModelStateBytes Engine::model_state_bytes() const {
 std::vector<float> Engine::full_parameters() {
   std::vector<float> out;
   for (auto& unit : units_) {
-    gather_parameters(*unit);
+    wait_gather(*unit);
     for (std::size_t i = 0; i < unit->params.size(); ++i) {
       const auto& slot = unit->layout.tensors()[i];
       out.insert(out.end(), unit->params_full.begin() + slot.offset, unit->params_full.begin() + slot.end());

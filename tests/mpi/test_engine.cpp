@@ -91,6 +91,21 @@ TEST_F(EngineTest, StagesZeroToThreeGiveBitIdenticalParameters) {
   EXPECT_EQ(train(comm, one_unit_stage3, 6, 5, 0.2f), train(comm, one_unit_stage0, 6, 5, 0.2f));
 }
 
+// Overlap on or off changes when collectives run, never what they compute.
+TEST_F(EngineTest, OverlapOnAndOffGiveBitIdenticalParameters) {
+  Communicator comm;
+  for (int stage = 0; stage <= 3; ++stage)
+    for (int accumulation : {1, 2}) {
+      EngineConfig on = adamw(stage);
+      on.gradient_accumulation_steps = accumulation;
+      on.prefetch_bytes = 3000;  // some units fit the prefetch budget, some do not
+      EngineConfig off = on;
+      off.overlap_comm = false;
+      EXPECT_EQ(train(comm, on, 4, 5, 0.2f), train(comm, off, 4, 5, 0.2f))
+          << "stage " << stage << " accumulation " << accumulation;
+    }
+}
+
 // N ranks x micro-batch b must match one process accumulating the same N micro-batches.
 // Tolerance: the only difference is the order in which per-rank gradients are summed (ring
 // order vs sequential accumulation), a few float32 ulps per element per step; SGD is linear in
@@ -162,23 +177,36 @@ TEST_F(EngineTest, ModelStateBytesFollowTheStageFormulas) {
   }
 }
 
-TEST_F(EngineTest, StageThreeHoldsFullParametersOnlyWhileAUnitRuns) {
+// Gathered parameters of stage 3 are live only while needed: one unit at a time without
+// overlap; with prefetching, never more than the running unit plus prefetch_bytes.
+TEST_F(EngineTest, StageThreeLiveParameterMemoryStaysWithinItsBound) {
   Communicator comm;
-  auto model = make_model(0);
-  Engine engine(*model, adamw(3), comm);
-  nn::SoftmaxCrossEntropy loss;
-  Tensor tokens;
-  std::vector<std::int32_t> labels;
-  batch(0, 8, tokens, labels);
-  loss.forward(engine.forward(tokens), labels);
-  engine.backward(loss.gradient());
-  engine.step();
-  EXPECT_EQ(engine.memory().current(MemoryCategory::parameters_full), 0);
-  EXPECT_EQ(engine.memory().current(MemoryCategory::gradients_full), 0);
-  // The peak is one unit's full buffers at a time, never the whole model.
-  const std::int64_t whole_model = engine.parameter_count() * 4;
-  EXPECT_GT(engine.memory().high_water(MemoryCategory::parameters_full), 0);
-  EXPECT_LT(engine.memory().high_water(MemoryCategory::parameters_full), whole_model);
+  auto peak_of = [&](bool overlap, std::int64_t prefetch) {
+    auto model = make_model(0);
+    EngineConfig config = adamw(3);
+    config.overlap_comm = overlap;
+    config.prefetch_bytes = prefetch;
+    Engine engine(*model, config, comm);
+    nn::SoftmaxCrossEntropy loss;
+    Tensor tokens;
+    std::vector<std::int32_t> labels;
+    for (int step = 0; step < 3; ++step) {
+      batch(step * 8, 8, tokens, labels);
+      loss.forward(engine.forward(tokens), labels);
+      engine.backward(loss.gradient());
+      engine.step();
+    }
+    EXPECT_EQ(engine.memory().current(MemoryCategory::parameters_full), 0);
+    EXPECT_EQ(engine.memory().current(MemoryCategory::gradients_full), 0);
+    EXPECT_GT(engine.memory().high_water(MemoryCategory::parameters_full), 0);
+    return std::pair(engine.memory().high_water(MemoryCategory::parameters_full), engine.parameter_count() * 4);
+  };
+  const auto [one_unit, whole_model] = peak_of(false, 0);
+  EXPECT_LT(one_unit, whole_model) << "without overlap, one unit's parameters at a time";
+  for (std::int64_t prefetch : {std::int64_t{0}, std::int64_t{1000}, std::int64_t{3000}, std::int64_t{1} << 20}) {
+    const auto [peak, total] = peak_of(true, prefetch);
+    EXPECT_LE(peak, one_unit + prefetch) << "prefetch_bytes " << prefetch;
+  }
   EXPECT_THROW(EngineConfig{.stage = 4}.validate(), InvalidArgument);
 }
 

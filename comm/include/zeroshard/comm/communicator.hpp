@@ -64,6 +64,10 @@ class Communicator {
 
   /// Collective, blocking.
   void barrier();
+  /// Not collective, never blocks: advances every collective in flight on this communicator.
+  /// Call it between pieces of computation to overlap communication with compute (the
+  /// engine does, between modules).
+  void progress();
   /// Collective, blocking: `buffer` on `root` is copied to every rank's `buffer`.
   void broadcast(HostBuffer buffer, int root);
   template <class T>

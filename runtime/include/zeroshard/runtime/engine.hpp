@@ -14,7 +14,8 @@
 //         |                       | as stage 2                   | own shard
 //
 // Every collective is a nonblocking Work, issued in the same order on every rank (unit order
-// forward, reverse unit order backward). Gradients are summed across ranks and micro-steps and
+// forward, reverse unit order backward; what is prefetched depends on sizes only, never on
+// timing). Contract: one backward per micro-step, then step(). Gradients are summed across ranks and micro-steps and
 // divided once by (world size x accumulation steps); updates are elementwise, so with
 // gradient_accumulation_steps = 1 stages 0-3 produce bit-identical parameters.
 //
@@ -50,6 +51,14 @@ struct EngineConfig {
   std::int64_t alignment = 16;
   /// Parameter initialisation (identical on every rank) and, offset by rank, dropout.
   std::uint64_t seed = 1234;
+  /// Overlap communication with compute: stage 3 prefetches the next units' parameters while
+  /// a unit computes; gradient collectives start as soon as a unit's backward is done (stages
+  /// 0-1 on the last micro-step) and complete while earlier units compute; the engine polls
+  /// progress between modules. Off: every collective is waited on where it is issued. Results
+  /// are bit-identical either way.
+  bool overlap_comm = true;
+  /// Stage 3: bytes of parameters gathered ahead of the unit computing now.
+  std::int64_t prefetch_bytes = std::int64_t{64} << 20;
   /// Throws InvalidArgument naming the bad field.
   void validate() const;
 };
@@ -95,10 +104,19 @@ class Engine {
  private:
   struct Unit;
   const Tensor& run_forward(const Tensor& input, bool training);
-  void gather_parameters(Unit& unit);
+  // Stage 3: allocate a unit's full parameters and issue their all-gather, without waiting.
+  void issue_gather(Unit& unit);
+  // Stage 3: make sure the unit's gather was issued, wait for it, point the parameters at it.
+  void wait_gather(Unit& unit);
+  // Stage 3 with overlap: issue the gathers of the units after `position` in `order`, within
+  // prefetch_bytes.
+  void prefetch(const std::vector<Unit*>& order, std::size_t position);
   void release_parameters(Unit& unit);
-  void begin_unit_backward(Unit& unit);
-  void end_unit_backward(Unit& unit);
+  void issue_reduction(Unit& unit);
+  void finish_reduction(Unit& unit);
+  void finish_completed_reductions();
+  // With overlap: advance collectives in flight between modules (polling progress).
+  void poll();
   void apply_optimizer();
   void bind(Unit& unit);
   void track(MemoryCategory category, std::int64_t& held, std::int64_t bytes);
@@ -114,6 +132,7 @@ class Engine {
   std::int64_t optimizer_steps_ = 0;
   std::int64_t activations_held_ = 0;
   bool forward_was_training_ = false;
+  bool reduced_in_backward_ = false;  // stages 0-1: the last backward already reduced
 };
 
 }  // namespace zs
