@@ -94,6 +94,18 @@ const std::vector<Key>& keys() {
     integer("zero_optimization.prefetch_bytes", "stage 3: parameter bytes gathered ahead of the running unit",
             "DeepSpeed: stage3_prefetch_bucket_size (elements)",
             [](TrainingConfig& c) -> std::int64_t& { return c.engine.prefetch_bytes; });
+    integer("zero_optimization.reductions_in_flight", "gradient collectives of units in flight during backward",
+            "DeepSpeed: (bucket count implied by reduce_bucket_size)",
+            [](TrainingConfig& c) -> int& { return c.engine.reductions_in_flight; });
+    integer("zero_optimization.max_live_bytes", "stage 3: cap on gathered parameter bytes; 0 = none",
+            "DeepSpeed: stage3_max_live_parameters (elements)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.max_live_bytes; });
+    integer("zero_optimization.param_persistence_threshold", "stage 3: units with fewer parameters stay whole",
+            "DeepSpeed: stage3_param_persistence_threshold",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.param_persistence_threshold; });
+    boolean("zero_optimization.reshard_after_forward", "stage 3: free gathered parameters after forward",
+            "FSDP: reshard_after_forward (FULL_SHARD vs SHARD_GRAD_OP)",
+            [](TrainingConfig& c) -> bool& { return c.engine.reshard_after_forward; });
     integer("zero_optimization.alignment", "tensor alignment in the flat buffers, elements", "DeepSpeed: (fixed alignment)",
             [](TrainingConfig& c) -> std::int64_t& { return c.engine.alignment; });
     text("optimizer.type", "sgd, adam or adamw", "DeepSpeed: optimizer.type",

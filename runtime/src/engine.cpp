@@ -21,6 +21,8 @@ struct Engine::Unit {
   std::vector<float> grads_shard;   // stages 2-3: this rank's accumulated slice
   std::vector<float> state;         // optimizer state: full (stage 0) or shard
   Work gather;                      // stage 3: the all-gather filling params_full
+  bool persistent = false;          // stage 3: kept whole (param_persistence_threshold)
+  bool kept_for_backward = false;   // stage 3: gathered in forward, held until backward
   Work reduction;                   // this micro-step's gradient collective
   bool reduction_pending = false;
   // Bytes recorded in the ledger for each buffer, so the ledger follows every resize.
@@ -109,6 +111,14 @@ void EngineConfig::validate() const {
                           " must be >= 0");
   if (alignment < 1)
     throw InvalidArgument("zero_optimization.alignment = " + std::to_string(alignment) + " must be >= 1");
+  if (reductions_in_flight < 1)
+    throw InvalidArgument("zero_optimization.reductions_in_flight = " + std::to_string(reductions_in_flight) +
+                          " must be >= 1");
+  if (max_live_bytes < 0)
+    throw InvalidArgument("zero_optimization.max_live_bytes = " + std::to_string(max_live_bytes) + " must be >= 0");
+  if (param_persistence_threshold < 0)
+    throw InvalidArgument("zero_optimization.param_persistence_threshold = " +
+                          std::to_string(param_persistence_threshold) + " must be >= 0");
   if (prefetch_bytes < 0)
     throw InvalidArgument("zero_optimization.prefetch_bytes = " + std::to_string(prefetch_bytes) + " must be >= 0");
   optimizer.validate();
@@ -150,7 +160,11 @@ Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
     track(MemoryCategory::parameters_full, unit->held_params_full, padded * 4);
     bind(*unit);
     for (std::size_t c = first; c < end; ++c) nn::initialize_parameters(model_.at(c), init_random);
-    if (config_.stage == 3) {
+    std::int64_t unit_params = 0;
+    for (const nn::Parameter* p : unit->params) unit_params += p->numel();
+    unit->persistent = config_.stage == 3 && unit_params < config_.param_persistence_threshold;
+    if (unit->persistent) persistent_bytes_ += padded * 4;
+    if (shards_parameters(*unit)) {
       unit->params_shard.assign(unit->params_full.begin() + r * shard, unit->params_full.begin() + (r + 1) * shard);
       track(MemoryCategory::parameters_shard, unit->held_params_shard, shard * 4);
       release_parameters(*unit);
@@ -190,8 +204,27 @@ void Engine::bind(Unit& unit) {
   }
 }
 
+bool Engine::shards_parameters(const Unit& unit) const { return config_.stage == 3 && !unit.persistent; }
+
+void Engine::make_room(std::int64_t bytes, const Unit& for_unit) {
+  if (config_.max_live_bytes == 0) return;
+  auto live = [&] { return ledger_.current(MemoryCategory::parameters_full) - persistent_bytes_; };
+  // Parameters kept from forward for backward go first (they can be gathered again).
+  for (auto& unit : units_)
+    if (live() + bytes > config_.max_live_bytes && unit->kept_for_backward && unit.get() != &for_unit) {
+      unit->kept_for_backward = false;
+      release_parameters(*unit);
+    }
+  if (live() + bytes > config_.max_live_bytes)
+    throw InvalidArgument("zero_optimization.max_live_bytes = " + std::to_string(config_.max_live_bytes) +
+                          " cannot hold a unit of " + std::to_string(bytes) + " bytes (" +
+                          std::to_string(live()) + " already live): raise the cap or split the model into smaller "
+                          "units (zero_optimization.auto_wrap_min_params)");
+}
+
 void Engine::issue_gather(Unit& unit) {
-  if (config_.stage != 3 || !unit.params_full.empty()) return;
+  if (!shards_parameters(unit) || !unit.params_full.empty()) return;
+  make_room(unit.layout.padded_numel() * 4, unit);
   unit.params_full.resize(unit.layout.padded_numel());
   track(MemoryCategory::parameters_full, unit.held_params_full, unit.layout.padded_numel() * 4);
   unit.gather = comm_.all_gather(std::span<float>(unit.params_shard), std::span<float>(unit.params_full));
@@ -209,15 +242,17 @@ void Engine::prefetch(const std::vector<Unit*>& order, std::size_t position) {
   // in the same order.
   std::int64_t budget = config_.prefetch_bytes;
   for (std::size_t k = position + 1; k < order.size(); ++k) {
+    if (!shards_parameters(*order[k])) continue;
     const std::int64_t bytes = order[k]->layout.padded_numel() * 4;
-    if (bytes > budget) break;
+    const std::int64_t live = ledger_.current(MemoryCategory::parameters_full) - persistent_bytes_;
+    if (bytes > budget || (config_.max_live_bytes > 0 && live + bytes > config_.max_live_bytes)) break;
     budget -= bytes;
     issue_gather(*order[k]);
   }
 }
 
 void Engine::release_parameters(Unit& unit) {
-  if (config_.stage != 3) return;
+  if (!shards_parameters(unit)) return;
   free_buffer(unit.params_full);
   track(MemoryCategory::parameters_full, unit.held_params_full, 0);
   bind(unit);
@@ -241,7 +276,8 @@ const Tensor& Engine::run_forward(const Tensor& input, bool training) {
       x = &model_.at(c).forward(*x, context);
       poll();
     }
-    release_parameters(unit);
+    if (training && !config_.reshard_after_forward && shards_parameters(unit)) unit.kept_for_backward = true;
+    else release_parameters(unit);
   }
   track(MemoryCategory::activations, activations_held_, model_.activation_bytes());
   forward_was_training_ = training;
@@ -259,6 +295,7 @@ void Engine::issue_reduction(Unit& unit) {
   if (config_.stage == 0) unit.reduction = comm_.all_reduce(full);
   else unit.reduction = comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard));
   unit.reduction_pending = true;
+  reductions_in_flight_.push_back(&unit);
 }
 
 void Engine::finish_reduction(Unit& unit) {
@@ -276,9 +313,11 @@ void Engine::finish_reduction(Unit& unit) {
   bind(unit);
 }
 
-void Engine::finish_completed_reductions() {
-  for (auto& unit : units_)
-    if (unit->reduction_pending && unit->reduction.test()) finish_reduction(*unit);
+void Engine::finish_reductions_beyond(std::size_t keep) {
+  while (reductions_in_flight_.size() > keep) {
+    finish_reduction(*reductions_in_flight_.front());
+    reductions_in_flight_.pop_front();
+  }
 }
 
 void Engine::backward(const Tensor& grad_output) {
@@ -304,15 +343,17 @@ void Engine::backward(const Tensor& grad_output) {
     for (std::size_t c = unit.end; c-- > unit.first;) {
       g = &model_.at(c).backward(*g);
       poll();
-      if (config_.overlap_comm) finish_completed_reductions();
     }
     if (reduce_here) {
       issue_reduction(unit);
-      if (!config_.overlap_comm) finish_reduction(unit);
+      // Completion points are fixed (never "whenever it finished"): memory is the same
+      // every step and on every rank.
+      finish_reductions_beyond(config_.overlap_comm ? static_cast<std::size_t>(config_.reductions_in_flight) : 0);
     }
+    unit.kept_for_backward = false;
     release_parameters(unit);
   }
-  for (auto& unit : units_) finish_reduction(*unit);
+  finish_reductions_beyond(0);
   reduced_in_backward_ = config_.stage < 2 && reduce_here;
 }
 
@@ -323,13 +364,14 @@ bool Engine::step() {
   if (config_.stage < 2 && !reduced_in_backward_) {
     // Every unit's collective is issued first, in unit order, then waited on.
     for (auto& unit : units_) issue_reduction(*unit);
-    for (auto& unit : units_) finish_reduction(*unit);
+    finish_reductions_beyond(0);
   }
   reduced_in_backward_ = false;
   apply_optimizer();
-  if (config_.stage == 1 || config_.stage == 2) {
+  if (config_.stage >= 1) {
     std::vector<Work> gathers;
     for (auto& unit : units_) {
+      if (shards_parameters(*unit)) continue;  // stage 3 keeps sharded units sharded
       std::span<float> full(unit->params_full);
       gathers.push_back(comm_.all_gather(full.subspan(r * unit->shard_elems(), unit->shard_elems()), full));
     }
@@ -354,8 +396,11 @@ void Engine::apply_optimizer() {
       case 0: params = unit->params_full; grads = unit->grads_full; break;
       case 1: params = std::span<float>(unit->params_full).subspan(r * shard, shard);
               grads = std::span<float>(unit->grads_full).subspan(r * shard, shard); break;
-      case 2: params = std::span<float>(unit->params_full).subspan(r * shard, shard); grads = unit->grads_shard; break;
-      default: params = unit->params_shard; grads = unit->grads_shard; break;
+      default:
+        params = shards_parameters(*unit) ? std::span<float>(unit->params_shard)
+                                          : std::span<float>(unit->params_full).subspan(r * shard, shard);
+        grads = unit->grads_shard;
+        break;
     }
     for (float& g : grads) g *= scale;
     optimizer_.update(params, grads, unit->state, config_.stage == 0 ? unit->full_runs : unit->shard_runs, lr,
@@ -379,7 +424,7 @@ std::int64_t Engine::parameter_count() const {
 ModelStateBytes Engine::model_state_bytes() const {
   ModelStateBytes bytes;
   for (const auto& unit : units_) {
-    bytes.parameters += unit->held_params_shard + (config_.stage == 3 ? 0 : unit->held_params_full);
+    bytes.parameters += unit->held_params_shard + (shards_parameters(*unit) ? 0 : unit->held_params_full);
     bytes.gradients += (config_.stage <= 1 ? unit->held_grads_full : unit->held_grads_shard);
     bytes.optimizer_states += unit->held_state;
   }

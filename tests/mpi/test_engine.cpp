@@ -106,6 +106,51 @@ TEST_F(EngineTest, OverlapOnAndOffGiveBitIdenticalParameters) {
     }
 }
 
+// Stage-3 memory knobs change what is held when, never the values.
+TEST_F(EngineTest, StageThreeMemoryKnobsKeepParametersBitIdentical) {
+  Communicator comm;
+  const auto reference = train(comm, adamw(0), 4, 5, 0.2f);
+  EngineConfig persistent = adamw(3);
+  persistent.param_persistence_threshold = 200;  // the embedding (161) and the norm (38) stay whole
+  EngineConfig kept = adamw(3);
+  kept.reshard_after_forward = false;
+  EngineConfig capped = adamw(3);
+  capped.reshard_after_forward = false;  // the cap forces kept units to be resharded early
+  capped.max_live_bytes = 2000;
+  for (const EngineConfig& config : {persistent, kept, capped})
+    EXPECT_EQ(train(comm, config, 4, 5, 0.2f), reference)
+        << "persistence " << config.param_persistence_threshold << " reshard " << config.reshard_after_forward
+        << " max_live " << config.max_live_bytes;
+  EngineConfig too_small = adamw(3);
+  too_small.max_live_bytes = 100;  // below the largest unit: every rank must refuse
+  EXPECT_THROW(train(comm, too_small, 1, 5), InvalidArgument);
+}
+
+// Many steps: no high-water mark grows after the first steps.
+TEST_F(EngineTest, FiveHundredStepsDoNotLeak) {
+  Communicator comm;
+  for (int stage : {0, 3}) {
+    auto model = make_model(0.1f);
+    Engine engine(*model, adamw(stage), comm);
+    nn::SoftmaxCrossEntropy loss;
+    Tensor tokens;
+    std::vector<std::int32_t> labels;
+    std::vector<std::int64_t> after_warmup;
+    for (int step = 0; step < 500; ++step) {
+      batch(step * 8, 8, tokens, labels);
+      loss.forward(engine.forward(tokens), labels);
+      engine.backward(loss.gradient());
+      engine.step();
+      if (step == 4)
+        for (std::size_t c = 0; c < kMemoryCategories; ++c)
+          after_warmup.push_back(engine.memory().high_water(static_cast<MemoryCategory>(c)));
+    }
+    for (std::size_t c = 0; c < kMemoryCategories; ++c)
+      EXPECT_EQ(engine.memory().high_water(static_cast<MemoryCategory>(c)), after_warmup[c])
+          << "stage " << stage << " " << to_string(static_cast<MemoryCategory>(c)) << " grew after step 5";
+  }
+}
+
 // N ranks x micro-batch b must match one process accumulating the same N micro-batches.
 // Tolerance: the only difference is the order in which per-rank gradients are summed (ring
 // order vs sequential accumulation), a few float32 ulps per element per step; SGD is linear in

@@ -22,6 +22,7 @@
 // Collective: constructing an Engine and every forward/backward/step are collective over `comm`.
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -57,8 +58,22 @@ struct EngineConfig {
   /// progress between modules. Off: every collective is waited on where it is issued. Results
   /// are bit-identical either way.
   bool overlap_comm = true;
+  /// Gradient collectives of units allowed in flight at once during backward; the oldest is
+  /// completed (and, stages 2-3, its full gradients freed) before another starts, so
+  /// gradient memory is bounded and the same every step.
+  int reductions_in_flight = 2;
   /// Stage 3: bytes of parameters gathered ahead of the unit computing now.
   std::int64_t prefetch_bytes = std::int64_t{64} << 20;
+  /// Stage 3: a hard cap on gathered (full) parameter bytes held at once; 0 = no cap.
+  /// Prefetching stops at the cap, parameters kept for backward are resharded to stay under
+  /// it, and a unit that alone exceeds it is an error (use smaller units).
+  std::int64_t max_live_bytes = 0;
+  /// Stage 3: units with fewer parameters than this stay whole on every rank (no gather
+  /// traffic for tiny layers; updated like stage 2). DeepSpeed defaults to 1e5; 0 = off.
+  std::int64_t param_persistence_threshold = 0;
+  /// Stage 3: free a unit's gathered parameters after its forward (true) or keep them until
+  /// its backward, saving one all-gather per unit at the cost of memory.
+  bool reshard_after_forward = true;
   /// Throws InvalidArgument naming the bad field.
   void validate() const;
 };
@@ -112,9 +127,14 @@ class Engine {
   // prefetch_bytes.
   void prefetch(const std::vector<Unit*>& order, std::size_t position);
   void release_parameters(Unit& unit);
+  // Stage 3: whether this unit's parameters live as shards (false for persistent units).
+  bool shards_parameters(const Unit& unit) const;
+  // Stage 3: make room under max_live_bytes for `bytes` more, or throw.
+  void make_room(std::int64_t bytes, const Unit& for_unit);
   void issue_reduction(Unit& unit);
   void finish_reduction(Unit& unit);
-  void finish_completed_reductions();
+  // Completes the oldest in-flight reductions until at most `keep` remain.
+  void finish_reductions_beyond(std::size_t keep);
   // With overlap: advance collectives in flight between modules (polling progress).
   void poll();
   void apply_optimizer();
@@ -132,7 +152,9 @@ class Engine {
   std::int64_t optimizer_steps_ = 0;
   std::int64_t activations_held_ = 0;
   bool forward_was_training_ = false;
-  bool reduced_in_backward_ = false;  // stages 0-1: the last backward already reduced
+  bool reduced_in_backward_ = false;
+  std::deque<Unit*> reductions_in_flight_;  // issue order
+  std::int64_t persistent_bytes_ = 0;  // stage 3: full parameters of persistent units (not "live")  // stages 0-1: the last backward already reduced
 };
 
 }  // namespace zs
