@@ -34,7 +34,6 @@ struct Engine::Unit {
 
 namespace {
 
-void free_buffer(std::vector<float>& buffer) { std::vector<float>().swap(buffer); }
 
 std::int64_t parameter_count_of(nn::Module& module) {
   std::int64_t count = 0;
@@ -204,6 +203,30 @@ void Engine::bind(Unit& unit) {
   }
 }
 
+std::vector<float> Engine::take_buffer(std::int64_t elements) {
+  // Best fit among idle buffers; a new one only when none is large enough.
+  auto best = idle_buffers_.end();
+  for (auto it = idle_buffers_.begin(); it != idle_buffers_.end(); ++it)
+    if (static_cast<std::int64_t>(it->capacity()) >= elements &&
+        (best == idle_buffers_.end() || it->capacity() < best->capacity()))
+      best = it;
+  std::vector<float> buffer;
+  if (best != idle_buffers_.end()) {
+    buffer = std::move(*best);
+    idle_buffers_.erase(best);
+    track(MemoryCategory::buffers, idle_bytes_, idle_bytes_ - static_cast<std::int64_t>(buffer.capacity()) * 4);
+  }
+  buffer.resize(elements);
+  return buffer;
+}
+
+void Engine::give_back(std::vector<float>& buffer) {
+  if (buffer.capacity() == 0) return;
+  track(MemoryCategory::buffers, idle_bytes_, idle_bytes_ + static_cast<std::int64_t>(buffer.capacity()) * 4);
+  idle_buffers_.push_back(std::move(buffer));
+  buffer = std::vector<float>();
+}
+
 bool Engine::shards_parameters(const Unit& unit) const { return config_.stage == 3 && !unit.persistent; }
 
 void Engine::make_room(std::int64_t bytes, const Unit& for_unit) {
@@ -225,7 +248,7 @@ void Engine::make_room(std::int64_t bytes, const Unit& for_unit) {
 void Engine::issue_gather(Unit& unit) {
   if (!shards_parameters(unit) || !unit.params_full.empty()) return;
   make_room(unit.layout.padded_numel() * 4, unit);
-  unit.params_full.resize(unit.layout.padded_numel());
+  unit.params_full = take_buffer(unit.layout.padded_numel());  // the gather overwrites it all
   track(MemoryCategory::parameters_full, unit.held_params_full, unit.layout.padded_numel() * 4);
   unit.gather = comm_.all_gather(std::span<float>(unit.params_shard), std::span<float>(unit.params_full));
 }
@@ -253,7 +276,7 @@ void Engine::prefetch(const std::vector<Unit*>& order, std::size_t position) {
 
 void Engine::release_parameters(Unit& unit) {
   if (!shards_parameters(unit)) return;
-  free_buffer(unit.params_full);
+  give_back(unit.params_full);
   track(MemoryCategory::parameters_full, unit.held_params_full, 0);
   bind(unit);
 }
@@ -308,7 +331,7 @@ void Engine::finish_reduction(Unit& unit) {
   const std::int64_t shard = unit.shard_elems();
   const float* own = unit.grads_full.data() + comm_.rank() * shard;
   for (std::int64_t i = 0; i < shard; ++i) unit.grads_shard[i] += own[i];
-  free_buffer(unit.grads_full);
+  give_back(unit.grads_full);
   track(MemoryCategory::gradients_full, unit.held_grads_full, 0);
   bind(unit);
 }
@@ -336,7 +359,8 @@ void Engine::backward(const Tensor& grad_output) {
     prefetch(order, i);
     wait_gather(unit);
     if (config_.stage >= 2) {
-      unit.grads_full.assign(unit.layout.padded_numel(), 0.0f);
+      unit.grads_full = take_buffer(unit.layout.padded_numel());
+      std::fill(unit.grads_full.begin(), unit.grads_full.end(), 0.0f);
       track(MemoryCategory::gradients_full, unit.held_grads_full, unit.layout.padded_numel() * 4);
       bind(unit);
     }

@@ -138,6 +138,11 @@ class Engine {
   // With overlap: advance collectives in flight between modules (polling progress).
   void poll();
   void apply_optimizer();
+  // Transient full buffers (stage 3 parameters, stage 2-3 gradients) are reused, not handed
+  // back to the OS: freed multi-MiB buffers are faulted in again on every use otherwise
+  // (facts.md measured that dominating a CPU step). Idle bytes are ledgered as "buffers".
+  std::vector<float> take_buffer(std::int64_t elements);
+  void give_back(std::vector<float>& buffer);
   void bind(Unit& unit);
   void track(MemoryCategory category, std::int64_t& held, std::int64_t bytes);
 
@@ -154,6 +159,8 @@ class Engine {
   bool forward_was_training_ = false;
   bool reduced_in_backward_ = false;
   std::deque<Unit*> reductions_in_flight_;  // issue order
+  std::vector<std::vector<float>> idle_buffers_;
+  std::int64_t idle_bytes_ = 0;
   std::int64_t persistent_bytes_ = 0;  // stage 3: full parameters of persistent units (not "live")  // stages 0-1: the last backward already reduced
 };
 

@@ -1,0 +1,177 @@
+// Training-step benchmark: an MLP of `layers` square Linear layers (one unit per layer),
+// stages 0-3 with overlap on and off, next to the compute-only time (a world of one with the
+// same per-rank batch, run on every rank at once so the cores are as busy as in training) and
+// the comm-only time (the same collectives a step issues, alone). One table.
+//
+//   zs-mpirun -np 2 build/bench/zs_step_bench [--layers 8] [--width 2560] [--batch 16] [--steps 3]
+//        [--prefetch-bytes 67108864] [--reductions-in-flight 2] [--all-gather automatic]
+//
+// overlap efficiency = hidden communication / comm-only, hidden = compute + comm-only - step,
+// clipped to [0, 1]. Memory: this rank's peak of full (gathered) parameters and gradients and
+// its persistent model state, next to design.md's formula for fp32 Adam (16 bytes/parameter).
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/comm/mpi_environment.hpp"
+#include "zeroshard/runtime/engine.hpp"
+
+namespace {
+
+struct Options {
+  int layers = 8;
+  std::int64_t width = 2560;
+  std::int64_t batch = 16;
+  int steps = 3;
+  std::int64_t prefetch_bytes = zs::EngineConfig{}.prefetch_bytes;
+  int reductions_in_flight = zs::EngineConfig{}.reductions_in_flight;
+  zs::Algorithm all_gather = zs::CommunicatorConfig{}.all_gather;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string arg = argv[i];
+    if (arg == "--layers") o.layers = std::stoi(argv[i + 1]);
+    else if (arg == "--width") o.width = std::stoll(argv[i + 1]);
+    else if (arg == "--batch") o.batch = std::stoll(argv[i + 1]);
+    else if (arg == "--steps") o.steps = std::stoi(argv[i + 1]);
+    else if (arg == "--prefetch-bytes") o.prefetch_bytes = std::stoll(argv[i + 1]);
+    else if (arg == "--reductions-in-flight") o.reductions_in_flight = std::stoi(argv[i + 1]);
+    else if (arg == "--all-gather") o.all_gather = zs::parse_algorithm(argv[i + 1]);
+    else throw zs::InvalidArgument("unknown option " + arg + " (--layers --width --batch --steps)");
+  }
+  return o;
+}
+
+std::unique_ptr<zs::nn::Sequential> make_model(const Options& o) {
+  auto model = std::make_unique<zs::nn::Sequential>("mlp");
+  for (int l = 0; l < o.layers; ++l) {
+    model->add<zs::nn::Linear>("fc" + std::to_string(l), o.width, o.width);
+    model->add<zs::nn::ReLU>("act" + std::to_string(l));
+  }
+  return model;
+}
+
+// Median over steps of the slowest rank's step time.
+double timed_steps(zs::Communicator& comm, zs::Engine& engine, const Options& o) {
+  zs::Tensor x({o.batch, o.width}), grad({o.batch, o.width});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;
+  grad.fill(1.0f / static_cast<float>(grad.numel()));
+  std::vector<double> times;
+  for (int s = 0; s < o.steps + 1; ++s) {  // the first step warms up
+    ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
+    const double start = MPI_Wtime();
+    engine.forward(x);
+    engine.backward(grad);
+    engine.step();
+    double t = MPI_Wtime() - start;
+    ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm.handle()));
+    if (s > 0) times.push_back(t);
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+// The collectives one step of `stage` issues, alone: per unit of `unit_elems` elements.
+double comm_only(zs::Communicator& comm, int stage, int units, std::int64_t unit_elems, int repeats) {
+  const int n = comm.size();
+  const std::int64_t padded = (unit_elems + n - 1) / n * n, shard = padded / n;
+  std::vector<float> full(padded, 1.0f), scratch(padded);
+  std::vector<double> times;
+  for (int rep = 0; rep < repeats + 1; ++rep) {
+    ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
+    const double start = MPI_Wtime();
+    for (int u = 0; u < units; ++u) {
+      std::span<float> f(full), own = f.subspan(comm.rank() * shard, shard);
+      if (stage == 0) comm.all_reduce(f).wait();
+      if (stage == 1 || stage == 2) {
+        comm.reduce_scatter(f, own).wait();
+        comm.all_gather(own, f).wait();
+      }
+      if (stage == 3) {
+        comm.all_gather(own, f).wait();  // forward
+        comm.all_gather(own, f).wait();  // backward
+        comm.reduce_scatter(f, own).wait();
+      }
+    }
+    double t = MPI_Wtime() - start;
+    ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm.handle()));
+    if (rep > 0) times.push_back(t);
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  zs::MpiEnvironment mpi(&argc, &argv);
+  try {
+    const Options o = parse(argc, argv);
+    zs::CommunicatorConfig comm_config;
+    comm_config.all_gather = o.all_gather;
+    zs::Communicator comm(MPI_COMM_WORLD, comm_config);
+    const int n = comm.size(), r = comm.rank();
+
+    // Compute only: every rank trains its own copy as a world of one (stage 0, no traffic).
+    double compute = 0;
+    std::int64_t psi = 0;
+    {
+      zs::Communicator self = comm.split(r, 0);
+      auto model = make_model(o);
+      zs::EngineConfig config;
+      zs::Engine engine(*model, config, self);
+      psi = engine.parameter_count();
+      compute = timed_steps(comm, engine, o);
+    }
+    const std::int64_t unit_elems = o.width * o.width + o.width;
+
+    if (r == 0) {
+      std::printf("ZeroShard step benchmark: %d ranks, %d x Linear(%lld, %lld) = %.1f M parameters, batch %lld per "
+                  "rank, fp32 AdamW, median of %d steps\n\n",
+                  n, o.layers, static_cast<long long>(o.width), static_cast<long long>(o.width), psi / 1e6,
+                  static_cast<long long>(o.batch), o.steps);
+      std::printf("compute only (1 rank, same batch): %.1f ms\n\n", compute * 1e3);
+      std::printf("| stage | overlap | step (ms) | vs stage 0 | comm only (ms) | overlap efficiency | peak full params (MiB) "
+                  "| peak full grads (MiB) | model state (MiB) | formula 16Ψ... (MiB) |\n");
+      std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    }
+    double stage0_step = 0;
+    const double formula[4] = {16.0 * psi, 8.0 * psi + 8.0 * psi / n, 4.0 * psi + 12.0 * psi / n, 16.0 * psi / n};
+    for (int stage = 0; stage <= 3; ++stage) {
+      const double comm_time = comm_only(comm, stage, o.layers, unit_elems, o.steps);
+      for (bool overlap : {true, false}) {
+        auto model = make_model(o);
+        zs::EngineConfig config;
+        config.stage = stage;
+        config.overlap_comm = overlap;
+        config.prefetch_bytes = o.prefetch_bytes;
+        config.reductions_in_flight = o.reductions_in_flight;
+        zs::Engine engine(*model, config, comm);
+        const double step = timed_steps(comm, engine, o);
+        if (stage == 0 && overlap) stage0_step = step;
+        const double hidden = std::clamp((compute + comm_time - step) / comm_time, 0.0, 1.0);
+        std::int64_t peaks[3] = {engine.memory().high_water(zs::MemoryCategory::parameters_full),
+                                 engine.memory().high_water(zs::MemoryCategory::gradients_full),
+                                 engine.model_state_bytes().total()};
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, peaks, 3, MPI_INT64_T, MPI_MAX, comm.handle()));
+        if (r == 0)
+          std::printf("| %d | %s | %.1f | %.2fx | %.1f | %.0f%% | %.1f | %.1f | %.1f | %.1f |\n", stage,
+                      overlap ? "on" : "off", step * 1e3, step / stage0_step, comm_time * 1e3, 100 * hidden,
+                      mib(peaks[0]), mib(peaks[1]), mib(peaks[2]), mib(formula[stage]));
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zs_step_bench (%s): %s\n", zs::rank_and_host().c_str(), e.what());
+    MPI_Abort(MPI_COMM_WORLD, 2);
+    return 2;
+  }
+}
