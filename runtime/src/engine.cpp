@@ -133,6 +133,7 @@ Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
   const int n = comm_.size(), r = comm_.rank();
   // One random stream over the children in order: the initial values do not depend on the
   // unit split, the stage or the world size.
+  progress_hook_ = [this] { comm_.progress(); };
   const auto unit_ranges = plan_units(model_, config_);
   require_same_model_and_config(model_, config_, unit_ranges, comm_);
   std::mt19937_64 init_random(config_.seed);
@@ -286,7 +287,8 @@ void Engine::poll() {
 }
 
 const Tensor& Engine::run_forward(const Tensor& input, bool training) {
-  const nn::ForwardContext context{.training = training, .random = &dropout_random_};
+  const nn::ForwardContext context{.training = training, .random = &dropout_random_,
+                                   .progress = config_.overlap_comm ? &progress_hook_ : nullptr};
   std::vector<Unit*> order;
   for (auto& unit : units_) order.push_back(unit.get());
   const Tensor* x = &input;

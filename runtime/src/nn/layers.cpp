@@ -46,24 +46,57 @@ void Linear::reset_parameters(std::mt19937_64& random) {
     for (std::int64_t i = 0; i < bias.value.numel(); ++i) bias.value.data()[i] = uniform(random);
 }
 
-const Tensor& Linear::forward(const Tensor& input, const ForwardContext&) {
+namespace {
+// The products run in blocks of output features so that communication can advance between
+// them. The blocking depends on the sizes only (never on whether anyone polls), so results are
+// identical with and without a progress hook.
+constexpr std::int64_t kProgressBlocks = 8;
+std::int64_t block_of(std::int64_t extent) { return std::max<std::int64_t>(64, (extent + kProgressBlocks - 1) / kProgressBlocks); }
+void call(const std::function<void()>* progress) {
+  if (progress && *progress) (*progress)();
+}
+}  // namespace
+
+const Tensor& Linear::forward(const Tensor& input, const ForwardContext& context) {
   require_features(name(), input, in_);
   const std::int64_t rows = rows_of(input);
   input_ = input;  // shares storage: backward needs x
+  progress_ = context.progress;
   output_.resize(with_last(input.shape(), out_));
   auto y = matrix(output_, rows, out_);
-  y.noalias() = matrix(input, rows, in_) * matrix(weight.value, out_, in_).transpose();
+  const auto x = matrix(input, rows, in_);
+  const auto w = matrix(weight.value, out_, in_);
+  const std::int64_t block = block_of(out_);
+  for (std::int64_t j = 0; j < out_; j += block) {
+    const std::int64_t n = std::min(block, out_ - j);
+    y.middleCols(j, n).noalias() = x * w.middleRows(j, n).transpose();
+    call(progress_);
+  }
   if (has_bias_) y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.value.data(), out_);
   return output_;
 }
 
 const Tensor& Linear::backward(const Tensor& grad_output) {
   const std::int64_t rows = rows_of(input_);
-  auto g = matrix(grad_output, rows, out_);
-  matrix(weight.grad, out_, in_).noalias() += g.transpose() * matrix(input_, rows, in_);
+  const auto g = matrix(grad_output, rows, out_);
+  const auto x = matrix(input_, rows, in_);
+  const auto w = matrix(weight.value, out_, in_);
+  auto dw = matrix(weight.grad, out_, in_);
+  const std::int64_t out_block = block_of(out_);
+  for (std::int64_t j = 0; j < out_; j += out_block) {
+    const std::int64_t n = std::min(out_block, out_ - j);
+    dw.middleRows(j, n).noalias() += g.middleCols(j, n).transpose() * x;
+    call(progress_);
+  }
   if (has_bias_) Eigen::Map<Eigen::RowVectorXf>(bias.grad.data(), out_) += g.colwise().sum();
   grad_input_.resize(input_.shape());
-  matrix(grad_input_, rows, in_).noalias() = g * matrix(weight.value, out_, in_);
+  auto dx = matrix(grad_input_, rows, in_);
+  const std::int64_t in_block = block_of(in_);
+  for (std::int64_t k = 0; k < in_; k += in_block) {
+    const std::int64_t n = std::min(in_block, in_ - k);
+    dx.middleCols(k, n).noalias() = g * w.middleCols(k, n);
+    call(progress_);
+  }
   return grad_input_;
 }
 

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -160,6 +161,7 @@ class Engine {
   bool reduced_in_backward_ = false;
   std::deque<Unit*> reductions_in_flight_;  // issue order
   std::vector<std::vector<float>> idle_buffers_;
+  std::function<void()> progress_hook_;  // handed to layers: advances collectives mid-layer
   std::int64_t idle_bytes_ = 0;
   std::int64_t persistent_bytes_ = 0;  // stage 3: full parameters of persistent units (not "live")  // stages 0-1: the last backward already reduced
 };

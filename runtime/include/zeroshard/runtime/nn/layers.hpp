@@ -25,6 +25,7 @@ class Linear final : public Module {
  private:
   std::int64_t in_, out_;
   bool has_bias_;
+  const std::function<void()>* progress_ = nullptr;  // from the forward context
   Tensor input_, output_, grad_input_;
 };
 

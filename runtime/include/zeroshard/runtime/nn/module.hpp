@@ -9,6 +9,7 @@
 // only while the module's unit is gathered. See docs/custom-modules.md.
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -34,6 +35,10 @@ struct Parameter {
 struct ForwardContext {
   bool training = true;
   std::mt19937_64* random = nullptr;
+  /// Called between blocks of long computations so that communication in flight advances
+  /// while a layer computes (the engine sets it; it must stay valid until the matching
+  /// backward has run). Null: nothing to advance.
+  const std::function<void()>* progress = nullptr;
 };
 
 class Module {
