@@ -117,8 +117,8 @@ int main(int argc, char** argv) {
     zs::examples::DistributedSampler sampler(train.count, config.engine.seed, world, rank, config.micro_batch_size);
     const std::int64_t micro_steps_per_epoch = sampler.steps_per_epoch();
     const std::int64_t total_steps = micro_steps_per_epoch * options.epochs / config.engine.gradient_accumulation_steps;
-    // The cosine schedule spans the run unless the user set its length.
-    bool total_given = false;
+    // The cosine schedule spans the run unless the user set its length (in a file or an override).
+    bool total_given = !options.config_path.empty();
     for (const auto& o : options.overrides) total_given |= o.rfind("scheduler.params.total_steps=", 0) == 0;
     if (!total_given && config.engine.scheduler.kind == zs::ScheduleKind::cosine)
       config.engine.scheduler.total_steps = std::max<std::int64_t>(1, total_steps - config.engine.scheduler.warmup_steps);
