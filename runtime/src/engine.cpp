@@ -275,6 +275,12 @@ void Engine::prefetch(const std::vector<Unit*>& order, std::size_t position) {
   }
 }
 
+void Engine::gather_with_prefetch(const std::vector<Unit*>& order, std::size_t position) {
+  issue_gather(*order[position]);  // first: the running unit's gather precedes the prefetches
+  prefetch(order, position);
+  wait_gather(*order[position]);
+}
+
 void Engine::release_parameters(Unit& unit) {
   if (!shards_parameters(unit)) return;
   give_back(unit.params_full);
@@ -294,9 +300,7 @@ const Tensor& Engine::run_forward(const Tensor& input, bool training) {
   const Tensor* x = &input;
   for (std::size_t i = 0; i < order.size(); ++i) {
     Unit& unit = *order[i];
-    issue_gather(unit);
-    prefetch(order, i);
-    wait_gather(unit);
+    gather_with_prefetch(order, i);
     for (std::size_t c = unit.first; c < unit.end; ++c) {
       x = &model_.at(c).forward(*x, context);
       poll();
@@ -357,9 +361,7 @@ void Engine::backward(const Tensor& grad_output) {
   const Tensor* g = &grad_output;
   for (std::size_t i = 0; i < order.size(); ++i) {
     Unit& unit = *order[i];
-    issue_gather(unit);
-    prefetch(order, i);
-    wait_gather(unit);
+    gather_with_prefetch(order, i);
     if (config_.stage >= 2) {
       unit.grads_full = take_buffer(unit.layout.padded_numel());
       std::fill(unit.grads_full.begin(), unit.grads_full.end(), 0.0f);

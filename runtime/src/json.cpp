@@ -69,11 +69,12 @@ class Parser {
       v.string = string();
       return v;
     }
-    if (consume_word("true") || consume_word("false")) {
-      v.type = JsonValue::Type::boolean;
-      v.boolean = text_[at_ - 1] == 'e' && text_[at_ - 2] == 'u';  // "true" ends in "ue"
-      return v;
-    }
+    for (const bool word : {true, false})
+      if (consume_word(word ? "true" : "false")) {
+        v.type = JsonValue::Type::boolean;
+        v.boolean = word;
+        return v;
+      }
     if (consume_word("null")) return v;
     if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) return number();
     fail(std::string("unexpected character '") + c + "'");

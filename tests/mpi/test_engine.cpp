@@ -62,6 +62,19 @@ std::vector<float> train(Communicator& comm, EngineConfig config, int steps, std
   return engine.full_parameters();
 }
 
+// Steps [first, first + steps) of one engine, 8 samples each (the same on every rank).
+void run_steps(Engine& engine, int first, int steps) {
+  nn::SoftmaxCrossEntropy loss;
+  Tensor tokens;
+  std::vector<std::int32_t> labels;
+  for (int step = first; step < first + steps; ++step) {
+    batch(step * 8, 8, tokens, labels);
+    loss.forward(engine.forward(tokens), labels);
+    engine.backward(loss.gradient());
+    engine.step();
+  }
+}
+
 EngineConfig adamw(int stage) {
   EngineConfig c;
   c.stage = stage;
@@ -132,19 +145,11 @@ TEST_F(EngineTest, FiveHundredStepsDoNotLeak) {
   for (int stage : {0, 3}) {
     auto model = make_model(0.1f);
     Engine engine(*model, adamw(stage), comm);
-    nn::SoftmaxCrossEntropy loss;
-    Tensor tokens;
-    std::vector<std::int32_t> labels;
+    run_steps(engine, 0, 5);
     std::vector<std::int64_t> after_warmup;
-    for (int step = 0; step < 500; ++step) {
-      batch(step * 8, 8, tokens, labels);
-      loss.forward(engine.forward(tokens), labels);
-      engine.backward(loss.gradient());
-      engine.step();
-      if (step == 4)
-        for (std::size_t c = 0; c < kMemoryCategories; ++c)
-          after_warmup.push_back(engine.memory().high_water(static_cast<MemoryCategory>(c)));
-    }
+    for (std::size_t c = 0; c < kMemoryCategories; ++c)
+      after_warmup.push_back(engine.memory().high_water(static_cast<MemoryCategory>(c)));
+    run_steps(engine, 5, 495);
     for (std::size_t c = 0; c < kMemoryCategories; ++c)
       EXPECT_EQ(engine.memory().high_water(static_cast<MemoryCategory>(c)), after_warmup[c])
           << "stage " << stage << " " << to_string(static_cast<MemoryCategory>(c)) << " grew after step 5";
@@ -232,15 +237,7 @@ TEST_F(EngineTest, StageThreeLiveParameterMemoryStaysWithinItsBound) {
     config.overlap_comm = overlap;
     config.prefetch_bytes = prefetch;
     Engine engine(*model, config, comm);
-    nn::SoftmaxCrossEntropy loss;
-    Tensor tokens;
-    std::vector<std::int32_t> labels;
-    for (int step = 0; step < 3; ++step) {
-      batch(step * 8, 8, tokens, labels);
-      loss.forward(engine.forward(tokens), labels);
-      engine.backward(loss.gradient());
-      engine.step();
-    }
+    run_steps(engine, 0, 3);
     EXPECT_EQ(engine.memory().current(MemoryCategory::parameters_full), 0);
     EXPECT_EQ(engine.memory().current(MemoryCategory::gradients_full), 0);
     EXPECT_GT(engine.memory().high_water(MemoryCategory::parameters_full), 0);

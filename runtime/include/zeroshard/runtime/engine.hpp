@@ -127,6 +127,8 @@ class Engine {
   // Stage 3 with overlap: issue the gathers of the units after `position` in `order`, within
   // prefetch_bytes.
   void prefetch(const std::vector<Unit*>& order, std::size_t position);
+  // Stage 3: the unit at `position` of `order` ready to compute, later ones prefetched.
+  void gather_with_prefetch(const std::vector<Unit*>& order, std::size_t position);
   void release_parameters(Unit& unit);
   // Stage 3: whether this unit's parameters live as shards (false for persistent units).
   bool shards_parameters(const Unit& unit) const;
