@@ -7,30 +7,11 @@
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/config.hpp"
 #include "zeroshard/sharding/fragment_map.hpp"
+#include "engine_unit.hpp"
+#include "zeroshard/checkpoint/checkpoint_writer.hpp"
 
 namespace zs {
 
-struct Engine::Unit {
-  std::size_t first = 0, end = 0;  // the Sequential's children [first, end)
-  std::vector<nn::Parameter*> params;
-  sharding::FlatLayout layout;
-  std::vector<ParameterRun> full_runs, shard_runs;  // optimizer runs over the buffer / the shard
-  std::vector<float> params_full;   // stages 0-2 always; stage 3 while gathered
-  std::vector<float> params_shard;  // stage 3: this rank's master slice
-  std::vector<float> grads_full;    // stages 0-1 always; stages 2-3 during the unit's backward
-  std::vector<float> grads_shard;   // stages 2-3: this rank's accumulated slice
-  std::vector<float> state;         // optimizer state: full (stage 0) or shard
-  Work gather;                      // stage 3: the all-gather filling params_full
-  bool persistent = false;          // stage 3: kept whole (param_persistence_threshold)
-  bool kept_for_backward = false;   // stage 3: gathered in forward, held until backward
-  Work reduction;                   // this micro-step's gradient collective
-  bool reduction_pending = false;
-  // Bytes recorded in the ledger for each buffer, so the ledger follows every resize.
-  std::int64_t held_params_full = 0, held_params_shard = 0, held_grads_full = 0, held_grads_shard = 0,
-               held_state = 0;
-
-  std::int64_t shard_elems() const { return layout.shard_numel(); }
-};
 
 namespace {
 
@@ -122,6 +103,7 @@ void EngineConfig::validate() const {
     throw InvalidArgument("zero_optimization.prefetch_bytes = " + std::to_string(prefetch_bytes) + " must be >= 0");
   optimizer.validate();
   scheduler.validate();
+  checkpoint.validate();
 }
 
 Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
@@ -134,6 +116,7 @@ Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
   // One random stream over the children in order: the initial values do not depend on the
   // unit split, the stage or the world size.
   progress_hook_ = [this] { comm_.progress(); };
+  checkpoint_writer_ = std::make_unique<checkpoint::CheckpointWriter>(comm_);
   const auto unit_ranges = plan_units(model_, config_);
   require_same_model_and_config(model_, config_, unit_ranges, comm_);
   std::mt19937_64 init_random(config_.seed);
@@ -184,6 +167,8 @@ Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
 }
 
 Engine::~Engine() {
+  // A pending async save is joined (by the writer's destructor) but not committed: commits
+  // are collective, and a destructor must not block on other ranks.
   // Parameters must not keep pointing into buffers that die with the engine.
   for (auto& unit : units_)
     for (nn::Parameter* p : unit->params) p->value = p->grad = Tensor();
@@ -386,6 +371,8 @@ void Engine::backward(const Tensor& grad_output) {
 }
 
 bool Engine::step() {
+  // An async save commits at the first step() after every rank finished writing it.
+  if (checkpoint_writer_->pending()) checkpoint_writer_->poll();
   ++micro_steps_;
   if (micro_steps_ % config_.gradient_accumulation_steps != 0) return false;
   const int r = comm_.rank();

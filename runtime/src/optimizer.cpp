@@ -44,6 +44,12 @@ int Optimizer::state_per_element() const {
   return 2;
 }
 
+std::vector<std::string> Optimizer::state_names() const {
+  if (config_.kind == OptimizerKind::sgd) return config_.momentum > 0 ? std::vector<std::string>{"momentum_buffer"}
+                                                                      : std::vector<std::string>{};
+  return {"exp_avg", "exp_avg_sq"};
+}
+
 void Optimizer::update(std::span<float> params, std::span<const float> grads, std::span<float> state,
                        const std::vector<ParameterRun>& runs, double lr, std::int64_t step) const {
   const auto n = static_cast<std::int64_t>(params.size());

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "../support/engine_test_model.hpp"
 #include "../support/mpi_test.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/config.hpp"
@@ -16,29 +17,9 @@ namespace {
 
 using testing::world_rank;
 using testing::world_size;
-
-// Embedding -> Linear -> GELU -> LayerNorm -> [Dropout] -> Linear: every layer kind with
-// parameters, sizes that do not divide by 3 or 4, so shards are padded.
-std::unique_ptr<nn::Sequential> make_model(float dropout) {
-  auto model = std::make_unique<nn::Sequential>("model");
-  model->add<nn::Embedding>("emb", 23, 7);
-  model->add<nn::Linear>("fc1", 7, 19);
-  model->add<nn::GELU>("act");
-  model->add<nn::LayerNorm>("norm", 19);
-  if (dropout > 0) model->add<nn::Dropout>("drop", dropout);
-  model->add<nn::Linear>("fc2", 19, 5);
-  return model;
-}
-
-// Global sample i: token i % 23, label (7 i + 3) % 5. Deterministic, rank-independent.
-void batch(std::int64_t first, std::int64_t count, Tensor& tokens, std::vector<std::int32_t>& labels) {
-  tokens.resize({count});
-  labels.resize(count);
-  for (std::int64_t k = 0; k < count; ++k) {
-    tokens.data()[k] = static_cast<float>((first + k) % 23);
-    labels[k] = static_cast<std::int32_t>((7 * (first + k) + 3) % 5);
-  }
-}
+using testing::batch;
+using testing::make_model;
+using testing::run_steps;
 
 // Trains `steps` optimizer steps; rank r of n takes micro-batch `micro` at offset r*micro of
 // each global micro-batch of n*micro samples, and `accumulation` micro-steps per step.
@@ -60,19 +41,6 @@ std::vector<float> train(Communicator& comm, EngineConfig config, int steps, std
     }
   EXPECT_EQ(engine.optimizer_steps(), steps);
   return engine.full_parameters();
-}
-
-// Steps [first, first + steps) of one engine, 8 samples each (the same on every rank).
-void run_steps(Engine& engine, int first, int steps) {
-  nn::SoftmaxCrossEntropy loss;
-  Tensor tokens;
-  std::vector<std::int32_t> labels;
-  for (int step = first; step < first + steps; ++step) {
-    batch(step * 8, 8, tokens, labels);
-    loss.forward(engine.forward(tokens), labels);
-    engine.backward(loss.gradient());
-    engine.step();
-  }
 }
 
 EngineConfig adamw(int stage) {

@@ -10,6 +10,7 @@
 #include "zeroshard/sharding/bucket_planner.hpp"
 #include "zeroshard/sharding/flat_layout.hpp"
 #include "zeroshard/sharding/fragment_map.hpp"
+#include "zeroshard/sharding/row_major_boxes.hpp"
 
 namespace zs::sharding {
 namespace {
@@ -186,6 +187,42 @@ TEST(BucketPlanner, KeepsWholeTensorsTogetherAndSplitsOnlyOversizedOnes) {
   EXPECT_THROW(plan_buckets(layout, order, 3), InvalidArgument);
   const std::vector<std::size_t> twice = {0, 0};
   EXPECT_THROW(plan_buckets(layout, twice, 64), InvalidArgument);
+}
+
+// Reference: walk every element of each box in row-major order and compute its linear index
+// from the shape directly; together the boxes must enumerate exactly begin, begin+1, ...
+TEST(RowMajorBoxes, CoverExactlyTheRangeInOrder) {
+  std::mt19937 random(11);
+  std::uniform_int_distribution<int> rank(0, 4), dim(1, 6);
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::vector<std::int64_t> shape;
+    const int dims = rank(random);
+    for (int d = 0; d < dims; ++d) shape.push_back(dim(random));
+    std::int64_t total = 1;
+    for (auto s : shape) total *= s;
+    std::uniform_int_distribution<std::int64_t> pick(0, total);
+    std::int64_t a = pick(random), b = pick(random);
+    if (a > b) std::swap(a, b);
+    const auto boxes = row_major_boxes(shape, a, b - a);
+    EXPECT_LE(boxes.size(), static_cast<std::size_t>(std::max(1, 2 * dims - 1)));
+    std::int64_t expected = a;
+    for (const Box& box : boxes) {
+      ASSERT_EQ(box.start.size(), shape.size());
+      std::vector<std::int64_t> index(box.start);
+      for (std::int64_t e = 0; e < box.numel(); ++e) {
+        std::int64_t linear = 0;
+        for (std::size_t d = 0; d < shape.size(); ++d) linear = linear * shape[d] + index[d];
+        ASSERT_EQ(linear, expected) << "trial " << trial;
+        ++expected;
+        for (std::size_t d = shape.size(); d-- > 0;) {  // odometer over the box
+          if (++index[d] < box.start[d] + box.count[d]) break;
+          index[d] = box.start[d];
+        }
+      }
+    }
+    EXPECT_EQ(expected, b) << "trial " << trial;
+  }
+  EXPECT_THROW(row_major_boxes({2, 3}, 4, 3), InvalidArgument);
 }
 
 }  // namespace

@@ -24,11 +24,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "zeroshard/checkpoint/checkpoint_config.hpp"
+#include "zeroshard/checkpoint/shard_contents.hpp"
 #include "zeroshard/comm/communicator.hpp"
 #include "zeroshard/runtime/lr_schedule.hpp"
 #include "zeroshard/runtime/memory_ledger.hpp"
@@ -37,6 +40,13 @@
 #include "zeroshard/sharding/flat_layout.hpp"
 
 namespace zs {
+
+namespace checkpoint {
+class CheckpointWriter;
+}
+
+/// The caller's own integers saved with a checkpoint (data sampler position, counters).
+using ClientState = std::map<std::string, std::int64_t>;
 
 struct EngineConfig {
   int stage = 0;
@@ -75,6 +85,8 @@ struct EngineConfig {
   /// Stage 3: free a unit's gathered parameters after its forward (true) or keep them until
   /// its backward, saving one all-gather per unit at the cost of memory.
   bool reshard_after_forward = true;
+  /// Engine::save: retention, async writes, file mode.
+  checkpoint::CheckpointConfig checkpoint;
   /// Throws InvalidArgument naming the bad field.
   void validate() const;
 };
@@ -116,6 +128,26 @@ class Engine {
   /// Collective. Every parameter's full value, in all_parameters() order, concatenated: the
   /// same on every rank and for every stage.
   std::vector<float> full_parameters();
+  /// Collective. Optimizer state `name` (optimizer_state_names()) of every parameter, in
+  /// all_parameters() order, concatenated (FSDP's full_optim_state_dict, one state at a time).
+  std::vector<float> full_optimizer_state(const std::string& name);
+  std::vector<std::string> optimizer_state_names() const;
+
+  /// Collective. Writes a checkpoint of everything needed to continue training bit for bit
+  /// (master parameters, optimizer states, step counters and LR schedule position, every
+  /// rank's dropout RNG, `client_state`) to DIR/TAG (docs/checkpoint-format.md). An empty
+  /// tag means "step_<optimizer steps>". Only between optimizer steps (not in the middle of
+  /// gradient accumulation). With checkpoint.async the write continues in the background
+  /// and commits at a later step() or wait_for_checkpoint(). Returns the tag. Throws
+  /// checkpoint::CheckpointError on every rank on failure; DIR/latest is then unchanged.
+  std::string save(const std::string& dir, const std::string& tag = "", const ClientState& client_state = {});
+  /// Collective. Loads DIR/TAG (empty: the tag DIR/latest names), saved at any world size,
+  /// stage or unit split, into this engine: parameters and optimizer states bitwise as saved,
+  /// step counters, LR position; the dropout RNG too when the world size is the one saved.
+  /// Returns the saved training state (client_state included).
+  checkpoint::TrainingState load(const std::string& dir, const std::string& tag = "");
+  /// Collective. Blocks until a pending async save is written and committed.
+  void wait_for_checkpoint();
 
  private:
   struct Unit;
@@ -148,6 +180,10 @@ class Engine {
   void give_back(std::vector<float>& buffer);
   void bind(Unit& unit);
   void track(MemoryCategory category, std::int64_t& held, std::int64_t bytes);
+  checkpoint::ShardContents checkpoint_contents(const ClientState& client_state) const;
+  // All-gathers the units' full parameters (stages 0-2, stage-3 persistent units) and, stage 0,
+  // optimizer states from each rank's own slice: what load() reads is then one shard per rank.
+  void gather_loaded_full_buffers();
 
   nn::Sequential& model_;
   EngineConfig config_;
@@ -165,6 +201,7 @@ class Engine {
   std::vector<std::vector<float>> idle_buffers_;
   std::function<void()> progress_hook_;  // handed to layers: advances collectives mid-layer
   std::int64_t idle_bytes_ = 0;
+  std::unique_ptr<checkpoint::CheckpointWriter> checkpoint_writer_;
   std::int64_t persistent_bytes_ = 0;  // stage 3: full parameters of persistent units (not "live")  // stages 0-1: the last backward already reduced
 };
 

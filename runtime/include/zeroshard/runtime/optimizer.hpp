@@ -45,6 +45,9 @@ class Optimizer {
   const OptimizerConfig& config() const { return config_; }
   /// Floats of state per parameter element: SGD 0 (1 with momentum), Adam/AdamW 2.
   int state_per_element() const;
+  /// Names of the state arrays, in storage order (PyTorch's): "momentum_buffer"; "exp_avg",
+  /// "exp_avg_sq".
+  std::vector<std::string> state_names() const;
   /// One update of `params` from `grads`. `state` holds state_per_element() arrays of
   /// params.size() floats, back to back, zero before the first step. `step` counts updates
   /// from 1 (bias correction, SGD's first momentum step). Elements outside `runs` (padding)

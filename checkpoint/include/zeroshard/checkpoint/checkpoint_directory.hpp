@@ -1,0 +1,49 @@
+#pragma once
+// The checkpoint directory: DIR/TAG/ per checkpoint, DIR/latest naming the last complete one.
+//
+// A save writes into DIR/TAG.incomplete/; only when every rank has written and verified its
+// shard is that directory renamed to DIR/TAG and DIR/latest replaced (write latest.tmp, fsync,
+// rename, fsync the directory). A save that dies half-way leaves DIR/TAG.incomplete behind and
+// DIR/latest still naming the previous, intact checkpoint.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "zeroshard/checkpoint/index_file.hpp"
+
+namespace zs::checkpoint {
+
+/// Throws InvalidArgument naming the problem: empty, contains '/', starts with '.', is
+/// "latest", or ends in ".incomplete".
+void validate_tag(const std::string& tag);
+std::string tag_directory(const std::string& dir, const std::string& tag);
+std::string staging_directory(const std::string& dir, const std::string& tag);
+
+/// Creates DIR (with parents) and an empty DIR/TAG.incomplete (removing a leftover one).
+/// Throws CheckpointError naming the directory that cannot be created.
+void prepare_staging(const std::string& dir, const std::string& tag);
+/// Renames DIR/TAG.incomplete to DIR/TAG (an older DIR/TAG is replaced), then points
+/// DIR/latest at it atomically.
+void commit_tag(const std::string& dir, const std::string& tag);
+
+/// `tag` itself if not empty, else the tag DIR/latest names. Throws CheckpointError if
+/// there is no DIR/latest, or the tag's directory does not exist.
+std::string resolve_tag(const std::string& dir, const std::string& tag);
+
+struct TagEntry {
+  std::string tag;
+  bool complete = false;       // has a readable index (not a *.incomplete directory)
+  bool is_latest = false;
+  IndexSummary summary;        // when complete
+  std::int64_t bytes = 0;      // on disk
+  std::string problem;         // why it is not complete
+};
+/// Every tag directory under DIR, oldest step first.
+std::vector<TagEntry> list_tags(const std::string& dir);
+
+/// Deletes complete tags beyond the newest `keep_last` (by step); never the one DIR/latest
+/// names. keep_last = 0 keeps everything.
+void apply_retention(const std::string& dir, int keep_last);
+
+}  // namespace zs::checkpoint

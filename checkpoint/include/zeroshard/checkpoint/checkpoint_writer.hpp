@@ -1,0 +1,59 @@
+#pragma once
+// Collective checkpoint saves: synchronous, or asynchronous (written by a background thread
+// while training continues, committed at a later collective call).
+//
+// Steps of one save (docs/checkpoint-format.md):
+//   1. rank 0 creates DIR/TAG.incomplete/; every rank builds its shard file in memory (HDF5
+//      core driver), rank 0 the index too (everyone learns whether all that worked);
+//   2. every rank writes its file in one sequential pass, fsyncs it, reads it back and
+//      compares checksums; rank 0 also writes index.h5;
+//   3. when every rank reports success, rank 0 renames the directory to DIR/TAG, replaces
+//      DIR/latest atomically and applies retention.
+// Any failure raises CheckpointError on every rank and leaves DIR/latest as it was.
+//
+// Async: step 1 runs on the training thread (building the images is the snapshot: the time a
+// step is blocked), step 2 on a background thread that makes only POSIX file calls, never
+// HDF5 (not thread-safe) or MPI calls (ZeroShard asks for MPI_THREAD_SERIALIZED); step 3
+// runs at the first poll() after every rank is done. A save holds one copy of the rank's
+// shard in memory until its files are written.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "zeroshard/checkpoint/checkpoint_config.hpp"
+#include "zeroshard/checkpoint/shard_contents.hpp"
+#include "zeroshard/comm/communicator.hpp"
+
+namespace zs::checkpoint {
+
+class CheckpointWriter {
+ public:
+  explicit CheckpointWriter(Communicator& comm);
+  /// Joins a background write still running; a save that was not committed by wait() or
+  /// poll() is not committed (DIR/latest keeps naming the previous checkpoint).
+  ~CheckpointWriter();
+  CheckpointWriter(const CheckpointWriter&) = delete;
+  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+
+  /// Collective. Waits for a pending save first. Synchronous: returns once DIR/TAG is
+  /// committed. Async (config.async): snapshots `contents` and returns after step 1.
+  void save(const std::string& dir, const std::string& tag, const ShardContents& contents,
+            const CheckpointConfig& config);
+  /// Collective, cheap (one small all-reduce): commits a pending async save if every rank
+  /// has finished writing it. True if nothing is pending any more.
+  bool poll();
+  /// Collective: blocks until a pending async save is written and committed.
+  void wait();
+  bool pending() const { return job_ != nullptr; }
+
+ private:
+  struct Job;
+  void commit();
+
+  Communicator& comm_;
+  std::unique_ptr<Job> job_;
+};
+
+}  // namespace zs::checkpoint

@@ -1,0 +1,21 @@
+#pragma once
+// Checksums of float arrays in fixed blocks, so a reader that needs only part of a dataset
+// verifies only the blocks it reads (loading at another world size reads sub-ranges).
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace zs::checkpoint {
+
+/// Elements per checksum block (4 MiB of float32).
+inline constexpr std::int64_t kChecksumBlockElements = std::int64_t{1} << 20;
+
+/// CRC-32 (zlib's polynomial) of the bytes of `data`.
+std::uint32_t crc32_of(std::span<const float> data);
+
+/// One CRC-32 per block of `block_elements` elements (the last block may be shorter).
+std::vector<std::uint32_t> block_checksums(std::span<const float> data,
+                                           std::int64_t block_elements = kChecksumBlockElements);
+
+}  // namespace zs::checkpoint

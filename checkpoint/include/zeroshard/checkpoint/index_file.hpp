@@ -1,0 +1,49 @@
+#pragma once
+// The index file of a tag, written by rank 0: every tensor at full shape as an HDF5 virtual
+// dataset stitched from the shard files, so h5py / h5dump read whole tensors with no ZeroShard
+// code:
+//
+//   /                       attributes: format_version, world_size, stage, step, micro_step,
+//                           optimizer, config, tag, shard_files
+//   /client_state           attributes
+//   /params/<tensor>        float32 at the tensor's shape (virtual)
+//   /optimizer/<state>/<tensor>   e.g. optimizer/exp_avg/fc1.weight (virtual)
+//
+// Source files are named relative to the index, so a tag directory can be moved or copied
+// whole. A missing shard reads as NaN through the index (HDF5's fill value), never as
+// plausible numbers; ZeroShard's own loader reads the shard files and checks their checksums.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "zeroshard/checkpoint/shard_contents.hpp"
+
+namespace zs::checkpoint {
+
+/// Where buffer `buffer` ("params", "exp_avg", ...) of a tensor lives in the index.
+std::string index_dataset_path(const std::string& buffer, const std::string& tensor);
+
+struct IndexUnit {
+  std::string name;
+  sharding::FlatLayout layout;
+  std::vector<std::string> buffers;
+};
+
+/// The bytes of the index file (built in memory, like build_shard_image()).
+std::vector<char> build_index_image(const std::string& tag, int world_size, const TrainingState& state,
+                                    const std::vector<IndexUnit>& units);
+
+struct IndexSummary {
+  int format_version = 0;
+  int world_size = 0;
+  std::string tag;
+  TrainingState state;
+  std::vector<std::string> shard_files;
+};
+
+/// Reads the index's attributes. Throws CheckpointError naming the file if it is missing,
+/// corrupt, or of a newer format version.
+IndexSummary read_index_summary(const std::string& path);
+
+}  // namespace zs::checkpoint

@@ -1,0 +1,60 @@
+#pragma once
+// What one rank puts in a checkpoint: its shard of every unit's flat buffers (master
+// parameters, optimizer states) with the layouts that say which tensor elements they hold,
+// and the training state needed to continue bit for bit.
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "zeroshard/sharding/flat_layout.hpp"
+
+namespace zs::checkpoint {
+
+/// Format of the files written; a reader refuses a newer one.
+inline constexpr int kFormatVersion = 1;
+
+/// Scalars every rank holds identically.
+struct TrainingState {
+  std::int64_t step = 0;        // optimizer steps taken (the LR schedule's position)
+  std::int64_t micro_step = 0;  // micro-steps taken
+  int stage = 0;                // ZeRO stage of the run that saved
+  std::string optimizer;        // "adamw", ...
+  std::string config;           // the training configuration, "key = value" lines
+  /// The caller's own integers: data sampler position (epoch, batch), counters.
+  std::map<std::string, std::int64_t> client_state;
+};
+
+/// One named flat array of a unit, this rank's shard of it (layout.shard_numel() elements).
+struct ShardBuffer {
+  std::string name;  // "params", "exp_avg", "exp_avg_sq", "momentum_buffer"
+  std::span<const float> data;
+};
+
+struct UnitShard {
+  std::string name;  // "unit_0000", ...
+  sharding::FlatLayout layout;
+  std::vector<ShardBuffer> buffers;
+};
+
+struct ShardContents {
+  int rank = 0;
+  int world_size = 1;
+  TrainingState state;
+  std::string rng_state;  // this rank's random generator (dropout), as text
+  std::vector<UnitShard> units;
+  /// Set by snapshot(): the buffers above point into these.
+  std::vector<std::vector<float>> storage;
+};
+
+/// A copy whose buffers it owns (what an async save writes while training changes the
+/// originals).
+ShardContents snapshot(const ShardContents& contents);
+
+/// "shard_00003.h5": the file rank `rank` writes.
+std::string shard_file_name(int rank);
+inline constexpr const char* kIndexFileName = "index.h5";
+
+}  // namespace zs::checkpoint

@@ -1,0 +1,167 @@
+#include "zeroshard/checkpoint/checkpoint_directory.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/checkpoint/durable_file.hpp"
+#include "zeroshard/error.hpp"
+
+namespace zs::checkpoint {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kStagingSuffix = ".incomplete";
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::int64_t bytes_under(const fs::path& path) {
+  std::int64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::recursive_directory_iterator(path, ec))
+    if (entry.is_regular_file(ec)) bytes += static_cast<std::int64_t>(entry.file_size(ec));
+  return bytes;
+}
+
+std::string read_latest(const std::string& dir) {
+  std::ifstream in(fs::path(dir) / "latest");
+  std::string tag;
+  if (!in || !std::getline(in, tag) || tag.empty()) return "";
+  return tag;
+}
+
+}  // namespace
+
+void validate_tag(const std::string& tag) {
+  if (tag.empty() || tag.find('/') != std::string::npos || tag.front() == '.' || tag == "latest" ||
+      ends_with(tag, kStagingSuffix) || ends_with(tag, ".tmp"))
+    throw InvalidArgument("checkpoint tag '" + tag + "' is not usable: a tag is a plain directory name (no '/', "
+                          "not starting with '.', not 'latest', not ending in .incomplete or .tmp), e.g. step_1000");
+}
+
+std::string tag_directory(const std::string& dir, const std::string& tag) { return (fs::path(dir) / tag).string(); }
+
+std::string staging_directory(const std::string& dir, const std::string& tag) {
+  return (fs::path(dir) / (tag + kStagingSuffix)).string();
+}
+
+void prepare_staging(const std::string& dir, const std::string& tag) {
+  validate_tag(tag);
+  const std::string staging = staging_directory(dir, tag);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw CheckpointError("cannot create checkpoint directory " + dir + ": " + ec.message() + ": choose a writable directory");
+  fs::remove_all(staging, ec);
+  if (!ec) fs::create_directory(staging, ec);
+  if (ec)
+    throw CheckpointError("cannot create " + staging + ": " + ec.message() +
+                          ": the checkpoint directory must be writable by every rank");
+  // Creating a directory is not proof of being able to write files in it (read-only bind
+  // mounts, quotas): probe once so the error names the directory, not a shard.
+  const std::string probe = (fs::path(staging) / ".write_probe").string();
+  const int fd = ::open(probe.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  if (fd < 0)
+    throw CheckpointError("cannot write files in " + staging + ": " + std::strerror(errno) +
+                          ": the checkpoint directory must be writable by every rank");
+  ::close(fd);
+  fs::remove(probe, ec);
+}
+
+void commit_tag(const std::string& dir, const std::string& tag) {
+  const fs::path final_path = tag_directory(dir, tag), staging = staging_directory(dir, tag);
+  const fs::path replaced = fs::path(dir) / ("." + tag + ".replaced");
+  std::error_code ec;
+  fs::remove_all(replaced, ec);
+  if (fs::exists(final_path)) {
+    fs::rename(final_path, replaced, ec);
+    if (ec) throw CheckpointError("cannot move the older " + final_path.string() + " aside: " + ec.message());
+  }
+  fs::rename(staging, final_path, ec);
+  if (ec) throw CheckpointError("cannot rename " + staging.string() + " to " + final_path.string() + ": " + ec.message());
+  fsync_path(dir, true);
+  const fs::path temporary = fs::path(dir) / "latest.tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << tag << '\n';
+    out.flush();
+    if (!out) throw CheckpointError("cannot write " + temporary.string() + ": check free space and permissions");
+  }
+  fsync_path(temporary.string(), false);
+  fs::rename(temporary, fs::path(dir) / "latest", ec);
+  if (ec) throw CheckpointError("cannot replace " + (fs::path(dir) / "latest").string() + ": " + ec.message());
+  fsync_path(dir, true);
+  fs::remove_all(replaced, ec);
+}
+
+std::string resolve_tag(const std::string& dir, const std::string& tag) {
+  std::string chosen = tag;
+  if (chosen.empty()) {
+    chosen = read_latest(dir);
+    if (chosen.empty())
+      throw CheckpointError("no checkpoint to load: " + (fs::path(dir) / "latest").string() +
+                            " does not exist or is empty (nothing was saved there yet?); name a tag explicitly");
+  }
+  validate_tag(chosen);
+  if (!fs::is_directory(tag_directory(dir, chosen)))
+    throw CheckpointError("checkpoint tag '" + chosen + "' does not exist: " + tag_directory(dir, chosen) +
+                          " is missing" + (tag.empty() ? " although " + dir + "/latest names it" : std::string()) +
+                          "; list the tags with `zeroshard-ckpt list " + dir + "`");
+  return chosen;
+}
+
+std::vector<TagEntry> list_tags(const std::string& dir) {
+  std::vector<TagEntry> tags;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw CheckpointError("checkpoint directory " + dir + " does not exist");
+  const std::string latest = read_latest(dir);
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_directory() || entry.path().filename().string().front() == '.') continue;
+    TagEntry tag;
+    tag.tag = entry.path().filename().string();
+    tag.bytes = bytes_under(entry.path());
+    tag.is_latest = tag.tag == latest;
+    if (ends_with(tag.tag, kStagingSuffix)) {
+      tag.problem = "an unfinished save";
+    } else {
+      try {
+        tag.summary = read_index_summary((entry.path() / kIndexFileName).string());
+        tag.complete = true;
+      } catch (const Error& e) {
+        tag.problem = e.what();
+      }
+    }
+    tags.push_back(std::move(tag));
+  }
+  std::sort(tags.begin(), tags.end(), [](const TagEntry& a, const TagEntry& b) {
+    if (a.complete != b.complete) return a.complete;
+    return std::tie(a.summary.state.step, a.tag) < std::tie(b.summary.state.step, b.tag);
+  });
+  return tags;
+}
+
+void apply_retention(const std::string& dir, int keep_last) {
+  if (keep_last <= 0) return;
+  std::vector<TagEntry> complete;
+  for (TagEntry& t : list_tags(dir))
+    if (t.complete) complete.push_back(std::move(t));
+  const std::size_t keep = static_cast<std::size_t>(keep_last);
+  if (complete.size() <= keep) return;
+  for (std::size_t i = 0; i + keep < complete.size(); ++i) {
+    if (complete[i].is_latest) continue;
+    std::error_code ec;
+    fs::remove_all(tag_directory(dir, complete[i].tag), ec);
+    if (ec) throw CheckpointError("cannot delete old checkpoint " + tag_directory(dir, complete[i].tag) + ": " + ec.message());
+  }
+}
+
+}  // namespace zs::checkpoint

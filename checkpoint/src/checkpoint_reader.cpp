@@ -1,0 +1,116 @@
+#include "zeroshard/checkpoint/checkpoint_reader.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "zeroshard/checkpoint/checkpoint_directory.hpp"
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/checkpoint/collective_outcome.hpp"
+
+namespace zs::checkpoint {
+
+namespace fs = std::filesystem;
+
+CheckpointReader::CheckpointReader(Communicator& comm, const std::string& dir, const std::string& tag) : dir_(dir) {
+  run_on_all_ranks(comm, [&] {
+    tag_ = resolve_tag(dir, tag);
+    tag_dir_ = tag_directory(dir, tag_);
+    index_ = read_index_summary((fs::path(tag_dir_) / kIndexFileName).string());
+    for (int r = 0; r < index_.world_size; ++r)
+      if (!fs::exists(fs::path(tag_dir_) / shard_file_name(r)))
+        throw CheckpointError("checkpoint shard " + (fs::path(tag_dir_) / shard_file_name(r)).string() +
+                              " is missing (the checkpoint was saved by " + std::to_string(index_.world_size) +
+                              " ranks): restore the file or load another tag");
+    // Each rank opens the shard with its own number (modulo the saved world size), so every
+    // shard's header is checked by someone; layouts are the same in every shard.
+    ShardFile& mine = shard(comm.rank() % index_.world_size);
+    if (mine.world_size() != index_.world_size || mine.format_version() != index_.format_version)
+      throw CheckpointError("checkpoint shard " + mine.path() + " belongs to a different save than " + tag_dir_ +
+                            "/index.h5 (world size or format differ): the tag directory mixes two checkpoints");
+    units_ = mine.units();
+    if (units_.empty()) throw CheckpointError("checkpoint " + tag_dir_ + " holds no units");
+    buffers_ = units_.front().buffers;
+    for (std::size_t u = 0; u < units_.size(); ++u) {
+      auto sorted = units_[u].buffers, expected = buffers_;
+      std::sort(sorted.begin(), sorted.end());
+      std::sort(expected.begin(), expected.end());
+      if (sorted != expected)
+        throw CheckpointError("checkpoint shard " + mine.path() + ": unit " + units_[u].name +
+                              " holds different buffers than the first unit (corrupt file?)");
+      for (const auto& slot : units_[u].layout.tensors()) locations_[slot.spec.name] = {u, slot.offset};
+    }
+  });
+}
+
+CheckpointReader::~CheckpointReader() = default;
+
+ShardFile& CheckpointReader::shard(int rank) {
+  auto it = open_shards_.find(rank);
+  if (it == open_shards_.end())
+    it = open_shards_.emplace(rank, std::make_unique<ShardFile>((fs::path(tag_dir_) / shard_file_name(rank)).string())).first;
+  return *it->second;
+}
+
+std::vector<sharding::TensorSpec> CheckpointReader::tensors() const {
+  std::vector<sharding::TensorSpec> specs;
+  for (const auto& unit : units_)
+    for (const auto& slot : unit.layout.tensors()) specs.push_back(slot.spec);
+  return specs;
+}
+
+void CheckpointReader::require_same_tensors(const std::vector<sharding::TensorSpec>& model) const {
+  std::vector<std::string> differences;
+  std::map<std::string, const sharding::TensorSpec*, std::less<>> in_model;
+  for (const auto& spec : model) in_model[spec.name] = &spec;
+  for (const auto& spec : model) {
+    auto it = locations_.find(spec.name);
+    if (it == locations_.end()) {
+      differences.push_back("'" + spec.name + "' [" + shape_to_text(spec.shape) + "] is in the model but not in the checkpoint");
+      continue;
+    }
+    const auto& saved = units_[it->second.unit].layout.find(spec.name).spec;
+    if (saved.shape != spec.shape)
+      differences.push_back("'" + spec.name + "' has shape [" + shape_to_text(saved.shape) + "] in the checkpoint but [" +
+                            shape_to_text(spec.shape) + "] in the model");
+  }
+  for (const auto& [name, location] : locations_)
+    if (!in_model.count(name)) differences.push_back("'" + name + "' is in the checkpoint but not in the model");
+  if (differences.empty()) return;
+  std::string message = "checkpoint " + tag_dir_ + " was saved from a different model (" +
+                        std::to_string(differences.size()) + " difference(s)):";
+  for (const std::string& d : differences) message += "\n  - " + d;
+  message += "\n  Build the same model as the run that saved it, or load a checkpoint of this model.";
+  throw CheckpointError(message);
+}
+
+std::string CheckpointReader::rng_state_of(int rank) { return shard(rank).rng_state(); }
+
+void CheckpointReader::read(const sharding::FlatLayout& target, const std::string& buffer, std::int64_t begin,
+                            std::span<float> out) {
+  if (std::find(buffers_.begin(), buffers_.end(), buffer) == buffers_.end())
+    throw CheckpointError("checkpoint " + tag_dir_ + " holds no '" + buffer + "' state (it was saved with optimizer '" +
+                          index_.state.optimizer + "'): load it with the same optimizer");
+  std::fill(out.begin(), out.end(), 0.0f);
+  const std::int64_t end = begin + static_cast<std::int64_t>(out.size());
+  for (const sharding::TensorSlot& slot : target.tensors()) {
+    const std::int64_t from = std::max(begin, slot.offset), to = std::min(end, slot.end());
+    if (from >= to) continue;
+    auto it = locations_.find(slot.spec.name);
+    if (it == locations_.end())
+      throw CheckpointError("checkpoint " + tag_dir_ + " has no tensor '" + slot.spec.name + "'");
+    const Location& source = it->second;
+    const sharding::FlatLayout& layout = units_[source.unit].layout;
+    const std::int64_t shard_numel = layout.shard_numel();
+    // Walk the elements through the saved layout, cutting at saved shard edges.
+    for (std::int64_t done = from; done < to;) {
+      const std::int64_t flat = source.offset + (done - slot.offset);
+      const int rank = static_cast<int>(flat / shard_numel);
+      const std::int64_t within = flat - rank * shard_numel;
+      const std::int64_t length = std::min(to - done, shard_numel - within);
+      shard(rank).read(source.unit, buffer, within, out.subspan(done - begin, length));
+      done += length;
+    }
+  }
+}
+
+}  // namespace zs::checkpoint

@@ -1,0 +1,120 @@
+#include "zeroshard/checkpoint/checkpoint_writer.hpp"
+
+#include <filesystem>
+
+#include "zeroshard/checkpoint/checkpoint_directory.hpp"
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/checkpoint/collective_outcome.hpp"
+#include "zeroshard/checkpoint/durable_file.hpp"
+#include "zeroshard/checkpoint/index_file.hpp"
+#include "zeroshard/checkpoint/shard_file.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
+
+namespace zs::checkpoint {
+
+struct CheckpointWriter::Job {
+  std::string dir, tag;
+  CheckpointConfig config;
+  int rank = 0;
+  // The files' bytes, built in memory on the training thread: this is the snapshot an async
+  // save writes while training changes the engine's buffers.
+  std::vector<char> shard_image, index_image;
+  std::thread thread;
+  std::atomic<bool> done{false};
+  std::string error;  // written by the thread before `done`
+
+  // Step 2: the files onto disk, each read back and checked. No HDF5 and no MPI calls.
+  void write() const {
+    const std::filesystem::path staging = staging_directory(dir, tag);
+    write_file_durably((staging / shard_file_name(rank)).string(), shard_image);
+    if (rank == 0) write_file_durably((staging / kIndexFileName).string(), index_image);
+  }
+};
+
+namespace {
+
+std::vector<char> index_image_of(const std::string& tag, const ShardContents& contents) {
+  std::vector<IndexUnit> units;
+  for (const UnitShard& unit : contents.units) {
+    IndexUnit index_unit{unit.name, unit.layout, {}};
+    for (const ShardBuffer& buffer : unit.buffers) index_unit.buffers.push_back(buffer.name);
+    units.push_back(std::move(index_unit));
+  }
+  return build_index_image(tag, contents.world_size, contents.state, units);
+}
+
+}  // namespace
+
+CheckpointWriter::CheckpointWriter(Communicator& comm) : comm_(comm) {}
+
+CheckpointWriter::~CheckpointWriter() {
+  if (job_ && job_->thread.joinable()) job_->thread.join();
+}
+
+void CheckpointWriter::save(const std::string& dir, const std::string& tag, const ShardContents& contents,
+                            const CheckpointConfig& config) {
+  wait();
+  config.validate();
+  validate_tag(tag);
+  auto job = std::make_unique<Job>();
+  job->dir = dir;
+  job->tag = tag;
+  job->config = config;
+  job->rank = contents.rank;
+  // Step 1 on rank 0 only (ranks may share one file system, and one rank's removal of a
+  // leftover staging directory must not race another's writes); images everywhere.
+  run_on_all_ranks(comm_, [&] {
+    if (comm_.rank() == 0) prepare_staging(dir, tag);
+    job->shard_image = build_shard_image(contents);
+    if (comm_.rank() == 0) job->index_image = index_image_of(tag, contents);
+  });
+  if (!config.async) {
+    run_on_all_ranks(comm_, [&] { job->write(); });
+    job_ = std::move(job);
+    commit();
+    return;
+  }
+  job_ = std::move(job);
+  job_->thread = std::thread([job = job_.get()] {
+    try {
+      job->write();
+    } catch (const std::exception& e) {
+      job->error = e.what();
+    }
+    job->done.store(true, std::memory_order_release);
+  });
+}
+
+bool CheckpointWriter::poll() {
+  if (!job_) return true;
+  int all_done = job_->done.load(std::memory_order_acquire) ? 1 : 0;
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &all_done, 1, MPI_INT, MPI_MIN, comm_.handle()));
+  if (!all_done) return false;
+  if (job_->thread.joinable()) job_->thread.join();
+  const std::string error = job_->error;
+  try {
+    raise_if_any_rank_failed(comm_, error);
+  } catch (...) {
+    job_.reset();
+    throw;
+  }
+  commit();
+  return true;
+}
+
+void CheckpointWriter::wait() {
+  if (!job_) return;
+  if (job_->thread.joinable()) job_->thread.join();
+  poll();
+}
+
+void CheckpointWriter::commit() {
+  const std::unique_ptr<Job> job = std::move(job_);
+  run_on_all_ranks(comm_, [&] {
+    if (comm_.rank() != 0) return;
+    commit_tag(job->dir, job->tag);
+    apply_retention(job->dir, job->config.keep_last);
+  });
+}
+
+}  // namespace zs::checkpoint

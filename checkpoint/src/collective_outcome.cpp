@@ -1,0 +1,36 @@
+#include "zeroshard/checkpoint/collective_outcome.hpp"
+
+#include <climits>
+
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
+
+namespace zs::checkpoint {
+
+void raise_if_any_rank_failed(Communicator& comm, const std::string& local_error) {
+  const bool failed = !local_error.empty();
+  int first = failed ? comm.rank() : INT_MAX, count = failed ? 1 : 0;
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm.handle()));
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_INT, MPI_SUM, comm.handle()));
+  if (first == INT_MAX) return;
+  long long length = comm.rank() == first ? static_cast<long long>(local_error.size()) : 0;
+  ZS_MPI_CHECK(MPI_Bcast(&length, 1, MPI_LONG_LONG, first, comm.handle()));
+  std::string message = comm.rank() == first ? local_error : std::string(length, '\0');
+  ZS_MPI_CHECK(MPI_Bcast(message.data(), static_cast<int>(length), MPI_CHAR, first, comm.handle()));
+  std::string text = "rank " + std::to_string(first) + ": " + message;
+  if (count > 1) text += "\n  (" + std::to_string(count) + " ranks failed; the lowest rank's error is shown)";
+  throw CheckpointError(text);
+}
+
+void run_on_all_ranks(Communicator& comm, const std::function<void()>& body) {
+  std::string error;
+  try {
+    body();
+  } catch (const std::exception& e) {
+    error = e.what();
+    if (error.empty()) error = "unknown error";
+  }
+  raise_if_any_rank_failed(comm, error);
+}
+
+}  // namespace zs::checkpoint

@@ -1,0 +1,98 @@
+#include "zeroshard/checkpoint/durable_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
+
+namespace zs::checkpoint {
+
+namespace {
+
+constexpr std::size_t kChunk = std::size_t{64} << 20;  // bytes per write() / read() call
+
+std::uint32_t crc_of(std::span<const char> bytes, std::uint32_t crc = 0) {
+  return static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+}
+
+[[noreturn]] void fail(const std::string& path, const std::string& doing, int error) {
+  ::unlink(path.c_str());
+  throw CheckpointError("cannot " + doing + " " + path + ": " + std::strerror(error) +
+                        (error == ENOSPC || error == EFBIG || error == EDQUOT
+                             ? " (disk full or file size limit: free space or save elsewhere)"
+                             : "") +
+                        "; the previous checkpoint is untouched");
+}
+
+}  // namespace
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    throw CheckpointError("cannot fsync " + path + ": " + std::strerror(error));
+  }
+  ::close(fd);
+}
+
+void write_file_durably(const std::string& path, std::span<const char> bytes) {
+  const int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int error = errno;
+    throw CheckpointError("cannot create " + path + ": " + std::strerror(error) +
+                          "; the previous checkpoint is untouched");
+  }
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, std::min(kChunk, bytes.size() - done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      fail(path, "write", error);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int error = errno;
+    ::close(fd);
+    fail(path, "fsync", error);
+  }
+  if (::close(fd) != 0) fail(path, "close", errno);
+
+  // Read back what the file system holds and compare with what was meant.
+  const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) fail(path, "reopen", errno);
+  std::vector<char> chunk(std::min(kChunk, std::max<std::size_t>(bytes.size(), 1)));
+  std::uint32_t crc = crc_of({});
+  std::size_t read_total = 0;
+  for (;;) {
+    const ssize_t n = ::read(in, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      ::close(in);
+      fail(path, "read back", error);
+    }
+    if (n == 0) break;
+    crc = crc_of(std::span<const char>(chunk.data(), static_cast<std::size_t>(n)), crc);
+    read_total += static_cast<std::size_t>(n);
+  }
+  ::close(in);
+  if (read_total != bytes.size() || crc != crc_of(bytes, crc_of({}))) {
+    ::unlink(path.c_str());
+    throw CheckpointError("checkpoint file " + path + " did not read back as written (" + std::to_string(read_total) +
+                          " of " + std::to_string(bytes.size()) + " bytes, checksum " +
+                          (crc == crc_of(bytes, crc_of({})) ? "equal" : "different") +
+                          "): the storage is failing; the previous checkpoint is untouched");
+  }
+}
+
+}  // namespace zs::checkpoint

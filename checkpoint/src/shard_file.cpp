@@ -1,0 +1,288 @@
+#include "zeroshard/checkpoint/shard_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "h5_attributes.hpp"
+#include "training_state_io.hpp"
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/checkpoint/checksum.hpp"
+#include "zeroshard/sharding/fragment_map.hpp"
+
+namespace zs::checkpoint {
+
+using detail::read_int_attribute;
+using detail::read_string_attribute;
+using detail::read_strings_attribute;
+using detail::write_attribute;
+
+std::string shape_to_text(const std::vector<std::int64_t>& shape) {
+  std::string text;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) text.push_back(',');
+    text.append(std::to_string(shape[i]));
+  }
+  return text;
+}
+
+std::vector<std::int64_t> shape_from_text(const std::string& text) {
+  std::vector<std::int64_t> shape;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) shape.push_back(std::stoll(part));
+  return shape;
+}
+
+namespace {
+
+// The unit's group with the attributes that rebuild its FlatLayout.
+Hid write_unit(hid_t units_group, const UnitShard& unit) {
+  Hid group(ZS_H5_CHECK(H5Gcreate2(units_group, unit.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
+  const sharding::FlatLayout& layout = unit.layout;
+  write_attribute(group.get(), "world_size", std::int64_t{layout.world_size()});
+  write_attribute(group.get(), "alignment", layout.alignment());
+  write_attribute(group.get(), "shard_numel", layout.shard_numel());
+  std::vector<std::string> names, shapes;
+  for (const auto& slot : layout.tensors()) {
+    names.push_back(slot.spec.name);
+    shapes.push_back(shape_to_text(slot.spec.shape));
+  }
+  write_attribute(group.get(), "tensor_names", names);
+  write_attribute(group.get(), "tensor_shapes", shapes);
+  return group;
+}
+
+void write_fragments(hid_t group, const std::vector<sharding::Fragment>& fragments) {
+  std::vector<std::int64_t> table;
+  for (const auto& f : fragments)
+    table.insert(table.end(), {static_cast<std::int64_t>(f.tensor), f.tensor_offset, f.shard_offset, f.length});
+  const hsize_t dims[2] = {fragments.size(), 4};
+  Hid space(ZS_H5_CHECK(H5Screate_simple(2, dims, nullptr)));
+  Hid dataset(ZS_H5_CHECK(
+      H5Dcreate2(group, "fragments", H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
+  if (!fragments.empty())
+    ZS_H5_CHECK(H5Dwrite(dataset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, table.data()));
+  write_attribute(dataset.get(), "columns", std::string("tensor,tensor_offset,shard_offset,length"));
+}
+
+void write_buffer(hid_t group, const ShardBuffer& buffer) {
+  const hsize_t dims[1] = {buffer.data.size()};
+  Hid space(ZS_H5_CHECK(H5Screate_simple(1, dims, nullptr)));
+  Hid create(ZS_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
+  ZS_H5_CHECK(H5Pset_fill_time(create.get(), H5D_FILL_TIME_NEVER));  // every element is written once
+  Hid dataset(ZS_H5_CHECK(
+      H5Dcreate2(group, buffer.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, create.get(), H5P_DEFAULT)));
+  if (!buffer.data.empty())
+    ZS_H5_CHECK(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data.data()));
+  write_attribute(dataset.get(), "crc32", block_checksums(buffer.data));
+  write_attribute(dataset.get(), "checksum_block_elements", kChecksumBlockElements);
+}
+
+}  // namespace
+
+std::vector<char> build_shard_image(const ShardContents& contents) {
+  std::string where = "the file";
+  try {
+    detail::quiet_hdf5();
+    std::int64_t data_bytes = 0;
+    for (const UnitShard& unit : contents.units)
+      for (const ShardBuffer& buffer : unit.buffers) data_bytes += static_cast<std::int64_t>(buffer.data.size_bytes());
+    Hid file = detail::create_in_memory_file(data_bytes);
+    detail::write_training_state(file.get(), contents.state);
+    write_attribute(file.get(), "rank", std::int64_t{contents.rank});
+    write_attribute(file.get(), "world_size", std::int64_t{contents.world_size});
+    write_attribute(file.get(), "rng_state", contents.rng_state);
+    Hid units(ZS_H5_CHECK(H5Gcreate2(file.get(), "units", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
+    for (const UnitShard& unit : contents.units) {
+      where = "units/" + unit.name;
+      Hid group = write_unit(units.get(), unit);
+      write_fragments(group.get(), sharding::fragment_map(unit.layout, contents.rank));
+      for (const ShardBuffer& buffer : unit.buffers) {
+        where = "units/" + unit.name + "/" + buffer.name;
+        if (static_cast<std::int64_t>(buffer.data.size()) != unit.layout.shard_numel())
+          throw CheckpointError("buffer " + buffer.name + " of " + unit.name + " holds " +
+                                std::to_string(buffer.data.size()) + " elements, the layout's shard " +
+                                std::to_string(unit.layout.shard_numel()));
+        write_buffer(group.get(), buffer);
+      }
+    }
+    where = "the file image";
+    return detail::file_image(file.get());
+  } catch (const Error& e) {
+    throw CheckpointError("building checkpoint shard " + shard_file_name(contents.rank) + " failed at " + where +
+                          ": " + e.what());
+  }
+}
+
+ShardFile::ShardFile(std::string path) : path_(std::move(path)) {
+  detail::quiet_hdf5();
+  if (!std::filesystem::exists(path_))
+    throw CheckpointError("checkpoint shard " + path_ + " is missing: the checkpoint is incomplete; restore the "
+                          "file or load another tag");
+  try {
+    file_ = Hid(ZS_H5_CHECK(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)));
+  } catch (const Error& e) {
+    throw CheckpointError("checkpoint shard " + path_ + " cannot be opened (truncated or corrupt): " + e.what() +
+                          "\n  Restore the file or load another tag.");
+  }
+  try {
+    format_version_ = static_cast<int>(read_int_attribute(file_.get(), "format_version"));
+    if (format_version_ > kFormatVersion)
+      throw CheckpointError("checkpoint shard " + path_ + " has format version " + std::to_string(format_version_) +
+                            ", newer than this ZeroShard reads (" + std::to_string(kFormatVersion) +
+                            "): load it with a newer ZeroShard");
+    state_ = detail::read_training_state(file_.get());
+    rank_ = static_cast<int>(read_int_attribute(file_.get(), "rank"));
+    world_size_ = static_cast<int>(read_int_attribute(file_.get(), "world_size"));
+    rng_state_ = read_string_attribute(file_.get(), "rng_state");
+    Hid units(ZS_H5_CHECK(H5Gopen2(file_.get(), "units", H5P_DEFAULT)));
+    hsize_t count = 0;
+    ZS_H5_CHECK(H5Gget_num_objs(units.get(), &count));
+    for (hsize_t i = 0; i < count; ++i) {
+      Unit unit;
+      const ssize_t length = ZS_H5_CHECK(H5Lget_name_by_idx(units.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT));
+      unit.name.resize(length);
+      ZS_H5_CHECK(H5Lget_name_by_idx(units.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, unit.name.data(), length + 1, H5P_DEFAULT));
+      Hid group(ZS_H5_CHECK(H5Gopen2(units.get(), unit.name.c_str(), H5P_DEFAULT)));
+      const auto names = read_strings_attribute(group.get(), "tensor_names");
+      const auto shapes = read_strings_attribute(group.get(), "tensor_shapes");
+      if (names.size() != shapes.size()) throw CheckpointError("tensor_names and tensor_shapes differ in length");
+      std::vector<sharding::TensorSpec> specs;
+      for (std::size_t t = 0; t < names.size(); ++t) specs.push_back({names[t], shape_from_text(shapes[t]), DType::float32});
+      unit.layout = sharding::FlatLayout::build(std::move(specs), static_cast<int>(read_int_attribute(group.get(), "world_size")),
+                                                read_int_attribute(group.get(), "alignment"));
+      if (unit.layout.shard_numel() != read_int_attribute(group.get(), "shard_numel"))
+        throw CheckpointError("unit " + unit.name + ": the recorded shard size does not match its tensors");
+      hsize_t members = 0;
+      ZS_H5_CHECK(H5Gget_num_objs(group.get(), &members));
+      for (hsize_t m = 0; m < members; ++m) {
+        const ssize_t n = ZS_H5_CHECK(H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, m, nullptr, 0, H5P_DEFAULT));
+        std::string name(n, '\0');
+        ZS_H5_CHECK(H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, m, name.data(), n + 1, H5P_DEFAULT));
+        if (name != "fragments") unit.buffers.push_back(name);
+      }
+      units_.push_back(std::move(unit));
+    }
+  } catch (const CheckpointError& e) {
+    throw CheckpointError(std::string(e.what()).find(path_) == std::string::npos
+                              ? "checkpoint shard " + path_ + ": " + e.what()
+                              : std::string(e.what()));
+  } catch (const Error& e) {
+    throw CheckpointError("checkpoint shard " + path_ + " is not a readable ZeroShard shard (corrupt?): " + e.what());
+  }
+}
+
+ShardFile::~ShardFile() = default;
+ShardFile::ShardFile(ShardFile&&) noexcept = default;
+ShardFile& ShardFile::operator=(ShardFile&&) noexcept = default;
+
+std::string ShardFile::describe_block(std::size_t unit, std::int64_t begin, std::int64_t end) const {
+  // Which tensors the bad elements belong to, so the user knows what is lost.
+  std::string tensors;
+  for (const sharding::Fragment& f : sharding::fragment_map(units_[unit].layout, rank_))
+    if (f.shard_offset < end && f.shard_offset + f.length > begin)
+      tensors += (tensors.empty() ? "" : ", ") + units_[unit].layout.tensors()[f.tensor].spec.name;
+  return tensors.empty() ? "padding only" : "tensor(s) " + tensors;
+}
+
+void ShardFile::read_verified_blocks(std::size_t unit, const std::string& buffer, std::int64_t first_block,
+                                     std::int64_t last_block, std::vector<float>& out) {
+  const std::string dataset_path = "units/" + units_[unit].name + "/" + buffer;
+  const std::int64_t shard = units_[unit].layout.shard_numel();
+  const std::int64_t begin = first_block * kChecksumBlockElements;
+  const std::int64_t end = std::min(shard, (last_block + 1) * kChecksumBlockElements);
+  out.resize(end - begin);
+  std::vector<std::uint32_t> expected;
+  try {
+    Hid dataset(ZS_H5_CHECK(H5Dopen2(file_.get(), dataset_path.c_str(), H5P_DEFAULT)));
+    expected = detail::read_uint32s_attribute(dataset.get(), "crc32");
+    if (detail::read_int_attribute(dataset.get(), "checksum_block_elements") != kChecksumBlockElements)
+      throw CheckpointError("unexpected checksum block size");
+    Hid space(ZS_H5_CHECK(H5Dget_space(dataset.get())));
+    if (ZS_H5_CHECK(H5Sget_simple_extent_npoints(space.get())) != shard)
+      throw CheckpointError("holds a different number of elements than its layout's shard (" + std::to_string(shard) + ")");
+    if (end > begin) {
+      const hsize_t start[1] = {static_cast<hsize_t>(begin)}, count[1] = {static_cast<hsize_t>(end - begin)};
+      ZS_H5_CHECK(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr));
+      Hid memory(ZS_H5_CHECK(H5Screate_simple(1, count, nullptr)));
+      ZS_H5_CHECK(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(), H5P_DEFAULT, out.data()));
+    }
+  } catch (const Error& e) {
+    throw CheckpointError("checkpoint shard " + path_ + ", dataset " + dataset_path + ": cannot be read (" +
+                          e.what() + "); restore the file or load another tag");
+  }
+  for (std::int64_t b = first_block; b <= last_block && b * kChecksumBlockElements < end; ++b) {
+    const std::int64_t from = b * kChecksumBlockElements - begin;
+    const std::int64_t length = std::min(kChecksumBlockElements, end - begin - from);
+    const bool known = b < static_cast<std::int64_t>(expected.size());
+    if (!known || crc32_of(std::span<const float>(out).subspan(from, length)) != expected[b])
+      throw CheckpointError("checkpoint shard " + path_ + ", dataset " + dataset_path + ": checksum mismatch in "
+                            "elements [" + std::to_string(begin + from) + ", " + std::to_string(begin + from + length) +
+                            ") holding " + describe_block(unit, begin + from, begin + from + length) +
+                            ": the file is corrupt; restore it or load another tag");
+  }
+}
+
+void ShardFile::read(std::size_t unit, const std::string& buffer, std::int64_t begin, std::span<float> out) {
+  if (out.empty()) return;
+  const auto& names = units_.at(unit).buffers;
+  if (std::find(names.begin(), names.end(), buffer) == names.end())
+    throw CheckpointError("checkpoint shard " + path_ + ": unit " + units_[unit].name + " has no dataset '" + buffer + "'");
+  const std::int64_t end = begin + static_cast<std::int64_t>(out.size());
+  const std::int64_t first = begin / kChecksumBlockElements, last = (end - 1) / kChecksumBlockElements;
+  if (first == last && cache_.unit == unit && cache_.buffer == buffer && cache_.block == first) {
+    std::copy_n(cache_.data.begin() + (begin - first * kChecksumBlockElements), out.size(), out.begin());
+    return;
+  }
+  std::vector<float> blocks;
+  read_verified_blocks(unit, buffer, first, last, blocks);
+  std::copy_n(blocks.begin() + (begin - first * kChecksumBlockElements), out.size(), out.begin());
+  // Keep the last block: the next read of a neighbouring tensor usually starts in it.
+  cache_.unit = unit;
+  cache_.buffer = buffer;
+  cache_.block = last;
+  cache_.data.assign(blocks.begin() + (last - first) * kChecksumBlockElements, blocks.end());
+}
+
+std::vector<std::string> ShardFile::verify() {
+  std::vector<std::string> problems;
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    const Unit& unit = units_[u];
+    try {
+      Hid dataset(ZS_H5_CHECK(H5Dopen2(file_.get(), ("units/" + unit.name + "/fragments").c_str(), H5P_DEFAULT)));
+      const auto expected = sharding::fragment_map(unit.layout, rank_);
+      std::vector<std::int64_t> table(expected.size() * 4);
+      Hid space(ZS_H5_CHECK(H5Dget_space(dataset.get())));
+      if (ZS_H5_CHECK(H5Sget_simple_extent_npoints(space.get())) != static_cast<hssize_t>(table.size()))
+        throw CheckpointError("the fragment map has the wrong size");
+      if (!table.empty())
+        ZS_H5_CHECK(H5Dread(dataset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, table.data()));
+      for (std::size_t f = 0; f < expected.size(); ++f) {
+        const auto& e = expected[f];
+        if (table[4 * f] != static_cast<std::int64_t>(e.tensor) || table[4 * f + 1] != e.tensor_offset ||
+            table[4 * f + 2] != e.shard_offset || table[4 * f + 3] != e.length)
+          throw CheckpointError("fragment " + std::to_string(f) + " (tensor " + unit.layout.tensors()[e.tensor].spec.name +
+                                ") does not match the unit's layout");
+      }
+    } catch (const Error& e) {
+      problems.push_back(path_ + ": units/" + unit.name + "/fragments: " + e.what());
+    }
+    const std::int64_t blocks = (unit.layout.shard_numel() + kChecksumBlockElements - 1) / kChecksumBlockElements;
+    for (const std::string& buffer : unit.buffers) {
+      std::vector<float> data;
+      try {
+        for (std::int64_t b = 0; b < blocks; ++b) read_verified_blocks(u, buffer, b, b, data);
+      } catch (const Error& e) {
+        problems.push_back(e.what());
+      }
+    }
+  }
+  return problems;
+}
+
+}  // namespace zs::checkpoint

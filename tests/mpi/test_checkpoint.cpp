@@ -1,0 +1,343 @@
+// Checkpoints under mpirun: resume is bitwise identical; a checkpoint loads at any world size,
+// stage and unit split with bitwise-equal states; async saves; retention; and every kind of
+// bad input fails on every rank with a message naming the file, never touching the last good
+// checkpoint. References are the saving engine's own full states gathered before the save
+// (never the files), and uninterrupted runs.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "../support/engine_test_model.hpp"
+#include "../support/mpi_test.hpp"
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/checkpoint/hdf5_check.hpp"
+#include "zeroshard/error.hpp"
+#include "zeroshard/runtime/engine.hpp"
+
+namespace zs {
+namespace {
+
+namespace fs = std::filesystem;
+using checkpoint::CheckpointError;
+using testing::make_model;
+using testing::run_steps;
+
+class CheckpointTest : public testing::MpiTest {
+ protected:
+  // A fresh directory shared by every rank (rank 0 names it).
+  void SetUp() override {
+    Communicator comm;
+    std::string name;
+    if (comm.rank() == 0) {
+      char pattern[] = "/tmp/zs_ckpt_test_XXXXXX";
+      name = mkdtemp(pattern);
+    }
+    long long length = static_cast<long long>(name.size());
+    MPI_Bcast(&length, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    name.resize(length);
+    MPI_Bcast(name.data(), static_cast<int>(length), MPI_CHAR, 0, MPI_COMM_WORLD);
+    dir_ = name;
+  }
+  void TearDown() override {
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (testing::world_rank() == 0) {
+      std::error_code ignored;
+      fs::permissions(dir_, fs::perms::owner_all, ignored);
+      fs::remove_all(dir_, ignored);
+    }
+    MpiTest::TearDown();
+  }
+  // Corruption is done by rank 0 alone, then everyone proceeds.
+  template <class F>
+  void on_rank_zero(F&& f) {
+    if (testing::world_rank() == 0) f();
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+  std::string dir_;
+  Communicator comm_;  // outlives the engines a fixture keeps between SetUp and the test
+};
+
+EngineConfig config_for(int stage) {
+  EngineConfig c;
+  c.stage = stage;
+  c.optimizer.kind = OptimizerKind::adamw;
+  c.optimizer.lr = 0.01;
+  c.scheduler.kind = ScheduleKind::cosine;
+  c.scheduler.warmup_steps = 2;
+  c.scheduler.total_steps = 10;
+  return c;
+}
+
+struct FullState {
+  std::vector<float> params, exp_avg, exp_avg_sq;
+  bool operator==(const FullState&) const = default;
+};
+
+FullState full_state(Engine& engine) {
+  return {engine.full_parameters(), engine.full_optimizer_state("exp_avg"), engine.full_optimizer_state("exp_avg_sq")};
+}
+
+// Expects `body` to throw CheckpointError (on this rank) whose message holds `fragment`.
+template <class F>
+void expect_checkpoint_error(F&& body, const std::string& fragment) {
+  try {
+    body();
+    ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CheckpointTest, ResumeContinuesBitwiseLikeTheUninterruptedRun) {
+  Communicator comm;
+  for (int stage : {0, 1, 2, 3})
+    for (int accumulation : {1, 2}) {
+      EngineConfig config = config_for(stage);
+      config.gradient_accumulation_steps = accumulation;
+      auto model = make_model(0.2f);  // dropout: the RNG state must be restored too
+      Engine uninterrupted(*model, config, comm);
+      run_steps(uninterrupted, 0, 3 * accumulation);
+      const std::string tag = uninterrupted.save(dir_, "", {{"epoch", 7}});
+      EXPECT_EQ(tag, "step_3");
+      run_steps(uninterrupted, 3 * accumulation, 3 * accumulation);
+
+      auto fresh_model = make_model(0.2f);
+      Engine resumed(*fresh_model, config, comm);
+      const checkpoint::TrainingState state = resumed.load(dir_);  // latest
+      EXPECT_EQ(state.step, 3);
+      EXPECT_EQ(state.client_state.at("epoch"), 7);
+      EXPECT_EQ(resumed.optimizer_steps(), 3);
+      EXPECT_EQ(resumed.learning_rate(), learning_rate(config.scheduler, config.optimizer.lr, 3));
+      run_steps(resumed, 3 * accumulation, 3 * accumulation);
+      EXPECT_TRUE(full_state(resumed) == full_state(uninterrupted)) << "stage " << stage << " accumulation " << accumulation;
+      EXPECT_EQ(resumed.learning_rate(), uninterrupted.learning_rate());
+    }
+}
+
+// The acceptance test at -np 4: saved at 4 ranks stage 3, loaded at 3 ranks stage 1
+// and at 1 rank stage 0 (at -np N: N ranks, then N-1 and 1), with a different unit split and
+// alignment on the loading side.
+TEST_F(CheckpointTest, LoadsAtAnyWorldSizeStageAndUnitSplitBitwise) {
+  Communicator comm;
+  auto model = make_model(0.0f);
+  Engine saver(*model, config_for(3), comm);
+  run_steps(saver, 0, 3);
+  const FullState saved = full_state(saver);
+  saver.save(dir_, "reshard");
+  const int n = comm.size();
+  struct Target {
+    int ranks, stage;
+  };
+  std::vector<Target> targets = {{n, 2}, {1, 0}};
+  if (n > 1) targets.push_back({n - 1, 1});
+  for (const Target& target : targets) {
+    Communicator group = comm.split(comm.rank() < target.ranks ? 0 : 1, 0);
+    if (comm.rank() < target.ranks) {
+      EngineConfig config = config_for(target.stage);
+      config.auto_wrap_min_params = 150;  // other units than the saver's one-per-layer
+      config.alignment = 4;
+      auto other_model = make_model(0.0f);
+      Engine loader(*other_model, config, group);
+      loader.load(dir_, "reshard");
+      EXPECT_TRUE(full_state(loader) == saved) << target.ranks << " ranks, stage " << target.stage;
+      EXPECT_EQ(loader.optimizer_steps(), 3);
+      run_steps(loader, 3, 1);  // and it trains on
+    }
+    comm.barrier();
+  }
+}
+
+TEST_F(CheckpointTest, AsyncSaveWritesWhatWasThereWhenItWasCalled) {
+  Communicator comm;
+  EngineConfig config = config_for(3);
+  config.checkpoint.async = true;
+  config.checkpoint.keep_last = 2;
+  auto model = make_model(0.1f);
+  Engine engine(*model, config, comm);
+  std::vector<FullState> at_save;
+  for (int k = 0; k < 3; ++k) {
+    run_steps(engine, 2 * k, 2);
+    at_save.push_back(full_state(engine));
+    engine.save(dir_, "async_" + std::to_string(k));  // training goes on while it writes
+  }
+  run_steps(engine, 6, 2);
+  engine.wait_for_checkpoint();
+  // keep_last = 2: the first tag is gone, the newer two load with the states of their time.
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "async_0"));
+  for (int k : {1, 2}) {
+    auto other = make_model(0.1f);
+    Engine loader(*other, config_for(1), comm);
+    loader.load(dir_, "async_" + std::to_string(k));
+    EXPECT_TRUE(full_state(loader) == at_save[k]) << "async_" << k;
+  }
+  std::ifstream latest(fs::path(dir_) / "latest");
+  std::string tag;
+  latest >> tag;
+  EXPECT_EQ(tag, "async_2");
+}
+
+// A good checkpoint ("good") is saved first; each bad case must fail on every rank, naming the
+// problem, and leave "good" loadable and DIR/latest naming it.
+class BadCheckpointTest : public CheckpointTest {
+ protected:
+  void SetUp() override {
+    CheckpointTest::SetUp();
+    model_ = make_model(0.0f);
+    engine_ = std::make_unique<Engine>(*model_, config_for(3), comm_);
+    run_steps(*engine_, 0, 2);
+    good_ = full_state(*engine_);
+    engine_->save(dir_, "good");
+    run_steps(*engine_, 2, 1);
+    engine_->save(dir_, "bad");  // what the cases below break
+    on_rank_zero([&] { write_latest("good"); });
+  }
+  void write_latest(const std::string& tag) { std::ofstream(fs::path(dir_) / "latest") << tag << "\n"; }
+  std::string bad(const std::string& file) const { return (fs::path(dir_) / "bad" / file).string(); }
+  void load_bad(const std::string& fragment) {
+    Communicator comm;
+    auto model = make_model(0.0f);
+    Engine engine(*model, config_for(1), comm);
+    expect_checkpoint_error([&] { engine.load(dir_, "bad"); }, fragment);
+  }
+  // The good checkpoint still loads, bitwise, through DIR/latest.
+  void expect_good_intact() {
+    Communicator comm;
+    auto model = make_model(0.0f);
+    Engine engine(*model, config_for(2), comm);
+    engine.load(dir_);
+    EXPECT_TRUE(full_state(engine) == good_);
+  }
+  std::unique_ptr<nn::Sequential> model_;
+  std::unique_ptr<Engine> engine_;
+  FullState good_;
+};
+
+TEST_F(BadCheckpointTest, TruncatedShard) {
+  const std::string victim = bad(checkpoint::shard_file_name(testing::world_size() - 1));
+  on_rank_zero([&] { fs::resize_file(victim, fs::file_size(victim) / 2); });
+  load_bad(checkpoint::shard_file_name(testing::world_size() - 1));
+  expect_good_intact();
+}
+
+TEST_F(BadCheckpointTest, FlippedBytesInADataset) {
+  on_rank_zero([&] {
+    // Find where unit_0001's parameters start in shard 0 and flip a byte there.
+    haddr_t offset = 0;
+    {
+      Hid file(H5Fopen(bad(checkpoint::shard_file_name(0)).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+      Hid dataset(H5Dopen2(file.get(), "units/unit_0001/params", H5P_DEFAULT));
+      offset = H5Dget_offset(dataset.get());
+    }
+    std::fstream io(bad(checkpoint::shard_file_name(0)), std::ios::in | std::ios::out | std::ios::binary);
+    io.seekg(static_cast<std::streamoff>(offset) + 1);
+    char byte = 0;
+    io.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x5A);
+    io.seekp(static_cast<std::streamoff>(offset) + 1);
+    io.write(&byte, 1);
+  });
+  // unit_0001 is fc1 (Embedding is unit_0000); its shard 0 starts with fc1.weight.
+  load_bad("checksum mismatch");
+  load_bad("fc1.weight");
+  expect_good_intact();
+}
+
+TEST_F(BadCheckpointTest, MissingShardFile) {
+  on_rank_zero([&] { fs::remove(bad(checkpoint::shard_file_name(0))); });
+  load_bad(checkpoint::shard_file_name(0) + " is missing");
+  expect_good_intact();
+}
+
+TEST_F(BadCheckpointTest, MissingIndex) {
+  on_rank_zero([&] { fs::remove(bad(checkpoint::kIndexFileName)); });
+  load_bad("index.h5 is missing");
+  expect_good_intact();
+}
+
+TEST_F(BadCheckpointTest, LatestNamesAMissingTag) {
+  on_rank_zero([&] { write_latest("ghost"); });
+  Communicator comm;
+  auto model = make_model(0.0f);
+  Engine engine(*model, config_for(0), comm);
+  expect_checkpoint_error([&] { engine.load(dir_); }, "'ghost' does not exist");
+  on_rank_zero([&] { write_latest("good"); });
+  expect_good_intact();
+}
+
+TEST_F(BadCheckpointTest, DifferentModelListsTheDifferences) {
+  Communicator comm;
+  auto model = std::make_unique<nn::Sequential>("model");
+  model->add<nn::Embedding>("emb", 23, 7);
+  model->add<nn::Linear>("fc1", 7, 20);  // 19 in the checkpoint
+  model->add<nn::GELU>("act");
+  model->add<nn::LayerNorm>("norm2", 20);  // "norm" in the checkpoint
+  model->add<nn::Linear>("fc2", 20, 5);
+  Engine engine(*model, config_for(3), comm);
+  try {
+    engine.load(dir_, "good");
+    ADD_FAILURE() << "a different model loaded";
+  } catch (const CheckpointError& e) {
+    const std::string text = e.what();
+    EXPECT_NE(text.find("'fc1.weight' has shape [19,7] in the checkpoint but [20,7]"), std::string::npos) << text;
+    EXPECT_NE(text.find("'norm2.weight' [20] is in the model but not in the checkpoint"), std::string::npos) << text;
+    EXPECT_NE(text.find("'norm.bias' is in the checkpoint but not in the model"), std::string::npos) << text;
+  }
+  expect_good_intact();
+}
+
+TEST_F(BadCheckpointTest, FormatVersionFromTheFuture) {
+  on_rank_zero([&] {
+    for (const std::string& name : {std::string(checkpoint::kIndexFileName), checkpoint::shard_file_name(0)}) {
+      Hid file(H5Fopen(bad(name).c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+      Hid attribute(H5Aopen(file.get(), "format_version", H5P_DEFAULT));
+      const std::int64_t future = checkpoint::kFormatVersion + 1;
+      H5Awrite(attribute.get(), H5T_NATIVE_INT64, &future);
+    }
+  });
+  load_bad("newer than this ZeroShard reads");
+  expect_good_intact();
+}
+
+TEST_F(BadCheckpointTest, UnwritableDirectory) {
+  // Root ignores permission bits, so the directory is made a path below a regular file, which
+  // nobody can create; non-root also gets a read-only directory.
+  const std::string blocker = (fs::path(dir_) / "not_a_directory").string();
+  on_rank_zero([&] { std::ofstream(blocker) << "x"; });
+  expect_checkpoint_error([&] { engine_->save(blocker + "/ckpt", "x"); }, "not_a_directory");
+  if (geteuid() != 0) {
+    const std::string locked = (fs::path(dir_) / "locked").string();
+    on_rank_zero([&] {
+      fs::create_directory(locked);
+      fs::permissions(locked, fs::perms::owner_read | fs::perms::owner_exec);
+    });
+    expect_checkpoint_error([&] { engine_->save(locked, "x"); }, "locked");
+  }
+  expect_good_intact();
+}
+
+TEST_F(BadCheckpointTest, DiskFullDuringSave) {
+  // The last rank may write only 2 KiB per file (RLIMIT_FSIZE; writes beyond fail with
+  // EFBIG): its shard cannot be written, as on a full disk.
+  struct rlimit before {};
+  getrlimit(RLIMIT_FSIZE, &before);
+  const bool limited = testing::world_rank() == testing::world_size() - 1;
+  if (limited) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = before;
+    small.rlim_cur = 2048;
+    setrlimit(RLIMIT_FSIZE, &small);
+  }
+  expect_checkpoint_error([&] { engine_->save(dir_, "good"); }, "rank " + std::to_string(testing::world_size() - 1));
+  if (limited) setrlimit(RLIMIT_FSIZE, &before);
+  // Overwriting "good" failed: the old "good" is untouched and still the latest.
+  expect_good_intact();
+}
+
+}  // namespace
+}  // namespace zs
