@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ struct Options {
   std::int64_t hidden = 512;
   float dropout = 0.2f;
   int log_every = 100;
+  std::string save_dir;
+  std::int64_t save_every = 0;
+  bool resume = false;
   bool help = false;
 };
 
@@ -45,6 +49,11 @@ Options:
   --data-dir DIR       folder with the idx .gz files (default /usr/share/datasets/fashion-mnist)
   --metrics FILE       JSON-lines metrics written by rank 0 (default fashion_mnist_metrics.jsonl)
   --log-every N        progress line every N optimizer steps (default 100)
+  --save-dir DIR       checkpoint directory (DIR/TAG/ per checkpoint, DIR/latest); a final
+                       checkpoint is written there at the end of training
+  --save-every N       also checkpoint every N optimizer steps (needs --save-dir)
+  --resume             continue from DIR/latest if there is one (any world size or stage:
+                       parameters, optimizer, LR schedule and data position are restored)
   --help               this text
 
 Without --config, the example uses adamw lr 2e-3 and a cosine schedule over the run with 200
@@ -71,10 +80,16 @@ Options parse(int argc, char** argv) {
     else if (name == "--data-dir") o.data_dir = value();
     else if (name == "--metrics") o.metrics_path = value();
     else if (name == "--log-every") o.log_every = std::stoi(value());
+    else if (name == "--save-dir") o.save_dir = value();
+    else if (name == "--save-every") o.save_every = std::stoll(value());
+    else if (name == "--resume") o.resume = true;
     else if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) o.overrides.push_back(arg.substr(2));
     else throw zs::InvalidArgument("unknown argument '" + arg + "' (see --help)");
   }
   if (o.epochs < 1) throw zs::InvalidArgument("--epochs must be >= 1");
+  if (o.save_every < 0) throw zs::InvalidArgument("--save-every must be >= 0");
+  if ((o.save_every > 0 || o.resume) && o.save_dir.empty())
+    throw zs::InvalidArgument("--save-every and --resume need --save-dir DIR");
   return o;
 }
 
@@ -135,9 +150,35 @@ int main(int argc, char** argv) {
     model.add<zs::nn::Linear>("fc3", options.hidden / 2, 10);
     zs::Engine engine(model, config.engine, comm);
 
+    // Resume: the data position is saved as samples into the epoch, so a run resumed at
+    // another world size continues from the same place in the (seed, epoch)-determined order.
+    int first_epoch = 0;
+    std::int64_t first_micro_step = 0;
+    const std::int64_t samples_per_micro_step = config.micro_batch_size * world;
+    if (options.resume && std::filesystem::exists(std::filesystem::path(options.save_dir) / "latest")) {
+      const zs::checkpoint::TrainingState saved = engine.load(options.save_dir);
+      first_epoch = static_cast<int>(saved.client_state.at("epoch"));
+      first_micro_step = saved.client_state.at("samples_into_epoch") / samples_per_micro_step;
+      if (rank == 0)
+        std::printf("resumed from %s/latest: step %lld, epoch %d, %lld samples into it (saved by a stage-%d run)\n",
+                    options.save_dir.c_str(), static_cast<long long>(saved.step), first_epoch + 1,
+                    static_cast<long long>(saved.client_state.at("samples_into_epoch")), saved.stage);
+    } else if (options.resume && rank == 0) {
+      std::printf("no checkpoint in %s yet: starting from scratch\n", options.save_dir.c_str());
+    }
+    auto save = [&](int epoch, std::int64_t micro_steps_done) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::string tag = engine.save(options.save_dir, "",
+                                          {{"epoch", epoch}, {"samples_into_epoch", micro_steps_done * samples_per_micro_step}});
+      if (rank == 0)
+        std::printf("checkpoint %s/%s %s in %.2f s\n", options.save_dir.c_str(), tag.c_str(),
+                    config.engine.checkpoint.async ? "started" : "written",
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    };
+
     std::ofstream metrics;
     if (rank == 0) {
-      metrics.open(options.metrics_path);
+      metrics.open(options.metrics_path, first_epoch > 0 || first_micro_step > 0 ? std::ios::app : std::ios::trunc);
       if (!metrics) throw zs::InvalidArgument("cannot write metrics file '" + options.metrics_path + "'");
       std::printf("Fashion-MNIST: %lld train / %lld test images, %d ranks, ZeRO stage %d, %zu units, %lld parameters\n",
                   static_cast<long long>(train.count), static_cast<long long>(test.count), world, engine.stage(),
@@ -157,16 +198,18 @@ int main(int argc, char** argv) {
     double window_loss = 0;
     std::int64_t window_steps = 0, window_samples = 0;
     double accuracy = 0;
-    for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    for (int epoch = first_epoch; epoch < options.epochs; ++epoch) {
       sampler.set_epoch(epoch);
-      for (std::int64_t s = 0; s < micro_steps_per_epoch; ++s) {
+      for (std::int64_t s = epoch == first_epoch ? first_micro_step : 0; s < micro_steps_per_epoch; ++s) {
         fill_batch(train, sampler.batch(s), x, y);
         window_loss += loss.forward(engine.forward(x), y);
         engine.backward(loss.gradient());
         const double lr = engine.learning_rate();
         window_samples += config.micro_batch_size * world;
         ++window_steps;
-        if (!engine.step() || engine.optimizer_steps() % options.log_every != 0) continue;
+        const bool stepped = engine.step();
+        if (stepped && options.save_every > 0 && engine.optimizer_steps() % options.save_every == 0) save(epoch, s + 1);
+        if (!stepped || engine.optimizer_steps() % options.log_every != 0) continue;
         double mean_loss = window_loss / window_steps;
         ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &mean_loss, 1, MPI_DOUBLE, MPI_SUM, comm.handle()));
         mean_loss /= world;
@@ -218,6 +261,11 @@ int main(int argc, char** argv) {
                 << ",\"loss\":" << test_loss / correct_and_total[1] << ",\"elapsed_seconds\":" << elapsed << "}\n";
         std::fflush(stdout);
       }
+    }
+
+    if (!options.save_dir.empty()) {
+      save(options.epochs, 0);
+      engine.wait_for_checkpoint();
     }
 
     // Memory report: this rank's ledger, and model-state bytes of every rank next to the formula.

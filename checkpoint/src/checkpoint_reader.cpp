@@ -5,14 +5,13 @@
 
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
-#include "zeroshard/checkpoint/collective_outcome.hpp"
 
 namespace zs::checkpoint {
 
 namespace fs = std::filesystem;
 
-CheckpointReader::CheckpointReader(Communicator& comm, const std::string& dir, const std::string& tag) : dir_(dir) {
-  run_on_all_ranks(comm, [&] {
+CheckpointReader::CheckpointReader(const std::string& dir, const std::string& tag, int probe_rank) : dir_(dir) {
+  {
     tag_ = resolve_tag(dir, tag);
     tag_dir_ = tag_directory(dir, tag_);
     index_ = read_index_summary((fs::path(tag_dir_) / kIndexFileName).string());
@@ -23,7 +22,7 @@ CheckpointReader::CheckpointReader(Communicator& comm, const std::string& dir, c
                               " ranks): restore the file or load another tag");
     // Each rank opens the shard with its own number (modulo the saved world size), so every
     // shard's header is checked by someone; layouts are the same in every shard.
-    ShardFile& mine = shard(comm.rank() % index_.world_size);
+    ShardFile& mine = shard(probe_rank % index_.world_size);
     if (mine.world_size() != index_.world_size || mine.format_version() != index_.format_version)
       throw CheckpointError("checkpoint shard " + mine.path() + " belongs to a different save than " + tag_dir_ +
                             "/index.h5 (world size or format differ): the tag directory mixes two checkpoints");
@@ -39,7 +38,7 @@ CheckpointReader::CheckpointReader(Communicator& comm, const std::string& dir, c
                               " holds different buffers than the first unit (corrupt file?)");
       for (const auto& slot : units_[u].layout.tensors()) locations_[slot.spec.name] = {u, slot.offset};
     }
-  });
+  }
 }
 
 CheckpointReader::~CheckpointReader() = default;

@@ -83,8 +83,10 @@ checkpoint::TrainingState Engine::load(const std::string& dir, const std::string
   if (micro_steps_ % config_.gradient_accumulation_steps != 0)
     throw InvalidArgument("Engine::load in the middle of gradient accumulation: load before training or right "
                           "after a step() that returned true");
-  checkpoint::CheckpointReader reader(comm_, dir, tag);
   const int r = comm_.rank();
+  std::unique_ptr<checkpoint::CheckpointReader> opened;
+  checkpoint::run_on_all_ranks(comm_, [&] { opened = std::make_unique<checkpoint::CheckpointReader>(dir, tag, r); });
+  checkpoint::CheckpointReader& reader = *opened;
   const auto states = optimizer_.state_names();
   checkpoint::run_on_all_ranks(comm_, [&] {
     std::vector<sharding::TensorSpec> model;

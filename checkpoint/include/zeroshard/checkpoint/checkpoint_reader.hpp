@@ -1,7 +1,8 @@
 #pragma once
-// Collective checkpoint loads at any world size, stage or unit split: each rank names the
-// elements it wants in its own (target) layout, and reads just the byte ranges of the shard
-// files that hold them, verifying the checksum of every block it reads.
+// Reading a checkpoint at any world size, stage or unit split: a rank names the elements it
+// wants in its own (target) layout and reads just the byte ranges of the shard files that hold
+// them, verifying the checksum of every block it reads. Not collective: the engine wraps its
+// use in run_on_all_ranks(), the zeroshard-ckpt tool uses it in a single process.
 
 #include <map>
 #include <memory>
@@ -11,16 +12,16 @@
 
 #include "zeroshard/checkpoint/index_file.hpp"
 #include "zeroshard/checkpoint/shard_file.hpp"
-#include "zeroshard/comm/communicator.hpp"
 
 namespace zs::checkpoint {
 
 class CheckpointReader {
  public:
-  /// Collective. Opens DIR/TAG (an empty tag: the one DIR/latest names): reads the index,
-  /// checks that every shard file is present and readable, reads the layouts. Throws
-  /// CheckpointError on every rank, naming the file, if any of that fails.
-  CheckpointReader(Communicator& comm, const std::string& dir, const std::string& tag = "");
+  /// Opens DIR/TAG (an empty tag: the one DIR/latest names): reads the index, checks that
+  /// every shard file is present, reads the layouts from shard `probe_rank` modulo the saved
+  /// world size (ranks pass their own, so every header is checked by someone). Throws
+  /// CheckpointError naming the file if any of that fails.
+  CheckpointReader(const std::string& dir, const std::string& tag = "", int probe_rank = 0);
   ~CheckpointReader();
 
   const std::string& tag() const { return tag_; }
@@ -35,10 +36,10 @@ class CheckpointReader {
   /// Throws CheckpointError listing every difference (missing, extra, other shape) between
   /// the checkpoint's tensors and `model`'s.
   void require_same_tensors(const std::vector<sharding::TensorSpec>& model) const;
-  /// Not collective. The RNG state saved by `rank`.
+  /// The RNG state saved by `rank`.
   std::string rng_state_of(int rank);
 
-  /// Not collective. Fills `out` with elements [begin, begin + out.size()) of buffer `buffer`
+  /// Fills `out` with elements [begin, begin + out.size()) of buffer `buffer`
   /// laid out by `target` (any world size, alignment, tensor grouping); elements that belong
   /// to no tensor (padding) become 0. Throws CheckpointError naming file, dataset and tensor.
   void read(const sharding::FlatLayout& target, const std::string& buffer, std::int64_t begin, std::span<float> out);

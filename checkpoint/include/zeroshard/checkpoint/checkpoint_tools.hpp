@@ -1,0 +1,32 @@
+#pragma once
+// Offline operations on a saved checkpoint (single process, no MPI): what the zeroshard-ckpt
+// tool runs, available to programs too.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zs::checkpoint {
+
+struct VerifyReport {
+  std::string tag;
+  int shards = 0;
+  std::int64_t tensors = 0;
+  std::int64_t bytes_checked = 0;   // dataset bytes whose checksums were recomputed
+  std::vector<std::string> problems;  // empty: intact
+};
+
+/// Every shard present and readable, every dataset's checksums, every fragment map equal to
+/// the one its layout implies, the same layouts and step in every shard and the index.
+/// Problems are collected, not thrown, except when the tag cannot be opened at all
+/// (CheckpointError).
+VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag = "");
+
+/// Writes one plain HDF5 file `out` with every parameter at full shape in float32 under
+/// /params/<name> and, with `include_optimizer`, /optimizer/<state>/<name>; the training state
+/// as root attributes. Written to `out`.tmp and renamed, so `out` is never half-written.
+/// Every block read is checksum-verified. Returns the tag consolidated.
+std::string consolidate_checkpoint(const std::string& dir, const std::string& tag, const std::string& out,
+                                   bool include_optimizer);
+
+}  // namespace zs::checkpoint
