@@ -18,7 +18,7 @@ struct CheckpointWriter::Job {
   int rank = 0;
   // The files' bytes, built in memory on the training thread: this is the snapshot an async
   // save writes while training changes the engine's buffers.
-  std::vector<char> shard_image, index_image;
+  std::span<const char> shard_image, index_image;  // in the writer's arenas
   std::thread thread;
   std::atomic<bool> done{false};
   std::string error;  // written by the thread before `done`
@@ -33,14 +33,14 @@ struct CheckpointWriter::Job {
 
 namespace {
 
-std::vector<char> index_image_of(const std::string& tag, const ShardContents& contents) {
+std::span<const char> index_image_of(const std::string& tag, const ShardContents& contents, ImageArena& arena) {
   std::vector<IndexUnit> units;
   for (const UnitShard& unit : contents.units) {
     IndexUnit index_unit{unit.name, unit.layout, {}};
     for (const ShardBuffer& buffer : unit.buffers) index_unit.buffers.push_back(buffer.name);
     units.push_back(std::move(index_unit));
   }
-  return build_index_image(tag, contents.world_size, contents.state, units);
+  return build_index_image(tag, contents.world_size, contents.state, units, arena);
 }
 
 }  // namespace
@@ -65,8 +65,8 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   // leftover staging directory must not race another's writes); images everywhere.
   run_on_all_ranks(comm_, [&] {
     if (comm_.rank() == 0) prepare_staging(dir, tag);
-    job->shard_image = build_shard_image(contents);
-    if (comm_.rank() == 0) job->index_image = index_image_of(tag, contents);
+    job->shard_image = build_shard_image(contents, shard_arena_);
+    if (comm_.rank() == 0) job->index_image = index_image_of(tag, contents, index_arena_);
   });
   if (!config.async) {
     run_on_all_ranks(comm_, [&] { job->write(); });

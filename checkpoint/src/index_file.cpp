@@ -62,11 +62,11 @@ void write_virtual_tensor(hid_t file, hid_t link_create, const IndexUnit& unit, 
 
 }  // namespace
 
-std::vector<char> build_index_image(const std::string& tag, int world_size, const TrainingState& state,
-                                    const std::vector<IndexUnit>& units) {
+std::span<const char> build_index_image(const std::string& tag, int world_size, const TrainingState& state,
+                                        const std::vector<IndexUnit>& units, ImageArena& arena) {
   try {
     detail::quiet_hdf5();
-    Hid file = detail::create_in_memory_file(0);
+    Hid file = detail::create_in_memory_file(0, arena);
     detail::write_training_state(file.get(), state);
     detail::write_attribute(file.get(), "world_size", std::int64_t{world_size});
     detail::write_attribute(file.get(), "tag", tag);
@@ -83,7 +83,7 @@ std::vector<char> build_index_image(const std::string& tag, int world_size, cons
         for (std::size_t t = 0; t < unit.layout.tensors().size(); ++t)
           write_virtual_tensor(file.get(), link_create.get(), unit, t, buffer, fragments_by_rank);
     }
-    return detail::file_image(file.get());
+    return detail::file_image(file.get(), arena);
   } catch (const Error& e) {
     throw CheckpointError(std::string("building the checkpoint index failed: ") + e.what());
   }

@@ -85,14 +85,14 @@ void write_buffer(hid_t group, const ShardBuffer& buffer) {
 
 }  // namespace
 
-std::vector<char> build_shard_image(const ShardContents& contents) {
+std::span<const char> build_shard_image(const ShardContents& contents, ImageArena& arena) {
   std::string where = "the file";
   try {
     detail::quiet_hdf5();
     std::int64_t data_bytes = 0;
     for (const UnitShard& unit : contents.units)
       for (const ShardBuffer& buffer : unit.buffers) data_bytes += static_cast<std::int64_t>(buffer.data.size_bytes());
-    Hid file = detail::create_in_memory_file(data_bytes);
+    Hid file = detail::create_in_memory_file(data_bytes, arena);
     detail::write_training_state(file.get(), contents.state);
     write_attribute(file.get(), "rank", std::int64_t{contents.rank});
     write_attribute(file.get(), "world_size", std::int64_t{contents.world_size});
@@ -112,7 +112,7 @@ std::vector<char> build_shard_image(const ShardContents& contents) {
       }
     }
     where = "the file image";
-    return detail::file_image(file.get());
+    return detail::file_image(file.get(), arena);
   } catch (const Error& e) {
     throw CheckpointError("building checkpoint shard " + shard_file_name(contents.rank) + " failed at " + where +
                           ": " + e.what());
@@ -239,7 +239,7 @@ void ShardFile::read(std::size_t unit, const std::string& buffer, std::int64_t b
     std::copy_n(cache_.data.begin() + (begin - first * kChecksumBlockElements), out.size(), out.begin());
     return;
   }
-  std::vector<float> blocks;
+  std::vector<float>& blocks = read_buffer_;  // reused: fresh buffers cost page faults per read
   read_verified_blocks(unit, buffer, first, last, blocks);
   std::copy_n(blocks.begin() + (begin - first * kChecksumBlockElements), out.size(), out.begin());
   // Keep the last block: the next read of a neighbouring tensor usually starts in it.

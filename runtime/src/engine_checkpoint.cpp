@@ -78,6 +78,11 @@ std::string Engine::save(const std::string& dir, const std::string& tag, const C
 
 void Engine::wait_for_checkpoint() { checkpoint_writer_->wait(); }
 
+void Engine::set_checkpoint_config(const checkpoint::CheckpointConfig& config) {
+  config.validate();
+  config_.checkpoint = config;
+}
+
 checkpoint::TrainingState Engine::load(const std::string& dir, const std::string& tag) {
   checkpoint_writer_->wait();  // HDF5 is not thread-safe: no background write during a load
   if (micro_steps_ % config_.gradient_accumulation_steps != 0)

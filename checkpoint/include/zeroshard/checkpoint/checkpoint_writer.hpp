@@ -14,8 +14,8 @@
 // Async: step 1 runs on the training thread (building the images is the snapshot: the time a
 // step is blocked), step 2 on a background thread that makes only POSIX file calls, never
 // HDF5 (not thread-safe) or MPI calls (ZeroShard asks for MPI_THREAD_SERIALIZED); step 3
-// runs at the first poll() after every rank is done. A save holds one copy of the rank's
-// shard in memory until its files are written.
+// runs at the first poll() after every rank is done. The files are built in memory kept for
+// the next save (ImageArena): after the first save a rank holds one more copy of its shard.
 
 #include <atomic>
 #include <memory>
@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "zeroshard/checkpoint/checkpoint_config.hpp"
+#include "zeroshard/checkpoint/image_arena.hpp"
 #include "zeroshard/checkpoint/shard_contents.hpp"
 #include "zeroshard/comm/communicator.hpp"
 
@@ -54,6 +55,8 @@ class CheckpointWriter {
 
   Communicator& comm_;
   std::unique_ptr<Job> job_;
+  // Reused by every save (a pending one finishes before the next builds its files).
+  ImageArena shard_arena_, index_arena_;
 };
 
 }  // namespace zs::checkpoint

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "zeroshard/checkpoint/image_arena.hpp"
 #include "zeroshard/checkpoint/shard_contents.hpp"
 
 namespace zs::checkpoint {
@@ -31,8 +32,8 @@ struct IndexUnit {
 };
 
 /// The bytes of the index file (built in memory, like build_shard_image()).
-std::vector<char> build_index_image(const std::string& tag, int world_size, const TrainingState& state,
-                                    const std::vector<IndexUnit>& units);
+std::span<const char> build_index_image(const std::string& tag, int world_size, const TrainingState& state,
+                                        const std::vector<IndexUnit>& units, ImageArena& arena);
 
 struct IndexSummary {
   int format_version = 0;

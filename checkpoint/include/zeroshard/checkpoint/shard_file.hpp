@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "zeroshard/checkpoint/hdf5_check.hpp"
+#include "zeroshard/checkpoint/image_arena.hpp"
 #include "zeroshard/checkpoint/shard_contents.hpp"
 
 namespace zs::checkpoint {
@@ -28,7 +29,8 @@ namespace zs::checkpoint {
 /// The bytes of the shard file for `contents`, built in memory (HDF5's core driver): the disk
 /// is then written by write_file_durably() in one sequential pass, and an I/O error (a full
 /// disk) is a plain errno there, never a half-closed HDF5 file. Throws CheckpointError.
-std::vector<char> build_shard_image(const ShardContents& contents);
+/// The bytes live in `arena` until it builds another file.
+std::span<const char> build_shard_image(const ShardContents& contents, ImageArena& arena);
 
 /// Reads a shard file, verifying checksums of everything it reads.
 class ShardFile {
@@ -73,6 +75,7 @@ class ShardFile {
   TrainingState state_;
   std::string rng_state_;
   std::vector<Unit> units_;
+  std::vector<float> read_buffer_;
   // The last verified block, so consecutive small reads do not read and check it again.
   struct CachedBlock {
     std::size_t unit = 0;

@@ -148,6 +148,9 @@ class Engine {
   checkpoint::TrainingState load(const std::string& dir, const std::string& tag = "");
   /// Collective. Blocks until a pending async save is written and committed.
   void wait_for_checkpoint();
+  /// Changes how later saves are written (e.g. async for periodic saves, sync for the last).
+  /// Call it on every rank alike.
+  void set_checkpoint_config(const checkpoint::CheckpointConfig& config);
 
  private:
   struct Unit;
