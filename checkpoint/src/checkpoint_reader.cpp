@@ -5,6 +5,7 @@
 
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/sharding/fragment_map.hpp"
 
 namespace zs::checkpoint {
 
@@ -98,17 +99,11 @@ void CheckpointReader::read(const sharding::FlatLayout& target, const std::strin
     if (it == locations_.end())
       throw CheckpointError("checkpoint " + tag_dir_ + " has no tensor '" + slot.spec.name + "'");
     const Location& source = it->second;
-    const sharding::FlatLayout& layout = units_[source.unit].layout;
-    const std::int64_t shard_numel = layout.shard_numel();
-    // Walk the elements through the saved layout, cutting at saved shard edges.
-    for (std::int64_t done = from; done < to;) {
-      const std::int64_t flat = source.offset + (done - slot.offset);
-      const int rank = static_cast<int>(flat / shard_numel);
-      const std::int64_t within = flat - rank * shard_numel;
-      const std::int64_t length = std::min(to - done, shard_numel - within);
-      shard(rank).read(source.unit, buffer, within, out.subspan(done - begin, length));
-      done += length;
-    }
+    const std::int64_t shard_numel = units_[source.unit].layout.shard_numel();
+    for (const sharding::ReshardPiece& piece :
+         sharding::split_at_shard_edges(source.offset + (from - slot.offset), to - from, shard_numel))
+      shard(piece.source_rank)
+          .read(source.unit, buffer, piece.source_offset, out.subspan(from - begin + piece.target_offset, piece.length));
   }
 }
 

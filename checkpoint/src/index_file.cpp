@@ -1,5 +1,6 @@
 #include "zeroshard/checkpoint/index_file.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -22,8 +23,8 @@ namespace {
 
 Hid dataspace_of(const std::vector<std::int64_t>& shape) {
   // HDF5 virtual datasets need a simple dataspace: a scalar is stored as shape [1].
-  std::vector<hsize_t> dims(shape.begin(), shape.end());
-  if (dims.empty()) dims.push_back(1);
+  std::vector<hsize_t> dims(std::max<std::size_t>(shape.size(), 1), 1);
+  std::copy(shape.begin(), shape.end(), dims.begin());
   return Hid(ZS_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)));
 }
 

@@ -55,21 +55,28 @@ std::vector<Fragment> fragment_map(const FlatLayout& layout, int rank) {
   return fragments;
 }
 
+std::vector<ReshardPiece> split_at_shard_edges(std::int64_t flat_begin, std::int64_t length, std::int64_t shard_numel) {
+  std::vector<ReshardPiece> pieces;
+  for (std::int64_t done = 0; done < length;) {
+    const std::int64_t flat = flat_begin + done;
+    const int rank = static_cast<int>(flat / shard_numel);
+    const std::int64_t within = flat - rank * shard_numel;
+    const std::int64_t piece = std::min(length - done, shard_numel - within);
+    pieces.push_back({rank, within, done, piece});
+    done += piece;
+  }
+  return pieces;
+}
+
 std::vector<ReshardPiece> reshard_plan(const FlatLayout& source, const FlatLayout& target, int target_rank) {
   require_same_tensors(source, target);
   std::vector<ReshardPiece> pieces;
   const std::int64_t source_shard = source.shard_numel();
   for (const Fragment& f : fragment_map(target, target_rank)) {
     const TensorSlot& in_source = source.find(target.tensors()[f.tensor].spec.name);
-    // Walk the fragment's elements through the source layout, cutting at source shard edges.
-    std::int64_t done = 0;
-    while (done < f.length) {
-      const std::int64_t flat = in_source.offset + f.tensor_offset + done;
-      const int rank = static_cast<int>(flat / source_shard);
-      const std::int64_t within = flat - rank * source_shard;
-      const std::int64_t length = std::min(f.length - done, source_shard - within);
-      pieces.push_back({rank, within, f.shard_offset + done, length});
-      done += length;
+    for (ReshardPiece piece : split_at_shard_edges(in_source.offset + f.tensor_offset, f.length, source_shard)) {
+      piece.target_offset += f.shard_offset;
+      pieces.push_back(piece);
     }
   }
   return pieces;

@@ -31,6 +31,11 @@ struct ReshardPiece {
   std::int64_t length = 0;
 };
 
+/// Elements [flat_begin, flat_begin + length) of a flat buffer sharded in `shard_numel`-element
+/// shards, cut at shard edges: `source_rank`/`source_offset` say where each piece lives,
+/// `target_offset` is its offset from flat_begin. Shared by reshard_plan and checkpoint reads.
+std::vector<ReshardPiece> split_at_shard_edges(std::int64_t flat_begin, std::int64_t length, std::int64_t shard_numel);
+
 /// Everything `target_rank` needs to fill its shard of `target` from shards laid out by
 /// `source`. Both layouts must hold the same tensors (names, shapes, dtype; order and
 /// alignment may differ); otherwise InvalidArgument lists every difference.
