@@ -12,33 +12,32 @@ namespace zs::checkpoint {
 namespace fs = std::filesystem;
 
 CheckpointReader::CheckpointReader(const std::string& dir, const std::string& tag, int probe_rank) : dir_(dir) {
-  {
-    tag_ = resolve_tag(dir, tag);
-    tag_dir_ = tag_directory(dir, tag_);
-    index_ = read_index_summary((fs::path(tag_dir_) / kIndexFileName).string());
-    for (int r = 0; r < index_.world_size; ++r)
-      if (!fs::exists(fs::path(tag_dir_) / shard_file_name(r)))
-        throw CheckpointError("checkpoint shard " + (fs::path(tag_dir_) / shard_file_name(r)).string() +
-                              " is missing (the checkpoint was saved by " + std::to_string(index_.world_size) +
-                              " ranks): restore the file or load another tag");
-    // Each rank opens the shard with its own number (modulo the saved world size), so every
-    // shard's header is checked by someone; layouts are the same in every shard.
-    ShardFile& mine = shard(probe_rank % index_.world_size);
-    if (mine.world_size() != index_.world_size || mine.format_version() != index_.format_version)
-      throw CheckpointError("checkpoint shard " + mine.path() + " belongs to a different save than " + tag_dir_ +
-                            "/index.h5 (world size or format differ): the tag directory mixes two checkpoints");
-    units_ = mine.units();
-    if (units_.empty()) throw CheckpointError("checkpoint " + tag_dir_ + " holds no units");
-    buffers_ = units_.front().buffers;
-    for (std::size_t u = 0; u < units_.size(); ++u) {
-      auto sorted = units_[u].buffers, expected = buffers_;
-      std::sort(sorted.begin(), sorted.end());
-      std::sort(expected.begin(), expected.end());
-      if (sorted != expected)
-        throw CheckpointError("checkpoint shard " + mine.path() + ": unit " + units_[u].name +
-                              " holds different buffers than the first unit (corrupt file?)");
-      for (const auto& slot : units_[u].layout.tensors()) locations_[slot.spec.name] = {u, slot.offset};
-    }
+  tag_ = resolve_tag(dir, tag);
+  tag_dir_ = tag_directory(dir, tag_);
+  index_ = read_index_summary((fs::path(tag_dir_) / kIndexFileName).string());
+  for (int r = 0; r < index_.world_size; ++r)
+    if (!fs::exists(fs::path(tag_dir_) / shard_file_name(r)))
+      throw CheckpointError("checkpoint shard " + (fs::path(tag_dir_) / shard_file_name(r)).string() +
+                            " is missing (the checkpoint was saved by " + std::to_string(index_.world_size) +
+                            " ranks): restore the file or load another tag");
+  // Each rank opens the shard with its own number (modulo the saved world size), so every
+  // shard's header is checked by someone; layouts are the same in every shard.
+  ShardFile& mine = shard(probe_rank % index_.world_size);
+  if (mine.world_size() != index_.world_size || mine.format_version() != index_.format_version)
+    throw CheckpointError("checkpoint shard " + mine.path() + " belongs to a different save than " + tag_dir_ +
+                          "/index.h5 (world size or format differ): the tag directory mixes two checkpoints");
+  units_ = mine.units();
+  if (units_.empty()) throw CheckpointError("checkpoint " + tag_dir_ + " holds no units");
+  buffers_ = units_.front().buffers;
+  auto expected = buffers_;
+  std::sort(expected.begin(), expected.end());
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    auto sorted = units_[u].buffers;
+    std::sort(sorted.begin(), sorted.end());
+    if (sorted != expected)
+      throw CheckpointError("checkpoint shard " + mine.path() + ": unit " + units_[u].name +
+                            " holds different buffers than the first unit (corrupt file?)");
+    for (const auto& slot : units_[u].layout.tensors()) locations_[slot.spec.name] = {u, slot.offset};
   }
 }
 

@@ -50,7 +50,7 @@ std::string consolidate_checkpoint(const std::string& dir, const std::string& ta
   CheckpointReader reader(dir, tag);
   const std::string temporary = out + ".tmp";
   try {
-    detail::quiet_hdf5();
+    disable_hdf5_error_printing();
     {
       Hid file(ZS_H5_CHECK(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)));
       detail::write_training_state(file.get(), reader.state());

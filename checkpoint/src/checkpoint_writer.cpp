@@ -70,8 +70,7 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   });
   if (!config.async) {
     run_on_all_ranks(comm_, [&] { job->write(); });
-    job_ = std::move(job);
-    commit();
+    commit(*job);
     return;
   }
   job_ = std::move(job);
@@ -90,15 +89,10 @@ bool CheckpointWriter::poll() {
   int all_done = job_->done.load(std::memory_order_acquire) ? 1 : 0;
   ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &all_done, 1, MPI_INT, MPI_MIN, comm_.handle()));
   if (!all_done) return false;
-  if (job_->thread.joinable()) job_->thread.join();
-  const std::string error = job_->error;
-  try {
-    raise_if_any_rank_failed(comm_, error);
-  } catch (...) {
-    job_.reset();
-    throw;
-  }
-  commit();
+  const std::unique_ptr<Job> job = std::move(job_);  // done, whatever the outcome
+  if (job->thread.joinable()) job->thread.join();
+  raise_if_any_rank_failed(comm_, job->error);
+  commit(*job);
   return true;
 }
 
@@ -108,12 +102,11 @@ void CheckpointWriter::wait() {
   poll();
 }
 
-void CheckpointWriter::commit() {
-  const std::unique_ptr<Job> job = std::move(job_);
+void CheckpointWriter::commit(const Job& job) {
   run_on_all_ranks(comm_, [&] {
     if (comm_.rank() != 0) return;
-    commit_tag(job->dir, job->tag);
-    apply_retention(job->dir, job->config.keep_last);
+    commit_tag(job.dir, job.tag);
+    apply_retention(job.dir, job.config.keep_last);
   });
 }
 

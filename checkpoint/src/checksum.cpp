@@ -6,9 +6,12 @@
 
 namespace zs::checkpoint {
 
+std::uint32_t crc32_of_bytes(std::span<const char> bytes, std::uint32_t running) {
+  return static_cast<std::uint32_t>(crc32_z(running, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+}
+
 std::uint32_t crc32_of(std::span<const float> data) {
-  return static_cast<std::uint32_t>(
-      crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), data.size_bytes()));
+  return crc32_of_bytes({reinterpret_cast<const char*>(data.data()), data.size_bytes()});
 }
 
 std::vector<std::uint32_t> block_checksums(std::span<const float> data, std::int64_t block_elements) {

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -10,16 +9,13 @@
 #include <vector>
 
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/checkpoint/checksum.hpp"
 
 namespace zs::checkpoint {
 
 namespace {
 
 constexpr std::size_t kChunk = std::size_t{64} << 20;  // bytes per write() / read() call
-
-std::uint32_t crc_of(std::span<const char> bytes, std::uint32_t crc = 0) {
-  return static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
-}
 
 [[noreturn]] void fail(const std::string& path, const std::string& doing, int error) {
   ::unlink(path.c_str());
@@ -71,7 +67,7 @@ void write_file_durably(const std::string& path, std::span<const char> bytes) {
   const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) fail(path, "reopen", errno);
   std::vector<char> chunk(std::min(kChunk, std::max<std::size_t>(bytes.size(), 1)));
-  std::uint32_t crc = crc_of({});
+  std::uint32_t crc = 0;
   std::size_t read_total = 0;
   for (;;) {
     const ssize_t n = ::read(in, chunk.data(), chunk.size());
@@ -82,15 +78,16 @@ void write_file_durably(const std::string& path, std::span<const char> bytes) {
       fail(path, "read back", error);
     }
     if (n == 0) break;
-    crc = crc_of(std::span<const char>(chunk.data(), static_cast<std::size_t>(n)), crc);
+    crc = crc32_of_bytes(std::span<const char>(chunk.data(), static_cast<std::size_t>(n)), crc);
     read_total += static_cast<std::size_t>(n);
   }
   ::close(in);
-  if (read_total != bytes.size() || crc != crc_of(bytes, crc_of({}))) {
+  const std::uint32_t expected = crc32_of_bytes(bytes);
+  if (read_total != bytes.size() || crc != expected) {
     ::unlink(path.c_str());
     throw CheckpointError("checkpoint file " + path + " did not read back as written (" + std::to_string(read_total) +
                           " of " + std::to_string(bytes.size()) + " bytes, checksum " +
-                          (crc == crc_of(bytes, crc_of({})) ? "equal" : "different") +
+                          (crc == expected ? "equal" : "different") +
                           "): the storage is failing; the previous checkpoint is untouched");
   }
 }

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "h5_attributes.hpp"
+#include "in_memory_file.hpp"
 #include "training_state_io.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
@@ -66,7 +67,7 @@ void write_virtual_tensor(hid_t file, hid_t link_create, const IndexUnit& unit, 
 std::span<const char> build_index_image(const std::string& tag, int world_size, const TrainingState& state,
                                         const std::vector<IndexUnit>& units, ImageArena& arena) {
   try {
-    detail::quiet_hdf5();
+    disable_hdf5_error_printing();
     Hid file = detail::create_in_memory_file(0, arena);
     detail::write_training_state(file.get(), state);
     detail::write_attribute(file.get(), "world_size", std::int64_t{world_size});
@@ -95,7 +96,7 @@ IndexSummary read_index_summary(const std::string& path) {
     throw CheckpointError("checkpoint index " + path + " is missing: the tag is incomplete (a save that did not "
                           "finish?); load another tag");
   IndexSummary summary;
-  detail::quiet_hdf5();
+  disable_hdf5_error_printing();
   try {
     Hid file(ZS_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)));
     summary.format_version = static_cast<int>(detail::read_int_attribute(file.get(), "format_version"));

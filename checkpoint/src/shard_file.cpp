@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "h5_attributes.hpp"
+#include "in_memory_file.hpp"
 #include "training_state_io.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checksum.hpp"
@@ -83,7 +84,7 @@ void write_buffer(hid_t group, const ShardBuffer& buffer) {
 std::span<const char> build_shard_image(const ShardContents& contents, ImageArena& arena) {
   std::string where = "the file";
   try {
-    detail::quiet_hdf5();
+    disable_hdf5_error_printing();
     std::int64_t data_bytes = 0;
     for (const UnitShard& unit : contents.units)
       for (const ShardBuffer& buffer : unit.buffers) data_bytes += static_cast<std::int64_t>(buffer.data.size_bytes());
@@ -115,7 +116,7 @@ std::span<const char> build_shard_image(const ShardContents& contents, ImageAren
 }
 
 ShardFile::ShardFile(std::string path) : path_(std::move(path)) {
-  detail::quiet_hdf5();
+  disable_hdf5_error_printing();
   if (!std::filesystem::exists(path_))
     throw CheckpointError("checkpoint shard " + path_ + " is missing: the checkpoint is incomplete; restore the "
                           "file or load another tag");

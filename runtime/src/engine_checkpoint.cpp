@@ -34,6 +34,22 @@ std::string config_text(const EngineConfig& config) {
 
 std::vector<std::string> Engine::optimizer_state_names() const { return optimizer_.state_names(); }
 
+std::vector<Engine::NamedSlice> Engine::own_slices(Unit& unit) const {
+  // Slice r of every buffer, also where this rank holds more (stages 0-2 hold full parameters;
+  // stage 0 full optimizer states): saves write it, loads read it, nothing is written twice.
+  const std::int64_t shard = unit.shard_elems(), padded = unit.layout.padded_numel(), begin = comm_.rank() * shard;
+  std::vector<NamedSlice> slices;
+  slices.push_back({"params", shards_parameters(unit) ? std::span<float>(unit.params_shard)
+                                                      : std::span<float>(unit.params_full).subspan(begin, shard)});
+  const auto states = optimizer_.state_names();
+  for (std::size_t k = 0; k < states.size(); ++k) {
+    std::span<float> state(unit.state);
+    slices.push_back({states[k], config_.stage == 0 ? state.subspan(k * padded + begin, shard)
+                                                    : state.subspan(k * shard, shard)});
+  }
+  return slices;
+}
+
 checkpoint::ShardContents Engine::checkpoint_contents(const ClientState& client_state) const {
   const int r = comm_.rank();
   checkpoint::ShardContents contents;
@@ -44,22 +60,9 @@ checkpoint::ShardContents Engine::checkpoint_contents(const ClientState& client_
   std::ostringstream random;
   random << dropout_random_;
   contents.rng_state = random.str();
-  const auto states = optimizer_.state_names();
   for (std::size_t u = 0; u < units_.size(); ++u) {
-    const Unit& unit = *units_[u];
-    const std::int64_t shard = unit.shard_elems(), padded = unit.layout.padded_numel();
-    checkpoint::UnitShard out{unit_name(u), unit.layout, {}};
-    // Every rank writes its own slice of everything, also where it holds more (stages 0-2
-    // hold full parameters; stage 0 full optimizer states): no byte is written twice.
-    const std::span<const float> params = shards_parameters(unit)
-                                              ? std::span<const float>(unit.params_shard)
-                                              : std::span<const float>(unit.params_full).subspan(r * shard, shard);
-    out.buffers.push_back({"params", params});
-    for (std::size_t k = 0; k < states.size(); ++k) {
-      const std::span<const float> state(unit.state);
-      out.buffers.push_back({states[k], config_.stage == 0 ? state.subspan(k * padded + r * shard, shard)
-                                                           : state.subspan(k * shard, shard)});
-    }
+    checkpoint::UnitShard out{unit_name(u), units_[u]->layout, {}};
+    for (const auto& [name, slice] : own_slices(*units_[u])) out.buffers.push_back({name, slice});
     contents.units.push_back(std::move(out));
   }
   return contents;
@@ -84,7 +87,8 @@ void Engine::set_checkpoint_config(const checkpoint::CheckpointConfig& config) {
 }
 
 checkpoint::TrainingState Engine::load(const std::string& dir, const std::string& tag) {
-  checkpoint_writer_->wait();  // HDF5 is not thread-safe: no background write during a load
+  // A pending save commits first (collectively): loading `latest` then sees it.
+  checkpoint_writer_->wait();
   if (micro_steps_ % config_.gradient_accumulation_steps != 0)
     throw InvalidArgument("Engine::load in the middle of gradient accumulation: load before training or right "
                           "after a step() that returned true");
@@ -92,7 +96,6 @@ checkpoint::TrainingState Engine::load(const std::string& dir, const std::string
   std::unique_ptr<checkpoint::CheckpointReader> opened;
   checkpoint::run_on_all_ranks(comm_, [&] { opened = std::make_unique<checkpoint::CheckpointReader>(dir, tag, r); });
   checkpoint::CheckpointReader& reader = *opened;
-  const auto states = optimizer_.state_names();
   checkpoint::run_on_all_ranks(comm_, [&] {
     std::vector<sharding::TensorSpec> model;
     for (const auto& unit : units_)
@@ -103,17 +106,9 @@ checkpoint::TrainingState Engine::load(const std::string& dir, const std::string
                                         reader.state().optimizer + "', this engine uses '" +
                                         to_string(config_.optimizer.kind) + "': configure the same optimizer");
     // Each rank reads its own slice of every buffer; full copies are all-gathered below.
-    for (auto& unit : units_) {
-      const std::int64_t shard = unit->shard_elems(), padded = unit->layout.padded_numel(), begin = r * shard;
-      std::span<float> params = shards_parameters(*unit) ? std::span<float>(unit->params_shard)
-                                                         : std::span<float>(unit->params_full).subspan(begin, shard);
-      reader.read(unit->layout, "params", begin, params);
-      for (std::size_t k = 0; k < states.size(); ++k) {
-        std::span<float> state(unit->state);
-        reader.read(unit->layout, states[k], begin,
-                    config_.stage == 0 ? state.subspan(k * padded + begin, shard) : state.subspan(k * shard, shard));
-      }
-    }
+    for (auto& unit : units_)
+      for (const auto& [name, slice] : own_slices(*unit))
+        reader.read(unit->layout, name, r * unit->shard_elems(), slice);
     // The same ranks in the same order continue the same random streams; otherwise each rank
     // starts a fresh stream derived from the seed, its rank and the step.
     if (reader.world_size() == comm_.size()) {

@@ -39,7 +39,8 @@ class CheckpointWriter {
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
 
   /// Collective. Waits for a pending save first. Synchronous: returns once DIR/TAG is
-  /// committed. Async (config.async): snapshots `contents` and returns after step 1.
+  /// committed. Async (config.async): returns after step 1 (the files built in memory are the
+  /// snapshot; `contents` may change right after).
   void save(const std::string& dir, const std::string& tag, const ShardContents& contents,
             const CheckpointConfig& config);
   /// Collective, cheap (one small all-reduce): commits a pending async save if every rank
@@ -51,7 +52,7 @@ class CheckpointWriter {
 
  private:
   struct Job;
-  void commit();
+  void commit(const Job& job);
 
   Communicator& comm_;
   std::unique_ptr<Job> job_;

@@ -11,7 +11,9 @@ namespace zs::checkpoint {
 /// Elements per checksum block (4 MiB of float32).
 inline constexpr std::int64_t kChecksumBlockElements = std::int64_t{1} << 20;
 
-/// CRC-32 (zlib's polynomial) of the bytes of `data`.
+/// CRC-32 (zlib's polynomial) of `bytes`, continuing from `running` (0 to start).
+std::uint32_t crc32_of_bytes(std::span<const char> bytes, std::uint32_t running = 0);
+/// CRC-32 of the bytes of `data`.
 std::uint32_t crc32_of(std::span<const float> data);
 
 /// One CRC-32 per block of `block_elements` elements (the last block may be shorter).

@@ -45,13 +45,7 @@ struct ShardContents {
   TrainingState state;
   std::string rng_state;  // this rank's random generator (dropout), as text
   std::vector<UnitShard> units;
-  /// Set by snapshot(): the buffers above point into these.
-  std::vector<std::vector<float>> storage;
 };
-
-/// A copy whose buffers it owns (what an async save writes while training changes the
-/// originals).
-ShardContents snapshot(const ShardContents& contents);
 
 /// "shard_00003.h5": the file rank `rank` writes.
 std::string shard_file_name(int rank);

@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,13 @@ class Engine {
   void bind(Unit& unit);
   void track(MemoryCategory category, std::int64_t& held, std::int64_t bytes);
   checkpoint::ShardContents checkpoint_contents(const ClientState& client_state) const;
+  // This rank's slice of each of a unit's checkpointed buffers: "params", then the optimizer
+  // states, as spans into the unit's buffers (what save writes and load fills).
+  struct NamedSlice {
+    std::string name;
+    std::span<float> slice;
+  };
+  std::vector<NamedSlice> own_slices(Unit& unit) const;
   // All-gathers the units' full parameters (stages 0-2, stage-3 persistent units) and, stage 0,
   // optimizer states from each rank's own slice: what load() reads is then one shard per rank.
   void gather_loaded_full_buffers();
