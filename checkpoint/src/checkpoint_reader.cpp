@@ -15,15 +15,17 @@ CheckpointReader::CheckpointReader(const std::string& dir, const std::string& ta
   tag_ = resolve_tag(dir, tag);
   tag_dir_ = tag_directory(dir, tag_);
   index_ = read_index_summary((fs::path(tag_dir_) / kIndexFileName).string());
-  for (int r = 0; r < index_.world_size; ++r)
-    if (!fs::exists(fs::path(tag_dir_) / shard_file_name(r)))
-      throw CheckpointError("checkpoint shard " + (fs::path(tag_dir_) / shard_file_name(r)).string() +
+  for (const std::string& name : index_.shard_files)
+    if (!fs::exists(fs::path(tag_dir_) / name))
+      throw CheckpointError("checkpoint shard " + (fs::path(tag_dir_) / name).string() +
                             " is missing (the checkpoint was saved by " + std::to_string(index_.world_size) +
-                            " ranks): restore the file or load another tag");
+                            " ranks, mode " + to_string(index_.mode) + "): restore the file or load another tag");
   // Each rank opens the shard with its own number (modulo the saved world size), so every
   // shard's header is checked by someone; layouts are the same in every shard.
-  ShardFile& mine = shard(probe_rank % index_.world_size);
-  if (mine.world_size() != index_.world_size || mine.format_version() != index_.format_version)
+  const int probe = probe_rank % index_.world_size;
+  ShardFile& mine = shard(probe);
+  if (mine.world_size() != index_.world_size || mine.format_version() != index_.format_version ||
+      !mine.holds_rank(probe))
     throw CheckpointError("checkpoint shard " + mine.path() + " belongs to a different save than " + tag_dir_ +
                           "/index.h5 (world size or format differ): the tag directory mixes two checkpoints");
   units_ = mine.units();
@@ -44,9 +46,11 @@ CheckpointReader::CheckpointReader(const std::string& dir, const std::string& ta
 CheckpointReader::~CheckpointReader() = default;
 
 ShardFile& CheckpointReader::shard(int rank) {
-  auto it = open_shards_.find(rank);
+  // Opened once per file: in shared-file mode every rank's slices are in the same one.
+  const std::string& name = index_.shard_files.at(rank);
+  auto it = open_shards_.find(name);
   if (it == open_shards_.end())
-    it = open_shards_.emplace(rank, std::make_unique<ShardFile>((fs::path(tag_dir_) / shard_file_name(rank)).string())).first;
+    it = open_shards_.emplace(name, std::make_unique<ShardFile>((fs::path(tag_dir_) / name).string())).first;
   return *it->second;
 }
 
@@ -82,7 +86,7 @@ void CheckpointReader::require_same_tensors(const std::vector<sharding::TensorSp
   throw CheckpointError(message);
 }
 
-std::string CheckpointReader::rng_state_of(int rank) { return shard(rank).rng_state(); }
+std::string CheckpointReader::rng_state_of(int rank) { return shard(rank).rng_state(rank); }
 
 void CheckpointReader::read(const sharding::FlatLayout& target, const std::string& buffer, std::int64_t begin,
                             std::span<float> out) {
@@ -102,7 +106,7 @@ void CheckpointReader::read(const sharding::FlatLayout& target, const std::strin
     for (const sharding::ReshardPiece& piece :
          sharding::split_at_shard_edges(source.offset + (from - slot.offset), to - from, shard_numel))
       shard(piece.source_rank)
-          .read(source.unit, buffer, piece.source_offset, out.subspan(from - begin + piece.target_offset, piece.length));
+          .read(piece.source_rank, source.unit, buffer, piece.source_offset, out.subspan(from - begin + piece.target_offset, piece.length));
   }
 }
 

@@ -1,6 +1,7 @@
 #include "zeroshard/checkpoint/checkpoint_tools.hpp"
 
 #include <filesystem>
+#include <map>
 
 #include "h5_attributes.hpp"
 #include "training_state_io.hpp"
@@ -20,14 +21,22 @@ VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag) {
   report.shards = reader.world_size();
   report.tensors = static_cast<std::int64_t>(reader.tensors().size());
   const auto expected_tensors = reader.tensors();
-  for (int r = 0; r < reader.world_size(); ++r) {
-    const std::string path = (fs::path(reader.directory()) / shard_file_name(r)).string();
+  // Each data file once, with the ranks the index says it holds (all of them for a shared file).
+  std::map<std::string, std::vector<int>> ranks_of_file;
+  for (int r = 0; r < reader.world_size(); ++r) ranks_of_file[reader.data_files()[r]].push_back(r);
+  report.files = static_cast<int>(ranks_of_file.size());
+  for (const auto& [name, ranks] : ranks_of_file) {
+    const std::string path = (fs::path(reader.directory()) / name).string();
     try {
       ShardFile shard(path);
-      if (shard.rank() != r || shard.world_size() != reader.world_size())
-        report.problems.push_back(path + ": says it is rank " + std::to_string(shard.rank()) + " of " +
-                                  std::to_string(shard.world_size()) + ", expected rank " + std::to_string(r) +
-                                  " of " + std::to_string(reader.world_size()));
+      const bool contiguous = ranks.back() - ranks.front() + 1 == static_cast<int>(ranks.size());
+      if (!contiguous || shard.first_rank() != ranks.front() || shard.rank_count() != static_cast<int>(ranks.size()) ||
+          shard.world_size() != reader.world_size())
+        report.problems.push_back(path + ": holds ranks [" + std::to_string(shard.first_rank()) + ", " +
+                                  std::to_string(shard.first_rank() + shard.rank_count()) + ") of " +
+                                  std::to_string(shard.world_size()) + ", the index says ranks " +
+                                  std::to_string(ranks.front()) + "-" + std::to_string(ranks.back()) + " of " +
+                                  std::to_string(reader.world_size()));
       if (shard.state().step != reader.state().step || shard.state().micro_step != reader.state().micro_step)
         report.problems.push_back(path + ": step " + std::to_string(shard.state().step) + " differs from the index's " +
                                   std::to_string(reader.state().step) + " (files of two saves mixed)");
@@ -37,7 +46,8 @@ VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag) {
       if (tensors != expected_tensors) report.problems.push_back(path + ": holds other tensors than shard 0");
       for (std::string& problem : shard.verify()) report.problems.push_back(std::move(problem));
       for (const auto& unit : shard.units())
-        report.bytes_checked += unit.layout.shard_numel() * 4 * static_cast<std::int64_t>(unit.buffers.size());
+        report.bytes_checked += unit.layout.shard_numel() * 4 * static_cast<std::int64_t>(unit.buffers.size()) *
+                                shard.rank_count();
     } catch (const Error& e) {
       report.problems.push_back(e.what());
     }

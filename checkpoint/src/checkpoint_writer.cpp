@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "shared_file_writer.hpp"
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/collective_outcome.hpp"
@@ -33,14 +34,15 @@ struct CheckpointWriter::Job {
 
 namespace {
 
-std::span<const char> index_image_of(const std::string& tag, const ShardContents& contents, ImageArena& arena) {
+std::span<const char> index_image_of(const std::string& tag, CheckpointMode mode, const ShardContents& contents,
+                                     ImageArena& arena) {
   std::vector<IndexUnit> units;
   for (const UnitShard& unit : contents.units) {
     IndexUnit index_unit{unit.name, unit.layout, {}};
     for (const ShardBuffer& buffer : unit.buffers) index_unit.buffers.push_back(buffer.name);
     units.push_back(std::move(index_unit));
   }
-  return build_index_image(tag, contents.world_size, contents.state, units, arena);
+  return build_index_image(tag, contents.world_size, mode, contents.state, units, arena);
 }
 
 }  // namespace
@@ -56,6 +58,10 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   wait();
   config.validate();
   validate_tag(tag);
+  if (config.mode == CheckpointMode::shared_file) {
+    save_shared_file(dir, tag, contents, config);
+    return;
+  }
   auto job = std::make_unique<Job>();
   job->dir = dir;
   job->tag = tag;
@@ -66,11 +72,11 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   run_on_all_ranks(comm_, [&] {
     if (comm_.rank() == 0) prepare_staging(dir, tag);
     job->shard_image = build_shard_image(contents, shard_arena_);
-    if (comm_.rank() == 0) job->index_image = index_image_of(tag, contents, index_arena_);
+    if (comm_.rank() == 0) job->index_image = index_image_of(tag, config.mode, contents, index_arena_);
   });
   if (!config.async) {
     run_on_all_ranks(comm_, [&] { job->write(); });
-    commit(*job);
+    commit(dir, tag, config);
     return;
   }
   job_ = std::move(job);
@@ -92,7 +98,7 @@ bool CheckpointWriter::poll() {
   const std::unique_ptr<Job> job = std::move(job_);  // done, whatever the outcome
   if (job->thread.joinable()) job->thread.join();
   raise_if_any_rank_failed(comm_, job->error);
-  commit(*job);
+  commit(job->dir, job->tag, job->config);
   return true;
 }
 
@@ -102,11 +108,25 @@ void CheckpointWriter::wait() {
   poll();
 }
 
-void CheckpointWriter::commit(const Job& job) {
+void CheckpointWriter::save_shared_file(const std::string& dir, const std::string& tag, const ShardContents& contents,
+                                        const CheckpointConfig& config) {
+  run_on_all_ranks(comm_, [&] {
+    if (comm_.rank() == 0) prepare_staging(dir, tag);
+  });
+  const std::filesystem::path staging = staging_directory(dir, tag);
+  write_shared_file(comm_, (staging / kSharedFileName).string(), contents);
+  run_on_all_ranks(comm_, [&] {
+    if (comm_.rank() == 0)
+      write_file_durably((staging / kIndexFileName).string(), index_image_of(tag, config.mode, contents, index_arena_));
+  });
+  commit(dir, tag, config);
+}
+
+void CheckpointWriter::commit(const std::string& dir, const std::string& tag, const CheckpointConfig& config) {
   run_on_all_ranks(comm_, [&] {
     if (comm_.rank() != 0) return;
-    commit_tag(job.dir, job.tag);
-    apply_retention(job.dir, job.config.keep_last);
+    commit_tag(dir, tag);
+    apply_retention(dir, config.keep_last);
   });
 }
 

@@ -29,8 +29,9 @@ Hid dataspace_of(const std::vector<std::int64_t>& shape) {
   return Hid(ZS_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)));
 }
 
-// One virtual dataset: every rank's fragments of `tensor`, box by box.
-void write_virtual_tensor(hid_t file, hid_t link_create, const IndexUnit& unit, std::size_t tensor,
+// One virtual dataset: every rank's fragments of `tensor`, box by box, from the data file that
+// holds the rank's slice (its own file, or its stretch of the shared file).
+void write_virtual_tensor(hid_t file, hid_t link_create, CheckpointMode mode, const IndexUnit& unit, std::size_t tensor,
                           const std::string& buffer, const std::vector<std::vector<sharding::Fragment>>& fragments_by_rank) {
   const sharding::TensorSlot& slot = unit.layout.tensors()[tensor];
   Hid full = dataspace_of(slot.spec.shape);
@@ -38,20 +39,22 @@ void write_virtual_tensor(hid_t file, hid_t link_create, const IndexUnit& unit, 
   const float missing = std::numeric_limits<float>::quiet_NaN();
   ZS_H5_CHECK(H5Pset_fill_value(create.get(), H5T_NATIVE_FLOAT, &missing));
   const std::string source_dataset = "/units/" + unit.name + "/" + buffer;
-  const hsize_t shard_dims[1] = {static_cast<hsize_t>(unit.layout.shard_numel())};
-  Hid source(ZS_H5_CHECK(H5Screate_simple(1, shard_dims, nullptr)));
+  const bool shared = mode == CheckpointMode::shared_file;
+  const std::int64_t shard = unit.layout.shard_numel();
+  const hsize_t source_dims[1] = {static_cast<hsize_t>(shared ? shard * unit.layout.world_size() : shard)};
+  Hid source(ZS_H5_CHECK(H5Screate_simple(1, source_dims, nullptr)));
   const std::vector<std::int64_t> shape = slot.spec.shape.empty() ? std::vector<std::int64_t>{1} : slot.spec.shape;
   for (std::size_t rank = 0; rank < fragments_by_rank.size(); ++rank)
     for (const sharding::Fragment& f : fragments_by_rank[rank]) {
       if (f.tensor != tensor) continue;
-      std::int64_t source_offset = f.shard_offset;
+      std::int64_t source_offset = f.shard_offset + (shared ? static_cast<std::int64_t>(rank) * shard : 0);
       for (const sharding::Box& box : sharding::row_major_boxes(shape, f.tensor_offset, f.length)) {
         std::vector<hsize_t> start(box.start.begin(), box.start.end()), count(box.count.begin(), box.count.end());
         ZS_H5_CHECK(H5Sselect_hyperslab(full.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
         const hsize_t source_start[1] = {static_cast<hsize_t>(source_offset)};
         const hsize_t source_count[1] = {static_cast<hsize_t>(box.numel())};
         ZS_H5_CHECK(H5Sselect_hyperslab(source.get(), H5S_SELECT_SET, source_start, nullptr, source_count, nullptr));
-        ZS_H5_CHECK(H5Pset_virtual(create.get(), full.get(), shard_file_name(static_cast<int>(rank)).c_str(),
+        ZS_H5_CHECK(H5Pset_virtual(create.get(), full.get(), data_file_name(mode, static_cast<int>(rank)).c_str(),
                                    source_dataset.c_str(), source.get()));
         source_offset += box.numel();
       }
@@ -64,8 +67,9 @@ void write_virtual_tensor(hid_t file, hid_t link_create, const IndexUnit& unit, 
 
 }  // namespace
 
-std::span<const char> build_index_image(const std::string& tag, int world_size, const TrainingState& state,
-                                        const std::vector<IndexUnit>& units, ImageArena& arena) {
+std::span<const char> build_index_image(const std::string& tag, int world_size, CheckpointMode mode,
+                                        const TrainingState& state, const std::vector<IndexUnit>& units,
+                                        ImageArena& arena) {
   try {
     disable_hdf5_error_printing();
     Hid file = detail::create_in_memory_file(0, arena);
@@ -73,8 +77,9 @@ std::span<const char> build_index_image(const std::string& tag, int world_size, 
     detail::write_attribute(file.get(), "world_size", std::int64_t{world_size});
     detail::write_attribute(file.get(), "tag", tag);
     std::vector<std::string> shards;
-    for (int r = 0; r < world_size; ++r) shards.push_back(shard_file_name(r));
+    for (int r = 0; r < world_size; ++r) shards.push_back(data_file_name(mode, r));
     detail::write_attribute(file.get(), "shard_files", shards);
+    detail::write_attribute(file.get(), "mode", to_string(mode));
     // Tensor names may contain '/' (nested modules): create the groups on the way.
     Hid link_create(ZS_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)));
     ZS_H5_CHECK(H5Pset_create_intermediate_group(link_create.get(), 1));
@@ -83,7 +88,7 @@ std::span<const char> build_index_image(const std::string& tag, int world_size, 
       for (int r = 0; r < world_size; ++r) fragments_by_rank.push_back(sharding::fragment_map(unit.layout, r));
       for (const std::string& buffer : unit.buffers)
         for (std::size_t t = 0; t < unit.layout.tensors().size(); ++t)
-          write_virtual_tensor(file.get(), link_create.get(), unit, t, buffer, fragments_by_rank);
+          write_virtual_tensor(file.get(), link_create.get(), mode, unit, t, buffer, fragments_by_rank);
     }
     return detail::file_image(file.get(), arena);
   } catch (const Error& e) {
@@ -108,8 +113,20 @@ IndexSummary read_index_summary(const std::string& path) {
     summary.tag = detail::read_string_attribute(file.get(), "tag");
     summary.state = detail::read_training_state(file.get());
     summary.shard_files = detail::read_strings_attribute(file.get(), "shard_files");
+    // Files saved before shared-file mode existed have no mode attribute: they are per-rank.
+    if (detail::has_attribute(file.get(), "mode"))
+      summary.mode = parse_checkpoint_mode(detail::read_string_attribute(file.get(), "mode"));
+    if (static_cast<int>(summary.shard_files.size()) != summary.world_size)
+      throw CheckpointError("checkpoint index " + path + " names " + std::to_string(summary.shard_files.size()) +
+                            " data files for " + std::to_string(summary.world_size) + " ranks (corrupt index)");
+    for (const std::string& name : summary.shard_files)
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+        throw CheckpointError("checkpoint index " + path + " names data file '" + name +
+                              "', not a file in its own directory (corrupt index)");
   } catch (const CheckpointError&) {
     throw;
+  } catch (const InvalidArgument& e) {  // an unknown mode
+    throw CheckpointError("checkpoint index " + path + ": " + e.what() + " (corrupt index, or a newer ZeroShard's)");
   } catch (const Error& e) {
     throw CheckpointError("checkpoint index " + path + " cannot be read (truncated or corrupt): " + e.what());
   }

@@ -10,4 +10,8 @@ std::string shard_file_name(int rank) {
   return name;
 }
 
+std::string data_file_name(CheckpointMode mode, int rank) {
+  return mode == CheckpointMode::shared_file ? kSharedFileName : shard_file_name(rank);
+}
+
 }  // namespace zs::checkpoint

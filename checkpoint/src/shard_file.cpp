@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "h5_attributes.hpp"
+#include "data_file_layout.hpp"
 #include "in_memory_file.hpp"
 #include "training_state_io.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
@@ -34,10 +35,9 @@ std::vector<std::int64_t> shape_from_text(const std::string& text) {
   return shape;
 }
 
-namespace {
+namespace detail {
 
-// The unit's group with the attributes that rebuild its FlatLayout.
-Hid write_unit(hid_t units_group, const UnitShard& unit) {
+Hid write_unit_group(hid_t units_group, const UnitShard& unit) {
   Hid group(ZS_H5_CHECK(H5Gcreate2(units_group, unit.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
   const sharding::FlatLayout& layout = unit.layout;
   write_attribute(group.get(), "world_size", std::int64_t{layout.world_size()});
@@ -53,7 +53,7 @@ Hid write_unit(hid_t units_group, const UnitShard& unit) {
   return group;
 }
 
-void write_fragments(hid_t group, const std::vector<sharding::Fragment>& fragments) {
+void write_fragment_table(hid_t group, const std::vector<sharding::Fragment>& fragments) {
   std::vector<std::int64_t> table;
   for (const auto& f : fragments)
     table.insert(table.end(), {static_cast<std::int64_t>(f.tensor), f.tensor_offset, f.shard_offset, f.length});
@@ -66,17 +66,40 @@ void write_fragments(hid_t group, const std::vector<sharding::Fragment>& fragmen
   write_attribute(dataset.get(), "columns", std::string("tensor,tensor_offset,shard_offset,length"));
 }
 
+Hid unfilled_dataset_properties() {
+  Hid create(ZS_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
+  ZS_H5_CHECK(H5Pset_fill_time(create.get(), H5D_FILL_TIME_NEVER));
+  return create;
+}
+
+void write_checksums(hid_t dataset, const std::vector<std::uint32_t>& crc32) {
+  write_attribute(dataset, "crc32", crc32);
+  write_attribute(dataset, "checksum_block_elements", kChecksumBlockElements);
+}
+
+}  // namespace detail
+
+std::vector<sharding::Fragment> fragments_in_file(const sharding::FlatLayout& layout, int first_rank, int rank_count) {
+  std::vector<sharding::Fragment> fragments;
+  for (int r = first_rank; r < first_rank + rank_count; ++r)
+    for (sharding::Fragment f : sharding::fragment_map(layout, r)) {
+      f.shard_offset += (r - first_rank) * layout.shard_numel();
+      fragments.push_back(f);
+    }
+  return fragments;
+}
+
+namespace {
+
 void write_buffer(hid_t group, const ShardBuffer& buffer) {
   const hsize_t dims[1] = {buffer.data.size()};
   Hid space(ZS_H5_CHECK(H5Screate_simple(1, dims, nullptr)));
-  Hid create(ZS_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
-  ZS_H5_CHECK(H5Pset_fill_time(create.get(), H5D_FILL_TIME_NEVER));  // every element is written once
+  Hid create = detail::unfilled_dataset_properties();
   Hid dataset(ZS_H5_CHECK(
       H5Dcreate2(group, buffer.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, create.get(), H5P_DEFAULT)));
   if (!buffer.data.empty())
     ZS_H5_CHECK(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data.data()));
-  write_attribute(dataset.get(), "crc32", block_checksums(buffer.data));
-  write_attribute(dataset.get(), "checksum_block_elements", kChecksumBlockElements);
+  detail::write_checksums(dataset.get(), block_checksums(buffer.data));
 }
 
 }  // namespace
@@ -96,8 +119,8 @@ std::span<const char> build_shard_image(const ShardContents& contents, ImageAren
     Hid units(ZS_H5_CHECK(H5Gcreate2(file.get(), "units", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
     for (const UnitShard& unit : contents.units) {
       where = "units/" + unit.name;
-      Hid group = write_unit(units.get(), unit);
-      write_fragments(group.get(), sharding::fragment_map(unit.layout, contents.rank));
+      Hid group = detail::write_unit_group(units.get(), unit);
+      detail::write_fragment_table(group.get(), fragments_in_file(unit.layout, contents.rank, 1));
       for (const ShardBuffer& buffer : unit.buffers) {
         where = "units/" + unit.name + "/" + buffer.name;
         if (static_cast<std::int64_t>(buffer.data.size()) != unit.layout.shard_numel())
@@ -133,9 +156,16 @@ ShardFile::ShardFile(std::string path) : path_(std::move(path)) {
                             ", newer than this ZeroShard reads (" + std::to_string(kFormatVersion) +
                             "): load it with a newer ZeroShard");
     state_ = detail::read_training_state(file_.get());
-    rank_ = static_cast<int>(read_int_attribute(file_.get(), "rank"));
     world_size_ = static_cast<int>(read_int_attribute(file_.get(), "world_size"));
-    rng_state_ = read_string_attribute(file_.get(), "rng_state");
+    if (detail::has_attribute(file_.get(), "rank_count")) {  // the shared file
+      first_rank_ = static_cast<int>(read_int_attribute(file_.get(), "first_rank"));
+      rng_states_ = read_strings_attribute(file_.get(), "rng_states");
+      if (static_cast<std::int64_t>(rng_states_.size()) != read_int_attribute(file_.get(), "rank_count"))
+        throw CheckpointError("rng_states does not hold one state per rank");
+    } else {
+      first_rank_ = static_cast<int>(read_int_attribute(file_.get(), "rank"));
+      rng_states_ = {read_string_attribute(file_.get(), "rng_state")};
+    }
     Hid units(ZS_H5_CHECK(H5Gopen2(file_.get(), "units", H5P_DEFAULT)));
     hsize_t count = 0;
     ZS_H5_CHECK(H5Gget_num_objs(units.get(), &count));
@@ -177,19 +207,34 @@ ShardFile::~ShardFile() = default;
 ShardFile::ShardFile(ShardFile&&) noexcept = default;
 ShardFile& ShardFile::operator=(ShardFile&&) noexcept = default;
 
-std::string ShardFile::describe_block(std::size_t unit, std::int64_t begin, std::int64_t end) const {
+const std::string& ShardFile::rng_state(int rank) const {
+  check_holds(rank);
+  return rng_states_[rank - first_rank_];
+}
+
+void ShardFile::check_holds(int rank) const {
+  if (!holds_rank(rank))
+    throw CheckpointError("checkpoint file " + path_ + " holds ranks [" + std::to_string(first_rank_) + ", " +
+                          std::to_string(first_rank_ + rank_count()) + "), not rank " + std::to_string(rank) +
+                          ": the index names the wrong file (files of two saves mixed?)");
+}
+
+std::string ShardFile::describe_block(int rank, std::size_t unit, std::int64_t begin, std::int64_t end) const {
   // Which tensors the bad elements belong to, so the user knows what is lost.
   std::string tensors;
-  for (const sharding::Fragment& f : sharding::fragment_map(units_[unit].layout, rank_))
+  for (const sharding::Fragment& f : sharding::fragment_map(units_[unit].layout, rank))
     if (f.shard_offset < end && f.shard_offset + f.length > begin)
       tensors += (tensors.empty() ? "" : ", ") + units_[unit].layout.tensors()[f.tensor].spec.name;
   return tensors.empty() ? "padding only" : "tensor(s) " + tensors;
 }
 
-void ShardFile::read_verified_blocks(std::size_t unit, const std::string& buffer, std::int64_t first_block,
+void ShardFile::read_verified_blocks(int rank, std::size_t unit, const std::string& buffer, std::int64_t first_block,
                                      std::int64_t last_block, std::vector<float>& out) {
   const std::string dataset_path = "units/" + units_[unit].name + "/" + buffer;
   const std::int64_t shard = units_[unit].layout.shard_numel();
+  const std::int64_t blocks_per_rank = (shard + kChecksumBlockElements - 1) / kChecksumBlockElements;
+  // Where this rank's slice starts in the dataset, and its checksums in the crc32 attribute.
+  const std::int64_t slice_start = (rank - first_rank_) * shard, first_checksum = (rank - first_rank_) * blocks_per_rank;
   const std::int64_t begin = first_block * kChecksumBlockElements;
   const std::int64_t end = std::min(shard, (last_block + 1) * kChecksumBlockElements);
   out.resize(end - begin);
@@ -200,10 +245,11 @@ void ShardFile::read_verified_blocks(std::size_t unit, const std::string& buffer
     if (detail::read_int_attribute(dataset.get(), "checksum_block_elements") != kChecksumBlockElements)
       throw CheckpointError("unexpected checksum block size");
     Hid space(ZS_H5_CHECK(H5Dget_space(dataset.get())));
-    if (ZS_H5_CHECK(H5Sget_simple_extent_npoints(space.get())) != shard)
-      throw CheckpointError("holds a different number of elements than its layout's shard (" + std::to_string(shard) + ")");
+    if (ZS_H5_CHECK(H5Sget_simple_extent_npoints(space.get())) != shard * rank_count())
+      throw CheckpointError("holds a different number of elements than its layout's shard (" + std::to_string(shard) +
+                            ") times the ranks in the file (" + std::to_string(rank_count()) + ")");
     if (end > begin) {
-      const hsize_t start[1] = {static_cast<hsize_t>(begin)}, count[1] = {static_cast<hsize_t>(end - begin)};
+      const hsize_t start[1] = {static_cast<hsize_t>(slice_start + begin)}, count[1] = {static_cast<hsize_t>(end - begin)};
       ZS_H5_CHECK(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr));
       Hid memory(ZS_H5_CHECK(H5Screate_simple(1, count, nullptr)));
       ZS_H5_CHECK(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(), H5P_DEFAULT, out.data()));
@@ -215,30 +261,34 @@ void ShardFile::read_verified_blocks(std::size_t unit, const std::string& buffer
   for (std::int64_t b = first_block; b <= last_block && b * kChecksumBlockElements < end; ++b) {
     const std::int64_t from = b * kChecksumBlockElements - begin;
     const std::int64_t length = std::min(kChecksumBlockElements, end - begin - from);
-    const bool known = b < static_cast<std::int64_t>(expected.size());
-    if (!known || crc32_of(std::span<const float>(out).subspan(from, length)) != expected[b])
+    const std::int64_t checksum = first_checksum + b;
+    const bool known = b < blocks_per_rank && checksum < static_cast<std::int64_t>(expected.size());
+    if (!known || crc32_of(std::span<const float>(out).subspan(from, length)) != expected[checksum])
       throw CheckpointError("checkpoint shard " + path_ + ", dataset " + dataset_path + ": checksum mismatch in "
-                            "elements [" + std::to_string(begin + from) + ", " + std::to_string(begin + from + length) +
-                            ") holding " + describe_block(unit, begin + from, begin + from + length) +
+                            "rank " + std::to_string(rank) + "'s elements [" + std::to_string(begin + from) + ", " +
+                            std::to_string(begin + from + length) + ") holding " +
+                            describe_block(rank, unit, begin + from, begin + from + length) +
                             ": the file is corrupt; restore it or load another tag");
   }
 }
 
-void ShardFile::read(std::size_t unit, const std::string& buffer, std::int64_t begin, std::span<float> out) {
+void ShardFile::read(int rank, std::size_t unit, const std::string& buffer, std::int64_t begin, std::span<float> out) {
   if (out.empty()) return;
+  check_holds(rank);
   const auto& names = units_.at(unit).buffers;
   if (std::find(names.begin(), names.end(), buffer) == names.end())
     throw CheckpointError("checkpoint shard " + path_ + ": unit " + units_[unit].name + " has no dataset '" + buffer + "'");
   const std::int64_t end = begin + static_cast<std::int64_t>(out.size());
   const std::int64_t first = begin / kChecksumBlockElements, last = (end - 1) / kChecksumBlockElements;
-  if (first == last && cache_.unit == unit && cache_.buffer == buffer && cache_.block == first) {
+  if (first == last && cache_.rank == rank && cache_.unit == unit && cache_.buffer == buffer && cache_.block == first) {
     std::copy_n(cache_.data.begin() + (begin - first * kChecksumBlockElements), out.size(), out.begin());
     return;
   }
   std::vector<float>& blocks = read_buffer_;  // reused: fresh buffers cost page faults per read
-  read_verified_blocks(unit, buffer, first, last, blocks);
+  read_verified_blocks(rank, unit, buffer, first, last, blocks);
   std::copy_n(blocks.begin() + (begin - first * kChecksumBlockElements), out.size(), out.begin());
   // Keep the last block: the next read of a neighbouring tensor usually starts in it.
+  cache_.rank = rank;
   cache_.unit = unit;
   cache_.buffer = buffer;
   cache_.block = last;
@@ -251,7 +301,7 @@ std::vector<std::string> ShardFile::verify() {
     const Unit& unit = units_[u];
     try {
       Hid dataset(ZS_H5_CHECK(H5Dopen2(file_.get(), ("units/" + unit.name + "/fragments").c_str(), H5P_DEFAULT)));
-      const auto expected = sharding::fragment_map(unit.layout, rank_);
+      const auto expected = fragments_in_file(unit.layout, first_rank_, rank_count());
       std::vector<std::int64_t> table(expected.size() * 4);
       Hid space(ZS_H5_CHECK(H5Dget_space(dataset.get())));
       if (ZS_H5_CHECK(H5Sget_simple_extent_npoints(space.get())) != static_cast<hssize_t>(table.size()))
@@ -269,14 +319,15 @@ std::vector<std::string> ShardFile::verify() {
       problems.push_back(path_ + ": units/" + unit.name + "/fragments: " + e.what());
     }
     const std::int64_t blocks = (unit.layout.shard_numel() + kChecksumBlockElements - 1) / kChecksumBlockElements;
-    for (const std::string& buffer : unit.buffers) {
-      std::vector<float> data;
-      try {
-        for (std::int64_t b = 0; b < blocks; ++b) read_verified_blocks(u, buffer, b, b, data);
-      } catch (const Error& e) {
-        problems.push_back(e.what());
+    for (const std::string& buffer : unit.buffers)
+      for (int rank = first_rank_; rank < first_rank_ + rank_count(); ++rank) {
+        std::vector<float> data;
+        try {
+          for (std::int64_t b = 0; b < blocks; ++b) read_verified_blocks(rank, u, buffer, b, b, data);
+        } catch (const Error& e) {
+          problems.push_back(e.what());
+        }
       }
-    }
   }
   return problems;
 }

@@ -49,9 +49,9 @@ int list(const std::string& dir) {
 int inspect(const std::string& dir, const std::string& tag) {
   CheckpointReader reader(dir, tag);
   const TrainingState& s = reader.state();
-  std::printf("checkpoint %s\n  step %lld, micro-step %lld, saved by %d ranks at ZeRO stage %d, optimizer %s\n",
+  std::printf("checkpoint %s\n  step %lld, micro-step %lld, saved by %d ranks at ZeRO stage %d, optimizer %s, mode %s\n",
               reader.directory().c_str(), static_cast<long long>(s.step), static_cast<long long>(s.micro_step),
-              reader.world_size(), s.stage, s.optimizer.c_str());
+              reader.world_size(), s.stage, s.optimizer.c_str(), to_string(reader.mode()).c_str());
   std::printf("  buffers per unit:");
   for (const auto& b : reader.buffers()) std::printf(" %s", b.c_str());
   std::printf("\n  client state:");
@@ -63,11 +63,10 @@ int inspect(const std::string& dir, const std::string& tag) {
     std::printf("    %s\n", line.c_str());
     line.clear();
   }
-  ShardFile first((reader.directory() + "/") + shard_file_name(0));
   std::printf("  %-28s %-14s %-8s %-10s %12s %12s  %s\n", "tensor", "shape", "dtype", "unit", "offset", "elements",
               "held by ranks (elements)");
-  for (std::size_t u = 0; u < first.units().size(); ++u) {
-    const auto& unit = first.units()[u];
+  for (std::size_t u = 0; u < reader.units().size(); ++u) {
+    const auto& unit = reader.units()[u];
     std::vector<std::vector<zs::sharding::Fragment>> by_rank;
     for (int r = 0; r < unit.layout.world_size(); ++r) by_rank.push_back(zs::sharding::fragment_map(unit.layout, r));
     for (std::size_t t = 0; t < unit.layout.tensors().size(); ++t) {
@@ -90,8 +89,8 @@ int inspect(const std::string& dir, const std::string& tag) {
 int verify(const std::string& dir, const std::string& tag) {
   const VerifyReport report = verify_checkpoint(dir, tag);
   if (report.problems.empty()) {
-    std::printf("OK: %s/%s: %d shards, %lld tensors, %.2f MiB checksummed, every fragment present\n", dir.c_str(),
-                report.tag.c_str(), report.shards, static_cast<long long>(report.tensors), mib(report.bytes_checked));
+    std::printf("OK: %s/%s: %d shards in %d file(s), %lld tensors, %.2f MiB checksummed, every fragment present\n", dir.c_str(),
+                report.tag.c_str(), report.shards, report.files, static_cast<long long>(report.tensors), mib(report.bytes_checked));
     return kOk;
   }
   std::printf("DAMAGED: %s/%s: %zu problem(s)\n", dir.c_str(), report.tag.c_str(), report.problems.size());

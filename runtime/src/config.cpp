@@ -158,6 +158,10 @@ const std::vector<Key>& keys() {
     boolean("checkpoint.async", "write checkpoints in the background while training continues",
             "DCP: async_save; DeepSpeed: checkpoint.async (Nebula)",
             [](TrainingConfig& c) -> bool& { return c.engine.checkpoint.async; });
+    text("checkpoint.mode", "per_rank (one serial-HDF5 file per rank) or shared_file (one file, collective MPI-IO; parallel HDF5)",
+         "DCP: one file per rank by default; DeepSpeed: one file per rank",
+         [](const TrainingConfig& c) { return checkpoint::to_string(c.engine.checkpoint.mode); },
+         [](TrainingConfig& c, const std::string& s) { c.engine.checkpoint.mode = checkpoint::parse_checkpoint_mode(s); });
     text("communication.reduce_scatter", "ring or mpi", "(NCCL/MPI choice; no DeepSpeed key)",
          [](const TrainingConfig& c) { return to_string(c.communication.reduce_scatter); },
          [](TrainingConfig& c, const std::string& s) { c.communication.reduce_scatter = parse_algorithm(s); });

@@ -27,6 +27,11 @@ class CheckpointReader {
   const std::string& tag() const { return tag_; }
   const std::string& directory() const { return tag_dir_; }
   int world_size() const { return index_.world_size; }
+  CheckpointMode mode() const { return index_.mode; }
+  /// The data file holding each saved rank's slices, relative to directory().
+  const std::vector<std::string>& data_files() const { return index_.shard_files; }
+  /// The saved units and their layouts.
+  const std::vector<ShardFile::Unit>& units() const { return units_; }
   const TrainingState& state() const { return index_.state; }
   /// Buffers ("params", "exp_avg", ...) every unit of the checkpoint holds.
   const std::vector<std::string>& buffers() const { return buffers_; }
@@ -45,7 +50,7 @@ class CheckpointReader {
   void read(const sharding::FlatLayout& target, const std::string& buffer, std::int64_t begin, std::span<float> out);
 
  private:
-  ShardFile& shard(int rank);
+  ShardFile& shard(int rank);  // the file holding `rank`'s slices
   struct Location {
     std::size_t unit = 0;
     std::int64_t offset = 0;  // of the tensor in the unit's flat buffer
@@ -53,10 +58,10 @@ class CheckpointReader {
 
   std::string dir_, tag_, tag_dir_;
   IndexSummary index_;
-  std::vector<ShardFile::Unit> units_;  // the saved layouts (from shard 0)
+  std::vector<ShardFile::Unit> units_;  // the saved layouts (from the probed shard)
   std::vector<std::string> buffers_;
   std::map<std::string, Location, std::less<>> locations_;
-  std::map<int, std::unique_ptr<ShardFile>> open_shards_;
+  std::map<std::string, std::unique_ptr<ShardFile>> open_shards_;  // by file name
 };
 
 }  // namespace zs::checkpoint

@@ -10,7 +10,8 @@ namespace zs::checkpoint {
 
 struct VerifyReport {
   std::string tag;
-  int shards = 0;
+  int shards = 0;  // ranks whose slices were checked
+  int files = 0;   // data files: one per rank, or the one shared file
   std::int64_t tensors = 0;
   std::int64_t bytes_checked = 0;   // dataset bytes whose checksums were recomputed
   std::vector<std::string> problems;  // empty: intact

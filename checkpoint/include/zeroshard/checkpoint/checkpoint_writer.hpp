@@ -9,6 +9,8 @@
 //      compares checksums; rank 0 also writes index.h5;
 //   3. when every rank reports success, rank 0 renames the directory to DIR/TAG, replaces
 //      DIR/latest atomically and applies retention.
+// In shared-file mode (config.mode) step 2 is one collective parallel-HDF5 write of
+// shared.h5 (write_shared_file), fsynced and read back by every rank; steps 1 and 3 are the same.
 // Any failure raises CheckpointError on every rank and leaves DIR/latest as it was.
 //
 // Async: step 1 runs on the training thread (building the images is the snapshot: the time a
@@ -52,7 +54,10 @@ class CheckpointWriter {
 
  private:
   struct Job;
-  void commit(const Job& job);
+  // Shared-file mode: one collective write (always synchronous), then the index and commit.
+  void save_shared_file(const std::string& dir, const std::string& tag, const ShardContents& contents,
+                        const CheckpointConfig& config);
+  void commit(const std::string& dir, const std::string& tag, const CheckpointConfig& config);
 
   Communicator& comm_;
   std::unique_ptr<Job> job_;

@@ -51,6 +51,8 @@ class Hid {
 
   hid_t get() const noexcept { return id_; }
   explicit operator bool() const noexcept { return id_ >= 0; }
+  /// Gives up ownership (for a close whose return code matters, e.g. H5Fclose).
+  hid_t release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
   void reset() noexcept {
     if (id_ >= 0) H5Idec_ref(id_);
     id_ = H5I_INVALID_HID;

@@ -1,10 +1,11 @@
 #pragma once
 // The index file of a tag, written by rank 0: every tensor at full shape as an HDF5 virtual
-// dataset stitched from the shard files, so h5py / h5dump read whole tensors with no ZeroShard
-// code:
+// dataset stitched from the data files (the shard files, or the one shared file), so h5py /
+// h5dump read whole tensors with no ZeroShard code:
 //
 //   /                       attributes: format_version, world_size, stage, step, micro_step,
-//                           optimizer, config, tag, shard_files
+//                           optimizer, config, tag, mode ("per_rank" / "shared_file"),
+//                           shard_files (the data file of each rank)
 //   /client_state           attributes
 //   /params/<tensor>        float32 at the tensor's shape (virtual)
 //   /optimizer/<state>/<tensor>   e.g. optimizer/exp_avg/fc1.weight (virtual)
@@ -31,20 +32,22 @@ struct IndexUnit {
   std::vector<std::string> buffers;
 };
 
-/// The bytes of the index file (built in memory, like build_shard_image()).
-std::span<const char> build_index_image(const std::string& tag, int world_size, const TrainingState& state,
-                                        const std::vector<IndexUnit>& units, ImageArena& arena);
+/// The bytes of the index file of a save in `mode` (built in memory, like build_shard_image()).
+std::span<const char> build_index_image(const std::string& tag, int world_size, CheckpointMode mode,
+                                        const TrainingState& state, const std::vector<IndexUnit>& units,
+                                        ImageArena& arena);
 
 struct IndexSummary {
   int format_version = 0;
   int world_size = 0;
   std::string tag;
+  CheckpointMode mode = CheckpointMode::per_rank;
   TrainingState state;
-  std::vector<std::string> shard_files;
+  std::vector<std::string> shard_files;  // the data file holding each rank's slices
 };
 
 /// Reads the index's attributes. Throws CheckpointError naming the file if it is missing,
-/// corrupt, or of a newer format version.
+/// corrupt, of a newer format version, or names data files outside its directory.
 IndexSummary read_index_summary(const std::string& path);
 
 }  // namespace zs::checkpoint

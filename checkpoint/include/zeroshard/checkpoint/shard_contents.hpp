@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "zeroshard/checkpoint/checkpoint_config.hpp"
 #include "zeroshard/sharding/flat_layout.hpp"
 
 namespace zs::checkpoint {
@@ -47,8 +48,12 @@ struct ShardContents {
   std::vector<UnitShard> units;
 };
 
-/// "shard_00003.h5": the file rank `rank` writes.
+/// "shard_00003.h5": the file rank `rank` writes in per-rank mode.
 std::string shard_file_name(int rank);
+/// The one data file of a shared-file save.
+inline constexpr const char* kSharedFileName = "shared.h5";
 inline constexpr const char* kIndexFileName = "index.h5";
+/// The data file that holds rank `rank`'s slices in a save of `mode`.
+std::string data_file_name(CheckpointMode mode, int rank);
 
 }  // namespace zs::checkpoint
