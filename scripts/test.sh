@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: sets up and builds if needed, then runs every CTest test (unit tests,
 # multi-rank tests at world sizes 1-4 under scripts/zs-mpirun, the installed-package consumer
-# test). Tests labelled "gpu" skip cleanly on a machine without a GPU.
+# test). Tests labelled "gpu" skip cleanly on a machine without a GPU. Where setup.sh built the
+# parallel-HDF5 tree, its tests (label parallel_hdf5: checkpoints in both modes, shared-file
+# end to end read by the serial build) run too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cd build
-ctest --output-on-failure --timeout 600 "$@"
+ctest --test-dir build --output-on-failure --timeout 600 "$@"
+if [ -f build-parallel-hdf5/CTestTestfile.cmake ] && [ "${ZS_PARALLEL_HDF5:-1}" = 1 ]; then
+  echo "== parallel-HDF5 tree (checkpoint.mode = shared_file) =="
+  ctest --test-dir build-parallel-hdf5 --output-on-failure --timeout 600 -L parallel_hdf5 "$@"
+fi

@@ -17,13 +17,17 @@ namespace {
 
 constexpr std::size_t kChunk = std::size_t{64} << 20;  // bytes per write() / read() call
 
+std::string io_failure(const std::string& path, const std::string& doing, int error) {
+  return "cannot " + doing + " " + path + ": " + std::strerror(error) +
+         (error == ENOSPC || error == EFBIG || error == EDQUOT
+              ? " (disk full or file size limit: free space or save elsewhere)"
+              : "") +
+         "; the previous checkpoint is untouched";
+}
+
 [[noreturn]] void fail(const std::string& path, const std::string& doing, int error) {
   ::unlink(path.c_str());
-  throw CheckpointError("cannot " + doing + " " + path + ": " + std::strerror(error) +
-                        (error == ENOSPC || error == EFBIG || error == EDQUOT
-                             ? " (disk full or file size limit: free space or save elsewhere)"
-                             : "") +
-                        "; the previous checkpoint is untouched");
+  throw CheckpointError(io_failure(path, doing, error));
 }
 
 }  // namespace
@@ -36,6 +40,20 @@ void fsync_path(const std::string& path, bool directory) {
     throw CheckpointError("cannot fsync " + path + ": " + std::strerror(error));
   }
   ::close(fd);
+}
+
+bool reserve_file_space(const std::string& path, std::int64_t bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw CheckpointError(io_failure(path, "open", errno));
+  int result;
+  do {
+    result = ::fallocate(fd, 0, 0, static_cast<off_t>(bytes));
+  } while (result != 0 && errno == EINTR);
+  const int error = result == 0 ? 0 : errno;
+  ::close(fd);
+  if (error == EOPNOTSUPP || error == ENOSYS) return false;
+  if (error != 0) throw CheckpointError(io_failure(path, "reserve " + std::to_string(bytes) + " bytes for", error));
+  return true;
 }
 
 void write_file_durably(const std::string& path, std::span<const char> bytes) {

@@ -77,6 +77,21 @@ std::vector<std::uint32_t> all_gather_checksums(Communicator& comm, std::span<co
   return all;
 }
 
+// An upper bound on the file's size: the data, the fragment tables, and generous room for the
+// metadata (headers, attributes with checksums, names, the config). Over-reserving costs
+// nothing: HDF5 truncates the file to its real end when it closes it.
+std::int64_t expected_file_bytes(const ShardContents& contents, int ranks) {
+  std::int64_t bytes = std::int64_t{1} << 20;
+  bytes += static_cast<std::int64_t>(contents.state.config.size() + contents.rng_state.size() * ranks);
+  for (const UnitShard& unit : contents.units) {
+    bytes += 16 * 1024 + static_cast<std::int64_t>(unit.layout.tensors().size()) * (256 + 32 * ranks);
+    for (const ShardBuffer& buffer : unit.buffers)
+      bytes += 4 * 1024 + static_cast<std::int64_t>(buffer.data.size_bytes()) * ranks +
+               4 * ranks * (static_cast<std::int64_t>(buffer.data.size()) / kChecksumBlockElements + 1);
+  }
+  return bytes;
+}
+
 Hid create_parallel_file(Communicator& comm, const std::string& path) {
   Hid access(ZS_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)));
   ZS_H5_CHECK(H5Pset_fapl_mpio(access.get(), comm.handle(), MPI_INFO_NULL));
@@ -153,9 +168,18 @@ void write_shared_file(Communicator& comm, const std::string& path, const ShardC
 
   Hid file;
   run_on_all_ranks(comm, [&] { file = create_parallel_file(comm, path); });
+  // A full disk must show before the collective writes: Open MPI's collective MPI-IO does not
+  // pass one aggregator's write error on to the others, which then wait forever (measured with
+  // a file size limit on rank 0), and HDF5 1.10 crashes at exit after a failed write. So rank
+  // 0 reserves the whole file's blocks first; if that fails every rank closes the file (only
+  // the superblock is pending) and throws. Where the file system cannot reserve (NFS, some
+  // parallel file systems) this protection is absent: docs/checkpoint-format.md.
+  run_on_all_ranks(comm, [&] {
+    if (rank == 0) reserve_file_space(path, expected_file_bytes(contents, ranks));
+  });
   // Metadata calls fail alike on every rank (same arguments; HDF5 caches metadata until the
-  // close). Data writes and the close do I/O and can fail on one rank alone (a full disk):
-  // their errors are collected and agreed on after the close, which every rank reaches.
+  // close). Data writes and the close do I/O and can fail on one rank alone: their errors are
+  // collected and agreed on after the close, which every rank reaches.
   std::string error;
   try {
     detail::write_training_state(file.get(), state);
@@ -177,12 +201,10 @@ void write_shared_file(Communicator& comm, const std::string& path, const ShardC
   } catch (const Error& e) {
     error = e.what();
   }
-  if (H5Fclose(file.release()) < 0 && error.empty()) {
-    try {
-      detail::throw_hdf5_error("H5Fclose", std::source_location::current());
-    } catch (const Error& e) {
-      error = std::string("closing the file: ") + e.what();
-    }
+  try {
+    ZS_H5_CHECK(H5Fclose(file.release()));
+  } catch (const Error& e) {
+    if (error.empty()) error = std::string("closing the file: ") + e.what();
   }
   if (!error.empty()) error = "writing shared checkpoint file " + path + " failed: " + error;
   raise_if_any_rank_failed(comm, error);

@@ -3,24 +3,36 @@
 # code on the reading side): train 1 epoch at 3 ranks stage 3 saving checkpoints; list, verify
 # and consolidate; h5py reads index.h5 (virtual datasets) and finds it equal to the
 # consolidated file; resume at 2 ranks stage 1; a flipped byte makes verify fail with exit 1.
-# Usage: end_to_end.sh BUILD_DIR MPIRUN
+# Usage: end_to_end.sh BUILD_DIR MPIRUN [MODE [READER_BUILD_DIR]]
+#   MODE: per_rank (default) or shared_file (BUILD_DIR built against parallel HDF5).
+#   READER_BUILD_DIR: the tool and the resumed run come from this build instead (the
+#   parallel-HDF5 tree passes the serial one: a serial build reads shared-file checkpoints).
 set -euo pipefail
 build=$1
 mpirun=$2
+mode=${3:-per_rank}
+reader=${4:-$build}
 example="$build/examples/zs_fashion_mnist"
-tool="$build/checkpoint/zeroshard-ckpt"
+tool="$reader/checkpoint/zeroshard-ckpt"
+[ -x "$tool" ] || { echo "no $tool: build $reader first"; exit 1; }
 python=/usr/bin/python3  # Debian's, which has h5py (a pyenv python may not)
 dir=$(mktemp -d /tmp/zs_e2e_XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 
 "$mpirun" -np 3 "$example" --stage 3 --epochs 1 --hidden 64 --log-every 1000 \
-  --save-dir "$dir/ckpt" --save-every 150 --metrics "$dir/m.jsonl" > "$dir/train.log"
+  --save-dir "$dir/ckpt" --save-every 150 --metrics "$dir/m.jsonl" --checkpoint.mode="$mode" > "$dir/train.log"
 grep -q "checkpoint $dir/ckpt/step_150 written" "$dir/train.log"
+if [ "$mode" = shared_file ]; then
+  [ "$(ls "$dir/ckpt/step_312")" = "$(printf 'index.h5\nshared.h5')" ]
+else
+  [ -f "$dir/ckpt/step_312/shard_00002.h5" ]
+fi
 
 "$tool" list "$dir/ckpt" | tee "$dir/list.txt"
 grep -Eq "^step_312 +312 +3 +3 .*complete, latest" "$dir/list.txt"
 grep -Eq "^step_150 +150 " "$dir/list.txt"
-"$tool" inspect "$dir/ckpt" | grep -q "fc1.weight"
+"$tool" inspect "$dir/ckpt" | tee "$dir/inspect.txt" | grep -q "fc1.weight"
+grep -q "mode $mode" "$dir/inspect.txt"
 "$tool" verify "$dir/ckpt"
 "$tool" verify "$dir/ckpt" step_150
 "$tool" consolidate "$dir/ckpt" --out "$dir/full.h5" --optimizer
@@ -43,16 +55,20 @@ print("h5py: %d datasets of index.h5 equal the consolidated file" % len(names))
 PY
 
 # Resume at another world size and stage: continues from the saved data position.
-"$mpirun" -np 2 "$example" --stage 1 --epochs 2 --hidden 64 --log-every 1000 \
+"$mpirun" -np 2 "$reader/examples/zs_fashion_mnist" --stage 1 --epochs 2 --hidden 64 --log-every 1000 \
   --save-dir "$dir/ckpt" --resume --metrics "$dir/m2.jsonl" > "$dir/resume.log"
 grep -q "resumed from $dir/ckpt/latest: step 312, epoch 2" "$dir/resume.log"
 grep -q "final test accuracy" "$dir/resume.log"
 
-# A flipped byte inside a dataset: verify names it and exits 1.
-"$python" - "$dir/ckpt/step_150/shard_00001.h5" <<'PY'
+# A flipped byte inside rank 1's slice of a dataset: verify names it and exits 1.
+data_file=shard_00001.h5
+[ "$mode" = shared_file ] && data_file=shared.h5
+"$python" - "$dir/ckpt/step_150/$data_file" <<'PY'
 import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
-    offset = f["units/unit_0000/exp_avg"].id.get_offset()
+    d = f["units/unit_0000/exp_avg"]
+    # The shared file holds every rank's slice, rank after rank; a shard file only its own.
+    offset = d.id.get_offset() + (d.size // int(f.attrs["rank_count"]) * 4 if "rank_count" in f.attrs else 0)
 with open(sys.argv[1], "r+b") as f:
     f.seek(offset + 5); b = f.read(1); f.seek(offset + 5); f.write(bytes([b[0] ^ 0xFF]))
 PY

@@ -3,6 +3,9 @@
 // bad input fails on every rank with a message naming the file, never touching the last good
 // checkpoint. References are the saving engine's own full states gathered before the save
 // (never the files), and uninterrupted runs.
+//
+// The tests run once per checkpoint mode this build can write: per_rank always, shared_file
+// where HDF5 is parallel (the build-parallel-hdf5/ tree of scripts/setup.sh).
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <sys/resource.h>
@@ -25,10 +28,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using checkpoint::CheckpointError;
+using checkpoint::CheckpointMode;
 using testing::make_model;
 using testing::run_steps;
 
-class CheckpointTest : public testing::MpiTest {
+class CheckpointTest : public testing::MpiTest, public ::testing::WithParamInterface<CheckpointMode> {
  protected:
   // A fresh directory shared by every rank (rank 0 names it).
   void SetUp() override {
@@ -59,12 +63,25 @@ class CheckpointTest : public testing::MpiTest {
     if (testing::world_rank() == 0) f();
     MPI_Barrier(MPI_COMM_WORLD);
   }
+  // The file that holds rank `rank`'s slices in this test's mode.
+  std::string data_file(int rank) const { return checkpoint::data_file_name(GetParam(), rank); }
   std::string dir_;
   Communicator comm_;  // outlives the engines a fixture keeps between SetUp and the test
 };
 
-EngineConfig config_for(int stage) {
+std::vector<CheckpointMode> writable_modes() {
+  std::vector<CheckpointMode> modes = {CheckpointMode::per_rank};
+  if (checkpoint::parallel_hdf5_available()) modes.push_back(CheckpointMode::shared_file);
+  return modes;
+}
+
+std::string mode_name(const ::testing::TestParamInfo<CheckpointMode>& info) {
+  return checkpoint::to_string(info.param);
+}
+
+EngineConfig config_for(int stage, CheckpointMode mode = CheckpointMode::per_rank) {
   EngineConfig c;
+  c.checkpoint.mode = mode;
   c.stage = stage;
   c.optimizer.kind = OptimizerKind::adamw;
   c.optimizer.lr = 0.01;
@@ -94,11 +111,11 @@ void expect_checkpoint_error(F&& body, const std::string& fragment) {
   }
 }
 
-TEST_F(CheckpointTest, ResumeContinuesBitwiseLikeTheUninterruptedRun) {
+TEST_P(CheckpointTest, ResumeContinuesBitwiseLikeTheUninterruptedRun) {
   Communicator comm;
   for (int stage : {0, 1, 2, 3})
     for (int accumulation : {1, 2}) {
-      EngineConfig config = config_for(stage);
+      EngineConfig config = config_for(stage, GetParam());
       config.gradient_accumulation_steps = accumulation;
       auto model = make_model(0.2f);  // dropout: the RNG state must be restored too
       Engine uninterrupted(*model, config, comm);
@@ -123,10 +140,10 @@ TEST_F(CheckpointTest, ResumeContinuesBitwiseLikeTheUninterruptedRun) {
 // The acceptance test at -np 4: saved at 4 ranks stage 3, loaded at 3 ranks stage 1
 // and at 1 rank stage 0 (at -np N: N ranks, then N-1 and 1), with a different unit split and
 // alignment on the loading side.
-TEST_F(CheckpointTest, LoadsAtAnyWorldSizeStageAndUnitSplitBitwise) {
+TEST_P(CheckpointTest, LoadsAtAnyWorldSizeStageAndUnitSplitBitwise) {
   Communicator comm;
   auto model = make_model(0.0f);
-  Engine saver(*model, config_for(3), comm);
+  Engine saver(*model, config_for(3, GetParam()), comm);
   run_steps(saver, 0, 3);
   const FullState saved = full_state(saver);
   saver.save(dir_, "reshard");
@@ -153,6 +170,7 @@ TEST_F(CheckpointTest, LoadsAtAnyWorldSizeStageAndUnitSplitBitwise) {
   }
 }
 
+// Async saves are per-rank only (a background thread cannot join collective MPI-IO).
 TEST_F(CheckpointTest, AsyncSaveWritesWhatWasThereWhenItWasCalled) {
   Communicator comm;
   EngineConfig config = config_for(3);
@@ -189,7 +207,7 @@ class BadCheckpointTest : public CheckpointTest {
   void SetUp() override {
     CheckpointTest::SetUp();
     model_ = make_model(0.0f);
-    engine_ = std::make_unique<Engine>(*model_, config_for(3), comm_);
+    engine_ = std::make_unique<Engine>(*model_, config_for(3, GetParam()), comm_);
     run_steps(*engine_, 0, 2);
     good_ = full_state(*engine_);
     engine_->save(dir_, "good");
@@ -218,23 +236,24 @@ class BadCheckpointTest : public CheckpointTest {
   FullState good_;
 };
 
-TEST_F(BadCheckpointTest, TruncatedShard) {
-  const std::string victim = bad(checkpoint::shard_file_name(testing::world_size() - 1));
+TEST_P(BadCheckpointTest, TruncatedShard) {
+  const std::string victim = bad(data_file(testing::world_size() - 1));
   on_rank_zero([&] { fs::resize_file(victim, fs::file_size(victim) / 2); });
-  load_bad(checkpoint::shard_file_name(testing::world_size() - 1));
+  load_bad(data_file(testing::world_size() - 1));
   expect_good_intact();
 }
 
-TEST_F(BadCheckpointTest, FlippedBytesInADataset) {
+TEST_P(BadCheckpointTest, FlippedBytesInADataset) {
   on_rank_zero([&] {
-    // Find where unit_0001's parameters start in shard 0 and flip a byte there.
+    // Find where unit_0001's parameters start in shard 0 (in the shared file: where rank 0's
+    // slice starts) and flip a byte there.
     haddr_t offset = 0;
     {
-      Hid file(H5Fopen(bad(checkpoint::shard_file_name(0)).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+      Hid file(H5Fopen(bad(data_file(0)).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
       Hid dataset(H5Dopen2(file.get(), "units/unit_0001/params", H5P_DEFAULT));
       offset = H5Dget_offset(dataset.get());
     }
-    std::fstream io(bad(checkpoint::shard_file_name(0)), std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream io(bad(data_file(0)), std::ios::in | std::ios::out | std::ios::binary);
     io.seekg(static_cast<std::streamoff>(offset) + 1);
     char byte = 0;
     io.read(&byte, 1);
@@ -248,19 +267,19 @@ TEST_F(BadCheckpointTest, FlippedBytesInADataset) {
   expect_good_intact();
 }
 
-TEST_F(BadCheckpointTest, MissingShardFile) {
-  on_rank_zero([&] { fs::remove(bad(checkpoint::shard_file_name(0))); });
-  load_bad(checkpoint::shard_file_name(0) + " is missing");
+TEST_P(BadCheckpointTest, MissingShardFile) {
+  on_rank_zero([&] { fs::remove(bad(data_file(0))); });
+  load_bad(data_file(0) + " is missing");
   expect_good_intact();
 }
 
-TEST_F(BadCheckpointTest, MissingIndex) {
+TEST_P(BadCheckpointTest, MissingIndex) {
   on_rank_zero([&] { fs::remove(bad(checkpoint::kIndexFileName)); });
   load_bad("index.h5 is missing");
   expect_good_intact();
 }
 
-TEST_F(BadCheckpointTest, LatestNamesAMissingTag) {
+TEST_P(BadCheckpointTest, LatestNamesAMissingTag) {
   on_rank_zero([&] { write_latest("ghost"); });
   Communicator comm;
   auto model = make_model(0.0f);
@@ -270,7 +289,7 @@ TEST_F(BadCheckpointTest, LatestNamesAMissingTag) {
   expect_good_intact();
 }
 
-TEST_F(BadCheckpointTest, DifferentModelListsTheDifferences) {
+TEST_P(BadCheckpointTest, DifferentModelListsTheDifferences) {
   Communicator comm;
   auto model = std::make_unique<nn::Sequential>("model");
   model->add<nn::Embedding>("emb", 23, 7);
@@ -291,9 +310,9 @@ TEST_F(BadCheckpointTest, DifferentModelListsTheDifferences) {
   expect_good_intact();
 }
 
-TEST_F(BadCheckpointTest, FormatVersionFromTheFuture) {
+TEST_P(BadCheckpointTest, FormatVersionFromTheFuture) {
   on_rank_zero([&] {
-    for (const std::string& name : {std::string(checkpoint::kIndexFileName), checkpoint::shard_file_name(0)}) {
+    for (const std::string& name : {std::string(checkpoint::kIndexFileName), data_file(0)}) {
       Hid file(H5Fopen(bad(name).c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
       Hid attribute(H5Aopen(file.get(), "format_version", H5P_DEFAULT));
       const std::int64_t future = checkpoint::kFormatVersion + 1;
@@ -304,7 +323,7 @@ TEST_F(BadCheckpointTest, FormatVersionFromTheFuture) {
   expect_good_intact();
 }
 
-TEST_F(BadCheckpointTest, UnwritableDirectory) {
+TEST_P(BadCheckpointTest, UnwritableDirectory) {
   // Root ignores permission bits, so the directory is made a path below a regular file, which
   // nobody can create; non-root also gets a read-only directory.
   const std::string blocker = (fs::path(dir_) / "not_a_directory").string();
@@ -321,23 +340,52 @@ TEST_F(BadCheckpointTest, UnwritableDirectory) {
   expect_good_intact();
 }
 
-TEST_F(BadCheckpointTest, DiskFullDuringSave) {
-  // The last rank may write only 2 KiB per file (RLIMIT_FSIZE; writes beyond fail with
-  // EFBIG): its shard cannot be written, as on a full disk.
+TEST_P(BadCheckpointTest, DiskFullDuringSave) {
+  // One rank may write only 2 KiB per file (RLIMIT_FSIZE; writes beyond fail with EFBIG), as
+  // on a full disk: per-rank mode, the last rank (its shard cannot be written); shared-file
+  // mode, rank 0 (it writes the file's metadata and is always an MPI-IO aggregator, so it is
+  // the rank certain to write beyond 2 KiB).
   struct rlimit before {};
   getrlimit(RLIMIT_FSIZE, &before);
-  const bool limited = testing::world_rank() == testing::world_size() - 1;
+  const int victim = GetParam() == CheckpointMode::shared_file ? 0 : testing::world_size() - 1;
+  const bool limited = testing::world_rank() == victim;
   if (limited) {
     std::signal(SIGXFSZ, SIG_IGN);
     struct rlimit small = before;
     small.rlim_cur = 2048;
     setrlimit(RLIMIT_FSIZE, &small);
   }
-  expect_checkpoint_error([&] { engine_->save(dir_, "good"); }, "rank " + std::to_string(testing::world_size() - 1));
+  expect_checkpoint_error([&] { engine_->save(dir_, "good"); }, "rank " + std::to_string(victim));
   if (limited) setrlimit(RLIMIT_FSIZE, &before);
   // Overwriting "good" failed: the old "good" is untouched and still the latest.
   expect_good_intact();
 }
+
+// Where shared-file mode cannot work, the engine refuses the configuration up front on every
+// rank, naming the fix, instead of failing at the first save hours into a run.
+TEST_F(CheckpointTest, SharedFileModeIsRefusedWhereItCannotBeWritten) {
+  auto model = make_model(0.0f);
+  EngineConfig config = config_for(3, CheckpointMode::shared_file);
+  if (!checkpoint::parallel_hdf5_available()) {
+    try {
+      Engine engine(*model, config, comm_);
+      ADD_FAILURE() << "shared_file accepted with serial HDF5";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("serial HDF5: use checkpoint.mode = per_rank"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("libhdf5-openmpi-dev"), std::string::npos) << e.what();
+    }
+  }
+  config.checkpoint.async = true;
+  try {
+    Engine engine(*model, config, comm_);
+    ADD_FAILURE() << "shared_file with async accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint.mode"), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CheckpointTest, ::testing::ValuesIn(writable_modes()), mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, BadCheckpointTest, ::testing::ValuesIn(writable_modes()), mode_name);
 
 }  // namespace
 }  // namespace zs
