@@ -1,6 +1,8 @@
 // Checkpoint benchmark: save and load throughput of Engine::save / load next to the raw
 // sequential write (write + fsync) and read of the same number of bytes per rank to the same
 // directory, measured in the same run; and how long a save blocks training, sync vs async.
+// Built against parallel HDF5, it also times shared-file mode (one file, collective MPI-IO)
+// next to per-rank mode in the same run.
 //
 //   zs-mpirun -np N build/bench/zs_checkpoint_bench [--sizes-mb 100,500,2000] [--dir /tmp/zs_ckpt_bench]
 //
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
   zs::MpiEnvironment mpi(&argc, &argv);
   zs::Communicator comm;
   const int rank = comm.rank(), world = comm.size();
+  const bool shared = zs::checkpoint::parallel_hdf5_available();
   try {
     const Options options = parse(argc, argv);
     if (rank == 0) {
@@ -97,8 +100,9 @@ int main(int argc, char** argv) {
       std::filesystem::create_directories(options.dir);
       std::printf("checkpoint benchmark: %d ranks, directory %s, stage 3, AdamW (12 bytes saved per parameter)\n\n",
                   world, options.dir.c_str());
-      std::printf("| state MB | ranks | raw write GB/s | save GB/s (per rank) | save / raw | first save s | raw read GB/s | load GB/s (per rank) | load / raw | sync save blocks s | async save blocks s | async save total s |\n");
-      std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      std::printf("| state MB | ranks | raw write GB/s | save GB/s (per rank) | save / raw | first save s | raw read GB/s | load GB/s (per rank) | load / raw | sync save blocks s | async save blocks s | async save total s |%s\n",
+                  shared ? " shared-file save GB/s | shared-file save speed / per-rank | shared-file load GB/s |" : "");
+      std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|%s\n", shared ? "---|---|---|" : "");
     }
     comm.barrier();
     for (const std::int64_t size_mb : options.sizes_mb) {
@@ -128,16 +132,25 @@ int main(int argc, char** argv) {
       engine.set_checkpoint_config(async);
       const double blocked_s = timed(comm, [&] { engine.save(options.dir, "async"); });
       const double finish_s = timed(comm, [&] { engine.wait_for_checkpoint(); });
+      double shared_save_s = 0, shared_load_s = 0;
+      if (shared) {
+        zs::checkpoint::CheckpointConfig one_file;
+        one_file.mode = zs::checkpoint::CheckpointMode::shared_file;
+        engine.set_checkpoint_config(one_file);
+        shared_save_s = timed(comm, [&] { engine.save(options.dir, "shared"); });
+        shared_load_s = timed(comm, [&] { engine.load(options.dir, "shared"); });
+      }
       comm.barrier();
       if (rank == 0) {
-        std::filesystem::remove_all(options.dir + "/sync");
-        std::filesystem::remove_all(options.dir + "/first");
-        std::filesystem::remove_all(options.dir + "/async");
+        for (const char* tag : {"/sync", "/first", "/async", "/shared"}) std::filesystem::remove_all(options.dir + tag);
         auto gbps = [&](double s) { return saved / s / 1e9; };
-        std::printf("| %.0f | %d | %.2f | %.2f (%.2f) | %.2f | %.2f | %.2f | %.2f (%.2f) | %.2f | %.3f | %.3f | %.3f |\n",
+        std::printf("| %.0f | %d | %.2f | %.2f (%.2f) | %.2f | %.2f | %.2f | %.2f (%.2f) | %.2f | %.3f | %.3f | %.3f |",
                     saved / 1e6, world, gbps(raw_write_s), gbps(save_s), gbps(save_s) / world, raw_write_s / save_s,
                     first_save_s, gbps(raw_read_s), gbps(load_s), gbps(load_s) / world, raw_read_s / load_s, save_s,
                     blocked_s, blocked_s + finish_s);
+        if (shared)
+          std::printf(" %.2f | %.2f | %.2f |", gbps(shared_save_s), save_s / shared_save_s, gbps(shared_load_s));
+        std::printf("\n");
         std::fflush(stdout);
       }
     }
