@@ -95,6 +95,10 @@ std::int64_t expected_file_bytes(const ShardContents& contents, int ranks) {
 Hid create_parallel_file(Communicator& comm, const std::string& path) {
   Hid access(ZS_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)));
   ZS_H5_CHECK(H5Pset_fapl_mpio(access.get(), comm.handle(), MPI_INFO_NULL));
+  // The 1.8+ object format stores attributes over 64 KiB (the rank-major crc32 arrays grow
+  // with the world size) densely; the default oldest format refuses them (measured with
+  // HDF5 1.10.8: H5Acreate fails for a 160 KB attribute). Any HDF5 since 1.8 reads it.
+  ZS_H5_CHECK(H5Pset_libver_bounds(access.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
   return Hid(ZS_H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, access.get())));
 }
 
