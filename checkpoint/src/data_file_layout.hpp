@@ -15,8 +15,9 @@ namespace zs::checkpoint::detail {
 
 /// /units/<unit.name> with the attributes that rebuild its FlatLayout.
 Hid write_unit_group(hid_t units_group, const UnitShard& unit);
-/// The `fragments` table of a unit group.
-void write_fragment_table(hid_t group, const std::vector<sharding::Fragment>& fragments);
+/// The `fragments` table of a unit group. In a file shared by all ranks every rank creates the
+/// dataset (a collective call) and only the one passing `write_values` writes its contents.
+void write_fragment_table(hid_t group, const std::vector<sharding::Fragment>& fragments, bool write_values = true);
 /// The float32 dataset creation properties: no fill (every element is written once).
 Hid unfilled_dataset_properties();
 /// The checksum attributes of a buffer dataset: CRC-32 per block of each rank's slice.

@@ -53,7 +53,7 @@ Hid write_unit_group(hid_t units_group, const UnitShard& unit) {
   return group;
 }
 
-void write_fragment_table(hid_t group, const std::vector<sharding::Fragment>& fragments) {
+void write_fragment_table(hid_t group, const std::vector<sharding::Fragment>& fragments, bool write_values) {
   std::vector<std::int64_t> table;
   for (const auto& f : fragments)
     table.insert(table.end(), {static_cast<std::int64_t>(f.tensor), f.tensor_offset, f.shard_offset, f.length});
@@ -61,7 +61,7 @@ void write_fragment_table(hid_t group, const std::vector<sharding::Fragment>& fr
   Hid space(ZS_H5_CHECK(H5Screate_simple(2, dims, nullptr)));
   Hid dataset(ZS_H5_CHECK(
       H5Dcreate2(group, "fragments", H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
-  if (!fragments.empty())
+  if (write_values && !fragments.empty())
     ZS_H5_CHECK(H5Dwrite(dataset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, table.data()));
   write_attribute(dataset.get(), "columns", std::string("tensor,tensor_offset,shard_offset,length"));
 }

@@ -195,8 +195,9 @@ void write_shared_file(Communicator& comm, const std::string& path, const ShardC
     std::size_t next_checksums = 0;
     for (const UnitShard& unit : contents.units) {
       Hid group = detail::write_unit_group(units.get(), unit);
-      // Every rank writes the same small table (independent I/O of identical bytes).
-      detail::write_fragment_table(group.get(), fragments_in_file(unit.layout, 0, ranks));
+      // Rank 0 alone writes the table (independent I/O): it grows with the world size, and
+      // every rank writing the same bytes would multiply that by the world size again.
+      detail::write_fragment_table(group.get(), fragments_in_file(unit.layout, 0, ranks), rank == 0);
       for (const ShardBuffer& buffer : unit.buffers) {
         std::string failed = write_slice_collectively(group.get(), buffer, rank, ranks, checksums[next_checksums++]);
         if (error.empty() && !failed.empty()) error = "units/" + unit.name + "/" + failed;
