@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "h5_attributes.hpp"
 #include "data_file_layout.hpp"
+#include "h5_attributes.hpp"
 #include "in_memory_file.hpp"
 #include "training_state_io.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
