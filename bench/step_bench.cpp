@@ -11,10 +11,12 @@
 //
 //   zs-mpirun -np 2 build/bench/zs_step_bench [--layers 8] [--width 2560] [--batch 16] [--steps 3]
 //        [--prefetch-bytes 67108864] [--reductions-in-flight 2] [--all-gather automatic]
+//        [--reduce-bucket-size 0]
 //
 // overlap efficiency = hidden communication / comm-only, hidden = compute(stage) + comm-only -
-// step, clipped to [0, 1]. Memory: this rank's peak of full (gathered) parameters and gradients and
-// its persistent model state, next to design.md's formula for fp32 Adam (16 bytes/parameter).
+// step, clipped to [0, 1]. Memory: this rank's peak of full (gathered) parameters, of full
+// gradients and of gradient buckets, and its persistent model state, next to design.md's
+// formula for fp32 Adam (16 bytes/parameter).
 #include <mpi.h>
 
 #include <algorithm>
@@ -35,6 +37,7 @@ struct Options {
   int steps = 3;
   std::int64_t prefetch_bytes = zs::EngineConfig{}.prefetch_bytes;
   int reductions_in_flight = zs::EngineConfig{}.reductions_in_flight;
+  std::int64_t reduce_bucket_size = zs::EngineConfig{}.reduce_bucket_size;
   zs::Algorithm all_gather = zs::CommunicatorConfig{}.all_gather;
 };
 
@@ -48,6 +51,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--steps") o.steps = std::stoi(argv[i + 1]);
     else if (arg == "--prefetch-bytes") o.prefetch_bytes = std::stoll(argv[i + 1]);
     else if (arg == "--reductions-in-flight") o.reductions_in_flight = std::stoi(argv[i + 1]);
+    else if (arg == "--reduce-bucket-size") o.reduce_bucket_size = std::stoll(argv[i + 1]);
     else if (arg == "--all-gather") o.all_gather = zs::parse_algorithm(argv[i + 1]);
     else throw zs::InvalidArgument("unknown option " + arg + " (--layers --width --batch --steps)");
   }
@@ -159,8 +163,8 @@ int main(int argc, char** argv) {
       std::printf("world of one, same batch: forward + backward %.1f ms, optimizer step %.1f ms\n\n",
                   alone.forward_backward * 1e3, alone.update * 1e3);
       std::printf("| stage | overlap | step (ms) | vs stage 0 | compute only (ms) | comm only (ms) | overlap efficiency "
-                  "| peak full params (MiB) | peak full grads (MiB) | model state (MiB) | formula 16Ψ... (MiB) |\n");
-      std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                  "| peak full params (MiB) | peak full grads (MiB) | peak buckets (MiB) | model state (MiB) | formula 16Ψ... (MiB) |\n");
+      std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     }
     double stage0_step = 0;
     const double formula[4] = {16.0 * psi, 8.0 * psi + 8.0 * psi / n, 4.0 * psi + 12.0 * psi / n, 16.0 * psi / n};
@@ -174,18 +178,20 @@ int main(int argc, char** argv) {
         config.overlap_comm = overlap;
         config.prefetch_bytes = o.prefetch_bytes;
         config.reductions_in_flight = o.reductions_in_flight;
+        config.reduce_bucket_size = o.reduce_bucket_size;
         zs::Engine engine(*model, config, comm);
         const double step = timed_steps(comm, engine, o).total();
         if (stage == 0 && overlap) stage0_step = step;
         const double hidden = std::clamp((compute + comm_time - step) / comm_time, 0.0, 1.0);
-        std::int64_t peaks[3] = {engine.memory().high_water(zs::MemoryCategory::parameters_full),
+        std::int64_t peaks[4] = {engine.memory().high_water(zs::MemoryCategory::parameters_full),
                                  engine.memory().high_water(zs::MemoryCategory::gradients_full),
+                                 engine.memory().high_water(zs::MemoryCategory::communication),
                                  engine.model_state_bytes().total()};
-        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, peaks, 3, MPI_INT64_T, MPI_MAX, comm.handle()));
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, peaks, 4, MPI_INT64_T, MPI_MAX, comm.handle()));
         if (r == 0)
-          std::printf("| %d | %s | %.1f | %.2fx | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.1f | %.1f |\n", stage,
+          std::printf("| %d | %s | %.1f | %.2fx | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.1f | %.1f | %.1f |\n", stage,
                       overlap ? "on" : "off", step * 1e3, step / stage0_step, compute * 1e3, comm_time * 1e3, 100 * hidden,
-                      mib(peaks[0]), mib(peaks[1]), mib(peaks[2]), mib(formula[stage]));
+                      mib(peaks[0]), mib(peaks[1]), mib(peaks[2]), mib(peaks[3]), mib(formula[stage]));
       }
     }
     return 0;

@@ -97,6 +97,10 @@ const std::vector<Key>& keys() {
     integer("zero_optimization.reductions_in_flight", "gradient collectives of units in flight during backward",
             "DeepSpeed: (bucket count implied by reduce_bucket_size)",
             [](TrainingConfig& c) -> int& { return c.engine.reductions_in_flight; });
+    integer("zero_optimization.reduce_bucket_size",
+            "stages 2-3: gradient elements per reduce bucket (all ranks); 0 = one collective per unit",
+            "DeepSpeed: zero_optimization.reduce_bucket_size",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.reduce_bucket_size; });
     integer("zero_optimization.max_live_bytes", "stage 3: cap on gathered parameter bytes; 0 = none",
             "DeepSpeed: stage3_max_live_parameters (elements)",
             [](TrainingConfig& c) -> std::int64_t& { return c.engine.max_live_bytes; });

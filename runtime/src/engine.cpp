@@ -91,6 +91,9 @@ void EngineConfig::validate() const {
                           " must be >= 0");
   if (alignment < 1)
     throw InvalidArgument("zero_optimization.alignment = " + std::to_string(alignment) + " must be >= 1");
+  if (reduce_bucket_size < 0)
+    throw InvalidArgument("zero_optimization.reduce_bucket_size = " + std::to_string(reduce_bucket_size) +
+                          " must be >= 0 (0: one collective per unit)");
   if (reductions_in_flight < 1)
     throw InvalidArgument("zero_optimization.reductions_in_flight = " + std::to_string(reductions_in_flight) +
                           " must be >= 1");
@@ -357,7 +360,9 @@ void Engine::backward(const Tensor& grad_output) {
       g = &model_.at(c).backward(*g);
       poll();
     }
-    if (reduce_here) {
+    if (reduce_here && config_.stage >= 2 && config_.reduce_bucket_size > 0) {
+      pack_gradients(unit);
+    } else if (reduce_here) {
       issue_reduction(unit);
       // Completion points are fixed (never "whenever it finished"): memory is the same
       // every step and on every rank.
@@ -366,6 +371,8 @@ void Engine::backward(const Tensor& grad_output) {
     unit.kept_for_backward = false;
     release_parameters(unit);
   }
+  issue_bucket();  // the last, partly filled one
+  finish_buckets_beyond(0);
   finish_reductions_beyond(0);
   reduced_in_backward_ = config_.stage < 2 && reduce_here;
 }

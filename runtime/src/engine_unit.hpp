@@ -1,6 +1,6 @@
 #pragma once
-// One sharding unit of the Engine: its layout and every buffer the ZeRO stages hold for it.
-// Shared by engine.cpp (training) and engine_checkpoint.cpp (save / load).
+// One sharding unit of the Engine: its layout and every buffer the ZeRO stages hold for it;
+// and a gradient bucket (engine_gradient_buckets.cpp). Shared by the engine's source files.
 
 #include <cstdint>
 #include <vector>
@@ -33,6 +33,20 @@ struct Engine::Unit {
                held_state = 0;
 
   std::int64_t shard_elems() const { return layout.shard_numel(); }
+};
+
+// Pieces of ranks' gradient shards packed for one reduce-scatter: chunk r holds rank r's.
+struct Engine::GradientBucket {
+  struct Piece {
+    Unit* unit;
+    std::int64_t shard_offset;   // in the unit's shard
+    std::int64_t length;
+    std::int64_t chunk_offset;   // in each rank's chunk of the bucket
+  };
+  std::vector<float> data;       // world_size x chunk (compacted to x fill when issued)
+  std::int64_t chunk = 0, fill = 0;
+  std::vector<Piece> pieces;
+  Work reduction;
 };
 
 }  // namespace zs

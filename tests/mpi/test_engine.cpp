@@ -87,6 +87,55 @@ TEST_F(EngineTest, OverlapOnAndOffGiveBitIdenticalParameters) {
     }
 }
 
+// Gradient buckets change how gradients travel (packed, several units per collective or
+// several collectives per unit), never the sums: every element is still reduced in its owner
+// rank's chunk. Sizes of 1 element per rank, sizes that split units unevenly, and sizes
+// holding the whole model; overlap on and off; with accumulation.
+TEST_F(EngineTest, GradientBucketsKeepParametersBitIdentical) {
+  Communicator comm;
+  for (int accumulation : {1, 2})
+    for (int stage : {2, 3}) {
+      // The reference reduces each unit in place (reduce_bucket_size 0). Stage 0 is not: with
+      // accumulation it reduces the micro-steps' sum once, stages 2-3 every micro-step.
+      EngineConfig reference_config = adamw(stage);
+      reference_config.gradient_accumulation_steps = accumulation;
+      const auto reference = train(comm, reference_config, 3, 5, 0.2f);
+      for (std::int64_t bucket : {1, 7, 64, 500, 100000})
+        for (bool overlap : {true, false}) {
+          EngineConfig config = adamw(stage);
+          config.gradient_accumulation_steps = accumulation;
+          config.reduce_bucket_size = bucket;
+          config.overlap_comm = overlap;
+          EXPECT_EQ(train(comm, config, 3, 5, 0.2f), reference)
+              << "stage " << stage << " bucket " << bucket << " overlap " << overlap << " accumulation " << accumulation;
+        }
+    }
+}
+
+// With buckets a unit's full gradients are freed as soon as they are packed: at most one
+// unit's full gradients live, and bucket memory stays within the buckets allowed in flight
+// plus the one being filled.
+TEST_F(EngineTest, GradientBucketMemoryIsBounded) {
+  Communicator comm;
+  auto model = make_model(0.0f);
+  EngineConfig config = adamw(3);
+  config.reduce_bucket_size = 40;
+  config.reductions_in_flight = 2;
+  Engine engine(*model, config, comm);
+  run_steps(engine, 0, 3);
+  std::int64_t largest_unit = 0;
+  for (const auto& spec : std::vector<std::int64_t>{23 * 7, 19 * 7 + 19, 19 * 2, 19 * 5 + 5})
+    largest_unit = std::max(largest_unit, spec);
+  const std::int64_t chunk = std::max<std::int64_t>(1, 40 / comm.size());
+  const auto& memory = engine.memory();
+  // A unit's padded buffer exceeds its parameters by at most alignment x (tensors + ranks).
+  EXPECT_LE(memory.high_water(MemoryCategory::gradients_full), (largest_unit + 16 * (2 + comm.size())) * 4);
+  EXPECT_GT(memory.high_water(MemoryCategory::communication), 0);
+  EXPECT_LE(memory.high_water(MemoryCategory::communication),
+            (config.reductions_in_flight + 1) * comm.size() * chunk * 4);
+  EXPECT_EQ(memory.current(MemoryCategory::communication), 0);
+}
+
 // Stage-3 memory knobs change what is held when, never the values.
 TEST_F(EngineTest, StageThreeMemoryKnobsKeepParametersBitIdentical) {
   Communicator comm;

@@ -70,10 +70,17 @@ struct EngineConfig {
   /// progress between modules. Off: every collective is waited on where it is issued. Results
   /// are bit-identical either way.
   bool overlap_comm = true;
-  /// Gradient collectives of units allowed in flight at once during backward; the oldest is
-  /// completed (and, stages 2-3, its full gradients freed) before another starts, so
+  /// Gradient collectives (of units, or of buckets) allowed in flight at once during backward;
+  /// the oldest is completed (and, stages 2-3, its memory freed) before another starts, so
   /// gradient memory is bounded and the same every step.
   int reductions_in_flight = 2;
+  /// Stages 2-3: elements per gradient bucket (over all ranks, DeepSpeed's reduce_bucket_size).
+  /// After a unit's backward its gradients are copied into fixed-size buckets, each rank's
+  /// slice to its own chunk, and the unit's full gradients are freed at once; a full bucket's
+  /// reduce-scatter starts right away. Small units share a bucket (fewer, larger messages);
+  /// large ones span several (bounded transient memory). Results are bit-identical to 0.
+  /// 0: each unit's gradients are reduce-scattered in place, one collective per unit.
+  std::int64_t reduce_bucket_size = 0;
   /// Stage 3: bytes of parameters gathered ahead of the unit computing now.
   std::int64_t prefetch_bytes = std::int64_t{64} << 20;
   /// Stage 3: a hard cap on gathered (full) parameter bytes held at once; 0 = no cap.
@@ -170,6 +177,14 @@ class Engine {
   bool shards_parameters(const Unit& unit) const;
   // Stage 3: make room under max_live_bytes for `bytes` more, or throw.
   void make_room(std::int64_t bytes, const Unit& for_unit);
+  struct GradientBucket;
+  // Stages 2-3 with reduce_bucket_size: copies the unit's full gradients into buckets (issuing
+  // each bucket that fills), then frees them.
+  void pack_gradients(Unit& unit);
+  void issue_bucket();
+  // Completes the oldest buckets in flight until at most `keep` remain, adding each rank's
+  // reduced chunk to its units' shard accumulators.
+  void finish_buckets_beyond(std::size_t keep);
   void issue_reduction(Unit& unit);
   void finish_reduction(Unit& unit);
   // Completes the oldest in-flight reductions until at most `keep` remain.
@@ -209,6 +224,9 @@ class Engine {
   bool forward_was_training_ = false;
   bool reduced_in_backward_ = false;
   std::deque<Unit*> reductions_in_flight_;  // issue order
+  std::unique_ptr<GradientBucket> open_bucket_;  // being filled
+  std::deque<std::unique_ptr<GradientBucket>> buckets_in_flight_;  // issue order
+  std::int64_t bucket_bytes_held_ = 0;
   std::vector<std::vector<float>> idle_buffers_;
   std::function<void()> progress_hook_;  // handed to layers: advances collectives mid-layer
   std::int64_t idle_bytes_ = 0;
