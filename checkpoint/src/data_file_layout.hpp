@@ -13,6 +13,8 @@
 
 namespace zs::checkpoint::detail {
 
+/// Throws CheckpointError if a buffer of `unit` does not hold exactly one shard of its layout.
+void require_shard_sized(const UnitShard& unit, const ShardBuffer& buffer);
 /// /units/<unit.name> with the attributes that rebuild its FlatLayout.
 Hid write_unit_group(hid_t units_group, const UnitShard& unit);
 /// The `fragments` table of a unit group. In a file shared by all ranks every rank creates the

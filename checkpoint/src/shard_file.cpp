@@ -37,6 +37,12 @@ std::vector<std::int64_t> shape_from_text(const std::string& text) {
 
 namespace detail {
 
+void require_shard_sized(const UnitShard& unit, const ShardBuffer& buffer) {
+  if (static_cast<std::int64_t>(buffer.data.size()) != unit.layout.shard_numel())
+    throw CheckpointError("buffer " + buffer.name + " of " + unit.name + " holds " + std::to_string(buffer.data.size()) +
+                          " elements, the layout's shard " + std::to_string(unit.layout.shard_numel()));
+}
+
 Hid write_unit_group(hid_t units_group, const UnitShard& unit) {
   Hid group(ZS_H5_CHECK(H5Gcreate2(units_group, unit.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
   const sharding::FlatLayout& layout = unit.layout;
@@ -123,10 +129,7 @@ std::span<const char> build_shard_image(const ShardContents& contents, ImageAren
       detail::write_fragment_table(group.get(), fragments_in_file(unit.layout, contents.rank, 1));
       for (const ShardBuffer& buffer : unit.buffers) {
         where = "units/" + unit.name + "/" + buffer.name;
-        if (static_cast<std::int64_t>(buffer.data.size()) != unit.layout.shard_numel())
-          throw CheckpointError("buffer " + buffer.name + " of " + unit.name + " holds " +
-                                std::to_string(buffer.data.size()) + " elements, the layout's shard " +
-                                std::to_string(unit.layout.shard_numel()));
+        detail::require_shard_sized(unit, buffer);
         write_buffer(group.get(), buffer);
       }
     }

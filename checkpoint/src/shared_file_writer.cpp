@@ -157,11 +157,7 @@ void write_shared_file(Communicator& comm, const std::string& path, const ShardC
                             std::to_string(contents.world_size) + " handed to rank " + std::to_string(rank) + " of " +
                             std::to_string(ranks));
     for (const UnitShard& unit : contents.units)
-      for (const ShardBuffer& buffer : unit.buffers)
-        if (static_cast<std::int64_t>(buffer.data.size()) != unit.layout.shard_numel())
-          throw CheckpointError("buffer " + buffer.name + " of " + unit.name + " holds " +
-                                std::to_string(buffer.data.size()) + " elements, the layout's shard " +
-                                std::to_string(unit.layout.shard_numel()));
+      for (const ShardBuffer& buffer : unit.buffers) detail::require_shard_sized(unit, buffer);
   });
   disable_hdf5_error_printing();
   const TrainingState state = training_state_of_rank_zero(comm, contents.state);
