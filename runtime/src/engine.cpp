@@ -114,7 +114,7 @@ Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
       config_(std::move(config)),
       comm_(comm),
       optimizer_((config_.validate(), config_.optimizer)),
-      dropout_random_(config_.seed + 0x9E3779B97F4A7C15ull * (comm.rank() + 1)) {
+      dropout_random_(dropout_seed(config_.seed, comm.rank())) {
   const int n = comm_.size(), r = comm_.rank();
   // One random stream over the children in order: the initial values do not depend on the
   // unit split, the stage or the world size.
@@ -125,6 +125,7 @@ Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
   std::mt19937_64 init_random(config_.seed);
   for (const auto& [first, end] : unit_ranges) {
     auto unit = std::make_unique<Unit>();
+    unit->index = units_.size();
     unit->first = first;
     unit->end = end;
     std::vector<sharding::TensorSpec> specs;
@@ -167,6 +168,14 @@ Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
     bind(*unit);
     units_.push_back(std::move(unit));
   }
+  // Until a forward records otherwise, units are expected in the Sequential's order.
+  unit_order_ = std::make_unique<UnitOrder>();
+  for (auto& unit : units_) unit_order_->expected[0].push_back(unit.get());
+  unit_order_->expected[1] = unit_order_->expected[0];
+}
+
+std::uint64_t Engine::dropout_seed(std::uint64_t seed, int rank) {
+  return seed + 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(rank + 1);
 }
 
 Engine::~Engine() {
@@ -280,31 +289,6 @@ void Engine::poll() {
   if (config_.overlap_comm) comm_.progress();
 }
 
-const Tensor& Engine::run_forward(const Tensor& input, bool training) {
-  const nn::ForwardContext context{.training = training, .random = &dropout_random_,
-                                   .progress = config_.overlap_comm ? &progress_hook_ : nullptr};
-  std::vector<Unit*> order;
-  for (auto& unit : units_) order.push_back(unit.get());
-  const Tensor* x = &input;
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    Unit& unit = *order[i];
-    gather_with_prefetch(order, i);
-    for (std::size_t c = unit.first; c < unit.end; ++c) {
-      x = &model_.at(c).forward(*x, context);
-      poll();
-    }
-    if (training && !config_.reshard_after_forward && shards_parameters(unit)) unit.kept_for_backward = true;
-    else release_parameters(unit);
-  }
-  track(MemoryCategory::activations, activations_held_, model_.activation_bytes());
-  forward_was_training_ = training;
-  return *x;
-}
-
-const Tensor& Engine::forward(const Tensor& input) { return run_forward(input, true); }
-
-const Tensor& Engine::evaluate(const Tensor& input) { return run_forward(input, false); }
-
 void Engine::issue_reduction(Unit& unit) {
   std::span<float> full(unit.grads_full);
   const std::int64_t shard = unit.shard_elems();
@@ -312,6 +296,7 @@ void Engine::issue_reduction(Unit& unit) {
   if (config_.stage == 0) unit.reduction = comm_.all_reduce(full);
   else unit.reduction = comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard));
   unit.reduction_pending = true;
+  unit.reduced_this_step = true;
   reductions_in_flight_.push_back(&unit);
 }
 
@@ -339,30 +324,40 @@ void Engine::finish_reductions_beyond(std::size_t keep) {
 
 void Engine::backward(const Tensor& grad_output) {
   if (!forward_was_training_)
-    throw InvalidArgument("Engine::backward: the last forward was evaluate(); call forward() before backward()");
+    throw InvalidArgument("Engine::backward: the last forward was evaluate() or failed; call forward() before backward()");
   const bool last_micro_step = (micro_steps_ + 1) % config_.gradient_accumulation_steps == 0;
   // Stages 2-3 reduce every micro-step; with overlap, stages 0-1 reduce during the backward of
   // the last micro-step instead of at step().
   const bool reduce_here = config_.stage >= 2 || (config_.overlap_comm && last_micro_step);
-  std::vector<Unit*> order;
-  for (auto it = units_.rbegin(); it != units_.rend(); ++it) order.push_back(it->get());
+  // The forward's runs in reverse. A unit that ran more than once is met first at its last
+  // run (its modules hold that run's activations: its gradient buffer starts there) and
+  // last at its first run (its gradients are complete: they are reduced there).
+  const std::vector<Unit*>& ran = unit_order_->ran;
+  const std::vector<Unit*> order(ran.rbegin(), ran.rend());
+  std::vector<int> runs_left(units_.size(), 0);
+  for (const Unit* unit : order) ++runs_left[unit->index];
+  std::vector<bool> met(units_.size(), false);
   const Tensor* g = &grad_output;
   for (std::size_t i = 0; i < order.size(); ++i) {
     Unit& unit = *order[i];
+    const bool first_meeting = !met[unit.index];
+    met[unit.index] = true;
+    const bool last_meeting = --runs_left[unit.index] == 0;
     gather_with_prefetch(order, i);
-    if (config_.stage >= 2) {
+    if (config_.stage >= 2 && first_meeting) {
       unit.grads_full = take_buffer(unit.layout.padded_numel());
       std::fill(unit.grads_full.begin(), unit.grads_full.end(), 0.0f);
       track(MemoryCategory::gradients_full, unit.held_grads_full, unit.layout.padded_numel() * 4);
       bind(unit);
     }
+    if (!first_meeting) recompute_run(order.size() - 1 - i);
     for (std::size_t c = unit.end; c-- > unit.first;) {
       g = &model_.at(c).backward(*g);
       poll();
     }
-    if (reduce_here && config_.stage >= 2 && config_.reduce_bucket_size > 0) {
+    if (reduce_here && last_meeting && config_.stage >= 2 && config_.reduce_bucket_size > 0) {
       pack_gradients(unit);
-    } else if (reduce_here) {
+    } else if (reduce_here && last_meeting) {
       issue_reduction(unit);
       // Completion points are fixed (never "whenever it finished"): memory is the same
       // every step and on every rank.
@@ -374,7 +369,6 @@ void Engine::backward(const Tensor& grad_output) {
   issue_bucket();  // the last, partly filled one
   finish_buckets_beyond(0);
   finish_reductions_beyond(0);
-  reduced_in_backward_ = config_.stage < 2 && reduce_here;
 }
 
 bool Engine::step() {
@@ -383,12 +377,15 @@ bool Engine::step() {
   ++micro_steps_;
   if (micro_steps_ % config_.gradient_accumulation_steps != 0) return false;
   const int r = comm_.rank();
-  if (config_.stage < 2 && !reduced_in_backward_) {
-    // Every unit's collective is issued first, in unit order, then waited on.
-    for (auto& unit : units_) issue_reduction(*unit);
+  if (config_.stage < 2) {
+    // Units not reduced during the last backward (all of them without overlap; those the
+    // last forward skipped with it): every collective is issued first, in unit order, then
+    // waited on.
+    for (auto& unit : units_)
+      if (!unit->reduced_this_step) issue_reduction(*unit);
     finish_reductions_beyond(0);
   }
-  reduced_in_backward_ = false;
+  for (auto& unit : units_) unit->reduced_this_step = false;
   apply_optimizer();
   if (config_.stage >= 1) {
     std::vector<Work> gathers;

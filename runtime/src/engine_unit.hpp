@@ -1,8 +1,10 @@
 #pragma once
 // One sharding unit of the Engine: its layout and every buffer the ZeRO stages hold for it;
-// and a gradient bucket (engine_gradient_buckets.cpp). Shared by the engine's source files.
+// a gradient bucket (engine_gradient_buckets.cpp); the recorded unit order
+// (engine_unit_order.cpp). Shared by the engine's source files.
 
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "zeroshard/comm/work.hpp"
@@ -14,6 +16,7 @@
 namespace zs {
 
 struct Engine::Unit {
+  std::size_t index = 0;           // in units_
   std::size_t first = 0, end = 0;  // the Sequential's children [first, end)
   std::vector<nn::Parameter*> params;
   sharding::FlatLayout layout;
@@ -28,6 +31,7 @@ struct Engine::Unit {
   bool kept_for_backward = false;   // stage 3: gathered in forward, held until backward
   Work reduction;                   // this micro-step's gradient collective
   bool reduction_pending = false;
+  bool reduced_this_step = false;   // stages 0-1: reduced in the last micro-step's backward
   // Bytes recorded in the ledger for each buffer, so the ledger follows every resize.
   std::int64_t held_params_full = 0, held_params_shard = 0, held_grads_full = 0, held_grads_shard = 0,
                held_state = 0;
@@ -47,6 +51,27 @@ struct Engine::GradientBucket {
   std::int64_t chunk = 0, fill = 0;
   std::vector<Piece> pieces;
   Work reduction;
+};
+
+// The order units ran in, recorded by each forward: backward replays the last one in
+// reverse, and the next forward of the same mode prefetches along it.
+struct Engine::UnitOrder {
+  std::vector<Unit*> expected[2];  // by mode (evaluate 0, training 1): the last forward's order
+  std::vector<Unit*> ran;          // the forward running now, or the last one
+  std::int64_t changes = 0;        // forwards that left the expected order
+  // The forward running now.
+  bool in_forward = false;
+  bool training = false;
+  bool program = false;    // a caller's ForwardProgram: checked across ranks, inputs saved
+  bool following = true;   // no run has left the expected order yet: keep prefetching along it
+  const float* last_output = nullptr;  // the chain check: the next run's input must be this
+  nn::ForwardContext context;
+  // Programs in training, per run: a copy of its input (its first module keeps a reference,
+  // and a unit run again would overwrite the tensor it came from) and the dropout stream
+  // before it ran, to recompute a run whose unit ran again after it.
+  std::vector<Tensor> saved_inputs;
+  std::vector<std::mt19937_64> saved_random;
+  std::int64_t saved_bytes = 0;
 };
 
 }  // namespace zs

@@ -46,6 +46,29 @@ namespace checkpoint {
 class CheckpointWriter;
 }
 
+class Engine;
+
+/// Runs the engine's units in an order the model's own code picks at run time: a branch
+/// skipped, units reordered, a unit applied more than once. Handed to a ForwardProgram.
+class UnitRunner {
+ public:
+  /// Runs unit `unit`'s children in order on `input` and returns the last child's output.
+  /// The runs form a chain: `input` must be the forward's input for the first run and the
+  /// previous run's output after that (backward replays the chain in reverse).
+  const Tensor& run(std::size_t unit, const Tensor& input);
+
+ private:
+  friend class Engine;
+  explicit UnitRunner(Engine& engine) : engine_(engine) {}
+  Engine& engine_;
+};
+
+/// A forward with control flow: calls `units.run(k, x)` for the units it picks and returns
+/// the last run's output. It must pick the same units in the same order on every rank
+/// (decide branches from values every rank shares: the step count, a common seed); the
+/// engine checks that before each run and throws on every rank otherwise.
+using ForwardProgram = std::function<const Tensor&(UnitRunner& units, const Tensor& input)>;
+
 /// The caller's own integers saved with a checkpoint (data sampler position, counters).
 using ClientState = std::map<std::string, std::int64_t>;
 
@@ -116,11 +139,23 @@ class Engine {
   const Tensor& forward(const Tensor& input);
   /// Evaluation-mode forward (dropout off); no backward may follow.
   const Tensor& evaluate(const Tensor& input);
+  /// Forward through the units `program` runs, in the order it runs them (docs/architecture.md,
+  /// "Unit order"). Stage 3 prefetches along the order the last forward recorded; a forward
+  /// that leaves it falls back to on-demand gathers and is recorded for the next one. Costs
+  /// over the plain forward: one 24-byte all-reduce per run (the cross-rank check) and, in
+  /// training, a copy of each run's input, so that a unit run twice can be recomputed for
+  /// its earlier backward.
+  const Tensor& forward(const Tensor& input, const ForwardProgram& program);
+  const Tensor& evaluate(const Tensor& input, const ForwardProgram& program);
   /// Backward from d(loss)/d(output) of the last forward; accumulates this micro-step's grads.
   void backward(const Tensor& grad_output);
   /// Ends a micro-step. Every gradient_accumulation_steps-th call reduces (stages 0-1), applies
   /// the optimizer with the scheduled learning rate, and returns true.
   bool step();
+
+  /// The seed of rank `rank`'s dropout stream: each rank draws its own masks, reproducibly
+  /// from EngineConfig::seed.
+  static std::uint64_t dropout_seed(std::uint64_t seed, int rank);
 
   int stage() const { return config_.stage; }
   const EngineConfig& config() const { return config_; }
@@ -129,6 +164,13 @@ class Engine {
   /// The learning rate the next optimizer step will use.
   double learning_rate() const;
   std::size_t unit_count() const;
+  /// The unit holding the Sequential's child `child` (for ForwardPrograms).
+  std::size_t unit_of_child(std::size_t child) const;
+  /// The units the last forward ran, in order.
+  std::vector<std::size_t> last_unit_order() const;
+  /// Forwards whose unit order differed from the one recorded before them (each fell back to
+  /// on-demand gathers and was recorded for the next).
+  std::int64_t unit_order_changes() const;
   /// Parameters in the model (unpadded).
   std::int64_t parameter_count() const;
   ModelStateBytes model_state_bytes() const;
@@ -162,7 +204,21 @@ class Engine {
 
  private:
   struct Unit;
-  const Tensor& run_forward(const Tensor& input, bool training);
+  struct UnitOrder;
+  friend class UnitRunner;
+  // engine_unit_order.cpp: forward along a recorded, replayed unit order.
+  const Tensor& run_forward(const Tensor& input, bool training, const ForwardProgram* program);
+  const Tensor& run_unit(std::size_t index, const Tensor& input);
+  // Programs: every rank states what it runs at `position` (a unit, or -1: the forward
+  // ended) and whether its input continues the chain; throws on every rank on a mismatch.
+  void agree_on_run(std::size_t position, std::int64_t unit, bool chained);
+  // Completes the gathers prefetched along an order the forward left, and frees them.
+  void drop_prefetched_gathers(const Unit* except);
+  // Stage 3: frees the parameters forward kept for a backward that will not come.
+  void release_kept_parameters();
+  // The forward run at `position` again from its saved input and dropout stream, so that its
+  // modules hold that run's activations for backward (a unit run twice).
+  void recompute_run(std::size_t position);
   // Stage 3: allocate a unit's full parameters and issue their all-gather, without waiting.
   void issue_gather(Unit& unit);
   // Stage 3: make sure the unit's gather was issued, wait for it, point the parameters at it.
@@ -222,7 +278,7 @@ class Engine {
   std::int64_t optimizer_steps_ = 0;
   std::int64_t activations_held_ = 0;
   bool forward_was_training_ = false;
-  bool reduced_in_backward_ = false;
+  std::unique_ptr<UnitOrder> unit_order_;
   std::deque<Unit*> reductions_in_flight_;  // issue order
   std::unique_ptr<GradientBucket> open_bucket_;  // being filled
   std::deque<std::unique_ptr<GradientBucket>> buckets_in_flight_;  // issue order
@@ -231,7 +287,7 @@ class Engine {
   std::function<void()> progress_hook_;  // handed to layers: advances collectives mid-layer
   std::int64_t idle_bytes_ = 0;
   std::unique_ptr<checkpoint::CheckpointWriter> checkpoint_writer_;
-  std::int64_t persistent_bytes_ = 0;  // stage 3: full parameters of persistent units (not "live")  // stages 0-1: the last backward already reduced
+  std::int64_t persistent_bytes_ = 0;  // stage 3: full parameters of persistent units (not "live")
 };
 
 }  // namespace zs
