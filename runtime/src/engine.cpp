@@ -355,7 +355,7 @@ void Engine::backward(const Tensor& grad_output) {
       g = &model_.at(c).backward(*g);
       poll();
     }
-    if (reduce_here && last_meeting && config_.stage >= 2 && config_.reduce_bucket_size > 0) {
+    if (reduce_here && last_meeting && config_.reduce_bucket_size > 0) {
       pack_gradients(unit);
     } else if (reduce_here && last_meeting) {
       issue_reduction(unit);
@@ -381,8 +381,13 @@ bool Engine::step() {
     // Units not reduced during the last backward (all of them without overlap; those the
     // last forward skipped with it): every collective is issued first, in unit order, then
     // waited on.
-    for (auto& unit : units_)
-      if (!unit->reduced_this_step) issue_reduction(*unit);
+    for (auto& unit : units_) {
+      if (unit->reduced_this_step) continue;
+      if (config_.reduce_bucket_size > 0) pack_gradients(*unit);
+      else issue_reduction(*unit);
+    }
+    issue_bucket();
+    finish_buckets_beyond(0);
     finish_reductions_beyond(0);
   }
   for (auto& unit : units_) unit->reduced_this_step = false;

@@ -94,9 +94,10 @@ TEST_F(EngineTest, OverlapOnAndOffGiveBitIdenticalParameters) {
 TEST_F(EngineTest, GradientBucketsKeepParametersBitIdentical) {
   Communicator comm;
   for (int accumulation : {1, 2})
-    for (int stage : {2, 3}) {
-      // The reference reduces each unit in place (reduce_bucket_size 0). Stage 0 is not: with
-      // accumulation it reduces the micro-steps' sum once, stages 2-3 every micro-step.
+    for (int stage = 0; stage <= 3; ++stage) {
+      // The reference is the same stage reducing each unit in place (reduce_bucket_size 0):
+      // with accumulation stages 0-1 reduce the micro-steps' sum once, stages 2-3 every
+      // micro-step, so stages differ by rounding there.
       EngineConfig reference_config = adamw(stage);
       reference_config.gradient_accumulation_steps = accumulation;
       const auto reference = train(comm, reference_config, 3, 5, 0.2f);

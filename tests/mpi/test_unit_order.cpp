@@ -208,7 +208,7 @@ TEST_F(UnitOrderTest, StagesAndStageThreeKnobsStayBitIdenticalWhenTheOrderChange
   c = base_config(3);
   c.param_persistence_threshold = 100;  // blocks and head stay whole, the embedding is sharded
   variants.emplace_back("stage 3 with persistent units", c);
-  for (int stage : {2, 3}) {
+  for (int stage = 0; stage <= 3; ++stage) {
     c = base_config(stage);
     c.reduce_bucket_size = 50;
     variants.emplace_back("stage " + std::to_string(stage) + " with gradient buckets", c);

@@ -97,12 +97,13 @@ struct EngineConfig {
   /// the oldest is completed (and, stages 2-3, its memory freed) before another starts, so
   /// gradient memory is bounded and the same every step.
   int reductions_in_flight = 2;
-  /// Stages 2-3: elements per gradient bucket (over all ranks, DeepSpeed's reduce_bucket_size).
-  /// After a unit's backward its gradients are copied into fixed-size buckets, each rank's
-  /// slice to its own chunk, and the unit's full gradients are freed at once; a full bucket's
-  /// reduce-scatter starts right away. Small units share a bucket (fewer, larger messages);
-  /// large ones span several (bounded transient memory). Results are bit-identical to 0.
-  /// 0: each unit's gradients are reduce-scattered in place, one collective per unit.
+  /// Elements per gradient bucket (over all ranks, DeepSpeed's reduce_bucket_size). After a
+  /// unit's backward (stages 0-1: of the last micro-step, or at step() without overlap) its
+  /// gradients are copied into fixed-size buckets, each rank's slice to its own chunk; a full
+  /// bucket's reduce-scatter (stage 0: all-reduce) starts right away. Small units share a
+  /// bucket (fewer, larger messages); at stages 2-3 the unit's full gradients are freed once
+  /// packed and large units span several buckets (bounded transient memory). Results are
+  /// bit-identical to 0. 0: each unit's gradients are reduced in place, one collective per unit.
   std::int64_t reduce_bucket_size = 0;
   /// Stage 3: bytes of parameters gathered ahead of the unit computing now.
   std::int64_t prefetch_bytes = std::int64_t{64} << 20;
@@ -234,13 +235,16 @@ class Engine {
   // Stage 3: make room under max_live_bytes for `bytes` more, or throw.
   void make_room(std::int64_t bytes, const Unit& for_unit);
   struct GradientBucket;
-  // Stages 2-3 with reduce_bucket_size: copies the unit's full gradients into buckets (issuing
-  // each bucket that fills), then frees them.
+  // With reduce_bucket_size: copies the unit's full gradients into buckets (issuing each
+  // bucket that fills); stages 2-3 then free them.
   void pack_gradients(Unit& unit);
   void issue_bucket();
   // Completes the oldest buckets in flight until at most `keep` remain, adding each rank's
   // reduced chunk to its units' shard accumulators.
   void finish_buckets_beyond(std::size_t keep);
+  // Puts a reduced bucket's pieces where they belong: added to the shard accumulators
+  // (stages 2-3) or copied back into the full gradients (stages 0-1).
+  void unpack_reduced(const GradientBucket& bucket);
   void issue_reduction(Unit& unit);
   void finish_reduction(Unit& unit);
   // Completes the oldest in-flight reductions until at most `keep` remain.
