@@ -11,7 +11,12 @@
 //
 //   zs-mpirun -np 2 build/bench/zs_step_bench [--layers 8] [--width 2560] [--batch 16] [--steps 3]
 //        [--prefetch-bytes 67108864] [--reductions-in-flight 2] [--all-gather automatic]
-//        [--reduce-bucket-size 0]
+//        [--reduce-bucket-size 0] [--unit-order]
+//
+// --unit-order prints, instead, stage 3 steps driven by a ForwardProgram next to the plain
+// forward: the same order every step (the cost of the cross-rank check and input copies), and
+// one layer skipped per step, a different one each step (every forward leaves the recorded
+// order: prefetching stops there and later units are gathered on demand).
 //
 // overlap efficiency = hidden communication / comm-only, hidden = compute(stage) + comm-only -
 // step, clipped to [0, 1]. Memory: this rank's peak of full (gathered) parameters, of full
@@ -21,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,12 +45,19 @@ struct Options {
   int reductions_in_flight = zs::EngineConfig{}.reductions_in_flight;
   std::int64_t reduce_bucket_size = zs::EngineConfig{}.reduce_bucket_size;
   zs::Algorithm all_gather = zs::CommunicatorConfig{}.all_gather;
+  bool unit_order = false;
 };
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
+    if (arg == "--unit-order") {
+      o.unit_order = true;
+      --i;  // a flag: no value
+      continue;
+    }
+    if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value");
     if (arg == "--layers") o.layers = std::stoi(argv[i + 1]);
     else if (arg == "--width") o.width = std::stoll(argv[i + 1]);
     else if (arg == "--batch") o.batch = std::stoll(argv[i + 1]);
@@ -53,7 +66,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--reductions-in-flight") o.reductions_in_flight = std::stoi(argv[i + 1]);
     else if (arg == "--reduce-bucket-size") o.reduce_bucket_size = std::stoll(argv[i + 1]);
     else if (arg == "--all-gather") o.all_gather = zs::parse_algorithm(argv[i + 1]);
-    else throw zs::InvalidArgument("unknown option " + arg + " (--layers --width --batch --steps)");
+    else throw zs::InvalidArgument("unknown option " + arg + " (see the comment at the top of bench/step_bench.cpp)");
   }
   return o;
 }
@@ -77,8 +90,11 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+// Step s's forward: the plain one (null) or a program.
+using ProgramOfStep = std::function<const zs::ForwardProgram*(int step)>;
+
 // Medians over steps of the slowest rank's forward + backward and step() times.
-StepTimes timed_steps(zs::Communicator& comm, zs::Engine& engine, const Options& o) {
+StepTimes timed_steps(zs::Communicator& comm, zs::Engine& engine, const Options& o, const ProgramOfStep& program_of = {}) {
   zs::Tensor x({o.batch, o.width}), grad({o.batch, o.width});
   for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;
   grad.fill(1.0f / static_cast<float>(grad.numel()));
@@ -86,7 +102,9 @@ StepTimes timed_steps(zs::Communicator& comm, zs::Engine& engine, const Options&
   for (int s = 0; s < o.steps + 1; ++s) {  // the first step warms up
     ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
     const double start = MPI_Wtime();
-    engine.forward(x);
+    const zs::ForwardProgram* program = program_of ? program_of(s) : nullptr;
+    if (program) engine.forward(x, *program);
+    else engine.forward(x);
     engine.backward(grad);
     const double middle = MPI_Wtime();
     engine.step();
@@ -131,6 +149,59 @@ double comm_only(zs::Communicator& comm, int stage, int units, std::int64_t unit
 
 double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 
+// Runs every layer in `route` order.
+zs::ForwardProgram program_for(std::vector<std::size_t> route) {
+  return [route = std::move(route)](zs::UnitRunner& units, const zs::Tensor& input) -> const zs::Tensor& {
+    const zs::Tensor* x = &input;
+    for (std::size_t unit : route) x = &units.run(unit, *x);
+    return *x;
+  };
+}
+
+// Stage 3 with the plain forward, with a program running the same order, and with a program
+// skipping layer (s mod layers) at step s.
+void unit_order_table(zs::Communicator& comm, const Options& o) {
+  std::vector<std::size_t> all_layers;
+  for (int l = 0; l < o.layers; ++l) all_layers.push_back(l);
+  const zs::ForwardProgram same_order = program_for(all_layers);
+  std::vector<zs::ForwardProgram> skipping;
+  for (int l = 0; l < o.layers; ++l) {
+    std::vector<std::size_t> route = all_layers;
+    route.erase(route.begin() + l);
+    skipping.push_back(program_for(route));
+  }
+  struct Row {
+    const char* forward;
+    ProgramOfStep program_of;
+    double layers_run;
+  };
+  const std::vector<Row> rows = {
+      {"plain forward (Sequential)", {}, static_cast<double>(o.layers)},
+      {"ForwardProgram, same order every step", [&](int) { return &same_order; }, static_cast<double>(o.layers)},
+      {"ForwardProgram, a different layer skipped every step",
+       [&](int s) { return &skipping[s % o.layers]; }, o.layers - 1.0}};
+  if (comm.rank() == 0) {
+    std::printf("| stage 3, overlap on: forward | layers run | step (ms) | per layer run (ms) | vs plain, per layer | "
+                "order changes |\n|---|---:|---:|---:|---:|---:|\n");
+  }
+  double plain_per_layer = 0;
+  for (const Row& row : rows) {
+    auto model = make_model(o);
+    zs::EngineConfig config;
+    config.stage = 3;
+    config.prefetch_bytes = o.prefetch_bytes;
+    config.reductions_in_flight = o.reductions_in_flight;
+    config.reduce_bucket_size = o.reduce_bucket_size;
+    zs::Engine engine(*model, config, comm);
+    const double step = timed_steps(comm, engine, o, row.program_of).total();
+    const double per_layer = step / row.layers_run;
+    if (plain_per_layer == 0) plain_per_layer = per_layer;
+    if (comm.rank() == 0)
+      std::printf("| %s | %.0f | %.1f | %.2f | %.2fx | %lld |\n", row.forward, row.layers_run, step * 1e3, per_layer * 1e3,
+                  per_layer / plain_per_layer, static_cast<long long>(engine.unit_order_changes()));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +212,15 @@ int main(int argc, char** argv) {
     comm_config.all_gather = o.all_gather;
     zs::Communicator comm(MPI_COMM_WORLD, comm_config);
     const int n = comm.size(), r = comm.rank();
+    if (o.unit_order) {
+      if (r == 0)
+        std::printf("ZeroShard step benchmark, unit order: %d ranks, %d x Linear(%lld, %lld), batch %lld per rank, "
+                    "fp32 AdamW, median of %d steps\n\n",
+                    n, o.layers, static_cast<long long>(o.width), static_cast<long long>(o.width),
+                    static_cast<long long>(o.batch), o.steps);
+      unit_order_table(comm, o);
+      return 0;
+    }
 
     // Compute only: every rank trains its own copy as a world of one (stage 0, no traffic).
     StepTimes alone;
