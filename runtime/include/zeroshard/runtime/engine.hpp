@@ -13,9 +13,9 @@
 //   3     | own shard; a unit's full params live only during its forward and its backward
 //         |                       | as stage 2                   | own shard
 //
-// Every collective is a nonblocking Work, issued in the same order on every rank (unit order
-// forward, reverse unit order backward; what is prefetched depends on sizes only, never on
-// timing). Contract: one backward per micro-step, then step(). Gradients are summed across ranks and micro-steps and
+// Every collective is a nonblocking Work, issued in the same order on every rank (the order
+// units run in forward, its reverse in backward; what is prefetched depends on sizes and the
+// recorded order only, never on timing). Contract: one backward per micro-step, then step(). Gradients are summed across ranks and micro-steps and
 // divided once by (world size x accumulation steps); updates are elementwise, so with
 // gradient_accumulation_steps = 1 stages 0-3 produce bit-identical parameters.
 //
