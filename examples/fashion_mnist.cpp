@@ -11,9 +11,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "block_repeats.hpp"
 #include "fashion_mnist_data.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
@@ -30,6 +33,8 @@ struct Options {
   int epochs = 10;
   std::int64_t hidden = 512;
   float dropout = 0.2f;
+  int block_repeats = 0;
+  double layer_drop = 0;
   int log_every = 100;
   std::string save_dir;
   std::int64_t save_every = 0;
@@ -46,6 +51,11 @@ Options:
   --epochs N           epochs to train (default 10)
   --hidden N           width of the first hidden layer (default 512)
   --dropout P          dropout probability (default 0.2)
+  --block-repeats R    add one weight-shared block Linear(H/2, H/2)+ReLU after fc2, applied R
+                       times per forward (default 0: no block)
+  --layer-drop P       in training, skip each repeat of the block after the first with
+                       probability P, drawn from the seed and the step: the unit order changes
+                       between steps (stage 3 gathers on demand where it does)
   --data-dir DIR       folder with the idx .gz files (default /usr/share/datasets/fashion-mnist)
   --metrics FILE       JSON-lines metrics written by rank 0 (default fashion_mnist_metrics.jsonl)
   --log-every N        progress line every N optimizer steps (default 100)
@@ -77,6 +87,8 @@ Options parse(int argc, char** argv) {
     else if (name == "--epochs") o.epochs = std::stoi(value());
     else if (name == "--hidden") o.hidden = std::stoll(value());
     else if (name == "--dropout") o.dropout = std::stof(value());
+    else if (name == "--block-repeats") o.block_repeats = std::stoi(value());
+    else if (name == "--layer-drop") o.layer_drop = std::stod(value());
     else if (name == "--data-dir") o.data_dir = value();
     else if (name == "--metrics") o.metrics_path = value();
     else if (name == "--log-every") o.log_every = std::stoi(value());
@@ -88,6 +100,9 @@ Options parse(int argc, char** argv) {
   }
   if (o.epochs < 1) throw zs::InvalidArgument("--epochs must be >= 1");
   if (o.save_every < 0) throw zs::InvalidArgument("--save-every must be >= 0");
+  if (o.block_repeats < 0) throw zs::InvalidArgument("--block-repeats must be >= 0");
+  if (o.layer_drop > 0 && o.block_repeats < 2)
+    throw zs::InvalidArgument("--layer-drop skips repeats of the shared block: give --block-repeats 2 or more");
   if ((o.save_every > 0 || o.resume) && o.save_dir.empty())
     throw zs::InvalidArgument("--save-every and --resume need --save-dir DIR");
   return o;
@@ -145,10 +160,20 @@ int main(int argc, char** argv) {
     model.add<zs::nn::ReLU>("relu1");
     model.add<zs::nn::Dropout>("drop1", options.dropout);
     model.add<zs::nn::Linear>("fc2", options.hidden, options.hidden / 2);
+    constexpr std::size_t kBlockChild = 4;  // the shared block, when there is one
+    if (options.block_repeats > 0) {
+      auto block = std::make_unique<zs::nn::Sequential>("shared");
+      block->add<zs::nn::Linear>("shared.fc", options.hidden / 2, options.hidden / 2);
+      block->add<zs::nn::ReLU>("shared.relu");
+      model.add_module(std::move(block));
+    }
     model.add<zs::nn::ReLU>("relu2");
     model.add<zs::nn::Dropout>("drop2", options.dropout);
     model.add<zs::nn::Linear>("fc3", options.hidden / 2, 10);
     zs::Engine engine(model, config.engine, comm);
+    std::optional<zs::examples::BlockRepeats> repeats;
+    if (options.block_repeats > 0)
+      repeats.emplace(engine, kBlockChild, options.block_repeats, options.layer_drop, config.engine.seed);
 
     // Resume: the data position is saved as samples into the epoch, so a run resumed at
     // another world size continues from the same place in the (seed, epoch)-determined order.
@@ -187,6 +212,9 @@ int main(int argc, char** argv) {
                   static_cast<long long>(config.micro_batch_size), world, config.engine.gradient_accumulation_steps,
                   static_cast<long long>(config.micro_batch_size * world * config.engine.gradient_accumulation_steps),
                   static_cast<long long>(total_steps));
+      if (repeats)
+        std::printf("shared block after fc2 (unit %zu) applied %d times, layer drop %.2f\n",
+                    engine.unit_of_child(kBlockChild), options.block_repeats, options.layer_drop);
       std::fflush(stdout);
     }
 
@@ -202,7 +230,9 @@ int main(int argc, char** argv) {
       sampler.set_epoch(epoch);
       for (std::int64_t s = epoch == first_epoch ? first_micro_step : 0; s < micro_steps_per_epoch; ++s) {
         fill_batch(train, sampler.batch(s), x, y);
-        window_loss += loss.forward(engine.forward(x), y);
+        const zs::Tensor& logits =
+            repeats ? engine.forward(x, repeats->program(engine.micro_steps(), true)) : engine.forward(x);
+        window_loss += loss.forward(logits, y);
         engine.backward(loss.gradient());
         const double lr = engine.learning_rate();
         window_samples += config.micro_batch_size * world;
@@ -244,7 +274,7 @@ int main(int argc, char** argv) {
         for (std::int64_t i = part_begin + first; i < std::min(part_end, part_begin + first + kEvalBatch); ++i)
           indices.push_back(i);
         fill_batch(test, indices, x, y);
-        const zs::Tensor& logits = engine.evaluate(x);
+        const zs::Tensor& logits = repeats ? engine.evaluate(x, repeats->program(0, false)) : engine.evaluate(x);
         if (indices.empty()) continue;
         test_loss += loss.forward(logits, y) * static_cast<double>(indices.size());
         correct_and_total[0] += loss.correct();
@@ -276,6 +306,9 @@ int main(int argc, char** argv) {
     if (rank == 0) {
       const double psi = static_cast<double>(engine.parameter_count());
       const double formula[4] = {16 * psi, 8 * psi + 8 * psi / world, 4 * psi + 12 * psi / world, 16 * psi / world};
+      if (repeats)
+        std::printf("\nunit order: %lld forwards left the order recorded before them\n",
+                    static_cast<long long>(engine.unit_order_changes()));
       std::printf("\nmemory report, rank 0 (bytes held now and at peak):\n%s", engine.memory().report().c_str());
       std::printf("model-state bytes per rank (fp32 Adam: 4 params + 4 grads + 8 optimizer per parameter):\n");
       for (int r = 0; r < world; ++r)
