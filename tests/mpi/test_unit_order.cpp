@@ -79,6 +79,17 @@ void micro_batch(Communicator& comm, std::int64_t m, Tensor& tokens, std::vector
   batch((m * comm.size() + comm.rank()) * kMicro, kMicro, tokens, labels);
 }
 
+// An engine over a fresh model, and this rank's micro-batch 0.
+struct EngineOnBatch {
+  EngineOnBatch(Communicator& comm, const EngineConfig& config) : model(make_model()), engine(*model, config, comm) {
+    micro_batch(comm, 0, tokens, labels);
+  }
+  std::unique_ptr<nn::Sequential> model;
+  Engine engine;
+  Tensor tokens;
+  std::vector<std::int32_t> labels;
+};
+
 struct Trained {
   std::vector<float> parameters;
   std::int64_t order_changes = 0;
@@ -241,11 +252,8 @@ TEST_F(UnitOrderTest, GatheredParametersStayWithinMaxLiveBytesWhenPrefetchIsAban
 
 TEST_F(UnitOrderTest, TheRecordedOrderIsReplayedUntilAForwardLeavesIt) {
   Communicator comm;
-  auto model = make_model();
-  Engine engine(*model, base_config(3), comm);
-  Tensor tokens;
-  std::vector<std::int32_t> labels;
-  micro_batch(comm, 0, tokens, labels);
+  EngineOnBatch setup(comm, base_config(3));
+  auto& [model, engine, tokens, labels] = setup;
   const std::vector<std::size_t> skip_b = {0, 1, 3, 4};
   std::vector<std::int64_t> changes;
   for (const auto& route : {route_of(0), skip_b, skip_b, route_of(0), skip_b}) {
@@ -265,11 +273,8 @@ TEST_F(UnitOrderTest, LeavingTheRecordedOrderFreesItsPrefetchesAndGathersOnDeman
   Communicator comm;
   EngineConfig config = base_config(3);
   config.prefetch_bytes = 1 << 20;  // room to prefetch every unit
-  auto model = make_model();
-  Engine engine(*model, config, comm);
-  Tensor tokens;
-  std::vector<std::int32_t> labels;
-  micro_batch(comm, 0, tokens, labels);
+  EngineOnBatch setup(comm, config);
+  auto& [model, engine, tokens, labels] = setup;
   engine.evaluate(tokens);  // records the plain order
   std::int64_t live_while_following = -1, live_after_leaving = -1;
   const ForwardProgram skip_b = [&](UnitRunner& units, const Tensor& input) -> const Tensor& {
@@ -314,13 +319,10 @@ TEST_F(UnitOrderTest, RanksRunningDifferentUnitsAreRefusedOnEveryRankWithoutAHan
   Communicator comm;
   if (comm.size() == 1) GTEST_SKIP() << "one rank cannot disagree with itself";
   for (int stage : {0, 3}) {
-    auto model = make_model();
     EngineConfig config = base_config(stage);
     config.prefetch_bytes = 1 << 20;  // stage 3: gathers in flight when the mismatch is found
-    Engine engine(*model, config, comm);
-    Tensor tokens;
-    std::vector<std::int32_t> labels;
-    micro_batch(comm, 0, tokens, labels);
+    EngineOnBatch setup(comm, config);
+    auto& [model, engine, tokens, labels] = setup;
     // A branch on rank-local data: rank 0 runs block b, the others skip it.
     const auto local_branch = program_for(comm.rank() == 0 ? route_of(0) : std::vector<std::size_t>{0, 1, 3, 4});
     expect_refused_on_every_rank(engine, tokens, local_branch, "ranks ran different units at run 2");
@@ -333,11 +335,8 @@ TEST_F(UnitOrderTest, RanksRunningDifferentUnitsAreRefusedOnEveryRankWithoutAHan
 
 TEST_F(UnitOrderTest, ProgramsThatBreakTheChainOrNameNoUnitAreRefused) {
   Communicator comm;
-  auto model = make_model();
-  Engine engine(*model, base_config(3), comm);
-  Tensor tokens;
-  std::vector<std::int32_t> labels;
-  micro_batch(comm, 0, tokens, labels);
+  EngineOnBatch setup(comm, base_config(3));
+  auto& [model, engine, tokens, labels] = setup;
   const ForwardProgram skips_an_output = [](UnitRunner& units, const Tensor& input) -> const Tensor& {
     units.run(0, input);
     return units.run(1, input);  // block a on the token ids, not on the embedding's output
