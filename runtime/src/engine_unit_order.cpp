@@ -127,10 +127,7 @@ const Tensor& Engine::run_unit(std::size_t index, const Tensor& input) {
     order.saved_random[position] = dropout_random_;
     x = &saved;
   }
-  for (std::size_t c = unit.first; c < unit.end; ++c) {
-    x = &model_.at(c).forward(*x, order.context);
-    poll();
-  }
+  x = &forward_children(unit, *x, order.context);
   if (order.training && !config_.reshard_after_forward && shards_parameters(unit)) unit.kept_for_backward = true;
   else release_parameters(unit);
   order.last_output = x->data();
@@ -184,11 +181,16 @@ void Engine::recompute_run(std::size_t position) {
   std::mt19937_64 random = order.saved_random.at(position);
   nn::ForwardContext context = order.context;
   context.random = &random;
-  const Tensor* x = &order.saved_inputs.at(position);
+  forward_children(unit, order.saved_inputs.at(position), context);
+}
+
+const Tensor& Engine::forward_children(Unit& unit, const Tensor& input, const nn::ForwardContext& context) {
+  const Tensor* x = &input;
   for (std::size_t c = unit.first; c < unit.end; ++c) {
     x = &model_.at(c).forward(*x, context);
     poll();
   }
+  return *x;
 }
 
 std::size_t Engine::unit_of_child(std::size_t child) const {

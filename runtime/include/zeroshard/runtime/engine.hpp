@@ -220,6 +220,9 @@ class Engine {
   // The forward run at `position` again from its saved input and dropout stream, so that its
   // modules hold that run's activations for backward (a unit run twice).
   void recompute_run(std::size_t position);
+  // The unit's children in order (a run, or its recomputation: the same code, so the same
+  // activations), polling progress between them.
+  const Tensor& forward_children(Unit& unit, const Tensor& input, const nn::ForwardContext& context);
   // Stage 3: allocate a unit's full parameters and issue their all-gather, without waiting.
   void issue_gather(Unit& unit);
   // Stage 3: make sure the unit's gather was issued, wait for it, point the parameters at it.
