@@ -1,11 +1,14 @@
 #include "zeroshard/runtime/config.hpp"
 
 #include <cerrno>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <sstream>
 
+#include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/json.hpp"
@@ -27,6 +30,7 @@ struct Value {
 struct Key {
   std::string name;
   Kind kind;
+  bool engine;  // a field of EngineConfig (what config_entries(EngineConfig) lists)
   std::string meaning, equivalent;
   std::function<std::string(const TrainingConfig&)> get;
   std::function<void(TrainingConfig&, const Value&)> set;
@@ -56,22 +60,22 @@ const std::vector<Key>& keys() {
   static const std::vector<Key> table = [] {
     std::vector<Key> k;
     auto integer = [&](std::string name, std::string meaning, std::string eq, auto field) {
-      k.push_back({std::move(name), Kind::integer, std::move(meaning), std::move(eq),
+      k.push_back({std::move(name), Kind::integer, false, std::move(meaning), std::move(eq),
                    [field](const TrainingConfig& c) { return std::to_string(field(const_cast<TrainingConfig&>(c))); },
                    [field](TrainingConfig& c, const Value& v) { field(c) = static_cast<std::remove_reference_t<decltype(field(c))>>(v.integer); }});
     };
     auto real = [&](std::string name, std::string meaning, std::string eq, auto field) {
-      k.push_back({std::move(name), Kind::real, std::move(meaning), std::move(eq),
+      k.push_back({std::move(name), Kind::real, false, std::move(meaning), std::move(eq),
                    [field](const TrainingConfig& c) { return number_text(field(const_cast<TrainingConfig&>(c))); },
                    [field](TrainingConfig& c, const Value& v) { field(c) = v.real; }});
     };
     auto boolean = [&](std::string name, std::string meaning, std::string eq, auto field) {
-      k.push_back({std::move(name), Kind::boolean, std::move(meaning), std::move(eq),
+      k.push_back({std::move(name), Kind::boolean, false, std::move(meaning), std::move(eq),
                    [field](const TrainingConfig& c) { return std::string(field(const_cast<TrainingConfig&>(c)) ? "true" : "false"); },
                    [field](TrainingConfig& c, const Value& v) { field(c) = v.boolean; }});
     };
     auto text = [&](std::string name, std::string meaning, std::string eq, auto get, auto parse) {
-      k.push_back({std::move(name), Kind::text, std::move(meaning), std::move(eq),
+      k.push_back({std::move(name), Kind::text, false, std::move(meaning), std::move(eq),
                    [get](const TrainingConfig& c) { return get(c); },
                    [parse](TrainingConfig& c, const Value& v) { parse(c, v.text); }});
     };
@@ -117,7 +121,7 @@ const std::vector<Key>& keys() {
          [](TrainingConfig& c, const std::string& s) { c.engine.optimizer.kind = parse_optimizer_kind(s); });
     real("optimizer.params.lr", "base learning rate", "DeepSpeed: optimizer.params.lr",
          [](TrainingConfig& c) -> double& { return c.engine.optimizer.lr; });
-    k.push_back({"optimizer.params.betas", Kind::pair, "Adam betas", "DeepSpeed: optimizer.params.betas",
+    k.push_back({"optimizer.params.betas", Kind::pair, false, "Adam betas", "DeepSpeed: optimizer.params.betas",
                  [](const TrainingConfig& c) {
                    return number_text(c.engine.optimizer.beta1) + "," + number_text(c.engine.optimizer.beta2);
                  },
@@ -135,6 +139,19 @@ const std::vector<Key>& keys() {
          [](TrainingConfig& c) -> double& { return c.engine.optimizer.dampening; });
     boolean("optimizer.params.nesterov", "SGD Nesterov momentum", "torch.optim.SGD(nesterov)",
             [](TrainingConfig& c) -> bool& { return c.engine.optimizer.nesterov; });
+    real("gradient_clipping", "clip gradients to this global norm before each update; 0 = off",
+         "DeepSpeed: gradient_clipping; FSDP: clip_grad_norm_(max_norm)",
+         [](TrainingConfig& c) -> double& { return c.engine.gradient_clipping; });
+    text("gradient_clipping_norm_type", "the global norm's type: 2 or inf", "FSDP: clip_grad_norm_(norm_type)",
+         [](const TrainingConfig& c) {
+           return std::isinf(c.engine.gradient_clipping_norm_type) ? std::string("inf")
+                                                                   : number_text(c.engine.gradient_clipping_norm_type);
+         },
+         [](TrainingConfig& c, const std::string& s) {
+           if (s == "inf") c.engine.gradient_clipping_norm_type = std::numeric_limits<double>::infinity();
+           else if (s == "2") c.engine.gradient_clipping_norm_type = 2;
+           else throw InvalidArgument("'" + s + "' is not a supported norm type: use 2 or inf");
+         });
     text("scheduler.type", "constant, step, exponential, cosine, cosine_restarts or cyclic", "DeepSpeed: scheduler.type",
          [](const TrainingConfig& c) { return to_string(c.engine.scheduler.kind); },
          [](TrainingConfig& c, const std::string& s) { c.engine.scheduler.kind = parse_schedule_kind(s); });
@@ -176,6 +193,9 @@ const std::vector<Key>& keys() {
             [](TrainingConfig& c) -> std::size_t& { return c.communication.segment_bytes; });
     boolean("communication.verify_across_ranks", "check every collective's arguments across ranks (debugging)",
             "(no DeepSpeed key)", [](TrainingConfig& c) -> bool& { return c.communication.verify_across_ranks; });
+    // The keys of fields outside EngineConfig; every other key configures the engine.
+    for (Key& key : k)
+      key.engine = key.name != "train_micro_batch_size_per_gpu" && key.name.rfind("communication.", 0) != 0;
     return k;
   }();
   return table;
@@ -300,6 +320,41 @@ void TrainingConfig::apply_override(const std::string& assignment) {
   apply(*this, k, from_text(k, assignment.substr(equals + 1), source), source);
 }
 
+void EngineConfig::validate() const {
+  if (stage < 0 || stage > 3)
+    throw InvalidArgument("zero_optimization.stage = " + std::to_string(stage) + " is not a ZeRO stage: use 0, 1, 2 or 3");
+  if (gradient_accumulation_steps < 1)
+    throw InvalidArgument("gradient_accumulation_steps = " + std::to_string(gradient_accumulation_steps) +
+                          " must be >= 1");
+  if (!(gradient_clipping >= 0) || std::isinf(gradient_clipping))
+    throw InvalidArgument("gradient_clipping = " + number_text(gradient_clipping) +
+                          " must be a finite number >= 0 (0: no clipping)");
+  if (gradient_clipping_norm_type != 2 && !std::isinf(gradient_clipping_norm_type))
+    throw InvalidArgument("gradient_clipping_norm_type = " + number_text(gradient_clipping_norm_type) +
+                          " is not supported: use 2 or inf");
+  if (auto_wrap_min_params < 0)
+    throw InvalidArgument("zero_optimization.auto_wrap_min_params = " + std::to_string(auto_wrap_min_params) +
+                          " must be >= 0");
+  if (alignment < 1)
+    throw InvalidArgument("zero_optimization.alignment = " + std::to_string(alignment) + " must be >= 1");
+  if (reduce_bucket_size < 0)
+    throw InvalidArgument("zero_optimization.reduce_bucket_size = " + std::to_string(reduce_bucket_size) +
+                          " must be >= 0 (0: one collective per unit)");
+  if (reductions_in_flight < 1)
+    throw InvalidArgument("zero_optimization.reductions_in_flight = " + std::to_string(reductions_in_flight) +
+                          " must be >= 1");
+  if (max_live_bytes < 0)
+    throw InvalidArgument("zero_optimization.max_live_bytes = " + std::to_string(max_live_bytes) + " must be >= 0");
+  if (param_persistence_threshold < 0)
+    throw InvalidArgument("zero_optimization.param_persistence_threshold = " +
+                          std::to_string(param_persistence_threshold) + " must be >= 0");
+  if (prefetch_bytes < 0)
+    throw InvalidArgument("zero_optimization.prefetch_bytes = " + std::to_string(prefetch_bytes) + " must be >= 0");
+  optimizer.validate();
+  scheduler.validate();
+  checkpoint.validate();
+}
+
 void TrainingConfig::validate() const {
   if (micro_batch_size < 1)
     throw InvalidArgument("train_micro_batch_size_per_gpu = " + std::to_string(micro_batch_size) + " must be >= 1");
@@ -339,20 +394,38 @@ TrainingConfig load_training_config(const std::string& path, const std::vector<s
   return config;
 }
 
-void require_same_on_all_ranks(const TrainingConfig& config, Communicator& comm) {
-  const auto entries = config.entries();
-  std::vector<std::int64_t> low(entries.size()), high(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i)
-    low[i] = high[i] = static_cast<std::int64_t>(fnv1a(entries[i].second));
-  const int count = static_cast<int>(entries.size());
-  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, low.data(), count, MPI_INT64_T, MPI_MIN, comm.handle()));
-  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, high.data(), count, MPI_INT64_T, MPI_MAX, comm.handle()));
+namespace {
+
+// Collective: compares a hash of each value across ranks (one all-reduce).
+void require_same_entries(const std::vector<std::pair<std::string, std::string>>& entries, const Communicator& comm) {
+  std::vector<std::int64_t> hashes(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) hashes[i] = static_cast<std::int64_t>(fnv1a(entries[i].second));
+  const auto ranges = range_across_ranks(hashes, comm);
   std::string differing;
   for (std::size_t i = 0; i < entries.size(); ++i)
-    if (low[i] != high[i]) differing += "\n  " + entries[i].first + " (this rank: " + entries[i].second + ")";
+    if (!ranges[i].agreed()) differing += "\n  " + entries[i].first + " (this rank: " + entries[i].second + ")";
   if (!differing.empty())
     throw InvalidArgument(rank_and_host() + ": ranks loaded different configurations; these keys differ:" + differing +
                           "\nGive every rank the same file and overrides.");
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> config_entries(const EngineConfig& config) {
+  TrainingConfig holder;
+  holder.engine = config;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Key& k : keys())
+    if (k.engine) out.emplace_back(k.name, k.get(holder));
+  return out;
+}
+
+void require_same_on_all_ranks(const TrainingConfig& config, Communicator& comm) {
+  require_same_entries(config.entries(), comm);
+}
+
+void require_same_on_all_ranks(const EngineConfig& config, const Communicator& comm) {
+  require_same_entries(config_entries(config), comm);
 }
 
 }  // namespace zs

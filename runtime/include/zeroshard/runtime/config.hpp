@@ -11,7 +11,7 @@
 
 #include "zeroshard/comm/collective_options.hpp"
 #include "zeroshard/comm/communicator.hpp"
-#include "zeroshard/runtime/engine.hpp"
+#include "zeroshard/runtime/engine_config.hpp"
 
 namespace zs {
 

@@ -1,66 +1,61 @@
 #pragma once
-// The ZeRO engine: trains an nn::Sequential under MPI with its model states sharded per stage.
+// The ZeRO engine: trains a model under MPI with its model states sharded per stage
+// (Rajbhandari et al., "ZeRO", 2020; the table in sharding_policy.hpp). A thin facade: the
+// work is done by components in runtime/src/engine/ (docs/architecture.md, "The engine").
 //
-// Units: consecutive children of the Sequential whose parameters are packed into one flat
-// float32 buffer (sharding::FlatLayout), padded so every rank owns an equal contiguous shard.
-// Rank r owns slice r of every unit. What each rank holds (design.md):
-//
-//   stage | parameters            | gradients                    | optimizer state
-//   0     | full                  | full, all-reduced at step    | full
-//   1     | full                  | full, reduce-scattered at step | own shard
-//   2     | full                  | own shard; a unit's full grads live only during its backward,
-//         |                       | reduce-scattered right after it | own shard
-//   3     | own shard; a unit's full params live only during its forward and its backward
-//         |                       | as stage 2                   | own shard
+// Units (parameter groups, FSDP2's fully_shard groups): modules that run together and whose
+// parameters are packed into one flat float32 buffer (sharding::FlatLayout), padded so every
+// rank owns an equal contiguous shard; rank r owns slice r of every unit. Built from
+// consecutive children of a Sequential (unit_starts or size-based auto-wrapping) or from any
+// lists of modules. A parameter used by modules of several units (tied weights: the LM head
+// reusing the token embedding) is one parameter: the first unit that lists it owns it (one
+// master, one optimizer state, saved once); the others borrow it, and it is whole wherever
+// one of them computes; its gradients from every use are summed.
 //
 // Every collective is a nonblocking Work, issued in the same order on every rank (the order
 // units run in forward, its reverse in backward; what is prefetched depends on sizes and the
-// recorded order only, never on timing). Contract: one backward per micro-step, then step(). Gradients are summed across ranks and micro-steps and
-// divided once by (world size x accumulation steps); updates are elementwise, so with
-// gradient_accumulation_steps = 1 stages 0-3 produce bit-identical parameters.
+// recorded order only, never on timing). Contract: one backward per forward, then step().
+// Gradients are summed across ranks and micro-steps and divided once by (world size x
+// accumulation steps); then clipped by their global norm (gradient_clipping); updates are
+// elementwise, so stages 0-3 produce bit-identical parameters.
 //
-// Collective: constructing an Engine and every forward/backward/step are collective over `comm`.
+// Collective: constructing an Engine and every forward/backward/step/save/load are collective
+// over `comm`: every rank calls them in the same order.
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <random>
-#include <span>
 #include <string>
 #include <vector>
 
-#include "zeroshard/checkpoint/checkpoint_config.hpp"
 #include "zeroshard/checkpoint/shard_contents.hpp"
 #include "zeroshard/comm/communicator.hpp"
-#include "zeroshard/runtime/lr_schedule.hpp"
+#include "zeroshard/runtime/engine_config.hpp"
 #include "zeroshard/runtime/memory_ledger.hpp"
 #include "zeroshard/runtime/nn/layers.hpp"
-#include "zeroshard/runtime/optimizer.hpp"
-#include "zeroshard/sharding/flat_layout.hpp"
+#include "zeroshard/runtime/sharding_policy.hpp"
 
 namespace zs {
 
-namespace checkpoint {
-class CheckpointWriter;
+namespace detail {
+class EngineCore;
 }
-
-class Engine;
 
 /// Runs the engine's units in an order the model's own code picks at run time: a branch
 /// skipped, units reordered, a unit applied more than once. Handed to a ForwardProgram.
 class UnitRunner {
  public:
-  /// Runs unit `unit`'s children in order on `input` and returns the last child's output.
+  /// Runs unit `unit`'s modules in order on `input` and returns the last module's output.
   /// The runs form a chain: `input` must be the forward's input for the first run and the
-  /// previous run's output after that (backward replays the chain in reverse).
+  /// previous run's output after that (backward replays the chain in reverse). Collective.
+  /// Throws InvalidArgument on every rank if ranks run different units or break the chain.
   const Tensor& run(std::size_t unit, const Tensor& input);
 
  private:
-  friend class Engine;
-  explicit UnitRunner(Engine& engine) : engine_(engine) {}
-  Engine& engine_;
+  friend class detail::EngineCore;
+  explicit UnitRunner(detail::EngineCore& core) : core_(core) {}
+  detail::EngineCore& core_;
 };
 
 /// A forward with control flow: calls `units.run(k, x)` for the units it picks and returns
@@ -72,58 +67,7 @@ using ForwardProgram = std::function<const Tensor&(UnitRunner& units, const Tens
 /// The caller's own integers saved with a checkpoint (data sampler position, counters).
 using ClientState = std::map<std::string, std::int64_t>;
 
-struct EngineConfig {
-  int stage = 0;
-  int gradient_accumulation_steps = 1;
-  OptimizerConfig optimizer;
-  ScheduleConfig scheduler;
-  /// Unit boundaries, as indices of the Sequential's children where a new unit starts (the
-  /// first unit always starts at 0). Empty: size-based auto-wrapping (next field).
-  std::vector<std::size_t> unit_starts;
-  /// Auto-wrap: a unit closes once it holds at least this many parameters (FSDP's
-  /// size_based_auto_wrap_policy). 0 closes a unit after every child that has parameters.
-  std::int64_t auto_wrap_min_params = 0;
-  /// Each tensor starts at a multiple of this many elements in its unit's flat buffer.
-  std::int64_t alignment = 16;
-  /// Parameter initialisation (identical on every rank) and, offset by rank, dropout.
-  std::uint64_t seed = 1234;
-  /// Overlap communication with compute: stage 3 prefetches the next units' parameters while
-  /// a unit computes; gradient collectives start as soon as a unit's backward is done (stages
-  /// 0-1 on the last micro-step) and complete while earlier units compute; the engine polls
-  /// progress between modules. Off: every collective is waited on where it is issued. Results
-  /// are bit-identical either way.
-  bool overlap_comm = true;
-  /// Gradient collectives (of units, or of buckets) allowed in flight at once during backward;
-  /// the oldest is completed (and, stages 2-3, its memory freed) before another starts, so
-  /// gradient memory is bounded and the same every step.
-  int reductions_in_flight = 2;
-  /// Elements per gradient bucket (over all ranks, DeepSpeed's reduce_bucket_size). After a
-  /// unit's backward (stages 0-1: of the last micro-step, or at step() without overlap) its
-  /// gradients are copied into fixed-size buckets, each rank's slice to its own chunk; a full
-  /// bucket's reduce-scatter (stage 0: all-reduce) starts right away. Small units share a
-  /// bucket (fewer, larger messages); at stages 2-3 the unit's full gradients are freed once
-  /// packed and large units span several buckets (bounded transient memory). Results are
-  /// bit-identical to 0. 0: each unit's gradients are reduced in place, one collective per unit.
-  std::int64_t reduce_bucket_size = 0;
-  /// Stage 3: bytes of parameters gathered ahead of the unit computing now.
-  std::int64_t prefetch_bytes = std::int64_t{64} << 20;
-  /// Stage 3: a hard cap on gathered (full) parameter bytes held at once; 0 = no cap.
-  /// Prefetching stops at the cap, parameters kept for backward are resharded to stay under
-  /// it, and a unit that alone exceeds it is an error (use smaller units).
-  std::int64_t max_live_bytes = 0;
-  /// Stage 3: units with fewer parameters than this stay whole on every rank (no gather
-  /// traffic for tiny layers; updated like stage 2). DeepSpeed defaults to 1e5; 0 = off.
-  std::int64_t param_persistence_threshold = 0;
-  /// Stage 3: free a unit's gathered parameters after its forward (true) or keep them until
-  /// its backward, saving one all-gather per unit at the cost of memory.
-  bool reshard_after_forward = true;
-  /// Engine::save: retention, async writes, file mode.
-  checkpoint::CheckpointConfig checkpoint;
-  /// Throws InvalidArgument naming the bad field.
-  void validate() const;
-};
-
-/// Model-state bytes this rank holds persistently, by the table above (no transients).
+/// Model-state bytes this rank holds persistently, by the stage table (no transients).
 struct ModelStateBytes {
   std::int64_t parameters = 0, gradients = 0, optimizer_states = 0;
   std::int64_t total() const { return parameters + gradients + optimizer_states; }
@@ -131,7 +75,16 @@ struct ModelStateBytes {
 
 class Engine {
  public:
+  /// Collective. Shards `model`'s children in units (config.unit_starts or auto-wrapping).
+  /// Initialises every parameter from config.seed (the same values at any world size, stage
+  /// or unit split). Throws InvalidArgument on every rank for a bad config, ranks that built
+  /// different models or hold different settings, or two parameters with one name.
   Engine(nn::Sequential& model, EngineConfig config, Communicator& comm);
+  /// Collective. Units given as lists of modules (FSDP2's fully_shard([a, b])): unit k runs
+  /// `units[k]` in the listed order, and the plain forward runs the units in order. A module
+  /// may appear in one unit only; a parameter may be listed by modules of several units (tied).
+  /// config.unit_starts and auto_wrap_min_params are not used.
+  Engine(std::vector<std::vector<nn::Module*>> units, EngineConfig config, Communicator& comm);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -143,44 +96,60 @@ class Engine {
   /// Forward through the units `program` runs, in the order it runs them (docs/architecture.md,
   /// "Unit order"). Stage 3 prefetches along the order the last forward recorded; a forward
   /// that leaves it falls back to on-demand gathers and is recorded for the next one. Costs
-  /// over the plain forward: one 24-byte all-reduce per run (the cross-rank check) and, in
+  /// over the plain forward: one 16-byte all-reduce per run (the cross-rank check) and, in
   /// training, a copy of each run's input, so that a unit run twice can be recomputed for
   /// its earlier backward.
   const Tensor& forward(const Tensor& input, const ForwardProgram& program);
   const Tensor& evaluate(const Tensor& input, const ForwardProgram& program);
   /// Backward from d(loss)/d(output) of the last forward; accumulates this micro-step's grads.
   void backward(const Tensor& grad_output);
-  /// Ends a micro-step. Every gradient_accumulation_steps-th call reduces (stages 0-1), applies
-  /// the optimizer with the scheduled learning rate, and returns true.
+  /// Ends a micro-step. Every gradient_accumulation_steps-th call reduces (stages 0-1),
+  /// averages, measures the global gradient norm, clips, applies the optimizer with the
+  /// scheduled learning rate, and returns true. If the norm is not finite (an inf or NaN
+  /// gradient on any rank) the update is skipped on every rank: parameters, optimizer states,
+  /// optimizer_steps() and the schedule stay as they were, last_step_skipped() is true, and
+  /// the gradients are cleared (DeepSpeed's behaviour on overflow).
   bool step();
+
+  /// The global gradient norm (norm type gradient_clipping_norm_type) measured at the last
+  /// accumulation boundary, before clipping: FSDP's clip_grad_norm_ return value. NaN before
+  /// the first boundary.
+  double gradient_norm() const;
+  /// Whether the last boundary's update was skipped (its norm was not finite).
+  bool last_step_skipped() const;
+  /// Boundaries whose update was skipped so far.
+  std::int64_t skipped_steps() const;
 
   /// The seed of rank `rank`'s dropout stream: each rank draws its own masks, reproducibly
   /// from EngineConfig::seed.
   static std::uint64_t dropout_seed(std::uint64_t seed, int rank);
 
-  int stage() const { return config_.stage; }
-  const EngineConfig& config() const { return config_; }
-  std::int64_t optimizer_steps() const { return optimizer_steps_; }
-  std::int64_t micro_steps() const { return micro_steps_; }
+  int stage() const;
+  const EngineConfig& config() const;
+  const ShardingPolicy& policy() const;
+  std::int64_t optimizer_steps() const;
+  std::int64_t micro_steps() const;
   /// The learning rate the next optimizer step will use.
   double learning_rate() const;
   std::size_t unit_count() const;
-  /// The unit holding the Sequential's child `child` (for ForwardPrograms).
+  /// The unit holding the Sequential's child `child` (for ForwardPrograms). Throws
+  /// InvalidArgument for an index out of range or an engine built from module lists.
   std::size_t unit_of_child(std::size_t child) const;
   /// The units the last forward ran, in order.
   std::vector<std::size_t> last_unit_order() const;
   /// Forwards whose unit order differed from the one recorded before them (each fell back to
   /// on-demand gathers and was recorded for the next).
   std::int64_t unit_order_changes() const;
-  /// Parameters in the model (unpadded).
+  /// Parameters in the model (unpadded; a tied parameter once).
   std::int64_t parameter_count() const;
   ModelStateBytes model_state_bytes() const;
-  const MemoryLedger& memory() const { return ledger_; }
-  /// Collective. Every parameter's full value, in all_parameters() order, concatenated: the
-  /// same on every rank and for every stage.
+  const MemoryLedger& memory() const;
+  /// Collective. Every parameter's full value, in the order units list them (a tied
+  /// parameter once, where its owner lists it), concatenated: the same on every rank and for
+  /// every stage.
   std::vector<float> full_parameters();
   /// Collective. Optimizer state `name` (optimizer_state_names()) of every parameter, in
-  /// all_parameters() order, concatenated (FSDP's full_optim_state_dict, one state at a time).
+  /// full_parameters() order, concatenated (FSDP's full_optim_state_dict, one state at a time).
   std::vector<float> full_optimizer_state(const std::string& name);
   std::vector<std::string> optimizer_state_names() const;
 
@@ -204,97 +173,7 @@ class Engine {
   void set_checkpoint_config(const checkpoint::CheckpointConfig& config);
 
  private:
-  struct Unit;
-  struct UnitOrder;
-  friend class UnitRunner;
-  // engine_unit_order.cpp: forward along a recorded, replayed unit order.
-  const Tensor& run_forward(const Tensor& input, bool training, const ForwardProgram* program);
-  const Tensor& run_unit(std::size_t index, const Tensor& input);
-  // Programs: every rank states what it runs at `position` (a unit, or -1: the forward
-  // ended) and whether its input continues the chain; throws on every rank on a mismatch.
-  void agree_on_run(std::size_t position, std::int64_t unit, bool chained);
-  // Completes the gathers prefetched along an order the forward left, and frees them.
-  void drop_prefetched_gathers(const Unit* except);
-  // Stage 3: frees the parameters forward kept for a backward that will not come.
-  void release_kept_parameters();
-  // The forward run at `position` again from its saved input and dropout stream, so that its
-  // modules hold that run's activations for backward (a unit run twice).
-  void recompute_run(std::size_t position);
-  // The unit's children in order (a run, or its recomputation: the same code, so the same
-  // activations), polling progress between them.
-  const Tensor& forward_children(Unit& unit, const Tensor& input, const nn::ForwardContext& context);
-  // Stage 3: allocate a unit's full parameters and issue their all-gather, without waiting.
-  void issue_gather(Unit& unit);
-  // Stage 3: make sure the unit's gather was issued, wait for it, point the parameters at it.
-  void wait_gather(Unit& unit);
-  // Stage 3 with overlap: issue the gathers of the units after `position` in `order`, within
-  // prefetch_bytes.
-  void prefetch(const std::vector<Unit*>& order, std::size_t position);
-  // Stage 3: the unit at `position` of `order` ready to compute, later ones prefetched.
-  void gather_with_prefetch(const std::vector<Unit*>& order, std::size_t position);
-  void release_parameters(Unit& unit);
-  // Stage 3: whether this unit's parameters live as shards (false for persistent units).
-  bool shards_parameters(const Unit& unit) const;
-  // Stage 3: make room under max_live_bytes for `bytes` more, or throw.
-  void make_room(std::int64_t bytes, const Unit& for_unit);
-  struct GradientBucket;
-  // With reduce_bucket_size: copies the unit's full gradients into buckets (issuing each
-  // bucket that fills); stages 2-3 then free them.
-  void pack_gradients(Unit& unit);
-  void issue_bucket();
-  // Completes the oldest buckets in flight until at most `keep` remain, adding each rank's
-  // reduced chunk to its units' shard accumulators.
-  void finish_buckets_beyond(std::size_t keep);
-  // Puts a reduced bucket's pieces where they belong: added to the shard accumulators
-  // (stages 2-3) or copied back into the full gradients (stages 0-1).
-  void unpack_reduced(const GradientBucket& bucket);
-  void issue_reduction(Unit& unit);
-  void finish_reduction(Unit& unit);
-  // Completes the oldest in-flight reductions until at most `keep` remain.
-  void finish_reductions_beyond(std::size_t keep);
-  // With overlap: advance collectives in flight between modules (polling progress).
-  void poll();
-  void apply_optimizer();
-  // Transient full buffers (stage 3 parameters, stage 2-3 gradients) are reused, not handed
-  // back to the OS: freed multi-MiB buffers are faulted in again on every use otherwise
-  // (facts.md measured that dominating a CPU step). Idle bytes are ledgered as "buffers".
-  std::vector<float> take_buffer(std::int64_t elements);
-  void give_back(std::vector<float>& buffer);
-  void bind(Unit& unit);
-  void track(MemoryCategory category, std::int64_t& held, std::int64_t bytes);
-  checkpoint::ShardContents checkpoint_contents(const ClientState& client_state) const;
-  // This rank's slice of each of a unit's checkpointed buffers: "params", then the optimizer
-  // states, as spans into the unit's buffers (what save writes and load fills).
-  struct NamedSlice {
-    std::string name;
-    std::span<float> slice;
-  };
-  std::vector<NamedSlice> own_slices(Unit& unit) const;
-  // All-gathers the units' full parameters (stages 0-2, stage-3 persistent units) and, stage 0,
-  // optimizer states from each rank's own slice: what load() reads is then one shard per rank.
-  void gather_loaded_full_buffers();
-
-  nn::Sequential& model_;
-  EngineConfig config_;
-  Communicator& comm_;
-  Optimizer optimizer_;
-  std::vector<std::unique_ptr<Unit>> units_;
-  MemoryLedger ledger_;
-  std::mt19937_64 dropout_random_;
-  std::int64_t micro_steps_ = 0;
-  std::int64_t optimizer_steps_ = 0;
-  std::int64_t activations_held_ = 0;
-  bool forward_was_training_ = false;
-  std::unique_ptr<UnitOrder> unit_order_;
-  std::deque<Unit*> reductions_in_flight_;  // issue order
-  std::unique_ptr<GradientBucket> open_bucket_;  // being filled
-  std::deque<std::unique_ptr<GradientBucket>> buckets_in_flight_;  // issue order
-  std::int64_t bucket_bytes_held_ = 0;
-  std::vector<std::vector<float>> idle_buffers_;
-  std::function<void()> progress_hook_;  // handed to layers: advances collectives mid-layer
-  std::int64_t idle_bytes_ = 0;
-  std::unique_ptr<checkpoint::CheckpointWriter> checkpoint_writer_;
-  std::int64_t persistent_bytes_ = 0;  // stage 3: full parameters of persistent units (not "live")
+  std::unique_ptr<detail::EngineCore> core_;
 };
 
 }  // namespace zs

@@ -1,0 +1,89 @@
+#pragma once
+// The engine's settings: what an Engine is constructed with. The configuration file's keys
+// for these fields (DeepSpeed's names where DeepSpeed has one) are defined in one place,
+// runtime/src/config.cpp, and documented in docs/config.md.
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "zeroshard/checkpoint/checkpoint_config.hpp"
+#include "zeroshard/runtime/lr_schedule.hpp"
+#include "zeroshard/runtime/optimizer.hpp"
+
+namespace zs {
+
+class Communicator;
+
+struct EngineConfig {
+  /// ZeRO stage 0-3 (zero_optimization.stage). Read once, into a ShardingPolicy
+  /// (sharding_policy.hpp); no component tests the number itself.
+  int stage = 0;
+  int gradient_accumulation_steps = 1;
+  OptimizerConfig optimizer;
+  ScheduleConfig scheduler;
+  /// Clip gradients by their global norm before each update (DeepSpeed's gradient_clipping,
+  /// torch.nn.utils.clip_grad_norm_(max_norm)): after the gradients are averaged over ranks and
+  /// micro-steps, if max_norm / (norm + 1e-6) < 1 every gradient is multiplied by it. 0 = off.
+  /// The norm is computed at every step either way (Engine::gradient_norm()).
+  double gradient_clipping = 0;
+  /// The norm's type: 2 (Euclidean) or infinity (max |g|), as clip_grad_norm_(norm_type).
+  double gradient_clipping_norm_type = 2;
+  /// Unit boundaries, as indices of the Sequential's children where a new unit starts (the
+  /// first unit always starts at 0). Empty: size-based auto-wrapping (next field). Ignored by
+  /// the constructor that takes explicit groups.
+  std::vector<std::size_t> unit_starts;
+  /// Auto-wrap: a unit closes once it holds at least this many parameters (FSDP's
+  /// size_based_auto_wrap_policy). 0 closes a unit after every child that has parameters.
+  std::int64_t auto_wrap_min_params = 0;
+  /// Each tensor starts at a multiple of this many elements in its unit's flat buffer.
+  std::int64_t alignment = 16;
+  /// Parameter initialisation (identical on every rank) and, offset by rank, dropout.
+  std::uint64_t seed = 1234;
+  /// Overlap communication with compute: stage 3 prefetches the next units' parameters while
+  /// a unit computes; gradient collectives start as soon as a unit's backward is done (stages
+  /// 0-1 on the last micro-step) and complete while earlier units compute; the engine polls
+  /// progress between modules. Off: every collective is waited on where it is issued. Results
+  /// are bit-identical either way.
+  bool overlap_comm = true;
+  /// Gradient collectives (of units, or of buckets) allowed in flight at once during backward;
+  /// the oldest is completed (and, stages 2-3, its memory freed) before another starts, so
+  /// gradient memory is bounded and the same every step.
+  int reductions_in_flight = 2;
+  /// Elements per gradient bucket (over all ranks, DeepSpeed's reduce_bucket_size). After a
+  /// unit's backward (stages 0-1: of the last micro-step, or at step() without overlap) its
+  /// gradients are copied into fixed-size buckets, each rank's slice to its own chunk; a full
+  /// bucket's reduce-scatter (stage 0: all-reduce) starts right away. Small units share a
+  /// bucket (fewer, larger messages); at stages 2-3 the unit's full gradients are freed once
+  /// packed and large units span several buckets (bounded transient memory). Results are
+  /// bit-identical to 0. 0: each unit's gradients are reduced in place, one collective per unit.
+  std::int64_t reduce_bucket_size = 0;
+  /// Stage 3: bytes of parameters gathered ahead of the unit computing now.
+  std::int64_t prefetch_bytes = std::int64_t{64} << 20;
+  /// Stage 3: a hard cap on gathered (full) parameter bytes held at once; 0 = no cap.
+  /// Prefetching stops at the cap, parameters kept for backward are resharded to stay under
+  /// it, and a unit that alone exceeds it is an error (use smaller units).
+  std::int64_t max_live_bytes = 0;
+  /// Stage 3: units with fewer parameters than this stay whole on every rank (no gather
+  /// traffic for tiny layers; updated like stage 2). DeepSpeed defaults to 1e5; 0 = off.
+  std::int64_t param_persistence_threshold = 0;
+  /// Stage 3: free a unit's gathered parameters after its forward (true) or keep them until
+  /// its backward, saving one all-gather per unit at the cost of memory.
+  bool reshard_after_forward = true;
+  /// Engine::save: retention, async writes, file mode.
+  checkpoint::CheckpointConfig checkpoint;
+  /// Throws InvalidArgument naming the bad field by its configuration key.
+  void validate() const;
+};
+
+/// "key = value" for every configuration key of `config`, in documentation order (keys as in
+/// docs/config.md): what a checkpoint records and what ranks compare.
+std::vector<std::pair<std::string, std::string>> config_entries(const EngineConfig& config);
+
+/// Collective over `comm`. Throws InvalidArgument on every rank, naming the keys whose values
+/// differ between ranks, if the ranks do not all hold the same engine configuration.
+void require_same_on_all_ranks(const EngineConfig& config, const Communicator& comm);
+
+}  // namespace zs

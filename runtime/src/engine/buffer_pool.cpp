@@ -1,0 +1,73 @@
+#include "buffer_pool.hpp"
+
+#include <algorithm>
+
+namespace zs::detail {
+
+namespace {
+
+std::int64_t bytes_of_capacity(const std::vector<float>& v) { return static_cast<std::int64_t>(v.capacity()) * 4; }
+
+}  // namespace
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : data_(std::move(other.data_)), category_(other.category_), pool_(other.pool_) {
+  other.data_ = std::vector<float>();
+}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    reset();
+    data_ = std::move(other.data_);
+    other.data_ = std::vector<float>();
+    category_ = other.category_;
+    pool_ = other.pool_;
+  }
+  return *this;
+}
+
+void Buffer::fill(float value) { std::fill(data_.begin(), data_.end(), value); }
+
+void Buffer::reset() {
+  if (data_.capacity() == 0) return;
+  if (pool_) pool_->give_back(data_, category_);
+  data_ = std::vector<float>();
+}
+
+BufferPool::~BufferPool() {
+  for (const auto& storage : idle_) ledger_.release(MemoryCategory::buffers, bytes_of_capacity(storage));
+}
+
+Buffer BufferPool::take(MemoryCategory category, std::int64_t elements) {
+  // Best fit among idle buffers; a new one only when none is large enough.
+  auto best = idle_.end();
+  for (auto it = idle_.begin(); it != idle_.end(); ++it)
+    if (static_cast<std::int64_t>(it->capacity()) >= elements &&
+        (best == idle_.end() || it->capacity() < best->capacity()))
+      best = it;
+  Buffer buffer;
+  buffer.category_ = category;
+  buffer.pool_ = this;
+  if (best != idle_.end()) {
+    buffer.data_ = std::move(*best);
+    idle_.erase(best);
+    ledger_.release(MemoryCategory::buffers, bytes_of_capacity(buffer.data_));
+  }
+  buffer.data_.resize(static_cast<std::size_t>(elements));
+  ledger_.allocate(category, elements * 4);
+  return buffer;
+}
+
+Buffer BufferPool::take(MemoryCategory category, std::int64_t elements, float fill) {
+  Buffer buffer = take(category, elements);
+  buffer.fill(fill);
+  return buffer;
+}
+
+void BufferPool::give_back(std::vector<float>& storage, MemoryCategory category) {
+  ledger_.release(category, static_cast<std::int64_t>(storage.size()) * 4);
+  ledger_.allocate(MemoryCategory::buffers, bytes_of_capacity(storage));
+  idle_.push_back(std::move(storage));
+}
+
+}  // namespace zs::detail

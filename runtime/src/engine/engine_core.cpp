@@ -1,0 +1,367 @@
+#include "engine_core.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "zeroshard/comm/agreement.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/error.hpp"
+#include "zeroshard/runtime/lr_schedule.hpp"
+#include "zeroshard/sharding/fragment_map.hpp"
+
+namespace zs::detail {
+
+EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig config_in, Communicator& comm_in,
+                       std::vector<std::size_t> first_child)
+    : config((config_in.validate(), std::move(config_in))),
+      policy(ShardingPolicy::from(config)),
+      comm(comm_in),
+      dropout_random(Engine::dropout_seed(config.seed, comm_in.rank())),
+      gradient_norm(std::numeric_limits<double>::quiet_NaN()),
+      first_child_(std::move(first_child)) {
+  progress_hook_ = [this] { comm.progress(); };
+  checkpoint_writer = std::make_unique<checkpoint::CheckpointWriter>(comm);
+  build_groups(std::move(units));
+  require_same_on_all_ranks(config, comm);
+  require_same_model_on_all_ranks();
+  optimizer = std::make_unique<ShardedOptimizer>(policy, config, comm);
+  initialize_and_shard();
+  gathers = std::make_unique<GatherScheduler>(policy, config, comm, pool, groups);
+  reducer = std::make_unique<GradientReducer>(policy, config, comm, pool);
+  std::vector<ParameterGroup*> declared;
+  for (auto& group : groups) declared.push_back(group.get());
+  order = std::make_unique<ExecutionOrder>(std::move(declared));
+}
+
+EngineCore::~EngineCore() {
+  // A pending async save is joined (by the writer's destructor) but not committed: commits
+  // are collective, and a destructor must not block on other ranks.
+  // Parameters must not keep pointing into buffers that die with the engine.
+  for (auto& group : groups)
+    for (nn::Parameter* p : group->params) p->value = p->grad = Tensor();
+}
+
+void EngineCore::build_groups(std::vector<std::vector<nn::Module*>> units) {
+  std::map<const nn::Parameter*, ParameterGroup*> owner;
+  std::map<std::string, const nn::Parameter*> by_name;
+  std::map<const nn::Module*, std::size_t> module_unit;
+  for (auto& modules : units) {
+    auto group = std::make_unique<ParameterGroup>();
+    group->index = groups.size();
+    for (nn::Module* module : modules) {
+      if (module == nullptr) throw InvalidArgument("Engine: unit " + std::to_string(group->index) + " lists a null module");
+      const auto [seen, fresh] = module_unit.emplace(module, group->index);
+      if (!fresh)
+        throw InvalidArgument("Engine: module '" + module->name() + "' is listed in unit " +
+                              std::to_string(seen->second) + " and again in unit " + std::to_string(group->index) +
+                              ": a module belongs to one unit (share a parameter between modules instead)");
+      for (nn::Parameter* p : nn::all_parameters(*module)) {
+        const auto found = owner.find(p);
+        if (found != owner.end()) {
+          // Tied: used here, owned by the first unit that listed it.
+          ParameterGroup* first = found->second;
+          if (first != group.get() &&
+              std::find(group->borrowed_from.begin(), group->borrowed_from.end(), first) == group->borrowed_from.end())
+            group->borrowed_from.push_back(first);
+          continue;
+        }
+        const auto [named, unique] = by_name.emplace(p->name, p);
+        if (!unique)
+          throw InvalidArgument("Engine: two different parameters are named '" + p->name +
+                                "': name modules uniquely (checkpoints and full_parameters() address parameters by "
+                                "name); to share one weight between modules, pass the same Parameter (tied weights)");
+        owner.emplace(p, group.get());
+        group->params.push_back(p);
+      }
+    }
+    group->modules = std::move(modules);
+    groups.push_back(std::move(group));
+  }
+}
+
+void EngineCore::require_same_model_on_all_ranks() const {
+  // Ranks that built different models would issue mismatched collectives (a hang or a
+  // silent wrong answer): refuse on every rank.
+  const std::int64_t shape[2] = {parameter_count(), static_cast<std::int64_t>(groups.size())};
+  const auto ranges = range_across_ranks(shape, comm);
+  if (!ranges[0].agreed() || !ranges[1].agreed())
+    throw InvalidArgument(rank_and_host() + ": ranks built different models (this rank: " + std::to_string(shape[0]) +
+                          " parameters in " + std::to_string(shape[1]) + " units; across ranks " +
+                          std::to_string(ranges[0].low) + ".." + std::to_string(ranges[0].high) +
+                          " parameters): build the same model with the same unit split on every rank");
+}
+
+void EngineCore::initialize_and_shard() {
+  const int n = comm.size(), r = comm.rank();
+  // A group's whole parameters stay until the last group borrowing from it is initialised
+  // (a borrower's modules read them); then the group keeps only its shard (stage 3).
+  std::vector<std::size_t> last_user(groups.size());
+  for (auto& group : groups) {
+    last_user[group->index] = group->index;
+    for (const ParameterGroup* owner : group->borrowed_from)
+      last_user[owner->index] = std::max(last_user[owner->index], group->index);
+  }
+  // One random stream over the modules in order: the initial values do not depend on the
+  // unit split, the stage or the world size.
+  std::mt19937_64 init_random(config.seed);
+  for (auto& group : groups) {
+    std::vector<sharding::TensorSpec> specs;
+    for (const nn::Parameter* p : group->params) specs.push_back({p->name, p->shape, DType::float32});
+    group->layout = sharding::FlatLayout::build(std::move(specs), n, config.alignment);
+    for (std::size_t i = 0; i < group->params.size(); ++i) {
+      const auto& slot = group->layout.tensors()[i];
+      group->full_runs.push_back({slot.offset, slot.numel, group->params[i]->weight_decay});
+    }
+    for (const sharding::Fragment& f : sharding::fragment_map(group->layout, r))
+      group->shard_runs.push_back({f.shard_offset, f.length, group->params[f.tensor]->weight_decay});
+    group->shards_parameters = policy.shards_group_parameters(group->parameter_count());
+
+    group->params_full = pool.take(MemoryCategory::parameters_full, group->padded_elems(), 0.0f);
+    group->bind();
+    for (nn::Module* module : group->modules) nn::initialize_parameters(*module, init_random);
+    for (auto& earlier : groups) {
+      if (last_user[earlier->index] != group->index || !earlier->shards_parameters) continue;
+      const std::int64_t shard = earlier->shard_elems();
+      earlier->params_shard = pool.take(MemoryCategory::parameters_shard, shard);
+      std::copy_n(earlier->params_full.data() + r * shard, shard, earlier->params_shard.data());
+      earlier->params_full.reset();
+      earlier->bind();
+    }
+    if (policy.shard_gradients) group->grads_shard = pool.take(MemoryCategory::gradients_shard, group->shard_elems(), 0.0f);
+    else group->grads_full = pool.take(MemoryCategory::gradients_full, group->padded_elems(), 0.0f);
+    group->state = pool.take(MemoryCategory::optimizer_states, optimizer->state_elements(*group), 0.0f);
+    group->bind();
+  }
+}
+
+void EngineCore::poll() {
+  if (config.overlap_comm) comm.progress();
+}
+
+void EngineCore::record_activations() {
+  std::int64_t bytes = run_inputs.bytes();
+  for (auto& group : groups)
+    for (const nn::Module* module : group->modules) bytes += module->activation_bytes();
+  if (bytes > activation_bytes_) ledger.allocate(MemoryCategory::activations, bytes - activation_bytes_);
+  else ledger.release(MemoryCategory::activations, activation_bytes_ - bytes);
+  activation_bytes_ = bytes;
+}
+
+const Tensor& EngineCore::forward(const Tensor& input, bool training, const ForwardProgram* program) {
+  if (order->in_forward())
+    throw InvalidArgument("Engine::forward/evaluate called from inside a ForwardProgram: run units with "
+                          "UnitRunner::run instead");
+  gathers->release_kept();  // a new forward ends the last one's claim on them
+  order->begin(training, program != nullptr, input.data());
+  context_ = {.training = training, .random = &dropout_random, .progress = config.overlap_comm ? &progress_hook_ : nullptr};
+  forward_was_training = false;  // no backward may follow a forward that failed
+  const Tensor* output = &input;
+  try {
+    if (program) {
+      UnitRunner runner(*this);
+      output = &(*program)(runner, input);
+      agree_on_run(comm, order->ran().size(), kForwardEnded, !training || order->continues_chain(output->data()));
+    } else {
+      for (auto& group : groups) output = &run_unit(group->index, *output);
+    }
+  } catch (...) {
+    // Every rank that failed together (the checks) completes the same gathers here.
+    gathers->release_kept();
+    gathers->drop_prefetched(nullptr);
+    order->abandon();
+    throw;
+  }
+  gathers->drop_prefetched(nullptr);  // prefetched along the record past where this forward ended
+  order->finish();
+  record_activations();
+  forward_was_training = training;
+  return *output;
+}
+
+const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
+  if (!order->in_forward())
+    throw InvalidArgument("UnitRunner::run may only be called by the ForwardProgram that Engine::forward is running");
+  const std::size_t position = order->ran().size();
+  if (order->program()) {
+    // Any index out of range is stated as groups.size(), so that ranks agreeing on a bad
+    // index all throw the range error below together.
+    const auto stated = static_cast<std::int64_t>(std::min(index, groups.size()));
+    agree_on_run(comm, position, stated, !order->training() || order->continues_chain(input.data()));
+  }
+  if (index >= groups.size())
+    throw InvalidArgument("UnitRunner::run(" + std::to_string(index) + "): the engine has " +
+                          std::to_string(groups.size()) + " units (Engine::unit_of_child maps a child to its unit)");
+  ParameterGroup& group = *groups[index];
+  const bool was_following = order->following();
+  const bool following = order->record(group);
+  // Leaving the order: gathers issued along it are completed and freed before gathering on
+  // demand (they count against max_live_bytes).
+  if (was_following && !following) gathers->drop_prefetched(&group);
+  if (following) gathers->gather_with_prefetch(order->expected(), position);
+  else gathers->wait(group);
+
+  const Tensor* x = &input;
+  if (order->program() && order->training()) x = &run_inputs.save(position, input, dropout_random);
+  x = &forward_modules(group, *x, context_);
+  if (order->training() && !policy.reshard_after_forward) {
+    for (ParameterGroup* g : group.needs())
+      if (g->shards_parameters) g->kept_for_backward = true;
+  } else {
+    gathers->release(group);
+  }
+  order->set_last_output(x->data());
+  return *x;
+}
+
+const Tensor& EngineCore::forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context) {
+  const Tensor* x = &input;
+  for (nn::Module* module : group.modules) {
+    x = &module->forward(*x, context);
+    poll();
+  }
+  return *x;
+}
+
+void EngineCore::recompute_run(std::size_t position) {
+  ParameterGroup& group = *order->ran().at(position);
+  // A copy: the dropout stream of the forward goes on untouched, and this run draws the
+  // same masks as the original one did.
+  std::mt19937_64 random = run_inputs.random(position);
+  nn::ForwardContext context = context_;
+  context.random = &random;
+  forward_modules(group, run_inputs.input(position), context);
+}
+
+void EngineCore::backward(const Tensor& grad_output) {
+  if (!forward_was_training)
+    throw InvalidArgument("Engine::backward: the last forward was evaluate() or failed; call forward() before backward()");
+  const bool last_micro_step = (micro_steps + 1) % config.gradient_accumulation_steps == 0;
+  // Stages 2-3 reduce every micro-step; with overlap, stages 0-1 reduce during the backward of
+  // the last micro-step instead of at step().
+  const bool reduce_here = policy.reduce_every_micro_step || (config.overlap_comm && last_micro_step);
+  // The forward's runs in reverse. A group that ran more than once is met first at its last
+  // run (its modules hold that run's activations) and recomputed at the earlier ones. A
+  // group's gradient buffer is written by its own runs and by the runs of groups borrowing its
+  // parameters: it starts at the first of those uses and is reduced after the last.
+  const std::vector<ParameterGroup*>& ran = order->ran();
+  const std::vector<ParameterGroup*> reversed(ran.rbegin(), ran.rend());
+  std::vector<int> uses_left(groups.size(), 0);
+  for (ParameterGroup* group : reversed)
+    for (const ParameterGroup* g : group->needs()) ++uses_left[g->index];
+  std::vector<bool> ran_in_backward(groups.size(), false), gradient_started(groups.size(), false);
+  const Tensor* g = &grad_output;
+  for (std::size_t i = 0; i < reversed.size(); ++i) {
+    ParameterGroup& group = *reversed[i];
+    const bool first_meeting = !ran_in_backward[group.index];
+    ran_in_backward[group.index] = true;
+    gathers->gather_with_prefetch(reversed, i);
+    const std::vector<ParameterGroup*> needs = group.needs();
+    for (ParameterGroup* used : needs) {
+      if (gradient_started[used->index]) continue;
+      gradient_started[used->index] = true;
+      if (!policy.shard_gradients) continue;  // whole gradients are the accumulator
+      used->grads_full = pool.take(MemoryCategory::gradients_full, used->padded_elems(), 0.0f);
+      used->bind();
+    }
+    if (!first_meeting) recompute_run(reversed.size() - 1 - i);
+    for (auto module = group.modules.rbegin(); module != group.modules.rend(); ++module) {
+      g = &(*module)->backward(*g);
+      poll();
+    }
+    for (ParameterGroup* used : needs)
+      if (--uses_left[used->index] == 0 && reduce_here) reducer->reduce(*used);
+    gathers->release(group);
+  }
+  reducer->finish();
+}
+
+bool EngineCore::step() {
+  // An async save commits at the first step() after every rank finished writing it.
+  if (checkpoint_writer->pending()) checkpoint_writer->poll();
+  ++micro_steps;
+  if (micro_steps % config.gradient_accumulation_steps != 0) return false;
+  if (!policy.reduce_every_micro_step) {
+    // Groups not reduced during the last backward (all of them without overlap; those the
+    // last forward did not use with it).
+    for (auto& group : groups)
+      if (!group->reduced_this_step) reducer->reduce(*group);
+    reducer->finish();
+  }
+  for (auto& group : groups) group->reduced_this_step = false;
+  const StepOutcome outcome = optimizer->step(groups, learning_rate(), optimizer_steps + 1);
+  gradient_norm = outcome.gradient_norm;
+  last_step_skipped = !outcome.applied;
+  if (outcome.applied) {
+    if (policy.gather_after_update) gathers->gather_whole_parameters();
+    ++optimizer_steps;
+  } else {
+    ++skipped_steps;
+  }
+  for (auto& group : groups) {
+    group->grads_full.fill(0.0f);
+    group->grads_shard.fill(0.0f);
+  }
+  return true;
+}
+
+double EngineCore::learning_rate() const { return zs::learning_rate(config.scheduler, config.optimizer.lr, optimizer_steps); }
+
+std::int64_t EngineCore::parameter_count() const {
+  std::int64_t count = 0;
+  for (const auto& group : groups) count += group->parameter_count();
+  return count;
+}
+
+ModelStateBytes EngineCore::model_state_bytes() const {
+  ModelStateBytes bytes;
+  for (const auto& group : groups) {
+    bytes.parameters += 4 * (group->params_shard.size() + (group->shards_parameters ? 0 : group->params_full.size()));
+    bytes.gradients += 4 * (policy.shard_gradients ? group->grads_shard.size() : group->grads_full.size());
+    bytes.optimizer_states += 4 * group->state.size();
+  }
+  return bytes;
+}
+
+std::size_t EngineCore::unit_of_child(std::size_t child) const {
+  if (first_child_.empty())
+    throw InvalidArgument("Engine::unit_of_child: this engine was built from lists of modules, not a Sequential's "
+                          "children; its units are the lists, in the order given");
+  const std::size_t children = first_child_.back();  // one past the last child
+  if (child >= children)
+    throw InvalidArgument("Engine::unit_of_child(" + std::to_string(child) + "): the model has " +
+                          std::to_string(children) + " children");
+  const auto next = std::upper_bound(first_child_.begin(), first_child_.end() - 1, child);
+  return static_cast<std::size_t>(next - first_child_.begin()) - 1;
+}
+
+std::vector<float> EngineCore::full_parameters() {
+  std::vector<float> out;
+  for (auto& group : groups) {
+    gathers->wait(*group);
+    for (const auto& slot : group->layout.tensors())
+      out.insert(out.end(), group->params_full.data() + slot.offset, group->params_full.data() + slot.end());
+    gathers->release(*group);
+  }
+  return out;
+}
+
+std::vector<float> EngineCore::full_optimizer_state(const std::string& name) {
+  const auto states = optimizer->optimizer().state_names();
+  const auto found = std::find(states.begin(), states.end(), name);
+  if (found == states.end())
+    throw InvalidArgument("optimizer " + to_string(config.optimizer.kind) + " has no state '" + name + "'");
+  const std::size_t k = static_cast<std::size_t>(found - states.begin());
+  std::vector<float> out;
+  for (auto& group : groups) {
+    std::vector<float> full(static_cast<std::size_t>(group->padded_elems()));
+    const std::span<const float> own = optimizer->own_state(*group, k);
+    comm.all_gather(own, std::span<float>(full)).wait();
+    for (const auto& slot : group->layout.tensors())
+      out.insert(out.end(), full.begin() + slot.offset, full.begin() + slot.end());
+  }
+  return out;
+}
+
+}  // namespace zs::detail

@@ -1,0 +1,90 @@
+#pragma once
+// The engine's sequencer: owns the components and calls them in the order of a training step
+//
+//   forward:  per run, gather (GatherScheduler) -> modules -> release; record the order
+//             (ExecutionOrder)
+//   backward: the recorded runs in reverse: gather -> recompute if run twice (RunInputs) ->
+//             modules -> reduce a group's gradients after its last use (GradientReducer)
+//   step:     at the boundary, reduce what is left (stages 0-1) -> average, norm, clip,
+//             update (ShardedOptimizer) -> all-gather updated whole parameters (stages 1-2)
+//
+// Engine (engine.hpp) forwards its public calls here; StateDict (state_dict.cpp) does saves
+// and loads. Every component is handed the communicator it works over.
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "zeroshard/checkpoint/checkpoint_writer.hpp"
+#include "zeroshard/runtime/engine.hpp"
+#include "buffer_pool.hpp"
+#include "execution_order.hpp"
+#include "gather_scheduler.hpp"
+#include "gradient_reducer.hpp"
+#include "parameter_group.hpp"
+#include "sharded_optimizer.hpp"
+
+namespace zs::detail {
+
+class EngineCore {
+ public:
+  /// `first_child[k]`: for an engine over a Sequential, the index of unit k's first child
+  /// (unit_of_child); empty for module lists.
+  EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig config, Communicator& comm,
+             std::vector<std::size_t> first_child);
+  ~EngineCore();
+
+  const Tensor& forward(const Tensor& input, bool training, const ForwardProgram* program);
+  const Tensor& run_unit(std::size_t index, const Tensor& input);
+  void backward(const Tensor& grad_output);
+  bool step();
+
+  std::vector<float> full_parameters();
+  std::vector<float> full_optimizer_state(const std::string& name);
+  ModelStateBytes model_state_bytes() const;
+  std::int64_t parameter_count() const;
+  std::size_t unit_of_child(std::size_t child) const;
+  double learning_rate() const;
+
+  EngineConfig config;
+  ShardingPolicy policy;
+  Communicator& comm;
+  MemoryLedger ledger;
+  BufferPool pool{ledger};  // after the ledger: buffers are returned before it goes
+  std::vector<std::unique_ptr<ParameterGroup>> groups;
+  std::unique_ptr<GatherScheduler> gathers;
+  std::unique_ptr<GradientReducer> reducer;
+  std::unique_ptr<ShardedOptimizer> optimizer;
+  std::unique_ptr<ExecutionOrder> order;
+  RunInputs run_inputs;
+  std::unique_ptr<checkpoint::CheckpointWriter> checkpoint_writer;
+  std::mt19937_64 dropout_random;
+  std::int64_t micro_steps = 0;
+  std::int64_t optimizer_steps = 0;
+  std::int64_t skipped_steps = 0;
+  bool last_step_skipped = false;
+  double gradient_norm;  // NaN until the first boundary
+  bool forward_was_training = false;
+
+ private:
+  void build_groups(std::vector<std::vector<nn::Module*>> units);
+  void require_same_model_on_all_ranks() const;
+  void initialize_and_shard();
+  // Runs `group`'s modules on `input` (a run, or its recomputation: the same code, so the
+  // same activations), polling progress between them.
+  const Tensor& forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context);
+  // The run at `position` again from its saved input and dropout stream, so that its modules
+  // hold that run's activations for backward (a unit run twice).
+  void recompute_run(std::size_t position);
+  void poll();
+  void record_activations();
+
+  std::vector<std::size_t> first_child_;
+  nn::ForwardContext context_;
+  std::function<void()> progress_hook_;  // handed to layers: advances collectives mid-layer
+  std::int64_t activation_bytes_ = 0;    // ledgered under activations
+};
+
+}  // namespace zs::detail

@@ -1,0 +1,127 @@
+#include "gather_scheduler.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "zeroshard/error.hpp"
+
+namespace zs::detail {
+
+namespace {
+
+bool contains(const std::vector<ParameterGroup*>& groups, const ParameterGroup* group) {
+  return std::find(groups.begin(), groups.end(), group) != groups.end();
+}
+
+std::int64_t gathered_bytes(const ParameterGroup& group) { return group.padded_elems() * 4; }
+
+}  // namespace
+
+GatherScheduler::GatherScheduler(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
+                                 BufferPool& pool, std::vector<std::unique_ptr<ParameterGroup>>& groups)
+    : policy_(policy), config_(config), comm_(group_comm), pool_(pool), groups_(groups) {
+  for (const auto& group : groups_)
+    if (!group->shards_parameters) persistent_bytes_ += gathered_bytes(*group);
+}
+
+std::int64_t GatherScheduler::live_bytes() const {
+  return pool_.ledger().current(MemoryCategory::parameters_full) - persistent_bytes_;
+}
+
+void GatherScheduler::make_room(std::int64_t bytes, const std::vector<ParameterGroup*>& in_use) {
+  if (config_.max_live_bytes == 0) return;
+  // Parameters kept from forward for backward go first (they can be gathered again).
+  for (auto& group : groups_)
+    if (live_bytes() + bytes > config_.max_live_bytes && group->kept_for_backward && !contains(in_use, group.get())) {
+      group->kept_for_backward = false;
+      release(*group);
+    }
+  if (live_bytes() + bytes > config_.max_live_bytes)
+    throw InvalidArgument("zero_optimization.max_live_bytes = " + std::to_string(config_.max_live_bytes) +
+                          " cannot hold a unit of " + std::to_string(bytes) + " bytes (" +
+                          std::to_string(live_bytes()) + " already live): raise the cap or split the model into "
+                          "smaller units (zero_optimization.auto_wrap_min_params)");
+}
+
+void GatherScheduler::issue_one(ParameterGroup& group, const std::vector<ParameterGroup*>& in_use) {
+  if (!group.shards_parameters || !group.params_full.empty()) return;
+  make_room(gathered_bytes(group), in_use);
+  // The gather overwrites every element: no fill.
+  group.params_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems());
+  group.gather = comm_.all_gather(group.params_shard.span(), group.params_full.span());
+}
+
+void GatherScheduler::issue(ParameterGroup& group) {
+  const std::vector<ParameterGroup*> needs = group.needs();
+  for (ParameterGroup* g : needs) issue_one(*g, needs);
+}
+
+void GatherScheduler::wait(ParameterGroup& group) {
+  issue(group);
+  for (ParameterGroup* g : group.needs()) {
+    g->gather.wait();
+    g->bind();
+  }
+}
+
+void GatherScheduler::gather_with_prefetch(const std::vector<ParameterGroup*>& order, std::size_t position) {
+  issue(*order[position]);  // first: the running group's gathers precede the prefetches
+  if (config_.overlap_comm && policy_.shard_parameters) {
+    std::int64_t budget = config_.prefetch_bytes;
+    for (std::size_t k = position + 1; k < order.size(); ++k) {
+      // A group already gathered still spends its bytes of the budget: the budget bounds how
+      // far ahead gathered parameters reach, not only what is issued now.
+      const std::vector<ParameterGroup*> needs = order[k]->needs();
+      std::int64_t bytes = 0;
+      for (const ParameterGroup* g : needs)
+        if (g->shards_parameters) bytes += gathered_bytes(*g);
+      if (bytes == 0) continue;
+      if (bytes > budget || (config_.max_live_bytes > 0 && live_bytes() + bytes > config_.max_live_bytes)) break;
+      budget -= bytes;
+      for (ParameterGroup* g : needs) issue_one(*g, needs);
+    }
+  }
+  wait(*order[position]);
+}
+
+void GatherScheduler::release(ParameterGroup& group) {
+  for (ParameterGroup* g : group.needs()) {
+    g->kept_for_backward = false;
+    if (!g->shards_parameters || g->params_full.empty()) continue;
+    g->params_full.reset();
+    g->bind();
+  }
+}
+
+void GatherScheduler::release_kept() {
+  for (auto& group : groups_)
+    if (group->kept_for_backward) {
+      group->kept_for_backward = false;
+      release(*group);
+    }
+}
+
+void GatherScheduler::drop_prefetched(ParameterGroup* except) {
+  const std::vector<ParameterGroup*> spared = except ? except->needs() : std::vector<ParameterGroup*>{};
+  for (auto& group : groups_)
+    if (!contains(spared, group.get()) && group->shards_parameters && !group->params_full.empty() &&
+        !group->kept_for_backward) {
+      group->gather.wait();
+      group->params_full.reset();
+      group->bind();
+    }
+}
+
+void GatherScheduler::gather_whole_parameters() {
+  const int r = comm_.rank();
+  std::vector<Work> gathers;
+  for (auto& group : groups_) {
+    if (group->shards_parameters) continue;
+    std::span<float> full = group->params_full.span();
+    const std::int64_t shard = group->shard_elems();
+    gathers.push_back(comm_.all_gather(full.subspan(r * shard, shard), full));
+  }
+  for (Work& w : gathers) w.wait();
+}
+
+}  // namespace zs::detail

@@ -1,0 +1,149 @@
+#include "gradient_reducer.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace zs::detail {
+
+struct GradientReducer::Bucket {
+  struct Piece {
+    ParameterGroup* group;
+    std::int64_t shard_offset;  // in the group's shard
+    std::int64_t length;
+    std::int64_t chunk_offset;  // in each rank's chunk of the bucket
+  };
+  Buffer data;  // world_size x chunk (compacted to world_size x fill when issued)
+  std::int64_t chunk = 0, fill = 0;
+  std::vector<Piece> pieces;
+  Work reduction;
+};
+
+GradientReducer::GradientReducer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
+                                 BufferPool& pool)
+    : policy_(policy), config_(config), comm_(group_comm), pool_(pool) {}
+
+GradientReducer::~GradientReducer() = default;
+
+std::size_t GradientReducer::in_flight_limit() const {
+  return config_.overlap_comm ? static_cast<std::size_t>(config_.reductions_in_flight) : 0;
+}
+
+void GradientReducer::accumulate(float* accumulator, const float* reduced, std::int64_t length) {
+  for (std::int64_t i = 0; i < length; ++i) accumulator[i] += reduced[i];
+}
+
+void GradientReducer::reduce(ParameterGroup& group) {
+  group.reduced_this_step = true;
+  if (config_.reduce_bucket_size > 0) {
+    pack(group);
+    return;
+  }
+  issue(group);
+  complete_beyond(in_flight_limit());
+}
+
+void GradientReducer::finish() {
+  issue_bucket();
+  complete_buckets_beyond(0);
+  complete_beyond(0);
+}
+
+void GradientReducer::issue(ParameterGroup& group) {
+  std::span<float> full = group.grads_full.span();
+  const std::int64_t shard = group.shard_elems();
+  // In place: this rank's reduced chunk lands in its own slice of the whole buffer.
+  group.reduction = policy_.reduction == GradientReduction::all_reduce
+                        ? comm_.all_reduce(full)
+                        : comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard));
+  group.reduction_pending = true;
+  groups_in_flight_.push_back(&group);
+}
+
+void GradientReducer::complete(ParameterGroup& group) {
+  if (!group.reduction_pending) return;
+  group.reduction.wait();
+  group.reduction_pending = false;
+  if (!policy_.shard_gradients) return;
+  const std::int64_t shard = group.shard_elems();
+  accumulate(group.grads_shard.data(), group.grads_full.data() + comm_.rank() * shard, shard);
+  group.grads_full.reset();
+  group.bind();
+}
+
+void GradientReducer::complete_beyond(std::size_t keep) {
+  while (groups_in_flight_.size() > keep) {
+    complete(*groups_in_flight_.front());
+    groups_in_flight_.pop_front();
+  }
+}
+
+void GradientReducer::pack(ParameterGroup& group) {
+  const int ranks = comm_.size();
+  const std::int64_t shard = group.shard_elems();
+  const std::int64_t chunk = std::max<std::int64_t>(1, config_.reduce_bucket_size / ranks);
+  for (std::int64_t done = 0; done < shard;) {
+    if (!open_bucket_) {
+      open_bucket_ = std::make_unique<Bucket>();
+      open_bucket_->chunk = chunk;
+      open_bucket_->data = pool_.take(MemoryCategory::communication, ranks * chunk);
+    }
+    Bucket& bucket = *open_bucket_;
+    const std::int64_t length = std::min(shard - done, bucket.chunk - bucket.fill);
+    for (int r = 0; r < ranks; ++r)
+      std::copy_n(group.grads_full.data() + r * shard + done, length, bucket.data.data() + r * bucket.chunk + bucket.fill);
+    bucket.pieces.push_back({&group, done, length, bucket.fill});
+    bucket.fill += length;
+    done += length;
+    if (bucket.fill == bucket.chunk) issue_bucket();
+  }
+  if (!policy_.shard_gradients) return;
+  // The bucket holds copies: the group's whole gradients can go now, not when the collective ends.
+  group.grads_full.reset();
+  group.bind();
+}
+
+void GradientReducer::issue_bucket() {
+  if (!open_bucket_ || open_bucket_->fill == 0) return;
+  std::unique_ptr<Bucket> bucket = std::move(open_bucket_);
+  const int ranks = comm_.size();
+  // A partly filled bucket (the last of a backward) is compacted to world_size x fill, so the
+  // reduce-scatter's chunks are the ranks' chunks again. Moving chunk r down to r * fill in
+  // rank order never overwrites a chunk not yet moved.
+  if (bucket->fill < bucket->chunk)
+    for (int r = 1; r < ranks; ++r)
+      std::memmove(bucket->data.data() + r * bucket->fill, bucket->data.data() + r * bucket->chunk,
+                   static_cast<std::size_t>(bucket->fill) * sizeof(float));
+  std::span<float> all = bucket->data.span().first(ranks * bucket->fill);
+  bucket->reduction = policy_.reduction == GradientReduction::all_reduce
+                          ? comm_.all_reduce(all)
+                          : comm_.reduce_scatter(all, all.subspan(comm_.rank() * bucket->fill, bucket->fill));
+  buckets_in_flight_.push_back(std::move(bucket));
+  complete_buckets_beyond(in_flight_limit());
+}
+
+void GradientReducer::unpack(const Bucket& bucket) {
+  const int rank = comm_.rank();
+  for (const Bucket::Piece& piece : bucket.pieces) {
+    ParameterGroup& group = *piece.group;
+    auto reduced = [&](int r) { return bucket.data.data() + r * bucket.fill + piece.chunk_offset; };
+    if (policy_.shard_gradients) {
+      accumulate(group.grads_shard.data() + piece.shard_offset, reduced(rank), piece.length);
+      continue;
+    }
+    const std::int64_t shard = group.shard_elems();
+    for (int r = 0; r < comm_.size(); ++r)
+      if (policy_.reduction == GradientReduction::all_reduce || r == rank)
+        std::copy_n(reduced(r), piece.length, group.grads_full.data() + r * shard + piece.shard_offset);
+  }
+}
+
+void GradientReducer::complete_buckets_beyond(std::size_t keep) {
+  while (buckets_in_flight_.size() > keep) {
+    std::unique_ptr<Bucket> bucket = std::move(buckets_in_flight_.front());
+    buckets_in_flight_.pop_front();
+    bucket->reduction.wait();
+    unpack(*bucket);
+  }
+}
+
+}  // namespace zs::detail

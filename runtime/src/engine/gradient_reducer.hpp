@@ -1,0 +1,66 @@
+#pragma once
+// Reduces gradients across the ranks of a group communicator, as the sharding policy says:
+// all-reduce (stage 0) or reduce-scatter (stages 1-3), one collective per parameter group or,
+// with reduce_bucket_size, DeepSpeed's reduce buckets on a rank-sharded layout.
+//
+// Buckets: a bucket of C elements per rank is a buffer of world_size x C; chunk r holds pieces
+// of rank r's shard of one or more groups, in the order groups finish their backward (the same
+// on every rank). Every element is still summed in its owner rank's chunk, so the additions
+// happen in the same order as without buckets: results are bit-identical.
+//
+// Where the reduced values go: with sharded gradients (stages 2-3) this rank's reduced chunk is
+// added to the group's shard accumulator and the whole gradients are freed; otherwise (stages
+// 0-1) the whole gradients are the accumulator and the reduced values are written back into
+// them (every rank's slice for an all-reduce, the own slice for a reduce-scatter).
+//
+// In flight: at most reductions_in_flight collectives (with overlap; none without); the oldest
+// is completed before another starts, at points fixed by the order alone, so memory is the same
+// every step and on every rank.
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "zeroshard/comm/communicator.hpp"
+#include "zeroshard/runtime/engine_config.hpp"
+#include "zeroshard/runtime/sharding_policy.hpp"
+#include "buffer_pool.hpp"
+#include "parameter_group.hpp"
+
+namespace zs::detail {
+
+class GradientReducer {
+ public:
+  GradientReducer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm, BufferPool& pool);
+  ~GradientReducer();
+
+  /// Collective: starts reducing `group`'s whole gradients (this micro-step's, or the
+  /// accumulated ones at the boundary) and marks it reduced for this step.
+  void reduce(ParameterGroup& group);
+  /// Collective: issues the last, partly filled bucket and completes everything in flight.
+  void finish();
+
+ private:
+  struct Bucket;
+  void issue(ParameterGroup& group);
+  void complete(ParameterGroup& group);
+  void complete_beyond(std::size_t keep);
+  void pack(ParameterGroup& group);
+  void issue_bucket();
+  void complete_buckets_beyond(std::size_t keep);
+  void unpack(const Bucket& bucket);
+  std::size_t in_flight_limit() const;
+  // Stages 2-3: adds this rank's reduced values to the shard accumulator.
+  static void accumulate(float* accumulator, const float* reduced, std::int64_t length);
+
+  const ShardingPolicy& policy_;
+  const EngineConfig& config_;
+  Communicator& comm_;
+  BufferPool& pool_;
+  std::deque<ParameterGroup*> groups_in_flight_;  // issue order
+  std::unique_ptr<Bucket> open_bucket_;           // being filled
+  std::deque<std::unique_ptr<Bucket>> buckets_in_flight_;  // issue order
+};
+
+}  // namespace zs::detail

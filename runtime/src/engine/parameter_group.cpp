@@ -1,0 +1,26 @@
+#include "parameter_group.hpp"
+
+namespace zs::detail {
+
+std::int64_t ParameterGroup::parameter_count() const {
+  std::int64_t count = 0;
+  for (const nn::Parameter* p : params) count += p->numel();
+  return count;
+}
+
+std::vector<ParameterGroup*> ParameterGroup::needs() {
+  std::vector<ParameterGroup*> groups{this};
+  groups.insert(groups.end(), borrowed_from.begin(), borrowed_from.end());
+  return groups;
+}
+
+void ParameterGroup::bind() {
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const auto& slot = layout.tensors()[i];
+    nn::Parameter& p = *params[i];
+    p.value = params_full.empty() ? Tensor() : Tensor::view(params_full.data() + slot.offset, p.shape);
+    p.grad = grads_full.empty() ? Tensor() : Tensor::view(grads_full.data() + slot.offset, p.shape);
+  }
+}
+
+}  // namespace zs::detail

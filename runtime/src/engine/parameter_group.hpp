@@ -1,0 +1,56 @@
+#pragma once
+// A parameter group (the engine's "unit", FSDP2's fully_shard group): the modules that run
+// together, the parameters they own packed into one flat layout, and every buffer a ZeRO
+// stage holds for them. Rank r owns slice r of each flat buffer.
+//
+// Tied parameters: a Parameter listed by modules of several groups belongs to the first group
+// that lists it (one master, one optimizer state, saved once); the later groups *borrow* it
+// and list its owner in `borrowed_from`. Whoever needs a group's parameters (gathers, frees,
+// gradient buffers) needs its owners' too: needs().
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "zeroshard/comm/work.hpp"
+#include "zeroshard/runtime/nn/module.hpp"
+#include "zeroshard/runtime/optimizer.hpp"
+#include "zeroshard/sharding/flat_layout.hpp"
+#include "buffer_pool.hpp"
+
+namespace zs::detail {
+
+struct ParameterGroup {
+  std::size_t index = 0;                    // position in the engine's group list
+  std::vector<nn::Module*> modules;         // run in this order
+  std::vector<nn::Parameter*> params;       // owned here, in layout order
+  std::vector<ParameterGroup*> borrowed_from;  // owners of tied parameters these modules use
+  sharding::FlatLayout layout;
+  std::vector<ParameterRun> full_runs;      // optimizer runs over the whole buffer
+  std::vector<ParameterRun> shard_runs;     // ... over this rank's shard (padding excluded)
+  bool shards_parameters = false;           // the policy's answer for this group's size
+
+  Buffer params_full;   // whole parameters: always unless shards_parameters, else while gathered
+  Buffer params_shard;  // shards_parameters: this rank's master slice
+  Buffer grads_full;    // whole gradients: stages 0-1 always; 2-3 from first backward use to reduction
+  Buffer grads_shard;   // stages 2-3: this rank's accumulated slice
+  Buffer state;         // optimizer states, state_per_element arrays back to back (whole or shard)
+
+  Work gather;                     // the all-gather filling params_full
+  bool kept_for_backward = false;  // gathered in forward, held until backward
+  Work reduction;                  // this micro-step's gradient collective
+  bool reduction_pending = false;
+  bool reduced_this_step = false;  // reduced during the last backward (stages 0-1)
+
+  std::int64_t shard_elems() const { return layout.shard_numel(); }
+  std::int64_t padded_elems() const { return layout.padded_numel(); }
+  std::int64_t parameter_count() const;
+  /// This group and the groups it borrows parameters from: what must be gathered while its
+  /// modules run, and whose gradient buffers its backward writes.
+  std::vector<ParameterGroup*> needs();
+  /// Points each owned parameter's value and grad at the whole buffers (empty tensors while a
+  /// buffer is not held), so modules read and accumulate in place.
+  void bind();
+};
+
+}  // namespace zs::detail

@@ -1,0 +1,87 @@
+#include "sharded_optimizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "zeroshard/comm/mpi_check.hpp"
+
+namespace zs::detail {
+
+ShardedOptimizer::ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm)
+    : policy_(policy), config_(config), comm_(group_comm), optimizer_(config.optimizer) {}
+
+std::int64_t ShardedOptimizer::state_elements(const ParameterGroup& group) const {
+  return (policy_.shard_optimizer_states ? group.shard_elems() : group.padded_elems()) * optimizer_.state_per_element();
+}
+
+std::span<float> ShardedOptimizer::own_state(ParameterGroup& group, std::size_t k) const {
+  const std::int64_t shard = group.shard_elems();
+  if (policy_.shard_optimizer_states) return group.state.slice(static_cast<std::int64_t>(k) * shard, shard);
+  return group.state.slice(static_cast<std::int64_t>(k) * group.padded_elems() + comm_.rank() * shard, shard);
+}
+
+std::span<float> ShardedOptimizer::own_gradients(ParameterGroup& group) const {
+  if (policy_.shard_gradients) return group.grads_shard.span();
+  return group.grads_full.slice(comm_.rank() * group.shard_elems(), group.shard_elems());
+}
+
+double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups) {
+  const bool max_norm = std::isinf(config_.gradient_clipping_norm_type);
+  // {sum of squares} for the 2-norm; {max |g|, NaN seen} for the inf-norm (MPI_MAX would
+  // drop a NaN, so it travels as a flag).
+  double local[2] = {0, 0};
+  for (auto& group : groups) {
+    const std::span<const float> grads = own_gradients(*group);
+    for (const ParameterRun& run : group->shard_runs)
+      for (std::int64_t i = run.offset; i < run.offset + run.length; ++i) {
+        const double g = grads[static_cast<std::size_t>(i)];
+        if (!max_norm) local[0] += g * g;
+        else if (std::isnan(g)) local[1] = 1;
+        else local[0] = std::max(local[0], std::abs(g));
+      }
+  }
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, local, max_norm ? 2 : 1, MPI_DOUBLE, max_norm ? MPI_MAX : MPI_SUM,
+                             comm_.handle()));
+  if (max_norm) return local[1] != 0 ? std::nan("") : local[0];
+  return std::sqrt(local[0]);
+}
+
+StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step) {
+  const float scale = 1.0f / static_cast<float>(comm_.size() * config_.gradient_accumulation_steps);
+  const int r = comm_.rank();
+  // What each group updates: every element at stage 0 (the states are whole), else its own
+  // slice (of whole parameters, or the master shard when parameters are sharded).
+  struct Update {
+    std::span<float> params, grads;
+    const std::vector<ParameterRun>* runs;
+  };
+  std::vector<Update> updates;
+  for (auto& group : groups) {
+    Update u;
+    const std::int64_t shard = group->shard_elems();
+    if (!policy_.shard_optimizer_states) {
+      u = {group->params_full.span(), group->grads_full.span(), &group->full_runs};
+    } else {
+      u.params = group->shards_parameters ? group->params_shard.span() : group->params_full.slice(r * shard, shard);
+      u.grads = own_gradients(*group);
+      u.runs = &group->shard_runs;
+    }
+    for (float& g : u.grads) g *= scale;
+    updates.push_back(u);
+  }
+  StepOutcome outcome;
+  outcome.gradient_norm = global_norm(groups);
+  if (!std::isfinite(outcome.gradient_norm)) return outcome;
+  const double clip = config_.gradient_clipping > 0 ? config_.gradient_clipping / (outcome.gradient_norm + 1e-6) : 1.0;
+  for (std::size_t k = 0; k < groups.size(); ++k) {
+    if (clip < 1.0) {
+      const auto coefficient = static_cast<float>(clip);
+      for (float& g : updates[k].grads) g *= coefficient;
+    }
+    optimizer_.update(updates[k].params, updates[k].grads, groups[k]->state.span(), *updates[k].runs, lr, step);
+  }
+  outcome.applied = true;
+  return outcome;
+}
+
+}  // namespace zs::detail

@@ -1,0 +1,61 @@
+#pragma once
+// The optimizer step over sharded gradients: average, global norm, clip, skip or update.
+//
+// 1. Gradients summed over ranks and micro-steps are divided by (world size x accumulation
+//    steps): DDP's and DeepSpeed's average.
+// 2. The global norm of the averaged gradient (torch.nn.utils.clip_grad_norm_: norm type 2 or
+//    inf) is computed over every parameter exactly once: each rank measures the elements of
+//    its own shard (replicated gradients at stages 0-1 are measured in slice r on rank r only;
+//    padding is never measured; a tied parameter has one owner), in float64, in the same order
+//    at every stage, and one all-reduce combines the ranks. So the norm is bitwise the same for
+//    every stage at one world size, and the same to float64 rounding across world sizes.
+// 3. A norm that is not finite (an inf or NaN gradient on any rank) skips the update on every
+//    rank: parameters and optimizer states stay as they are (DeepSpeed's overflow skip; the
+//    caller does not advance the step count or the schedule).
+// 4. Clipping (gradient_clipping > 0): if max_norm / (norm + 1e-6) < 1, every gradient is
+//    multiplied by it (PyTorch's formula), then the elementwise update of the own elements.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "zeroshard/comm/communicator.hpp"
+#include "zeroshard/runtime/engine_config.hpp"
+#include "zeroshard/runtime/optimizer.hpp"
+#include "zeroshard/runtime/sharding_policy.hpp"
+#include "parameter_group.hpp"
+
+namespace zs::detail {
+
+struct StepOutcome {
+  double gradient_norm = 0;  // before clipping
+  bool applied = false;      // false: the norm was not finite, nothing was updated
+};
+
+class ShardedOptimizer {
+ public:
+  ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm);
+
+  const Optimizer& optimizer() const { return optimizer_; }
+  /// Floats of optimizer state `group` holds (whole at stage 0, its shard otherwise).
+  std::int64_t state_elements(const ParameterGroup& group) const;
+  /// State array `k` (optimizer().state_names()[k]) of `group`, this rank's slice of it.
+  std::span<float> own_state(ParameterGroup& group, std::size_t k) const;
+  /// Collective: steps 1-4 above over every group, with learning rate `lr` and the update
+  /// count `step` (from 1: Adam's bias correction).
+  StepOutcome step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step);
+
+ private:
+  // The gradient elements this rank updates and measures: its slice of the whole gradients
+  // (stages 0-1) or its shard accumulator (stages 2-3).
+  std::span<float> own_gradients(ParameterGroup& group) const;
+  double global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups);
+
+  const ShardingPolicy& policy_;
+  const EngineConfig& config_;
+  Communicator& comm_;
+  Optimizer optimizer_;
+};
+
+}  // namespace zs::detail

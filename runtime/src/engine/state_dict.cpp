@@ -1,0 +1,115 @@
+#include "state_dict.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/checkpoint/checkpoint_reader.hpp"
+#include "zeroshard/checkpoint/collective_outcome.hpp"
+#include "zeroshard/error.hpp"
+
+namespace zs::detail {
+
+namespace {
+
+std::string unit_name(std::size_t index) {
+  char name[32];
+  std::snprintf(name, sizeof name, "unit_%04zu", index);
+  return name;
+}
+
+std::string config_text(const EngineConfig& config) {
+  std::string text;
+  for (const auto& [key, value] : config_entries(config)) text += key + " = " + value + "\n";
+  return text;
+}
+
+}  // namespace
+
+std::vector<StateDict::NamedSlice> StateDict::own_slices(ParameterGroup& group) const {
+  const std::int64_t shard = group.shard_elems();
+  std::vector<NamedSlice> slices;
+  slices.push_back({"params", group.shards_parameters ? group.params_shard.span()
+                                                      : group.params_full.slice(core_.comm.rank() * shard, shard)});
+  const auto states = core_.optimizer->optimizer().state_names();
+  for (std::size_t k = 0; k < states.size(); ++k) slices.push_back({states[k], core_.optimizer->own_state(group, k)});
+  return slices;
+}
+
+checkpoint::ShardContents StateDict::contents(const ClientState& client_state) const {
+  checkpoint::ShardContents contents;
+  contents.rank = core_.comm.rank();
+  contents.world_size = core_.comm.size();
+  contents.state = {core_.optimizer_steps, core_.micro_steps, core_.policy.stage,
+                    to_string(core_.config.optimizer.kind), config_text(core_.config), client_state};
+  std::ostringstream random;
+  random << core_.dropout_random;
+  contents.rng_state = random.str();
+  for (auto& group : core_.groups) {
+    checkpoint::UnitShard out{unit_name(group->index), group->layout, {}};
+    for (const auto& [name, slice] : own_slices(*group)) out.buffers.push_back({name, slice});
+    contents.units.push_back(std::move(out));
+  }
+  return contents;
+}
+
+checkpoint::TrainingState StateDict::load(const std::string& dir, const std::string& tag) {
+  const int r = core_.comm.rank();
+  std::unique_ptr<checkpoint::CheckpointReader> opened;
+  checkpoint::run_on_all_ranks(core_.comm, [&] { opened = std::make_unique<checkpoint::CheckpointReader>(dir, tag, r); });
+  checkpoint::CheckpointReader& reader = *opened;
+  checkpoint::run_on_all_ranks(core_.comm, [&] {
+    std::vector<sharding::TensorSpec> model;
+    for (const auto& group : core_.groups)
+      for (const auto& slot : group->layout.tensors()) model.push_back(slot.spec);
+    reader.require_same_tensors(model);
+    const std::string optimizer = to_string(core_.config.optimizer.kind);
+    if (reader.state().optimizer != optimizer)
+      throw checkpoint::CheckpointError("checkpoint " + reader.directory() + " was saved with optimizer '" +
+                                        reader.state().optimizer + "', this engine uses '" + optimizer +
+                                        "': configure the same optimizer");
+    // Each rank reads its own slice of every buffer; whole copies are all-gathered below.
+    for (auto& group : core_.groups)
+      for (const auto& [name, slice] : own_slices(*group))
+        reader.read(group->layout, name, r * group->shard_elems(), slice);
+    // The same ranks in the same order continue the same random streams; otherwise each rank
+    // starts a fresh stream derived from the seed, its rank and the step.
+    if (reader.world_size() == core_.comm.size()) {
+      std::istringstream random(reader.rng_state_of(r));
+      random >> core_.dropout_random;
+      if (!random)
+        throw checkpoint::CheckpointError("checkpoint " + reader.directory() + ": rank " + std::to_string(r) +
+                                          "'s RNG state is unreadable");
+    } else {
+      std::seed_seq seed{core_.config.seed, static_cast<std::uint64_t>(r),
+                         static_cast<std::uint64_t>(reader.state().step)};
+      core_.dropout_random.seed(seed);
+    }
+  });
+  gather_whole_buffers();
+  for (auto& group : core_.groups) {
+    group->grads_full.fill(0.0f);
+    group->grads_shard.fill(0.0f);
+  }
+  core_.optimizer_steps = reader.state().step;
+  core_.micro_steps = reader.state().micro_step;
+  return reader.state();
+}
+
+void StateDict::gather_whole_buffers() {
+  core_.gathers->gather_whole_parameters();
+  if (core_.policy.shard_optimizer_states) return;
+  const int r = core_.comm.rank();
+  const std::size_t states = core_.optimizer->optimizer().state_names().size();
+  std::vector<Work> gathers;
+  for (auto& group : core_.groups) {
+    const std::int64_t shard = group->shard_elems(), padded = group->padded_elems();
+    for (std::size_t k = 0; k < states; ++k) {
+      std::span<float> full = group->state.slice(static_cast<std::int64_t>(k) * padded, padded);
+      gathers.push_back(core_.comm.all_gather(full.subspan(r * shard, shard), full));
+    }
+  }
+  for (Work& w : gathers) w.wait();
+}
+
+}  // namespace zs::detail
