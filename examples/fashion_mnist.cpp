@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -24,6 +26,15 @@
 #include "zeroshard/runtime/engine.hpp"
 
 namespace {
+
+// JSON has no NaN or infinity: a non-finite value (a skipped step's norm) is written as null.
+std::string json_number(double value) {
+  if (!std::isfinite(value)) return "null";
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
 
 struct Options {
   std::string config_path;
@@ -238,6 +249,9 @@ int main(int argc, char** argv) {
         window_samples += config.micro_batch_size * world;
         ++window_steps;
         const bool stepped = engine.step();
+        if (stepped && engine.last_step_skipped() && rank == 0)
+          std::printf("step skipped: the gradient norm is %g (an inf or NaN gradient); parameters left unchanged\n",
+                      engine.gradient_norm());
         if (stepped && options.save_every > 0 && engine.optimizer_steps() % options.save_every == 0) save(epoch, s + 1);
         if (!stepped || engine.optimizer_steps() % options.log_every != 0) continue;
         double mean_loss = window_loss / window_steps;
@@ -249,12 +263,14 @@ int main(int argc, char** argv) {
         const auto now = std::chrono::steady_clock::now();
         const double seconds = std::chrono::duration<double>(now - window_start).count();
         if (rank == 0) {
-          std::printf("epoch %d step %lld loss %.4f lr %.2e %.0f samples/s model-state/rank %.2f-%.2f MiB\n", epoch + 1,
-                      static_cast<long long>(engine.optimizer_steps()), mean_loss, lr, window_samples / seconds,
-                      mib(low), mib(high));
+          std::printf("epoch %d step %lld loss %.4f lr %.2e grad-norm %.3f %.0f samples/s model-state/rank %.2f-%.2f MiB\n",
+                      epoch + 1, static_cast<long long>(engine.optimizer_steps()), mean_loss, lr, engine.gradient_norm(),
+                      window_samples / seconds, mib(low), mib(high));
           metrics << "{\"kind\":\"train\",\"epoch\":" << epoch + 1 << ",\"step\":" << engine.optimizer_steps()
-                  << ",\"loss\":" << mean_loss << ",\"lr\":" << lr << ",\"samples_per_second\":" << window_samples / seconds
-                  << ",\"model_state_bytes_max\":" << high << "}\n";
+                  << ",\"loss\":" << mean_loss << ",\"lr\":" << lr << ",\"grad_norm\":" << json_number(engine.gradient_norm())
+                  << ",\"skipped_steps\":" << engine.skipped_steps()
+                  << ",\"samples_per_second\":" << window_samples / seconds << ",\"model_state_bytes_max\":" << high
+                  << "}\n";
           std::fflush(stdout);
         }
         window_start = now;

@@ -55,48 +55,99 @@ std::int64_t block_of(std::int64_t extent) { return std::max<std::int64_t>(64, (
 void call(const std::function<void()>* progress) {
   if (progress && *progress) (*progress)();
 }
+
+
+// y = x W^T (+ b) for Linear and TiedLinear: W [out, in], x [rows, in].
+void affine_forward(const Tensor& input, const Tensor& weight, const Parameter* bias, std::int64_t in,
+                    std::int64_t out, Tensor& output, const std::function<void()>* progress) {
+  const std::int64_t rows = rows_of(input);
+  output.resize(with_last(input.shape(), out));
+  auto y = matrix(output, rows, out);
+  const auto x = matrix(input, rows, in);
+  const auto w = matrix(weight, out, in);
+  const std::int64_t block = block_of(out);
+  for (std::int64_t j = 0; j < out; j += block) {
+    const std::int64_t n = std::min(block, out - j);
+    y.middleCols(j, n).noalias() = x * w.middleRows(j, n).transpose();
+    call(progress);
+  }
+  if (bias) y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias->value.data(), out);
+}
+
+// Accumulates dW (and db) and returns dx in `grad_input`.
+void affine_backward(const Tensor& grad_output, const Tensor& input, Parameter& weight, Parameter* bias,
+                     std::int64_t in, std::int64_t out, Tensor& grad_input, const std::function<void()>* progress) {
+  const std::int64_t rows = rows_of(input);
+  const auto g = matrix(grad_output, rows, out);
+  const auto x = matrix(input, rows, in);
+  const auto w = matrix(weight.value, out, in);
+  auto dw = matrix(weight.grad, out, in);
+  const std::int64_t out_block = block_of(out);
+  for (std::int64_t j = 0; j < out; j += out_block) {
+    const std::int64_t n = std::min(out_block, out - j);
+    dw.middleRows(j, n).noalias() += g.middleCols(j, n).transpose() * x;
+    call(progress);
+  }
+  if (bias) Eigen::Map<Eigen::RowVectorXf>(bias->grad.data(), out) += g.colwise().sum();
+  grad_input.resize(input.shape());
+  auto dx = matrix(grad_input, rows, in);
+  const std::int64_t in_block = block_of(in);
+  for (std::int64_t k = 0; k < in; k += in_block) {
+    const std::int64_t n = std::min(in_block, in - k);
+    dx.middleCols(k, n).noalias() = g * w.middleCols(k, n);
+    call(progress);
+  }
+}
 }  // namespace
 
 const Tensor& Linear::forward(const Tensor& input, const ForwardContext& context) {
   require_features(name(), input, in_);
-  const std::int64_t rows = rows_of(input);
   input_ = input;  // shares storage: backward needs x
   progress_ = context.progress;
-  output_.resize(with_last(input.shape(), out_));
-  auto y = matrix(output_, rows, out_);
-  const auto x = matrix(input, rows, in_);
-  const auto w = matrix(weight.value, out_, in_);
-  const std::int64_t block = block_of(out_);
-  for (std::int64_t j = 0; j < out_; j += block) {
-    const std::int64_t n = std::min(block, out_ - j);
-    y.middleCols(j, n).noalias() = x * w.middleRows(j, n).transpose();
-    call(progress_);
-  }
-  if (has_bias_) y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.value.data(), out_);
+  affine_forward(input, weight.value, has_bias_ ? &bias : nullptr, in_, out_, output_, progress_);
   return output_;
 }
 
 const Tensor& Linear::backward(const Tensor& grad_output) {
-  const std::int64_t rows = rows_of(input_);
-  const auto g = matrix(grad_output, rows, out_);
-  const auto x = matrix(input_, rows, in_);
-  const auto w = matrix(weight.value, out_, in_);
-  auto dw = matrix(weight.grad, out_, in_);
-  const std::int64_t out_block = block_of(out_);
-  for (std::int64_t j = 0; j < out_; j += out_block) {
-    const std::int64_t n = std::min(out_block, out_ - j);
-    dw.middleRows(j, n).noalias() += g.middleCols(j, n).transpose() * x;
-    call(progress_);
-  }
-  if (has_bias_) Eigen::Map<Eigen::RowVectorXf>(bias.grad.data(), out_) += g.colwise().sum();
-  grad_input_.resize(input_.shape());
-  auto dx = matrix(grad_input_, rows, in_);
-  const std::int64_t in_block = block_of(in_);
-  for (std::int64_t k = 0; k < in_; k += in_block) {
-    const std::int64_t n = std::min(in_block, in_ - k);
-    dx.middleCols(k, n).noalias() = g * w.middleCols(k, n);
-    call(progress_);
-  }
+  affine_backward(grad_output, input_, weight, has_bias_ ? &bias : nullptr, in_, out_, grad_input_, progress_);
+  return grad_input_;
+}
+
+// ---- TiedLinear ----
+TiedLinear::TiedLinear(std::string name, Parameter& weight, bool bias)
+    : Module(name),
+      bias(name + ".bias", {bias ? weight.shape.at(0) : 0}, /*decay=*/false),
+      weight_(weight),
+      in_(weight.shape.at(1)),
+      out_(weight.shape.at(0)),
+      has_bias_(bias) {
+  if (weight.shape.size() != 2)
+    throw InvalidArgument(this->name() + ": a tied weight must be a matrix [out, in], not " + to_string(weight.shape));
+}
+
+std::vector<Parameter*> TiedLinear::parameters() {
+  if (has_bias_) return {&weight_, &bias};
+  return {&weight_};
+}
+
+void TiedLinear::reset_parameters(std::mt19937_64& random) {
+  // The borrowed weight is its owner's to initialise; the bias as Linear's.
+  if (!has_bias_) return;
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in_));
+  std::uniform_real_distribution<float> uniform(-bound, bound);
+  for (std::int64_t i = 0; i < bias.value.numel(); ++i) bias.value.data()[i] = uniform(random);
+}
+
+const Tensor& TiedLinear::forward(const Tensor& input, const ForwardContext& context) {
+  require_features(name(), input, in_);
+  input_ = input;
+  progress_ = context.progress;
+  affine_forward(input, weight_.value, has_bias_ ? &bias : nullptr, in_, out_, output_, progress_);
+  return output_;
+}
+
+const Tensor& TiedLinear::backward(const Tensor& grad_output) {
+  affine_backward(grad_output, input_, weight_, has_bias_ ? &bias : nullptr, in_, out_, grad_input_, progress_);
   return grad_input_;
 }
 

@@ -29,6 +29,31 @@ class Linear final : public Module {
   Tensor input_, output_, grad_input_;
 };
 
+/// y = x W^T (+ b) with W a Parameter owned by another module, [out, in]: an LM head tied to
+/// the token embedding passes the Embedding's [vocab, dim] table and maps [batch, dim] to
+/// [batch, vocab] logits (Press & Wolf, 2017; GPT-2). parameters() lists the borrowed weight
+/// (and its own bias, if any), so the engine knows it is used here; the engine keeps it as one
+/// parameter owned by the first unit that lists it, and its gradient sums both uses. It never
+/// initialises the borrowed weight. Throws InvalidArgument if the weight is not a matrix.
+class TiedLinear final : public Module {
+ public:
+  TiedLinear(std::string name, Parameter& weight, bool bias = false);
+  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
+  const Tensor& backward(const Tensor& grad_output) override;
+  std::vector<Parameter*> parameters() override;
+  std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
+  void reset_parameters(std::mt19937_64& random) override;
+
+  Parameter bias;
+
+ private:
+  Parameter& weight_;
+  std::int64_t in_, out_;
+  bool has_bias_;
+  const std::function<void()>* progress_ = nullptr;
+  Tensor input_, output_, grad_input_;
+};
+
 class ReLU final : public Module {
  public:
   explicit ReLU(std::string name) : Module(std::move(name)) {}
