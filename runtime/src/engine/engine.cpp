@@ -121,9 +121,9 @@ std::vector<std::string> Engine::optimizer_state_names() const { return core_->o
 
 std::string Engine::save(const std::string& dir, const std::string& tag, const ClientState& client_state) {
   const EngineConfig& config = core_->config;
-  if (core_->micro_steps % config.gradient_accumulation_steps != 0)
+  if (core_->window_micro_steps != 0)
     throw InvalidArgument("Engine::save in the middle of gradient accumulation (micro-step " +
-                          std::to_string(core_->micro_steps % config.gradient_accumulation_steps) + " of " +
+                          std::to_string(core_->window_micro_steps) + " of " +
                           std::to_string(config.gradient_accumulation_steps) +
                           "): save right after a step() that returned true");
   const std::string chosen = tag.empty() ? "step_" + std::to_string(core_->optimizer_steps) : tag;
@@ -134,9 +134,11 @@ std::string Engine::save(const std::string& dir, const std::string& tag, const C
 checkpoint::TrainingState Engine::load(const std::string& dir, const std::string& tag) {
   // A pending save commits first (collectively): loading `latest` then sees it.
   core_->checkpoint_writer->wait();
-  if (core_->micro_steps % core_->config.gradient_accumulation_steps != 0)
-    throw InvalidArgument("Engine::load in the middle of gradient accumulation: load before training or right "
-                          "after a step() that returned true");
+  if (core_->window_micro_steps != 0)
+    throw InvalidArgument("Engine::load in the middle of gradient accumulation (micro-step " +
+                          std::to_string(core_->window_micro_steps) + " of " +
+                          std::to_string(core_->config.gradient_accumulation_steps) +
+                          "): load before training or right after a step() that returned true");
   return detail::StateDict(*core_).load(dir, tag);
 }
 

@@ -237,7 +237,15 @@ void EngineCore::recompute_run(std::size_t position) {
 void EngineCore::backward(const Tensor& grad_output) {
   if (!forward_was_training)
     throw InvalidArgument("Engine::backward: the last forward was evaluate() or failed; call forward() before backward()");
-  const bool last_micro_step = (micro_steps + 1) % config.gradient_accumulation_steps == 0;
+  // A second backward before step() would be reduced twice at some stages and once at others
+  // (stages 0-1 reduce during the last micro-step's backward): refused, the same on every rank
+  // since every rank makes the same calls.
+  if (backward_ran)
+    throw InvalidArgument("Engine::backward called twice without step() in between: each micro-step is one forward, "
+                          "one backward and one step(); to sum several micro-batches' gradients set "
+                          "gradient_accumulation_steps and call step() after each backward");
+  backward_ran = true;
+  const bool last_micro_step = window_micro_steps + 1 == config.gradient_accumulation_steps;
   // Stages 2-3 reduce every micro-step; with overlap, stages 0-1 reduce during the backward of
   // the last micro-step instead of at step().
   const bool reduce_here = policy.reduce_every_micro_step || (config.overlap_comm && last_micro_step);
@@ -281,7 +289,9 @@ bool EngineCore::step() {
   // An async save commits at the first step() after every rank finished writing it.
   if (checkpoint_writer->pending()) checkpoint_writer->poll();
   ++micro_steps;
-  if (micro_steps % config.gradient_accumulation_steps != 0) return false;
+  backward_ran = false;
+  if (++window_micro_steps < config.gradient_accumulation_steps) return false;
+  window_micro_steps = 0;
   if (!policy.reduce_every_micro_step) {
     // Groups not reduced during the last backward (all of them without overlap; those the
     // last forward did not use with it).

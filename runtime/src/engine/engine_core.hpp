@@ -62,6 +62,10 @@ class EngineCore {
   std::unique_ptr<checkpoint::CheckpointWriter> checkpoint_writer;
   std::mt19937_64 dropout_random;
   std::int64_t micro_steps = 0;
+  /// Micro-steps into the current accumulation window (0 at a boundary): counted apart from
+  /// micro_steps, so that a load at another accumulation count starts a clean window.
+  int window_micro_steps = 0;
+  bool backward_ran = false;  // since the last step()
   std::int64_t optimizer_steps = 0;
   std::int64_t skipped_steps = 0;
   bool last_step_skipped = false;

@@ -93,6 +93,10 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
   }
   core_.optimizer_steps = reader.state().step;
   core_.micro_steps = reader.state().micro_step;
+  // Saves happen at boundaries only; whatever accumulation count saved it, this engine starts
+  // a clean window of its own count (the counts may differ).
+  core_.window_micro_steps = 0;
+  core_.backward_ran = false;
   return reader.state();
 }
 

@@ -102,6 +102,9 @@ class Engine {
   const Tensor& forward(const Tensor& input, const ForwardProgram& program);
   const Tensor& evaluate(const Tensor& input, const ForwardProgram& program);
   /// Backward from d(loss)/d(output) of the last forward; accumulates this micro-step's grads.
+  /// One backward per micro-step: throws InvalidArgument (on every rank alike, as every rank
+  /// makes the same calls) if a backward already ran since the last step(), or if the last
+  /// forward was evaluate().
   void backward(const Tensor& grad_output);
   /// Ends a micro-step. Every gradient_accumulation_steps-th call reduces (stages 0-1),
   /// averages, measures the global gradient norm, clips, applies the optimizer with the
@@ -164,7 +167,10 @@ class Engine {
   /// Collective. Loads DIR/TAG (empty: the tag DIR/latest names), saved at any world size,
   /// stage or unit split, into this engine: parameters and optimizer states bitwise as saved,
   /// step counters, LR position; the dropout RNG too when the world size is the one saved.
-  /// Returns the saved training state (client_state included).
+  /// Whatever gradient_accumulation_steps the saving run used, the next micro-step starts a
+  /// clean window of this engine's count (saves happen at boundaries only). Throws
+  /// InvalidArgument in the middle of an accumulation window (load before training or after
+  /// a step() that returned true). Returns the saved training state (client_state included).
   checkpoint::TrainingState load(const std::string& dir, const std::string& tag = "");
   /// Collective. Blocks until a pending async save is written and committed.
   void wait_for_checkpoint();
