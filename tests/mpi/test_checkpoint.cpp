@@ -18,6 +18,7 @@
 
 #include "../support/engine_test_model.hpp"
 #include "../support/mpi_test.hpp"
+#include "../support/shared_temp_dir.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/checkpoint/checkpoint_writer.hpp"
@@ -36,27 +37,13 @@ using testing::run_steps;
 
 class CheckpointTest : public testing::MpiTest, public ::testing::WithParamInterface<CheckpointMode> {
  protected:
-  // A fresh directory shared by every rank (rank 0 names it).
+  // A fresh directory shared by every rank (rank 0 names it), removed after the test.
   void SetUp() override {
-    Communicator comm;
-    std::string name;
-    if (comm.rank() == 0) {
-      char pattern[] = "/tmp/zs_ckpt_test_XXXXXX";
-      name = mkdtemp(pattern);
-    }
-    long long length = static_cast<long long>(name.size());
-    MPI_Bcast(&length, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
-    name.resize(length);
-    MPI_Bcast(name.data(), static_cast<int>(length), MPI_CHAR, 0, MPI_COMM_WORLD);
-    dir_ = name;
+    temp_ = std::make_unique<testing::SharedTempDir>();
+    dir_ = temp_->path();
   }
   void TearDown() override {
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (testing::world_rank() == 0) {
-      std::error_code ignored;
-      fs::permissions(dir_, fs::perms::owner_all, ignored);
-      fs::remove_all(dir_, ignored);
-    }
+    temp_.reset();
     MpiTest::TearDown();
   }
   // Corruption is done by rank 0 alone, then everyone proceeds.
@@ -67,6 +54,7 @@ class CheckpointTest : public testing::MpiTest, public ::testing::WithParamInter
   }
   // The file that holds rank `rank`'s slices in this test's mode.
   std::string data_file(int rank) const { return checkpoint::data_file_name(GetParam(), rank); }
+  std::unique_ptr<testing::SharedTempDir> temp_;
   std::string dir_;
   Communicator comm_;  // outlives the engines a fixture keeps between SetUp and the test
 };
