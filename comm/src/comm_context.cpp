@@ -41,6 +41,8 @@ CommContext::~CommContext() {
   if (comm != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm);
 }
 
+// A collective's tag is its sequence number on this communicator (modulo MPI's tag bound):
+// errors name it, so the Nth collective of every rank can be compared.
 int CommContext::next_tag() {
   const int tag = tag_counter;
   tag_counter = (tag_counter + 1) % tag_upper_bound;

@@ -17,6 +17,16 @@ void ProgressEngine::advance(OpSlot& slot) {
       slot.done = true;
       slot.op.reset();  // returns scratch and request memory now, not when the Work dies
     }
+  } catch (const MpiError& e) {
+    // Name the collective: the MPI call's own text says which call, not which collective.
+    try {
+      throw_collective_error(e.code(), slot.op->describe() + " (" + e.what() + ")");
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+    slot.done = true;
+    slot.op->abandon();
+    slot.op.reset();
   } catch (...) {
     slot.error = std::current_exception();
     slot.done = true;
@@ -40,20 +50,46 @@ void ProgressEngine::progress_all() {
 
 bool ProgressEngine::block_until_some_request_completes() {
   awaited_.clear();
+  owners_.clear();
   for (auto& slot : in_flight_)
-    if (slot->op) slot->op->outstanding_requests(awaited_);
+    if (slot->op) {
+      slot->op->outstanding_requests(awaited_);
+      owners_.resize(awaited_.size(), slot.get());
+    }
   if (awaited_.empty()) return false;
   requests_.resize(awaited_.size());
   for (std::size_t i = 0; i < awaited_.size(); ++i) requests_[i] = *awaited_[i];
   completed_.resize(awaited_.size());
+  statuses_.resize(awaited_.size());
   int count = 0;
   const int code = MPI_Waitsome(static_cast<int>(requests_.size()), requests_.data(), &count, completed_.data(),
-                                MPI_STATUSES_IGNORE);
+                                statuses_.data());
   // Completed requests come back as MPI_REQUEST_NULL: hand every handle back to its owner
   // before reporting any error, so no owner keeps a freed handle.
   for (std::size_t i = 0; i < awaited_.size(); ++i) *awaited_[i] = requests_[i];
+  if (code == MPI_ERR_IN_STATUS) {
+    // The error is in the failed request's status: name its collective and MPI's own reason
+    // (MPI_ERR_IN_STATUS alone says only that some request failed).
+    for (int k = 0; k < count; ++k) {
+      const MPI_Status& status = statuses_[static_cast<std::size_t>(completed_[static_cast<std::size_t>(k)])];
+      if (status.MPI_ERROR == MPI_SUCCESS) continue;
+      const OpSlot& owner = *owners_[static_cast<std::size_t>(completed_[static_cast<std::size_t>(k)])];
+      throw_collective_error(status.MPI_ERROR, owner.op ? owner.op->describe() : std::string("a collective"));
+    }
+  }
   ZS_MPI_CHECK(code);
   return true;
+}
+
+void throw_collective_error(int code, const std::string& collective) {
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw MpiError(code, rank_and_host() + ": " + collective + " failed: " + std::string(text, static_cast<std::size_t>(length)) +
+                           ". A collective fails like this when ranks issue different collectives or sizes at the "
+                           "same point (a rank that skipped a call, a branch on rank-local data). Set "
+                           "communication.verify_across_ranks = true to check every collective's kind, size and "
+                           "dtype across ranks before it starts and name the difference.");
 }
 
 void ProgressEngine::abandon(OpSlot& slot) noexcept {

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "pending_op.hpp"
@@ -34,6 +35,12 @@ class ProgressEngine {
   std::vector<MPI_Request*> awaited_;  // reused by block_until_some_request_completes
   std::vector<MPI_Request> requests_;
   std::vector<int> completed_;
+  std::vector<MPI_Status> statuses_;
+  std::vector<OpSlot*> owners_;  // owners_[i]: the collective awaited_[i] belongs to
 };
+
+/// Throws MpiError: `collective` failed with MPI error `code`, with MPI's message and what
+/// usually causes it (mismatched collectives) and the setting that diagnoses it.
+[[noreturn]] void throw_collective_error(int code, const std::string& collective);
 
 }  // namespace zs::detail
