@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <utility>
 
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
@@ -62,12 +63,24 @@ const std::vector<Key>& keys() {
     auto integer = [&](std::string name, std::string meaning, std::string eq, auto field) {
       k.push_back({std::move(name), Kind::integer, false, std::move(meaning), std::move(eq),
                    [field](const TrainingConfig& c) { return std::to_string(field(const_cast<TrainingConfig&>(c))); },
-                   [field](TrainingConfig& c, const Value& v) { field(c) = static_cast<std::remove_reference_t<decltype(field(c))>>(v.integer); }});
+                   [field](TrainingConfig& c, const Value& v) {
+                     // Never a silent truncation (4294967298 read as 2 by a 32-bit field).
+                     using Field = std::remove_reference_t<decltype(field(c))>;
+                     if (!std::in_range<Field>(v.integer))
+                       throw InvalidArgument(std::to_string(v.integer) + " is outside this key's range [" +
+                                             std::to_string(std::numeric_limits<Field>::min()) + ", " +
+                                             std::to_string(std::numeric_limits<Field>::max()) + "]");
+                     field(c) = static_cast<Field>(v.integer);
+                   }});
     };
     auto real = [&](std::string name, std::string meaning, std::string eq, auto field) {
       k.push_back({std::move(name), Kind::real, false, std::move(meaning), std::move(eq),
                    [field](const TrainingConfig& c) { return number_text(field(const_cast<TrainingConfig&>(c))); },
-                   [field](TrainingConfig& c, const Value& v) { field(c) = v.real; }});
+                   [field](TrainingConfig& c, const Value& v) {
+                     if (!std::isfinite(v.real))
+                       throw InvalidArgument(number_text(v.real) + " is not a finite number");
+                     field(c) = v.real;
+                   }});
     };
     auto boolean = [&](std::string name, std::string meaning, std::string eq, auto field) {
       k.push_back({std::move(name), Kind::boolean, false, std::move(meaning), std::move(eq),
@@ -126,6 +139,8 @@ const std::vector<Key>& keys() {
                    return number_text(c.engine.optimizer.beta1) + "," + number_text(c.engine.optimizer.beta2);
                  },
                  [](TrainingConfig& c, const Value& v) {
+                   if (!std::isfinite(v.first) || !std::isfinite(v.second))
+                     throw InvalidArgument("betas must be finite numbers");
                    c.engine.optimizer.beta1 = v.first;
                    c.engine.optimizer.beta2 = v.second;
                  }});
@@ -223,6 +238,10 @@ Value from_json(const Key& key, const JsonValue& json, const std::string& source
   switch (key.kind) {
     case Kind::integer:
       if (json.type != JsonValue::Type::number || !json.integral) wrong();
+      // The parser holds numbers as doubles: beyond +-2^63 a cast would be undefined.
+      if (!(json.number >= -9223372036854775808.0 && json.number < 9223372036854775808.0))
+        throw InvalidArgument(source + ": " + key.name + " = " + number_text(json.number) +
+                              " is outside the range of a 64-bit integer");
       v.integer = static_cast<long long>(json.number);
       break;
     case Kind::real:

@@ -110,5 +110,36 @@ TEST(FashionMnist, MissingFilesNameTheFixAndForeignFilesAreRejected) {
             std::string::npos);
 }
 
+// Issue 11, item 7: --gradient_accumulation_steps=4294967298 trained with 2 and
+// --zero_optimization.stage=4294967299 with stage 3 (32-bit truncation). Every integer key
+// now either holds the value exactly or refuses it naming the key and the range.
+TEST(Config, NumbersAreNeverTruncatedOrNonFinite) {
+  EXPECT_NE(error_of([] { TrainingConfig().apply_override("gradient_accumulation_steps=4294967298"); })
+                .find("gradient_accumulation_steps"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { TrainingConfig().apply_override("zero_optimization.stage=4294967299"); }).find("range"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { TrainingConfig().apply_json(R"({"seed": 1e30})", "t.json"); }).find("seed"), std::string::npos);
+  for (const ConfigKeyDoc& doc : config_documentation()) {
+    if (doc.type == "a number")
+      for (const char* value : {"inf", "-inf", "nan", "1e400"})
+        EXPECT_NE(error_of([&] { TrainingConfig().apply_override(doc.key + "=" + value); }).find(doc.key),
+                  std::string::npos)
+            << doc.key << "=" << value << " was accepted";
+    if (doc.type != "an integer") continue;
+    for (const char* value : {"4294967298", "-4294967298", "99999999999999999999"}) {
+      TrainingConfig c;
+      const std::string error = error_of([&] { c.apply_override(doc.key + "=" + value); });
+      if (error == "(no error)") {
+        bool exact = false;
+        for (const auto& [key, text] : c.entries()) exact |= key == doc.key && text == value;
+        EXPECT_TRUE(exact) << doc.key << "=" << value << " was accepted but not held exactly";
+      } else {
+        EXPECT_NE(error.find(doc.key), std::string::npos) << error;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace zs
