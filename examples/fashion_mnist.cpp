@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
     model.add<zs::nn::ReLU>("relu2");
     model.add<zs::nn::Dropout>("drop2", options.dropout);
     model.add<zs::nn::Linear>("fc3", options.hidden / 2, 10);
-    zs::Engine engine(model, config.engine, comm);
+    zs::Engine engine(model, config, comm);
     std::optional<zs::examples::BlockRepeats> repeats;
     if (options.block_repeats > 0)
       repeats.emplace(engine, kBlockChild, options.block_repeats, options.layer_drop, config.engine.seed);

@@ -439,6 +439,17 @@ std::vector<std::pair<std::string, std::string>> config_entries(const EngineConf
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> config_entries(const EngineConfig& config,
+                                                                const CommunicatorConfig& communication) {
+  TrainingConfig holder;
+  holder.engine = config;
+  holder.communication = communication;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Key& k : keys())
+    if (k.engine || k.name.rfind("communication.", 0) == 0) out.emplace_back(k.name, k.get(holder));
+  return out;
+}
+
 void require_same_on_all_ranks(const TrainingConfig& config, Communicator& comm) {
   require_same_entries(config.entries(), comm);
 }

@@ -3,6 +3,7 @@
 #include "zeroshard/runtime/engine.hpp"
 
 #include "zeroshard/error.hpp"
+#include "zeroshard/runtime/config.hpp"
 #include "engine_core.hpp"
 #include "state_dict.hpp"
 
@@ -73,6 +74,11 @@ const Tensor& UnitRunner::run(std::size_t unit, const Tensor& input) { return co
 
 Engine::Engine(nn::Sequential& model, EngineConfig config, Communicator& comm)
     : core_(core_over(model, std::move(config), comm)) {}
+
+Engine::Engine(nn::Sequential& model, const TrainingConfig& config, Communicator& comm)
+    : core_(core_over(model, config.engine, comm)) {
+  core_->run_config = config.entries();
+}
 
 Engine::Engine(std::vector<std::vector<nn::Module*>> units, EngineConfig config, Communicator& comm)
     : core_(std::make_unique<detail::EngineCore>(std::move(units), std::move(config), comm,

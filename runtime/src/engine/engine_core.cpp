@@ -25,6 +25,7 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   checkpoint_writer = std::make_unique<checkpoint::CheckpointWriter>(comm);
   build_groups(std::move(units));
   require_same_on_all_ranks(config, comm);
+  run_config = config_entries(config, comm.config());
   require_same_model_on_all_ranks();
   optimizer = std::make_unique<ShardedOptimizer>(policy, config, comm);
   initialize_and_shard();

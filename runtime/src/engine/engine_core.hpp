@@ -71,6 +71,9 @@ class EngineCore {
   bool last_step_skipped = false;
   double gradient_norm;  // NaN until the first boundary
   bool forward_was_training = false;
+  /// "key = value" of the run's configuration, what checkpoints record: the engine's keys and
+  /// the communicator's (Engine's TrainingConfig constructor replaces it with every key).
+  std::vector<std::pair<std::string, std::string>> run_config;
 
  private:
   void build_groups(std::vector<std::vector<nn::Module*>> units);

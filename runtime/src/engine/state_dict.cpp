@@ -18,9 +18,9 @@ std::string unit_name(std::size_t index) {
   return name;
 }
 
-std::string config_text(const EngineConfig& config) {
+std::string config_text(const std::vector<std::pair<std::string, std::string>>& entries) {
   std::string text;
-  for (const auto& [key, value] : config_entries(config)) text += key + " = " + value + "\n";
+  for (const auto& [key, value] : entries) text += key + " = " + value + "\n";
   return text;
 }
 
@@ -41,11 +41,14 @@ checkpoint::ShardContents StateDict::contents(const ClientState& client_state) c
   contents.rank = core_.comm.rank();
   contents.world_size = core_.comm.size();
   contents.state = {core_.optimizer_steps, core_.micro_steps, core_.policy.stage,
-                    to_string(core_.config.optimizer.kind), config_text(core_.config), client_state};
+                    to_string(core_.config.optimizer.kind), config_text(core_.run_config), client_state};
   std::ostringstream random;
   random << core_.dropout_random;
   contents.rng_state = random.str();
   for (auto& group : core_.groups) {
+    // A unit that owns no parameter (only activations, or only borrowed tied parameters) has
+    // nothing to save; loads go by tensor name, not by unit.
+    if (group->params.empty()) continue;
     checkpoint::UnitShard out{unit_name(group->index), group->layout, {}};
     for (const auto& [name, slice] : own_slices(*group)) out.buffers.push_back({name, slice});
     contents.units.push_back(std::move(out));

@@ -38,6 +38,8 @@
 
 namespace zs {
 
+struct TrainingConfig;
+
 namespace detail {
 class EngineCore;
 }
@@ -80,6 +82,9 @@ class Engine {
   /// or unit split). Throws InvalidArgument on every rank for a bad config, ranks that built
   /// different models or hold different settings, or two parameters with one name.
   Engine(nn::Sequential& model, EngineConfig config, Communicator& comm);
+  /// Collective. As above with config.engine; checkpoints also record the rest of the run's
+  /// configuration (train_micro_batch_size_per_gpu, communication.*) exactly as given.
+  Engine(nn::Sequential& model, const TrainingConfig& config, Communicator& comm);
   /// Collective. Units given as lists of modules (FSDP2's fully_shard([a, b])): unit k runs
   /// `units[k]` in the listed order, and the plain forward runs the units in order. A module
   /// may appear in one unit only; a parameter may be listed by modules of several units (tied).
@@ -158,7 +163,8 @@ class Engine {
 
   /// Collective. Writes a checkpoint of everything needed to continue training bit for bit
   /// (master parameters, optimizer states, step counters and LR schedule position, every
-  /// rank's dropout RNG, `client_state`) to DIR/TAG (docs/checkpoint-format.md). An empty
+  /// rank's dropout RNG, `client_state`, and the configuration: the engine's keys, the
+  /// communicator's, and train_micro_batch_size_per_gpu when built from a TrainingConfig) to DIR/TAG (docs/checkpoint-format.md). An empty
   /// tag means "step_<optimizer steps>". Only between optimizer steps (not in the middle of
   /// gradient accumulation). With checkpoint.async the write continues in the background
   /// and commits at a later step() or wait_for_checkpoint(). Returns the tag. Throws

@@ -16,6 +16,7 @@
 namespace zs {
 
 class Communicator;
+struct CommunicatorConfig;
 
 struct EngineConfig {
   /// ZeRO stage 0-3 (zero_optimization.stage). Read once, into a ShardingPolicy
@@ -81,6 +82,10 @@ struct EngineConfig {
 /// "key = value" for every configuration key of `config`, in documentation order (keys as in
 /// docs/config.md): what a checkpoint records and what ranks compare.
 std::vector<std::pair<std::string, std::string>> config_entries(const EngineConfig& config);
+
+/// The same, followed by the communicator's keys (communication.*) of `communication`.
+std::vector<std::pair<std::string, std::string>> config_entries(const EngineConfig& config,
+                                                                const CommunicatorConfig& communication);
 
 /// Collective over `comm`. Throws InvalidArgument on every rank, naming the keys whose values
 /// differ between ranks, if the ranks do not all hold the same engine configuration.
