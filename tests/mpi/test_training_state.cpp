@@ -7,7 +7,9 @@
 #include "../support/engine_test_model.hpp"
 #include "../support/mpi_test.hpp"
 #include "../support/shared_temp_dir.hpp"
+#include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/error.hpp"
+#include "zeroshard/runtime/config.hpp"
 #include "zeroshard/runtime/engine.hpp"
 
 namespace zs {
@@ -95,6 +97,27 @@ TEST_F(TrainingStateTest, LoadAtAnotherAccumulationCountStartsACleanWindow) {
     for (int m = 8; m < 11; ++m) micro_step(fresh, m);
     EXPECT_EQ(loaded.full_parameters(), fresh.full_parameters()) << "stage " << stage;
   }
+}
+
+// Issue 11, item 10: checkpoints claimed train_micro_batch_size_per_gpu = 64 and the default
+// communication.* whatever the run used (the text was built from a default TrainingConfig).
+// Now they record what the run used: every key of the TrainingConfig the engine was built from.
+TEST_F(TrainingStateTest, CheckpointsRecordTheRunsConfiguration) {
+  testing::SharedTempDir dir;
+  const TrainingConfig config = load_training_config(
+      "", {"train_micro_batch_size_per_gpu=17", "communication.segment_bytes=65536", "zero_optimization.stage=2",
+           "gradient_clipping=0.75"});
+  Communicator comm(MPI_COMM_WORLD, config.communication);
+  auto model = make_model(0);
+  Engine engine(*model, config, comm);
+  micro_step(engine, 0);
+  engine.save(dir.path(), "configured");
+  const std::string text = checkpoint::CheckpointReader(dir.path(), "configured", comm.rank()).state().config;
+  for (const auto& [key, value] : config.entries())
+    EXPECT_NE(text.find(key + " = " + value + "\n"), std::string::npos) << key << " = " << value << " missing from:\n"
+                                                                        << text;
+  EXPECT_NE(text.find("train_micro_batch_size_per_gpu = 17\n"), std::string::npos);
+  EXPECT_NE(text.find("communication.segment_bytes = 65536\n"), std::string::npos);
 }
 
 }  // namespace
