@@ -430,13 +430,25 @@ void require_same_entries(const std::vector<std::pair<std::string, std::string>>
 
 }  // namespace
 
+namespace {
+
+// "key = value" of the keys of `config` that `wanted` selects, in documentation order.
+template <class Wanted>
+std::vector<std::pair<std::string, std::string>> entries_where(const TrainingConfig& config, Wanted wanted) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Key& k : keys())
+    if (wanted(k)) out.emplace_back(k.name, k.get(config));
+  return out;
+}
+
+bool is_communication_key(const Key& k) { return k.name.rfind("communication.", 0) == 0; }
+
+}  // namespace
+
 std::vector<std::pair<std::string, std::string>> config_entries(const EngineConfig& config) {
   TrainingConfig holder;
   holder.engine = config;
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const Key& k : keys())
-    if (k.engine) out.emplace_back(k.name, k.get(holder));
-  return out;
+  return entries_where(holder, [](const Key& k) { return k.engine; });
 }
 
 std::vector<std::pair<std::string, std::string>> config_entries(const EngineConfig& config,
@@ -444,10 +456,7 @@ std::vector<std::pair<std::string, std::string>> config_entries(const EngineConf
   TrainingConfig holder;
   holder.engine = config;
   holder.communication = communication;
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const Key& k : keys())
-    if (k.engine || k.name.rfind("communication.", 0) == 0) out.emplace_back(k.name, k.get(holder));
-  return out;
+  return entries_where(holder, [](const Key& k) { return k.engine || is_communication_key(k); });
 }
 
 void require_same_on_all_ranks(const TrainingConfig& config, Communicator& comm) {

@@ -28,6 +28,7 @@
 
 #include "../support/float64_reference.hpp"
 #include "../support/mpi_test.hpp"
+#include "../support/shared_temp_dir.hpp"
 #include "zeroshard/runtime/engine.hpp"
 
 namespace zs {
@@ -239,25 +240,14 @@ TEST_F(TiedParametersTest, StagesAndBuildsAgreeBitwise) {
 class TiedCheckpointTest : public testing::MpiTest {
  protected:
   void SetUp() override {
-    std::string name;
-    if (testing::world_rank() == 0) {
-      char pattern[] = "/tmp/zs_tied_test_XXXXXX";
-      name = mkdtemp(pattern);
-    }
-    long long length = static_cast<long long>(name.size());
-    MPI_Bcast(&length, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
-    name.resize(static_cast<std::size_t>(length));
-    MPI_Bcast(name.data(), static_cast<int>(length), MPI_CHAR, 0, MPI_COMM_WORLD);
-    dir_ = name;
+    temp_ = std::make_unique<testing::SharedTempDir>();
+    dir_ = temp_->path();
   }
   void TearDown() override {
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (testing::world_rank() == 0) {
-      std::error_code ignored;
-      fs::remove_all(dir_, ignored);
-    }
+    temp_.reset();
     MpiTest::TearDown();
   }
+  std::unique_ptr<testing::SharedTempDir> temp_;
   std::string dir_;
 };
 
