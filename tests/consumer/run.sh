@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build tree into a scratch prefix, builds tests/consumer against it with
-# find_package(ZeroShard), and runs the result at 2 ranks.
+# find_package(ZeroShard), runs the ZeroShard::nn-only program, then the full one at 2 ranks
+# ("consumer: ok", which CTest looks for, is printed only if both get that far).
 # Usage: run.sh <build-dir> <consumer-source-dir> <mpirun-wrapper>
 set -euo pipefail
 build=$1 source=$2 mpirun=$3
@@ -9,4 +10,5 @@ trap 'rm -rf "$scratch"' EXIT
 cmake --install "$build" --prefix "$scratch/prefix" >/dev/null
 cmake -S "$source" -B "$scratch/build" -DCMAKE_PREFIX_PATH="$scratch/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$scratch/build" >/dev/null
+"$scratch/build/consumer_nn"
 "$mpirun" -np 2 "$scratch/build/consumer"

@@ -7,7 +7,7 @@
 #include <random>
 
 #include "zeroshard/error.hpp"
-#include "zeroshard/runtime/nn/layers.hpp"
+#include "zeroshard/nn/layers.hpp"
 
 namespace zs::nn {
 namespace {

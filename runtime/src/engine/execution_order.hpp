@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "zeroshard/comm/communicator.hpp"
-#include "zeroshard/runtime/nn/module.hpp"
+#include "zeroshard/nn/module.hpp"
 #include "parameter_group.hpp"
 
 namespace zs::detail {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "zeroshard/comm/work.hpp"
-#include "zeroshard/runtime/nn/module.hpp"
+#include "zeroshard/nn/module.hpp"
 #include "zeroshard/runtime/optimizer.hpp"
 #include "zeroshard/sharding/flat_layout.hpp"
 #include "buffer_pool.hpp"

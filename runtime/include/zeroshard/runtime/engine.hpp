@@ -33,7 +33,7 @@
 #include "zeroshard/comm/communicator.hpp"
 #include "zeroshard/runtime/engine_config.hpp"
 #include "zeroshard/runtime/memory_ledger.hpp"
-#include "zeroshard/runtime/nn/layers.hpp"
+#include "zeroshard/nn/layers.hpp"
 #include "zeroshard/runtime/sharding_policy.hpp"
 
 namespace zs {

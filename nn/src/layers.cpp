@@ -1,4 +1,4 @@
-#include "zeroshard/runtime/nn/layers.hpp"
+#include "zeroshard/nn/layers.hpp"
 
 #include <algorithm>
 #include <cmath>

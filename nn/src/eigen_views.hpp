@@ -3,7 +3,7 @@
 
 #include <Eigen/Core>
 
-#include "zeroshard/runtime/tensor.hpp"
+#include "zeroshard/nn/tensor.hpp"
 
 namespace zs::nn::detail {
 

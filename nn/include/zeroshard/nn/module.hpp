@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "zeroshard/runtime/tensor.hpp"
+#include "zeroshard/nn/tensor.hpp"
 
 namespace zs::nn {
 

@@ -1,4 +1,4 @@
-#include "zeroshard/runtime/tensor.hpp"
+#include "zeroshard/nn/tensor.hpp"
 
 #include <algorithm>
 

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "zeroshard/runtime/nn/module.hpp"
+#include "zeroshard/nn/module.hpp"
 
 namespace zs::nn {
 

@@ -1,4 +1,4 @@
-#include "zeroshard/runtime/nn/module.hpp"
+#include "zeroshard/nn/module.hpp"
 
 namespace zs::nn {
 
