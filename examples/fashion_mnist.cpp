@@ -20,6 +20,7 @@
 
 #include "block_repeats.hpp"
 #include "fashion_mnist_data.hpp"
+#include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
 #include "zeroshard/runtime/config.hpp"
@@ -257,9 +258,8 @@ int main(int argc, char** argv) {
         double mean_loss = window_loss / window_steps;
         ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &mean_loss, 1, MPI_DOUBLE, MPI_SUM, comm.handle()));
         mean_loss /= world;
-        std::int64_t state_bytes = engine.model_state_bytes().total(), low = state_bytes, high = state_bytes;
-        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &low, 1, MPI_INT64_T, MPI_MIN, comm.handle()));
-        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &high, 1, MPI_INT64_T, MPI_MAX, comm.handle()));
+        const std::int64_t state_bytes = engine.model_state_bytes().total();
+        const auto [low, high] = zs::range_across_ranks({&state_bytes, 1}, comm).front();
         const auto now = std::chrono::steady_clock::now();
         const double seconds = std::chrono::duration<double>(now - window_start).count();
         if (rank == 0) {

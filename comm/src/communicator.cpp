@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "collective_contract.hpp"
 #include "comm_context.hpp"
@@ -10,6 +11,7 @@
 #include "mpi_ops.hpp"
 #include "recursive_doubling_op.hpp"
 #include "ring_op.hpp"
+#include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 
 namespace zs {
@@ -185,19 +187,17 @@ void Communicator::broadcast(HostBuffer buffer, int root) {
 
 void Communicator::verify_same_call(int kind, const HostBuffer& buffer, CollectiveOptions options) const {
   if (!config().verify_across_ranks) return;
-  // One all-reduce of (x, -x) with MAX yields both the maximum and the minimum of each field.
+  // One all-reduce yields the lowest and highest value of each field across ranks.
   const std::int64_t fields[4] = {kind, buffer.count, static_cast<std::int64_t>(buffer.dtype),
                                   static_cast<std::int64_t>(options.op)};
-  std::int64_t both[8];
-  for (int i = 0; i < 4; ++i) both[i] = fields[i], both[4 + i] = -fields[i];
-  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, both, 8, MPI_INT64_T, MPI_MAX, handle()));
+  const std::vector<RangeAcrossRanks> ranges = range_across_ranks(fields, *this);
   const char* names[4] = {"collective", "element count", "dtype", "reduce op"};
   for (int i = 0; i < 4; ++i) {
-    if (both[i] == -both[4 + i]) continue;
+    if (ranges[i].agreed()) continue;
     throw InvalidArgument(rank_and_host() + ": ranks disagree on the " + names[i] + " of a " +
                           kind_name(kind) + " (this rank passed " + std::to_string(fields[i]) +
-                          ", values across ranks range " + std::to_string(-both[4 + i]) + ".." +
-                          std::to_string(both[i]) + "); every rank must issue the same collectives "
+                          ", values across ranks range " + std::to_string(ranges[i].low) + ".." +
+                          std::to_string(ranges[i].high) + "); every rank must issue the same collectives "
                           "in the same order with the same sizes");
   }
 }

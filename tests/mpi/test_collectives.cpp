@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstring>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <tuple>
 #include <vector>
 
 #include "../support/mpi_test.hpp"
+#include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/communicator.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 
@@ -223,6 +225,42 @@ TEST_F(CommunicatorTest, MismatchedCountsAcrossRanksFailOnEveryRank) {
   std::vector<float> same(10, 1.0f);
   comm.all_reduce(std::span<float>(same)).wait();
   EXPECT_EQ(same[0], static_cast<float>(comm.size()));
+}
+
+// range_across_ranks: rank-dependent values, the int64 extremes included, against closed forms.
+TEST_F(CommunicatorTest, RangeAcrossRanksGivesLowestAndHighestIncludingInt64Extremes) {
+  Communicator comm;
+  const std::int64_t r = comm.rank(), n = comm.size();
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  const std::vector<std::int64_t> values = {
+      7,                           // the same everywhere
+      r,                           // 0 .. n-1
+      -1000 * r,                   // -1000(n-1) .. 0
+      r == n - 1 ? kMin : r,       // the last rank passes INT64_MIN
+      r == 0 ? kMax : -r,          // rank 0 passes INT64_MAX
+      r % 2 == 0 ? kMax : kMin,    // both extremes once there are two ranks
+      kMin,                        // INT64_MIN everywhere
+      kMax,                        // INT64_MAX everywhere
+  };
+  const std::vector<RangeAcrossRanks> expected = {
+      {7, 7},
+      {0, n - 1},
+      {-1000 * (n - 1), 0},
+      {kMin, n == 1 ? kMin : n - 2},
+      {n == 1 ? kMax : -(n - 1), kMax},
+      {n == 1 ? kMax : kMin, kMax},
+      {kMin, kMin},
+      {kMax, kMax},
+  };
+  const std::vector<RangeAcrossRanks> ranges = range_across_ranks(values, comm);
+  ASSERT_EQ(ranges.size(), expected.size());
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    EXPECT_EQ(ranges[i].low, expected[i].low) << "value " << i << " at " << n << " ranks";
+    EXPECT_EQ(ranges[i].high, expected[i].high) << "value " << i << " at " << n << " ranks";
+    EXPECT_EQ(ranges[i].agreed(), expected[i].low == expected[i].high) << "value " << i;
+  }
+  EXPECT_TRUE(range_across_ranks({}, comm).empty());  // still collective: every rank calls it
 }
 
 TEST_F(CommunicatorTest, MpiAlgorithmRefusesChunksBeyondIntCount) {
