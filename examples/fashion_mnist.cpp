@@ -24,6 +24,7 @@
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
 #include "zeroshard/runtime/config.hpp"
+#include "zeroshard/runtime/distributed_sampler.hpp"
 #include "zeroshard/runtime/engine.hpp"
 
 namespace {
@@ -156,7 +157,7 @@ int main(int argc, char** argv) {
 
     const auto train = zs::examples::load_fashion_mnist(options.data_dir, "train");
     const auto test = zs::examples::load_fashion_mnist(options.data_dir, "t10k");
-    zs::examples::DistributedSampler sampler(train.count, config.engine.seed, world, rank, config.micro_batch_size);
+    zs::DistributedSampler sampler(train.count, config.engine.seed, world, rank, config.micro_batch_size);
     const std::int64_t micro_steps_per_epoch = sampler.steps_per_epoch();
     const std::int64_t total_steps = micro_steps_per_epoch * options.epochs / config.engine.gradient_accumulation_steps;
     // The cosine schedule spans the run unless the user set its length (in a file or an override).

@@ -2,10 +2,6 @@
 
 #include <zlib.h>
 
-#include <algorithm>
-#include <numeric>
-#include <random>
-
 #include "zeroshard/error.hpp"
 
 namespace zs::examples {
@@ -58,25 +54,6 @@ Dataset load_fashion_mnist(const std::string& dir, const std::string& prefix) {
   d.labels.resize(d.count);
   for (std::int64_t i = 0; i < d.count; ++i) d.labels[i] = labels[8 + i];
   return d;
-}
-
-DistributedSampler::DistributedSampler(std::int64_t dataset_size, std::uint64_t seed, int world, int rank,
-                                       std::int64_t micro)
-    : size_(dataset_size), seed_(seed), world_(world), rank_(rank), micro_(micro), order_(dataset_size) {
-  set_epoch(0);
-}
-
-void DistributedSampler::set_epoch(std::int64_t epoch) {
-  std::iota(order_.begin(), order_.end(), 0);
-  std::mt19937_64 random(seed_ * 1000003 + static_cast<std::uint64_t>(epoch));
-  std::shuffle(order_.begin(), order_.end(), random);
-}
-
-std::int64_t DistributedSampler::steps_per_epoch() const { return size_ / (micro_ * world_); }
-
-std::vector<std::int64_t> DistributedSampler::batch(std::int64_t step) const {
-  const std::int64_t first = step * micro_ * world_ + rank_ * micro_;
-  return {order_.begin() + first, order_.begin() + first + micro_};
 }
 
 }  // namespace zs::examples

@@ -2,7 +2,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <sstream>
 
 #include "../../examples/fashion_mnist_data.hpp"
@@ -74,29 +73,6 @@ TEST(Config, EveryKeyIsDocumented) {
   text << file.rdbuf();
   for (const ConfigKeyDoc& doc : config_documentation())
     EXPECT_NE(text.str().find("`" + doc.key + "`"), std::string::npos) << doc.key << " is not in docs/config.md";
-}
-
-TEST(Sampler, GlobalOrderIndependentOfWorldSizeAndRanksDisjoint) {
-  const std::int64_t n = 1000;
-  examples::DistributedSampler one(n, 7, 1, 0, 12);
-  one.set_epoch(3);
-  for (std::int64_t step = 0; step < 5; ++step) {
-    std::vector<std::int64_t> combined;
-    std::set<std::int64_t> seen;
-    for (int r = 0; r < 4; ++r) {
-      examples::DistributedSampler part(n, 7, 4, r, 3);
-      part.set_epoch(3);
-      for (std::int64_t i : part.batch(step)) {
-        combined.push_back(i);
-        EXPECT_TRUE(seen.insert(i).second) << "sample " << i << " given to two ranks";
-      }
-    }
-    EXPECT_EQ(combined, one.batch(step));
-  }
-  examples::DistributedSampler other_epoch(n, 7, 1, 0, 12);
-  other_epoch.set_epoch(4);
-  EXPECT_NE(other_epoch.batch(0), one.batch(0));
-  EXPECT_EQ(one.steps_per_epoch(), n / 12);
 }
 
 TEST(FashionMnist, MissingFilesNameTheFixAndForeignFilesAreRejected) {
