@@ -7,7 +7,6 @@
 #include <random>
 
 #include "zeroshard/error.hpp"
-#include "zeroshard/sharding/bucket_planner.hpp"
 #include "zeroshard/sharding/flat_layout.hpp"
 #include "zeroshard/sharding/fragment_map.hpp"
 #include "zeroshard/sharding/row_major_boxes.hpp"
@@ -107,35 +106,6 @@ TEST_P(LayoutProperties, ReshardPlanMovesEveryElementBetweenWorldSizes) {
   }
 }
 
-TEST_P(LayoutProperties, BucketsRespectTheCapAndCoverEveryElementOnceInOrder) {
-  std::mt19937 random(GetParam() + 200);
-  std::uniform_int_distribution<int> cap_elements(1, 40);
-  for (int trial = 0; trial < 40; ++trial) {
-    const FlatLayout layout = FlatLayout::build(random_tensors(random), 1);
-    const std::int64_t cap = cap_elements(random);
-    const auto order = reverse_layout_order(layout);
-    const auto buckets = plan_buckets(layout, order, cap * 4 + 3);  // a cap that is not a whole element
-    std::vector<std::pair<std::size_t, std::int64_t>> walked;
-    for (const Bucket& bucket : buckets) {
-      std::int64_t total = 0;
-      for (const BucketPiece& p : bucket.pieces) {
-        total += p.length;
-        for (std::int64_t k = 0; k < p.length; ++k) walked.push_back({p.tensor, p.begin + k});
-      }
-      ASSERT_EQ(total, bucket.numel);
-      ASSERT_LE(bucket.numel, cap);
-      ASSERT_GT(bucket.numel, 0);
-    }
-    std::vector<std::pair<std::size_t, std::int64_t>> reference;  // the order, element by element
-    for (std::size_t t : order)
-      for (std::int64_t k = 0; k < layout.tensors()[t].numel; ++k) reference.push_back({t, k});
-    ASSERT_EQ(walked, reference);
-    // Deterministic: planning again gives the same buckets.
-    const auto again = plan_buckets(layout, order, cap * 4 + 3);
-    ASSERT_EQ(again.size(), buckets.size());
-  }
-}
-
 INSTANTIATE_TEST_SUITE_P(Seeds, LayoutProperties, ::testing::Range(1, 6));
 
 TEST(FlatLayout, WorkedExample) {
@@ -173,20 +143,6 @@ TEST(ReshardPlan, ListsEveryDifferenceBetweenModels) {
     EXPECT_NE(text.find("'new' is missing from the source"), std::string::npos) << text;
     EXPECT_NE(text.find("'old' is missing from the target"), std::string::npos) << text;
   }
-}
-
-TEST(BucketPlanner, KeepsWholeTensorsTogetherAndSplitsOnlyOversizedOnes) {
-  const FlatLayout layout = FlatLayout::build({{"a", {3}}, {"b", {3}}, {"c", {10}}}, 1);
-  const std::vector<std::size_t> order = {0, 1, 2};
-  const auto buckets = plan_buckets(layout, order, 4 * 4);  // 4 floats
-  // a (3) | b (3) | c[0..4) | c[4..8) | c[8..10)
-  ASSERT_EQ(buckets.size(), 5u);
-  EXPECT_EQ(buckets[0].numel, 3);
-  EXPECT_EQ(buckets[1].pieces[0].tensor, 1u);
-  EXPECT_EQ(buckets[4].pieces[0].begin, 8);
-  EXPECT_THROW(plan_buckets(layout, order, 3), InvalidArgument);
-  const std::vector<std::size_t> twice = {0, 0};
-  EXPECT_THROW(plan_buckets(layout, twice, 64), InvalidArgument);
 }
 
 // Reference: walk every element of each box in row-major order and compute its linear index
