@@ -1,6 +1,6 @@
 #pragma once
-// Which tensors, and which element ranges of each, a rank's shard holds; and how to move
-// elements between two layouts of different world sizes (the basis of checkpoint resharding).
+// Which tensors, and which element ranges of each, a rank's shard holds; and where a range of
+// a sharded flat buffer lives (what checkpoint loading at another world size reads by).
 
 #include <cstdint>
 #include <vector>
@@ -22,8 +22,8 @@ struct Fragment {
 /// The fragments of `rank`'s shard, in shard order; padding and alignment gaps hold none.
 std::vector<Fragment> fragment_map(const FlatLayout& layout, int rank);
 
-/// Copy `length` elements from offset `source_offset` of `source_rank`'s shard (source layout)
-/// to `target_offset` of the target rank's shard (target layout).
+/// Copy `length` elements from offset `source_offset` of `source_rank`'s shard to
+/// `target_offset` of the destination.
 struct ReshardPiece {
   int source_rank = 0;
   std::int64_t source_offset = 0;
@@ -33,12 +33,7 @@ struct ReshardPiece {
 
 /// Elements [flat_begin, flat_begin + length) of a flat buffer sharded in `shard_numel`-element
 /// shards, cut at shard edges: `source_rank`/`source_offset` say where each piece lives,
-/// `target_offset` is its offset from flat_begin. Shared by reshard_plan and checkpoint reads.
+/// `target_offset` is its offset from flat_begin. CheckpointReader::read reads by it.
 std::vector<ReshardPiece> split_at_shard_edges(std::int64_t flat_begin, std::int64_t length, std::int64_t shard_numel);
-
-/// Everything `target_rank` needs to fill its shard of `target` from shards laid out by
-/// `source`. Both layouts must hold the same tensors (names, shapes, dtype; order and
-/// alignment may differ); otherwise InvalidArgument lists every difference.
-std::vector<ReshardPiece> reshard_plan(const FlatLayout& source, const FlatLayout& target, int target_rank);
 
 }  // namespace zs::sharding
