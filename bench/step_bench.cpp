@@ -20,8 +20,8 @@
 //
 // overlap efficiency = hidden communication / comm-only, hidden = compute(stage) + comm-only -
 // step, clipped to [0, 1]. Memory: this rank's peak of full (gathered) parameters, of full
-// gradients and of gradient buckets, and its persistent model state, next to design.md's
-// formula for fp32 Adam (16 bytes/parameter).
+// gradients and of gradient buckets, and its persistent model state, next to the ZeRO formula
+// for fp32 Adam (16 bytes/parameter at stage 0, sharded per stage: docs/performance.md).
 #include <mpi.h>
 
 #include <algorithm>
