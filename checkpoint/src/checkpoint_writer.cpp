@@ -114,7 +114,7 @@ void CheckpointWriter::save_shared_file(const std::string& dir, const std::strin
     if (comm_.rank() == 0) prepare_staging(dir, tag);
   });
   const std::filesystem::path staging = staging_directory(dir, tag);
-  write_shared_file(comm_, (staging / kSharedFileName).string(), contents);
+  detail::write_shared_file(comm_, (staging / kSharedFileName).string(), contents);
   run_on_all_ranks(comm_, [&] {
     if (comm_.rank() == 0)
       write_file_durably((staging / kIndexFileName).string(), index_image_of(tag, config.mode, contents, index_arena_));

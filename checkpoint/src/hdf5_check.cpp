@@ -4,7 +4,7 @@
 
 namespace zs {
 
-void disable_hdf5_error_printing() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+void checkpoint::disable_hdf5_error_printing() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 namespace detail {
 

@@ -149,7 +149,7 @@ void read_back_own_slices(const std::string& path, const ShardContents& contents
 
 }  // namespace
 
-void write_shared_file(Communicator& comm, const std::string& path, const ShardContents& contents) {
+void detail::write_shared_file(Communicator& comm, const std::string& path, const ShardContents& contents) {
   const int rank = comm.rank(), ranks = comm.size();
   run_on_all_ranks(comm, [&] {
     if (contents.rank != rank || contents.world_size != ranks)
@@ -222,7 +222,7 @@ void write_shared_file(Communicator& comm, const std::string& path, const ShardC
 
 namespace zs::checkpoint {
 
-void write_shared_file(Communicator&, const std::string& path, const ShardContents&) {
+void detail::write_shared_file(Communicator&, const std::string& path, const ShardContents&) {
   // CheckpointConfig::validate() refuses shared_file mode in this build before a save starts.
   throw CheckpointError("cannot write " + path + ": checkpoint.mode = shared_file needs ZeroShard built against "
                         "parallel HDF5; use checkpoint.mode = per_rank");

@@ -8,7 +8,7 @@
 #include "zeroshard/checkpoint/shard_contents.hpp"
 #include "zeroshard/comm/communicator.hpp"
 
-namespace zs::checkpoint {
+namespace zs::checkpoint::detail {
 
 /// Collective. Creates `path` (which must not exist), writes every rank's `contents` into it,
 /// closes it, fsyncs it, and has every rank read its own slices back and compare checksums.
@@ -17,4 +17,4 @@ namespace zs::checkpoint {
 /// Needs a build against parallel HDF5 (parallel_hdf5_available()).
 void write_shared_file(Communicator& comm, const std::string& path, const ShardContents& contents);
 
-}  // namespace zs::checkpoint
+}  // namespace zs::checkpoint::detail

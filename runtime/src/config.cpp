@@ -18,6 +18,9 @@ namespace zs {
 
 namespace {
 
+using runtime::JsonValue;
+using runtime::parse_json;
+
 enum class Kind { integer, real, boolean, text, pair };
 
 struct Value {

@@ -5,7 +5,7 @@
 
 #include "zeroshard/error.hpp"
 
-namespace zs {
+namespace zs::runtime {
 
 std::string type_name(JsonValue::Type type) {
   switch (type) {
@@ -164,4 +164,4 @@ class Parser {
 
 JsonValue parse_json(std::string_view text, const std::string& source) { return Parser(text, source).document(); }
 
-}  // namespace zs
+}  // namespace zs::runtime

@@ -32,6 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using checkpoint::CheckpointError;
 using checkpoint::CheckpointMode;
+using checkpoint::Hid;
 using testing::make_model;
 using testing::run_steps;
 

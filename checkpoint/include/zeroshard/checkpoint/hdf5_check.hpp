@@ -19,9 +19,6 @@ class Hdf5Error : public Error {
   using Error::Error;
 };
 
-/// Turns off HDF5's automatic printing of error stacks (ZS_H5_CHECK reports them instead).
-void disable_hdf5_error_printing();
-
 namespace detail {
 [[noreturn]] void throw_hdf5_error(const char* call, const std::source_location& loc);
 /// Negative herr_t / hid_t / htri_t means failure in every HDF5 API.
@@ -31,6 +28,11 @@ Result check_hdf5(Result result, const char* call, std::source_location loc = st
   return result;
 }
 }  // namespace detail
+
+namespace checkpoint {
+
+/// Turns off HDF5's automatic printing of error stacks (ZS_H5_CHECK reports them instead).
+void disable_hdf5_error_printing();
 
 /// Owns one HDF5 identifier and closes it with H5Idec_ref. Move-only.
 class Hid {
@@ -62,6 +64,7 @@ class Hid {
   hid_t id_ = H5I_INVALID_HID;
 };
 
+}  // namespace checkpoint
 }  // namespace zs
 
 #define ZS_H5_CHECK(call) ::zs::detail::check_hdf5((call), #call)

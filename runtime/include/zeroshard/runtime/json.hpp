@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace zs {
+namespace zs::runtime {
 
 struct JsonValue {
   enum class Type { null, boolean, number, string, array, object };
@@ -25,4 +25,4 @@ std::string type_name(JsonValue::Type type);
 /// Parses `text`; throws InvalidArgument "SOURCE:LINE:COLUMN: what is wrong".
 JsonValue parse_json(std::string_view text, const std::string& source);
 
-}  // namespace zs
+}  // namespace zs::runtime
