@@ -24,28 +24,6 @@ Shape with_last(const Shape& shape, std::int64_t last) {
 }
 }  // namespace
 
-// ---- Linear ----
-Linear::Linear(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias)
-    : Module(name),
-      weight(name + ".weight", {out_features, in_features}),
-      bias(name + ".bias", {bias ? out_features : 0}, /*decay=*/false),
-      in_(in_features),
-      out_(out_features),
-      has_bias_(bias) {}
-
-std::vector<Parameter*> Linear::parameters() {
-  if (has_bias_) return {&weight, &bias};
-  return {&weight};
-}
-
-void Linear::reset_parameters(std::mt19937_64& random) {
-  const float bound = 1.0f / std::sqrt(static_cast<float>(in_));
-  std::uniform_real_distribution<float> uniform(-bound, bound);
-  for (std::int64_t i = 0; i < weight.value.numel(); ++i) weight.value.data()[i] = uniform(random);
-  if (has_bias_)
-    for (std::int64_t i = 0; i < bias.value.numel(); ++i) bias.value.data()[i] = uniform(random);
-}
-
 namespace {
 // The products run in blocks of output features so that communication can advance between
 // them. The blocking depends on the sizes only (never on whether anyone polls), so results are
@@ -100,55 +78,62 @@ void affine_backward(const Tensor& grad_output, const Tensor& input, Parameter& 
 }
 }  // namespace
 
-const Tensor& Linear::forward(const Tensor& input, const ForwardContext& context) {
+// ---- Affine, Linear, TiedLinear ----
+Affine::Affine(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias)
+    : Module(name),
+      bias(name + ".bias", {bias ? out_features : 0}, /*decay=*/false),
+      in_(in_features),
+      out_(out_features),
+      has_bias_(bias) {}
+
+std::vector<Parameter*> Affine::parameters() {
+  if (has_bias_) return {weight_, &bias};
+  return {weight_};
+}
+
+float Affine::init_bound() const { return 1.0f / std::sqrt(static_cast<float>(in_)); }
+
+void Affine::reset_bias(std::mt19937_64& random) {
+  std::uniform_real_distribution<float> uniform(-init_bound(), init_bound());
+  if (has_bias_)
+    for (std::int64_t i = 0; i < bias.value.numel(); ++i) bias.value.data()[i] = uniform(random);
+}
+
+const Tensor& Affine::forward(const Tensor& input, const ForwardContext& context) {
   require_features(name(), input, in_);
   input_ = input;  // shares storage: backward needs x
   progress_ = context.progress;
-  affine_forward(input, weight.value, has_bias_ ? &bias : nullptr, in_, out_, output_, progress_);
+  affine_forward(input, weight_->value, has_bias_ ? &bias : nullptr, in_, out_, output_, progress_);
   return output_;
 }
 
-const Tensor& Linear::backward(const Tensor& grad_output) {
-  affine_backward(grad_output, input_, weight, has_bias_ ? &bias : nullptr, in_, out_, grad_input_, progress_);
+const Tensor& Affine::backward(const Tensor& grad_output) {
+  affine_backward(grad_output, input_, *weight_, has_bias_ ? &bias : nullptr, in_, out_, grad_input_, progress_);
   return grad_input_;
 }
 
-// ---- TiedLinear ----
-TiedLinear::TiedLinear(std::string name, Parameter& weight, bool bias)
-    : Module(name),
-      bias(name + ".bias", {bias ? weight.shape.at(0) : 0}, /*decay=*/false),
-      weight_(weight),
-      in_(weight.shape.at(1)),
-      out_(weight.shape.at(0)),
-      has_bias_(bias) {
+Linear::Linear(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias)
+    : Affine(name, in_features, out_features, bias), weight(name + ".weight", {out_features, in_features}) {
+  weight_ = &weight;
+}
+
+void Linear::reset_parameters(std::mt19937_64& random) {
+  std::uniform_real_distribution<float> uniform(-init_bound(), init_bound());
+  for (std::int64_t i = 0; i < weight.value.numel(); ++i) weight.value.data()[i] = uniform(random);
+  reset_bias(random);
+}
+
+namespace {
+const Shape& matrix_shape(const std::string& layer, const Parameter& weight) {
   if (weight.shape.size() != 2)
-    throw InvalidArgument(this->name() + ": a tied weight must be a matrix [out, in], not " + to_string(weight.shape));
+    throw InvalidArgument(layer + ": a tied weight must be a matrix [out, in], not " + to_string(weight.shape));
+  return weight.shape;
 }
+}  // namespace
 
-std::vector<Parameter*> TiedLinear::parameters() {
-  if (has_bias_) return {&weight_, &bias};
-  return {&weight_};
-}
-
-void TiedLinear::reset_parameters(std::mt19937_64& random) {
-  // The borrowed weight is its owner's to initialise; the bias as Linear's.
-  if (!has_bias_) return;
-  const float bound = 1.0f / std::sqrt(static_cast<float>(in_));
-  std::uniform_real_distribution<float> uniform(-bound, bound);
-  for (std::int64_t i = 0; i < bias.value.numel(); ++i) bias.value.data()[i] = uniform(random);
-}
-
-const Tensor& TiedLinear::forward(const Tensor& input, const ForwardContext& context) {
-  require_features(name(), input, in_);
-  input_ = input;
-  progress_ = context.progress;
-  affine_forward(input, weight_.value, has_bias_ ? &bias : nullptr, in_, out_, output_, progress_);
-  return output_;
-}
-
-const Tensor& TiedLinear::backward(const Tensor& grad_output) {
-  affine_backward(grad_output, input_, weight_, has_bias_ ? &bias : nullptr, in_, out_, grad_input_, progress_);
-  return grad_input_;
+TiedLinear::TiedLinear(std::string name, Parameter& weight, bool bias)
+    : Affine(name, matrix_shape(name, weight)[1], weight.shape[0], bias) {
+  weight_ = &weight;
 }
 
 // ---- ReLU ----

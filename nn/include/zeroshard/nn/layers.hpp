@@ -9,18 +9,26 @@
 
 namespace zs::nn {
 
-/// y = x W^T + b, W: [out, in]. PyTorch's default initialisation: U(-1/sqrt(in), 1/sqrt(in)).
-class Linear final : public Module {
+/// y = x W^T (+ b) over the last dimension, W: [out, in]: the arithmetic Linear and
+/// TiedLinear share (they differ only in who owns W). The products run in blocks of features
+/// with progress polled between them (ForwardContext::progress).
+class Affine : public Module {
  public:
-  Linear(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias = true);
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override;
   std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
-  void reset_parameters(std::mt19937_64& random) override;
 
-  Parameter weight;
-  Parameter bias;
+  Parameter bias;  // [out] when the layer has a bias, else empty; no weight decay
+
+ protected:
+  Affine(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias);
+  /// PyTorch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)).
+  void reset_bias(std::mt19937_64& random);
+  float init_bound() const;
+  /// The [out, in] matrix the layer multiplies by; set by the derived class's constructor
+  /// (its own member, or a borrowed parameter that must outlive the layer).
+  Parameter* weight_ = nullptr;
 
  private:
   std::int64_t in_, out_;
@@ -29,29 +37,26 @@ class Linear final : public Module {
   Tensor input_, output_, grad_input_;
 };
 
+/// y = x W^T + b, W: [out, in]. PyTorch's default initialisation: U(-1/sqrt(in), 1/sqrt(in)),
+/// weight then bias.
+class Linear final : public Affine {
+ public:
+  Linear(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias = true);
+  void reset_parameters(std::mt19937_64& random) override;
+
+  Parameter weight;
+};
+
 /// y = x W^T (+ b) with W a Parameter owned by another module, [out, in]: an LM head tied to
 /// the token embedding passes the Embedding's [vocab, dim] table and maps [batch, dim] to
 /// [batch, vocab] logits (Press & Wolf, 2017; GPT-2). parameters() lists the borrowed weight
 /// (and its own bias, if any), so the engine knows it is used here; the engine keeps it as one
 /// parameter owned by the first unit that lists it, and its gradient sums both uses. It never
 /// initialises the borrowed weight. Throws InvalidArgument if the weight is not a matrix.
-class TiedLinear final : public Module {
+class TiedLinear final : public Affine {
  public:
   TiedLinear(std::string name, Parameter& weight, bool bias = false);
-  const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
-  const Tensor& backward(const Tensor& grad_output) override;
-  std::vector<Parameter*> parameters() override;
-  std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
-  void reset_parameters(std::mt19937_64& random) override;
-
-  Parameter bias;
-
- private:
-  Parameter& weight_;
-  std::int64_t in_, out_;
-  bool has_bias_;
-  const std::function<void()>* progress_ = nullptr;
-  Tensor input_, output_, grad_input_;
+  void reset_parameters(std::mt19937_64& random) override { reset_bias(random); }
 };
 
 class ReLU final : public Module {
