@@ -42,25 +42,35 @@ void ScheduleConfig::validate() const {
 }
 
 namespace {
+// eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * T_cur / T_max)) / 2
 double cosine_between(double low, double high, double position, double period) {
   return low + (high - low) * (1 + std::cos(std::numbers::pi * position / period)) / 2;
 }
 }  // namespace
 
+// Each formula is PyTorch's closed form, in its order of operations (torch/optim/lr_scheduler.py,
+// 1.13: _get_closed_form_lr, or get_lr where that is already a function of the step count), so
+// the values are its closed forms' bits; the scheduler objects' step() uses recursive
+// ("chainable") forms that drift from them by a few double ulps (tests/unit/test_torch_golden.cpp).
 double learning_rate(const ScheduleConfig& s, double base, std::int64_t t) {
   if (t < s.warmup_steps) {
-    const double fraction = static_cast<double>(t) / static_cast<double>(s.warmup_steps);
-    return base * (s.warmup_start_factor + (1 - s.warmup_start_factor) * fraction);
+    // LinearLR(start_factor=f, end_factor=1, total_iters=W):
+    // base_lr * (start + (end - start) * min(total_iters, t) / total_iters), left to right.
+    const double f = s.warmup_start_factor;
+    return base * (f + (1 - f) * static_cast<double>(t) / static_cast<double>(s.warmup_steps));
   }
-  t -= s.warmup_steps;
+  t -= s.warmup_steps;  // SequentialLR(milestones=[W]) restarts the schedule proper at 0
   switch (s.kind) {
     case ScheduleKind::constant: return base;
+    // StepLR: base_lr * gamma ** (t // step_size); ExponentialLR: base_lr * gamma ** t.
     case ScheduleKind::step: return base * std::pow(s.gamma, static_cast<double>(t / s.step_size));
     case ScheduleKind::exponential: return base * std::pow(s.gamma, static_cast<double>(t));
     case ScheduleKind::cosine:
-      if (t >= s.total_steps) return s.min_lr;
+      // CosineAnnealingLR: no clamp at T_max; past it the cosine continues (back up to base at
+      // 2 T_max), as PyTorch documents and does.
       return cosine_between(s.min_lr, base, static_cast<double>(t), static_cast<double>(s.total_steps));
     case ScheduleKind::cosine_restarts: {
+      // CosineAnnealingWarmRestarts stepped one step at a time: integer T_cur and T_i.
       std::int64_t period = s.restart_period, position = t;
       if (s.restart_mult == 1) {
         position = t % period;
@@ -74,9 +84,16 @@ double learning_rate(const ScheduleConfig& s, double base, std::int64_t t) {
       return cosine_between(s.min_lr, base, static_cast<double>(position), static_cast<double>(period));
     }
     case ScheduleKind::cyclic: {
-      const double cycle = std::floor(1 + static_cast<double>(t) / (2.0 * s.step_size));
-      const double x = std::abs(static_cast<double>(t) / s.step_size - 2 * cycle + 1);
-      return base + (s.max_lr - base) * std::max(0.0, 1 - x);
+      // CyclicLR(mode='triangular', step_size_up = step_size_down = step_size).get_lr():
+      //   cycle = floor(1 + t / total_size); x = 1. + t / total_size - cycle
+      //   scale = x / step_ratio if x <= step_ratio else (x - 1) / (step_ratio - 1)
+      //   lr = base_lr + (max_lr - base_lr) * scale * 1.
+      const double up = static_cast<double>(s.step_size), total_size = up + up, step_ratio = up / total_size;
+      const double position = static_cast<double>(t) / total_size;
+      const double cycle = std::floor(1 + position);
+      const double x = 1.0 + position - cycle;
+      const double scale = x <= step_ratio ? x / step_ratio : (x - 1) / (step_ratio - 1);
+      return base + (s.max_lr - base) * scale;  // scale_fn(cycle) = 1. for 'triangular'
     }
   }
   return base;

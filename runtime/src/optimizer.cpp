@@ -59,18 +59,29 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
                           std::to_string(grads.size()) + " grads and " + std::to_string(state.size()) +
                           " state floats do not match");
   const double decay = config_.effective_weight_decay();
-  // Scalars are computed in double once, then applied in float32 per element.
+  // The arithmetic is PyTorch 1.13's single-tensor (foreach=False) CPU path, op for op
+  // (torch/optim/sgd.py, adam.py, adamw.py): Python-double scalars are combined in double and
+  // cast to float32 once (at::Scalar::to<float>), and every tensor op rounds its float32 result
+  // (ATen's reference kernels, ATEN_CPU_CAPABILITY=default; its AVX2/AVX-512 kernels fuse
+  // `a + alpha * b` into one FMA rounding, which this file, built with -ffp-contract=off, does
+  // not). tests/unit/test_torch_golden.cpp checks both against torch's own output.
   if (config_.kind == OptimizerKind::sgd) {
+    // param.add_(d_p, alpha=-lr): p + float(-lr) * d_p, i.e. p - float(lr) * d_p.
     const float lr_f = static_cast<float>(lr), momentum = static_cast<float>(config_.momentum);
+    // buf.mul_(momentum).add_(d_p, alpha=1 - dampening): 1 - dampening in double, then float.
     const float keep = static_cast<float>(1 - config_.dampening);
+    const bool first = step == 1;  // torch: the momentum buffer does not exist yet, buf = d_p
     float* buffer = state.data();
     for (const ParameterRun& run : runs) {
+      // d_p = grad.add(param, alpha=weight_decay), only when weight_decay != 0 (as torch).
       const float wd = run.weight_decay ? static_cast<float>(decay) : 0.0f;
-      for (std::int64_t i = run.offset; i < run.offset + run.length; ++i) {
-        float g = grads[i] + wd * params[i];
+      const bool l2 = wd != 0.0f;
+      const std::int64_t begin = run.offset, end = run.offset + run.length;
+      for (std::int64_t i = begin; i < end; ++i) {
+        float g = l2 ? grads[i] + wd * params[i] : grads[i];
         if (momentum > 0) {
-          buffer[i] = step == 1 ? g : momentum * buffer[i] + keep * g;
-          g = config_.nesterov ? g + momentum * buffer[i] : buffer[i];
+          buffer[i] = first ? g : buffer[i] * momentum + keep * g;
+          g = config_.nesterov ? g + momentum * buffer[i] : buffer[i];  // d_p.add(buf, alpha=momentum)
         }
         params[i] -= lr_f * g;
       }
@@ -78,6 +89,12 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
     return;
   }
   const float beta1 = static_cast<float>(config_.beta1), beta2 = static_cast<float>(config_.beta2);
+  // torch passes alpha=1 - beta1 and value=1 - beta2, computed in double and cast to float once:
+  // float(1 - 0.999) = 0.001 rounded, not 1 - 0.999f = 0.00099998713 (which put v 1.3e-5 and
+  // every step 6.5e-6 relative off torch).
+  const float one_minus_beta1 = static_cast<float>(1 - config_.beta1);
+  const float one_minus_beta2 = static_cast<float>(1 - config_.beta2);
+  // step_size = lr / (1 - beta1**step) and sqrt(1 - beta2**step) in double (Python floats).
   const float step_size = static_cast<float>(lr / (1 - std::pow(config_.beta1, static_cast<double>(step))));
   const float root_correction2 = static_cast<float>(std::sqrt(1 - std::pow(config_.beta2, static_cast<double>(step))));
   const float eps = static_cast<float>(config_.eps);
@@ -85,14 +102,19 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
   float* m = state.data();
   float* v = state.data() + n;
   for (const ParameterRun& run : runs) {
-    const float wd = run.weight_decay ? static_cast<float>(decay) : 0.0f;
-    const float shrink = static_cast<float>(1 - lr * (run.weight_decay ? decay : 0.0));
-    for (std::int64_t i = run.offset; i < run.offset + run.length; ++i) {
-      float g = grads[i];
+    const double run_decay = run.weight_decay ? decay : 0.0;
+    const float wd = static_cast<float>(run_decay);
+    const bool l2 = !decoupled && wd != 0.0f;  // Adam: grad.add(param, alpha=wd) only if wd != 0
+    // AdamW: param.mul_(1 - lr * weight_decay), the factor in double (1 exactly without decay).
+    const float shrink = static_cast<float>(1 - lr * run_decay);
+    const std::int64_t begin = run.offset, end = run.offset + run.length;
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float g = l2 ? grads[i] + wd * params[i] : grads[i];
       if (decoupled) params[i] *= shrink;
-      else g += wd * params[i];
-      m[i] = beta1 * m[i] + (1 - beta1) * g;
-      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      m[i] = m[i] * beta1 + one_minus_beta1 * g;      // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+      v[i] = v[i] * beta2 + one_minus_beta2 * g * g;  // .mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+      // denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps);
+      // param.addcdiv_(exp_avg, denom, value=-step_size): p + (-step_size * m) / denom.
       params[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_correction2 + eps);
     }
   }

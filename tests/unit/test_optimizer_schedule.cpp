@@ -111,7 +111,10 @@ std::vector<double> stepped(ScheduleConfig s, double base, int steps) {
       case ScheduleKind::step: lr = (k > 0 && k % s.step_size == 0) ? lr * s.gamma : (k == 0 ? base : lr); break;
       case ScheduleKind::exponential: lr = k == 0 ? base : lr * s.gamma; break;
       case ScheduleKind::cosine:
-        lr = k >= s.total_steps ? s.min_lr : s.min_lr + (base - s.min_lr) * (1 + std::cos(std::numbers::pi * k / s.total_steps)) / 2;
+        // No hold at min_lr past total_steps: PyTorch's CosineAnnealingLR goes on along the cosine
+        // past T_max (back up to base at 2 T_max; its documented recursive form does the same),
+        // and ZeroShard follows it (tests/unit/test_torch_golden.cpp).
+        lr = s.min_lr + (base - s.min_lr) * (1 + std::cos(std::numbers::pi * k / s.total_steps)) / 2;
         break;
       case ScheduleKind::cosine_restarts:
         if (k > 0 && ++t_cur >= t_i) {

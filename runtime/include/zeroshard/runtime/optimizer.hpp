@@ -3,7 +3,9 @@
 // this rank's shard under ZeRO-1/2/3. Each update is elementwise, so sharding changes which
 // rank computes an element, never its value: stages agree bit for bit.
 //
-// Hyper-parameters and defaults follow PyTorch (torch.optim.SGD / Adam / AdamW). Per-group
+// Hyper-parameters, defaults and arithmetic follow PyTorch (torch.optim.SGD / Adam / AdamW,
+// single-tensor path): the same float32 operations in the same order, so results are torch
+// 1.13's reference CPU kernels' bits (tests/unit/test_torch_golden.cpp). Per-group
 // settings: elements of parameters with weight_decay == false (biases, norm gains) get no
 // weight decay, the usual PyTorch parameter-group setup done for you.
 
