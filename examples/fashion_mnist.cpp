@@ -20,6 +20,7 @@
 
 #include "block_repeats.hpp"
 #include "fashion_mnist_data.hpp"
+#include "resume_plan.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
@@ -152,16 +153,37 @@ int main(int argc, char** argv) {
       overrides = {"optimizer.params.lr=0.002", "scheduler.type=cosine", "scheduler.params.warmup_steps=200"};
     overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
     zs::TrainingConfig config = zs::load_training_config(options.config_path, overrides);
+    int world = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
+    const bool resuming = options.resume && std::filesystem::exists(std::filesystem::path(options.save_dir) / "latest");
+    std::string resume_note;
+    if (resuming) {
+      const zs::examples::ResumePlan plan = zs::examples::plan_resume(options.save_dir, world, config.micro_batch_size);
+      for (const std::string& o : plan.overrides) config.apply_override(o);
+      resume_note = plan.note;
+    }
     zs::Communicator comm(MPI_COMM_WORLD, config.communication);
-    const int world = comm.size();
 
     const auto train = zs::examples::load_fashion_mnist(options.data_dir, "train");
     const auto test = zs::examples::load_fashion_mnist(options.data_dir, "t10k");
     zs::DistributedSampler sampler(train.count, config.engine.seed, world, rank, config.micro_batch_size);
-    const std::int64_t micro_steps_per_epoch = sampler.steps_per_epoch();
-    const std::int64_t total_steps = micro_steps_per_epoch * options.epochs / config.engine.gradient_accumulation_steps;
-    // The cosine schedule spans the run unless the user set its length (in a file or an override).
-    bool total_given = !options.config_path.empty();
+    // An epoch is whole optimizer steps: the micro-steps of a last, partial accumulation window
+    // are dropped with the sampler's tail (drop_last applied to the global batch of micro-batch
+    // x ranks x accumulation samples), so every update averages a full global batch and the
+    // epoch ends at a boundary, where checkpoints can be written.
+    const int accumulation = config.engine.gradient_accumulation_steps;
+    const std::int64_t steps_per_epoch = sampler.steps_per_epoch() / accumulation;
+    const std::int64_t micro_steps_per_epoch = steps_per_epoch * accumulation;
+    if (steps_per_epoch == 0)
+      throw zs::InvalidArgument("the training set's " + std::to_string(train.count) + " images do not fill one step of " +
+                                std::to_string(config.micro_batch_size * world * accumulation) +
+                                " samples (micro-batch x ranks x accumulation): lower train_micro_batch_size_per_gpu "
+                                "or gradient_accumulation_steps");
+    const std::int64_t total_steps = steps_per_epoch * options.epochs;
+    // The cosine schedule spans the run unless the user set its length (in a file or an
+    // override) or the run resumes one (the saved schedule is kept).
+    bool total_given = !options.config_path.empty() || resuming;
     for (const auto& o : options.overrides) total_given |= o.rfind("scheduler.params.total_steps=", 0) == 0;
     if (!total_given && config.engine.scheduler.kind == zs::ScheduleKind::cosine)
       config.engine.scheduler.total_steps = std::max<std::int64_t>(1, total_steps - config.engine.scheduler.warmup_steps);
@@ -193,7 +215,7 @@ int main(int argc, char** argv) {
     int first_epoch = 0;
     std::int64_t first_micro_step = 0;
     const std::int64_t samples_per_micro_step = config.micro_batch_size * world;
-    if (options.resume && std::filesystem::exists(std::filesystem::path(options.save_dir) / "latest")) {
+    if (resuming) {
       const zs::checkpoint::TrainingState saved = engine.load(options.save_dir);
       first_epoch = static_cast<int>(saved.client_state.at("epoch"));
       first_micro_step = saved.client_state.at("samples_into_epoch") / samples_per_micro_step;
@@ -201,6 +223,7 @@ int main(int argc, char** argv) {
         std::printf("resumed from %s/latest: step %lld, epoch %d, %lld samples into it (saved by a stage-%d run)\n",
                     options.save_dir.c_str(), static_cast<long long>(saved.step), first_epoch + 1,
                     static_cast<long long>(saved.client_state.at("samples_into_epoch")), saved.stage);
+      if (rank == 0) std::printf("resume: %s\n", resume_note.c_str());
     } else if (options.resume && rank == 0) {
       std::printf("no checkpoint in %s yet: starting from scratch\n", options.save_dir.c_str());
     }
@@ -214,6 +237,7 @@ int main(int argc, char** argv) {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     };
 
+    std::int64_t last_saved_step = -1;
     std::ofstream metrics;
     if (rank == 0) {
       metrics.open(options.metrics_path, first_epoch > 0 || first_micro_step > 0 ? std::ios::app : std::ios::trunc);
@@ -254,7 +278,10 @@ int main(int argc, char** argv) {
         if (stepped && engine.last_step_skipped() && rank == 0)
           std::printf("step skipped: the gradient norm is %g (an inf or NaN gradient); parameters left unchanged\n",
                       engine.gradient_norm());
-        if (stepped && options.save_every > 0 && engine.optimizer_steps() % options.save_every == 0) save(epoch, s + 1);
+        if (stepped && options.save_every > 0 && engine.optimizer_steps() % options.save_every == 0) {
+          save(epoch, s + 1);
+          last_saved_step = engine.optimizer_steps();
+        }
         if (!stepped || engine.optimizer_steps() % options.log_every != 0) continue;
         double mean_loss = window_loss / window_steps;
         ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &mean_loss, 1, MPI_DOUBLE, MPI_SUM, comm.handle()));
@@ -310,8 +337,10 @@ int main(int argc, char** argv) {
       }
     }
 
+    // The final checkpoint, unless the last periodic save holds this very step already (it
+    // resumes to the same place: the end of the last epoch).
     if (!options.save_dir.empty()) {
-      save(options.epochs, 0);
+      if (engine.optimizer_steps() != last_saved_step) save(options.epochs, 0);
       engine.wait_for_checkpoint();
     }
 

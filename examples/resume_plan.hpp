@@ -1,0 +1,30 @@
+#pragma once
+// What a resumed run keeps from the run it continues, whatever the world size now:
+// - the learning-rate schedule: every scheduler.* key as saved (total steps, warmup, floor),
+//   so step k has the LR it would have had without the interruption;
+// - the global batch (samples per optimizer step = micro-batch x ranks x accumulation), as
+//   DeepSpeed keeps train_batch_size: gradient_accumulation_steps is chosen for this world
+//   size and micro-batch so that each step averages the same number of samples. With the
+//   sampler's world-size-independent global order, the run then trains on the same global
+//   batches in the same order, and an epoch has the same number of steps.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zs::examples {
+
+struct ResumePlan {
+  /// "key=value" overrides to apply on top of the command line's.
+  std::vector<std::string> overrides;
+  /// One line for the log: what was taken from the checkpoint.
+  std::string note;
+};
+
+/// Reads the configuration recorded by the checkpoint DIR/latest names. Not collective (every
+/// rank reads the same files). Throws InvalidArgument if no accumulation count keeps the saved
+/// global batch at `world` ranks of `micro_batch` samples, naming the numbers and the fix;
+/// checkpoint::CheckpointError if the checkpoint cannot be read.
+ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch);
+
+}  // namespace zs::examples

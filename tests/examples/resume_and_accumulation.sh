@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The example's training state across epochs ends, resizes and resumes (issue 11):
+# 1. gradient accumulation that does not divide an epoch (937 micro-steps at 1 rank,
+#    accumulation 2; 2 ranks, accumulation 5): the last partial window is dropped, training
+#    ends at a boundary, and the final checkpoint is written (it was refused, MPI_Abort);
+# 3. a run trained at 4 ranks and resumed from step 300 at 2 ranks continues the saved LR
+#    schedule (the LR of every step 301..468 equals the uninterrupted run's; it was recomputed
+#    from the new world size) and the saved global batch (accumulation 2 at 2 ranks), and
+#    ends at the same step, at the schedule's floor.
+# Usage: resume_and_accumulation.sh BUILD_DIR MPIRUN
+set -euo pipefail
+build=$1
+mpirun=$2
+example="$build/examples/zs_fashion_mnist"
+python=/usr/bin/python3
+dir=$(mktemp -d /tmp/zs_resume_XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+
+# 1. Accumulation that does not divide an epoch.
+"$mpirun" -np 1 "$example" --epochs 1 --hidden 32 --gradient_accumulation_steps=2 --save-dir "$dir/a1" \
+  --metrics "$dir/a1.jsonl" > "$dir/a1.log"
+grep -q "checkpoint $dir/a1/step_468 written" "$dir/a1.log"
+[ "$(cat "$dir/a1/latest")" = step_468 ]
+"$mpirun" -np 2 "$example" --epochs 1 --hidden 32 --gradient_accumulation_steps=5 --save-dir "$dir/a2" \
+  --metrics "$dir/a2.jsonl" > "$dir/a2.log"
+grep -q "checkpoint $dir/a2/step_93 written" "$dir/a2.log"
+echo "accumulation: final checkpoints written at the last whole step (468 and 93)"
+
+# 3. 2 epochs at 4 ranks (234 steps per epoch of 256 samples), checkpoint at step 300.
+"$mpirun" -np 4 "$example" --epochs 2 --hidden 32 --log-every 1 --save-dir "$dir/run" --save-every 300 \
+  --metrics "$dir/uninterrupted.jsonl" > "$dir/uninterrupted.log"
+mkdir "$dir/resized"
+cp -r "$dir/run/step_300" "$dir/resized/"
+echo step_300 > "$dir/resized/latest"
+"$mpirun" -np 2 "$example" --epochs 2 --hidden 32 --log-every 1 --save-dir "$dir/resized" --resume \
+  --metrics "$dir/resumed.jsonl" > "$dir/resumed.log"
+grep -q "global batch of 256 samples per step (64 x 2 ranks x accumulation 2)" "$dir/resumed.log"
+"$python" - "$dir/uninterrupted.jsonl" "$dir/resumed.jsonl" <<'PY'
+import json, sys
+def lrs(path):
+    return {r["step"]: r["lr"] for r in map(json.loads, open(path)) if r["kind"] == "train"}
+whole, resumed = lrs(sys.argv[1]), lrs(sys.argv[2])
+assert min(resumed) == 301 and max(resumed) == max(whole) == 468, (min(resumed), max(resumed), max(whole))
+bad = [(s, whole[s], lr) for s, lr in resumed.items() if abs(lr - whole[s]) > 1e-9 * max(abs(whole[s]), 1e-12)]
+assert not bad, f"LR differs after the resume at 2 ranks (step, uninterrupted, resumed): {bad[:5]}"
+print(f"resize: LR of steps 301..468 equal to the uninterrupted run's (step 301: {resumed[301]:.6g}, last: {resumed[468]:.6g})")
+PY
+echo "resume and accumulation: ok"
