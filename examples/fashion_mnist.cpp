@@ -161,6 +161,7 @@ int main(int argc, char** argv) {
     if (resuming) {
       const zs::examples::ResumePlan plan = zs::examples::plan_resume(options.save_dir, world, config.micro_batch_size);
       for (const std::string& o : plan.overrides) config.apply_override(o);
+      config.validate();
       resume_note = plan.note;
     }
     zs::Communicator comm(MPI_COMM_WORLD, config.communication);

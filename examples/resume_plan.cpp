@@ -37,18 +37,29 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
   }
   const std::int64_t global =
       std::stoll(saved_micro->second) * reader.world_size() * std::stoll(saved_accumulation->second);
-  const std::int64_t per_micro_step = micro_batch * world;
-  if (global % per_micro_step != 0)
+  // Keep this run's micro-batch if an accumulation count makes up the global batch with it;
+  // otherwise the smallest accumulation whose micro-batch is no larger than this run's.
+  std::int64_t accumulation = 0, micro = micro_batch;
+  if (global % (micro_batch * world) == 0) {
+    accumulation = global / (micro_batch * world);
+  } else if (global % world == 0) {
+    for (std::int64_t a = 1; a <= global / world; ++a)
+      if ((global / world) % a == 0 && global / world / a <= micro_batch) {
+        accumulation = a;
+        micro = global / world / a;
+        break;
+      }
+  }
+  if (accumulation == 0)
     throw InvalidArgument("the checkpoint in " + save_dir + " was trained with a global batch of " +
                           std::to_string(global) + " samples per step (micro-batch " + saved_micro->second + " x " +
                           std::to_string(reader.world_size()) + " ranks x accumulation " + saved_accumulation->second +
-                          "); " + std::to_string(world) + " ranks x micro-batch " + std::to_string(micro_batch) +
-                          " cannot keep it with any accumulation count: use a world size and "
-                          "train_micro_batch_size_per_gpu whose product divides " + std::to_string(global));
-  const std::int64_t accumulation = global / per_micro_step;
+                          "), which " + std::to_string(world) +
+                          " ranks cannot split evenly: resume at a world size that divides " + std::to_string(global));
   plan.overrides.push_back("gradient_accumulation_steps=" + std::to_string(accumulation));
+  plan.overrides.push_back("train_micro_batch_size_per_gpu=" + std::to_string(micro));
   plan.note = "kept the saved LR schedule and global batch of " + std::to_string(global) + " samples per step (" +
-              std::to_string(micro_batch) + " x " + std::to_string(world) + " ranks x accumulation " +
+              std::to_string(micro) + " x " + std::to_string(world) + " ranks x accumulation " +
               std::to_string(accumulation) + ")";
   return plan;
 }

@@ -4,7 +4,8 @@
 //   so step k has the LR it would have had without the interruption;
 // - the global batch (samples per optimizer step = micro-batch x ranks x accumulation), as
 //   DeepSpeed keeps train_batch_size: gradient_accumulation_steps is chosen for this world
-//   size and micro-batch so that each step averages the same number of samples. With the
+//   size so that each step averages the same number of samples, keeping this run's
+//   micro-batch where it can, else the largest micro-batch no larger than it that works. With the
 //   sampler's world-size-independent global order, the run then trains on the same global
 //   batches in the same order, and an epoch has the same number of steps.
 
@@ -22,8 +23,8 @@ struct ResumePlan {
 };
 
 /// Reads the configuration recorded by the checkpoint DIR/latest names. Not collective (every
-/// rank reads the same files). Throws InvalidArgument if no accumulation count keeps the saved
-/// global batch at `world` ranks of `micro_batch` samples, naming the numbers and the fix;
+/// rank reads the same files). Throws InvalidArgument if `world` does not divide the saved
+/// global batch, naming the numbers and the fix;
 /// checkpoint::CheckpointError if the checkpoint cannot be read.
 ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch);
 
