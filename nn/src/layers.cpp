@@ -356,3 +356,32 @@ float SoftmaxCrossEntropy::forward(const Tensor& logits, const std::vector<std::
 }
 
 }  // namespace zs::nn
+
+// ---- release_activations: what each layer caches for backward ----
+namespace zs::nn {
+
+namespace {
+// Drops the cached tensors; the output only when the caller does not read it any more.
+void drop(std::initializer_list<Tensor*> caches, Tensor& output, bool keep_output) {
+  for (Tensor* t : caches) *t = Tensor();
+  if (!keep_output) output = Tensor();
+}
+}  // namespace
+
+void Affine::release_activations(bool keep_output) { drop({&input_, &grad_input_}, output_, keep_output); }
+void ReLU::release_activations(bool keep_output) { drop({&grad_input_}, output_, keep_output); }
+void GELU::release_activations(bool keep_output) { drop({&input_, &grad_input_}, output_, keep_output); }
+void LayerNorm::release_activations(bool keep_output) {
+  drop({&normalized_, &inverse_std_, &grad_input_}, output_, keep_output);
+}
+void Embedding::release_activations(bool keep_output) {
+  indices_ = std::vector<std::int64_t>();
+  drop({&grad_input_}, output_, keep_output);
+}
+void Dropout::release_activations(bool keep_output) { drop({&mask_, &grad_input_}, output_, keep_output); }
+void Sequential::release_activations(bool keep_output) {
+  for (std::size_t i = 0; i < children_.size(); ++i)
+    children_[i]->release_activations(keep_output && i + 1 == children_.size());
+}
+
+}  // namespace zs::nn

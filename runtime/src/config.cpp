@@ -157,6 +157,31 @@ const std::vector<Key>& keys() {
          [](TrainingConfig& c) -> double& { return c.engine.optimizer.dampening; });
     boolean("optimizer.params.nesterov", "SGD Nesterov momentum", "torch.optim.SGD(nesterov)",
             [](TrainingConfig& c) -> bool& { return c.engine.optimizer.nesterov; });
+    text("activation_checkpointing.units",
+         "units whose activations are recomputed in backward instead of kept: none, all, or unit indices "
+         "(0,2,5)",
+         "FSDP: apply_activation_checkpointing(check_fn); DeepSpeed: activation_checkpointing",
+         [](const TrainingConfig& c) {
+           if (c.engine.activation_checkpointing) return std::string("all");
+           if (c.engine.checkpointed_units.empty()) return std::string("none");
+           std::string list;
+           for (std::size_t u : c.engine.checkpointed_units) list += (list.empty() ? "" : ",") + std::to_string(u);
+           return list;
+         },
+         [](TrainingConfig& c, const std::string& s) {
+           c.engine.activation_checkpointing = s == "all";
+           c.engine.checkpointed_units.clear();
+           if (s == "all" || s == "none") return;
+           std::stringstream items(s);
+           for (std::string item; std::getline(items, item, ',');) {
+             char* end = nullptr;
+             errno = 0;
+             const unsigned long long unit = std::strtoull(item.c_str(), &end, 10);
+             if (item.empty() || *end != '\0' || errno || item.front() == '-')
+               throw InvalidArgument("'" + s + "' is not none, all or a comma-separated list of unit indices");
+             c.engine.checkpointed_units.push_back(static_cast<std::size_t>(unit));
+           }
+         });
     real("gradient_clipping", "clip gradients to this global norm before each update; 0 = off",
          "DeepSpeed: gradient_clipping; FSDP: clip_grad_norm_(max_norm)",
          [](TrainingConfig& c) -> double& { return c.engine.gradient_clipping; });

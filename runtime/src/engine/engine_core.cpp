@@ -24,6 +24,14 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   progress_hook_ = [this] { comm.progress(); };
   checkpoint_writer = std::make_unique<checkpoint::CheckpointWriter>(comm);
   build_groups(std::move(units));
+  for (std::size_t unit : config.checkpointed_units) {
+    if (unit >= groups.size())
+      throw InvalidArgument("activation_checkpointing.units names unit " + std::to_string(unit) + ", but the engine has " +
+                            std::to_string(groups.size()) + " units (0.." + std::to_string(groups.size() - 1) + ")");
+    groups[unit]->checkpoint_activations = true;
+  }
+  if (config.activation_checkpointing)
+    for (auto& group : groups) group->checkpoint_activations = true;
   require_same_on_all_ranks(config, comm);
   run_config = config_entries(config, comm.config());
   require_same_model_on_all_ranks();
@@ -203,9 +211,13 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
   if (following) gathers->gather_with_prefetch(order->expected(), position);
   else gathers->wait(group);
 
+  // Programs save every run's input (a group may run again and overwrite its caches);
+  // checkpointed groups save theirs to recompute from it.
+  const bool checkpointed = order->training() && group.checkpoint_activations;
   const Tensor* x = &input;
-  if (order->program() && order->training()) x = &run_inputs.save(position, input, dropout_random);
+  if (order->training() && (order->program() || checkpointed)) x = &run_inputs.save(position, input, dropout_random);
   x = &forward_modules(group, *x, context_);
+  if (checkpointed) group.release_activations();
   if (order->training() && !policy.reshard_after_forward) {
     for (ParameterGroup* g : group.needs())
       if (g->shards_parameters) g->kept_for_backward = true;
@@ -261,6 +273,7 @@ void EngineCore::backward(const Tensor& grad_output) {
     for (const ParameterGroup* g : group->needs()) ++uses_left[g->index];
   std::vector<bool> ran_in_backward(groups.size(), false), gradient_started(groups.size(), false);
   const Tensor* g = &grad_output;
+  ParameterGroup* released_after_next = nullptr;
   for (std::size_t i = 0; i < reversed.size(); ++i) {
     ParameterGroup& group = *reversed[i];
     const bool first_meeting = !ran_in_backward[group.index];
@@ -274,15 +287,22 @@ void EngineCore::backward(const Tensor& grad_output) {
       used->grads_full = pool.take(MemoryCategory::gradients_full, used->padded_elems(), 0.0f);
       used->bind();
     }
-    if (!first_meeting) recompute_run(reversed.size() - 1 - i);
+    // The modules hold this run's activations only if it was the group's last run and the
+    // group is not checkpointed; otherwise the run is computed again first.
+    if (!first_meeting || group.checkpoint_activations) recompute_run(reversed.size() - 1 - i);
     for (auto module = group.modules.rbegin(); module != group.modules.rend(); ++module) {
       g = &(*module)->backward(*g);
       poll();
     }
+    // A checkpointed group's recomputed activations go once the next group's backward has
+    // read the input gradient they hold (`g`); not when that was the same group again.
+    if (released_after_next && released_after_next != &group) released_after_next->release_activations();
+    released_after_next = group.checkpoint_activations ? &group : nullptr;
     for (ParameterGroup* used : needs)
       if (--uses_left[used->index] == 0 && reduce_here) reducer->reduce(*used);
     gathers->release(group);
   }
+  if (released_after_next) released_after_next->release_activations();
   reducer->finish();
 }
 

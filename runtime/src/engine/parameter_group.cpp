@@ -14,6 +14,10 @@ std::vector<ParameterGroup*> ParameterGroup::needs() {
   return groups;
 }
 
+void ParameterGroup::release_activations() {
+  for (std::size_t i = 0; i < modules.size(); ++i) modules[i]->release_activations(i + 1 == modules.size());
+}
+
 void ParameterGroup::bind() {
   for (std::size_t i = 0; i < params.size(); ++i) {
     const auto& slot = layout.tensors()[i];

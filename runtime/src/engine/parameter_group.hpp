@@ -29,6 +29,7 @@ struct ParameterGroup {
   std::vector<ParameterRun> full_runs;      // optimizer runs over the whole buffer
   std::vector<ParameterRun> shard_runs;     // ... over this rank's shard (padding excluded)
   bool shards_parameters = false;           // the policy's answer for this group's size
+  bool checkpoint_activations = false;      // recompute its activations in backward
 
   Buffer params_full;   // whole parameters: always unless shards_parameters, else while gathered
   Buffer params_shard;  // shards_parameters: this rank's master slice
@@ -48,6 +49,9 @@ struct ParameterGroup {
   /// This group and the groups it borrows parameters from: what must be gathered while its
   /// modules run, and whose gradient buffers its backward writes.
   std::vector<ParameterGroup*> needs();
+  /// Frees the activations its modules cached (the last module's output stays: it is the
+  /// group's output, read downstream).
+  void release_activations();
   /// Points each owned parameter's value and grad at the whole buffers (empty tensors while a
   /// buffer is not held), so modules read and accumulate in place.
   void bind();

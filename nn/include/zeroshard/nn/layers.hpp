@@ -18,6 +18,7 @@ class Affine : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override;
   std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
+  void release_activations(bool keep_output) override;
 
   Parameter bias;  // [out] when the layer has a bias, else empty; no weight decay
 
@@ -65,6 +66,7 @@ class ReLU final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::int64_t activation_bytes() const override { return output_.numel() * 4; }
+  void release_activations(bool keep_output) override;
 
  private:
   Tensor output_, grad_input_;
@@ -77,6 +79,7 @@ class GELU final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
+  void release_activations(bool keep_output) override;
 
  private:
   Tensor input_, output_, grad_input_;
@@ -90,6 +93,7 @@ class LayerNorm final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override { return {&gain, &bias}; }
   std::int64_t activation_bytes() const override { return (normalized_.numel() + output_.numel()) * 4; }
+  void release_activations(bool keep_output) override;
   void reset_parameters(std::mt19937_64& random) override;
 
   Parameter gain;
@@ -110,6 +114,7 @@ class Embedding final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override { return {&weight}; }
   std::int64_t activation_bytes() const override { return output_.numel() * 4; }
+  void release_activations(bool keep_output) override;
   void reset_parameters(std::mt19937_64& random) override;
 
   Parameter weight;
@@ -127,6 +132,7 @@ class Dropout final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::int64_t activation_bytes() const override { return (mask_.numel() + output_.numel()) * 4; }
+  void release_activations(bool keep_output) override;
 
  private:
   float p_;
@@ -150,6 +156,7 @@ class Sequential final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Module*> children() override;
   std::int64_t activation_bytes() const override;
+  void release_activations(bool keep_output) override;
   std::size_t size() const { return children_.size(); }
   Module& at(std::size_t i) { return *children_.at(i); }
 

@@ -56,6 +56,11 @@ class Module {
   virtual std::vector<Module*> children() { return {}; }
   /// Bytes of cached activations held for backward.
   virtual std::int64_t activation_bytes() const { return 0; }
+  /// Frees what forward cached for backward (activation checkpointing: the engine runs forward
+  /// again from the unit's saved input before backward). With `keep_output` the last
+  /// forward's output stays valid (a unit's output, read downstream). Backward may not follow
+  /// until forward runs again. A module that caches nothing keeps the default, a no-op.
+  virtual void release_activations(bool keep_output) { (void)keep_output; }
   /// Initialises this module's own parameters (values must be bound). Layers use PyTorch's
   /// default initialisers.
   virtual void reset_parameters(std::mt19937_64& /*random*/) {}

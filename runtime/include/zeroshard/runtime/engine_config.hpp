@@ -39,6 +39,15 @@ struct EngineConfig {
   /// Auto-wrap: a unit closes once it holds at least this many parameters (FSDP's
   /// size_based_auto_wrap_policy). 0 closes a unit after every child that has parameters.
   std::int64_t auto_wrap_min_params = 0;
+  /// Activation checkpointing (FSDP's checkpoint_wrapper / apply_activation_checkpointing,
+  /// DeepSpeed's activation checkpointing), per unit: in training, a checkpointed unit's forward
+  /// keeps only its input (and the dropout stream before it); its modules' cached activations
+  /// are freed, and backward runs the unit's forward again from that input, with the same
+  /// dropout masks, right before its backward (at stage 3 after the unit's gather, scheduled
+  /// like any other). Results are bit-identical with and without it. true: every unit.
+  bool activation_checkpointing = false;
+  /// Or just these units (indices into the engine's units); read when the flag above is false.
+  std::vector<std::size_t> checkpointed_units;
   /// Each tensor starts at a multiple of this many elements in its unit's flat buffer.
   std::int64_t alignment = 16;
   /// Parameter initialisation (identical on every rank) and, offset by rank, dropout.
