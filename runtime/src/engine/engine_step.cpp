@@ -1,0 +1,203 @@
+// EngineCore's training step: forward (per run: gather, modules, release, record), backward
+// (the recorded runs in reverse: gather, recompute, modules, reduce after a group's last use)
+// and step() at the accumulation boundary (reduce the rest, the sharded optimizer, re-gather).
+#include <algorithm>
+
+#include "engine_core.hpp"
+#include "zeroshard/error.hpp"
+
+namespace zs::detail {
+
+void EngineCore::poll() {
+  if (config.overlap_comm) comm.progress();
+}
+
+void EngineCore::record_activations() {
+  std::int64_t bytes = run_inputs.bytes();
+  for (auto& group : groups)
+    for (const nn::Module* module : group->modules) bytes += module->activation_bytes();
+  if (bytes > activation_bytes_) ledger.allocate(MemoryCategory::activations, bytes - activation_bytes_);
+  else ledger.release(MemoryCategory::activations, activation_bytes_ - bytes);
+  activation_bytes_ = bytes;
+}
+
+const Tensor& EngineCore::forward(const Tensor& input, bool training, const ForwardProgram* program) {
+  if (order->in_forward())
+    throw InvalidArgument("Engine::forward/evaluate called from inside a ForwardProgram: run units with "
+                          "UnitRunner::run instead");
+  gathers->release_kept();  // a new forward ends the last one's claim on them
+  order->begin(training, program != nullptr, input.data());
+  context_ = {.training = training, .random = &dropout_random, .progress = config.overlap_comm ? &progress_hook_ : nullptr};
+  forward_was_training = false;  // no backward may follow a forward that failed
+  const Tensor* output = &input;
+  try {
+    if (program) {
+      UnitRunner runner(*this);
+      output = &(*program)(runner, input);
+      agree_on_run(comm, order->ran().size(), kForwardEnded, !training || order->continues_chain(output->data()));
+    } else {
+      for (auto& group : groups) output = &run_unit(group->index, *output);
+    }
+  } catch (...) {
+    // Every rank that failed together (the checks) completes the same gathers here.
+    gathers->release_kept();
+    gathers->drop_prefetched(nullptr);
+    order->abandon();
+    throw;
+  }
+  gathers->drop_prefetched(nullptr);  // prefetched along the record past where this forward ended
+  order->finish();
+  record_activations();
+  forward_was_training = training;
+  return *output;
+}
+
+const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
+  if (!order->in_forward())
+    throw InvalidArgument("UnitRunner::run may only be called by the ForwardProgram that Engine::forward is running");
+  const std::size_t position = order->ran().size();
+  if (order->program()) {
+    // Any index out of range is stated as groups.size(), so that ranks agreeing on a bad
+    // index all throw the range error below together.
+    const auto stated = static_cast<std::int64_t>(std::min(index, groups.size()));
+    agree_on_run(comm, position, stated, !order->training() || order->continues_chain(input.data()));
+  }
+  if (index >= groups.size())
+    throw InvalidArgument("UnitRunner::run(" + std::to_string(index) + "): the engine has " +
+                          std::to_string(groups.size()) + " units (Engine::unit_of_child maps a child to its unit)");
+  ParameterGroup& group = *groups[index];
+  const bool was_following = order->following();
+  const bool following = order->record(group);
+  // Leaving the order: gathers issued along it are completed and freed before gathering on
+  // demand (they count against max_live_bytes).
+  if (was_following && !following) gathers->drop_prefetched(&group);
+  if (following) gathers->gather_with_prefetch(order->expected(), position);
+  else gathers->wait(group);
+
+  // Programs save every run's input (a group may run again and overwrite its caches);
+  // checkpointed groups save theirs to recompute from it.
+  const bool checkpointed = order->training() && group.checkpoint_activations;
+  const Tensor* x = &input;
+  if (order->training() && (order->program() || checkpointed)) x = &run_inputs.save(position, input, dropout_random);
+  x = &forward_modules(group, *x, context_);
+  if (checkpointed) group.release_activations();
+  if (order->training() && !policy.reshard_after_forward) {
+    for (ParameterGroup* g : group.needs())
+      if (g->shards_parameters) g->kept_for_backward = true;
+  } else {
+    gathers->release(group);
+  }
+  order->set_last_output(x->data());
+  return *x;
+}
+
+const Tensor& EngineCore::forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context) {
+  const Tensor* x = &input;
+  for (nn::Module* module : group.modules) {
+    x = &module->forward(*x, context);
+    poll();
+  }
+  return *x;
+}
+
+void EngineCore::recompute_run(std::size_t position) {
+  ParameterGroup& group = *order->ran().at(position);
+  // A copy: the dropout stream of the forward goes on untouched, and this run draws the
+  // same masks as the original one did.
+  std::mt19937_64 random = run_inputs.random(position);
+  nn::ForwardContext context = context_;
+  context.random = &random;
+  forward_modules(group, run_inputs.input(position), context);
+}
+
+void EngineCore::backward(const Tensor& grad_output) {
+  if (!forward_was_training)
+    throw InvalidArgument("Engine::backward: the last forward was evaluate() or failed; call forward() before backward()");
+  // A second backward before step() would be reduced twice at some stages and once at others
+  // (stages 0-1 reduce during the last micro-step's backward): refused, the same on every rank
+  // since every rank makes the same calls.
+  if (backward_ran)
+    throw InvalidArgument("Engine::backward called twice without step() in between: each micro-step is one forward, "
+                          "one backward and one step(); to sum several micro-batches' gradients set "
+                          "gradient_accumulation_steps and call step() after each backward");
+  backward_ran = true;
+  const bool last_micro_step = window_micro_steps + 1 == config.gradient_accumulation_steps;
+  // Stages 2-3 reduce every micro-step; with overlap, stages 0-1 reduce during the backward of
+  // the last micro-step instead of at step().
+  const bool reduce_here = policy.reduce_every_micro_step || (config.overlap_comm && last_micro_step);
+  // The forward's runs in reverse. A group that ran more than once is met first at its last
+  // run (its modules hold that run's activations) and recomputed at the earlier ones. A
+  // group's gradient buffer is written by its own runs and by the runs of groups borrowing its
+  // parameters: it starts at the first of those uses and is reduced after the last.
+  const std::vector<ParameterGroup*>& ran = order->ran();
+  const std::vector<ParameterGroup*> reversed(ran.rbegin(), ran.rend());
+  std::vector<int> uses_left(groups.size(), 0);
+  for (ParameterGroup* group : reversed)
+    for (const ParameterGroup* g : group->needs()) ++uses_left[g->index];
+  std::vector<bool> ran_in_backward(groups.size(), false), gradient_started(groups.size(), false);
+  const Tensor* g = &grad_output;
+  ParameterGroup* released_after_next = nullptr;
+  for (std::size_t i = 0; i < reversed.size(); ++i) {
+    ParameterGroup& group = *reversed[i];
+    const bool first_meeting = !ran_in_backward[group.index];
+    ran_in_backward[group.index] = true;
+    gathers->gather_with_prefetch(reversed, i);
+    const std::vector<ParameterGroup*> needs = group.needs();
+    for (ParameterGroup* used : needs) {
+      if (gradient_started[used->index]) continue;
+      gradient_started[used->index] = true;
+      if (!policy.shard_gradients) continue;  // whole gradients are the accumulator
+      used->grads_full = pool.take(MemoryCategory::gradients_full, used->padded_elems(), 0.0f);
+      used->bind();
+    }
+    // The modules hold this run's activations only if it was the group's last run and the
+    // group is not checkpointed; otherwise the run is computed again first.
+    if (!first_meeting || group.checkpoint_activations) recompute_run(reversed.size() - 1 - i);
+    for (auto module = group.modules.rbegin(); module != group.modules.rend(); ++module) {
+      g = &(*module)->backward(*g);
+      poll();
+    }
+    // A checkpointed group's recomputed activations go once the next group's backward has
+    // read the input gradient they hold (`g`); not when that was the same group again.
+    if (released_after_next && released_after_next != &group) released_after_next->release_activations();
+    released_after_next = group.checkpoint_activations ? &group : nullptr;
+    for (ParameterGroup* used : needs)
+      if (--uses_left[used->index] == 0 && reduce_here) reducer->reduce(*used);
+    gathers->release(group);
+  }
+  if (released_after_next) released_after_next->release_activations();
+  reducer->finish();
+}
+
+bool EngineCore::step() {
+  // An async save commits at the first step() after every rank finished writing it.
+  if (checkpoint_writer->pending()) checkpoint_writer->poll();
+  ++micro_steps;
+  backward_ran = false;
+  if (++window_micro_steps < config.gradient_accumulation_steps) return false;
+  window_micro_steps = 0;
+  if (!policy.reduce_every_micro_step) {
+    // Groups not reduced during the last backward (all of them without overlap; those the
+    // last forward did not use with it).
+    for (auto& group : groups)
+      if (!group->reduced_this_step) reducer->reduce(*group);
+    reducer->finish();
+  }
+  for (auto& group : groups) group->reduced_this_step = false;
+  const StepOutcome outcome = optimizer->step(groups, learning_rate(), optimizer_steps + 1);
+  gradient_norm = outcome.gradient_norm;
+  last_step_skipped = !outcome.applied;
+  if (outcome.applied) {
+    if (policy.gather_after_update) gathers->gather_whole_parameters();
+    ++optimizer_steps;
+  } else {
+    ++skipped_steps;
+  }
+  for (auto& group : groups) {
+    group->grads_full.fill(0.0f);
+    group->grads_shard.fill(0.0f);
+  }
+  return true;
+}
+
+}  // namespace zs::detail
