@@ -1,10 +1,11 @@
 #include "zeroshard/checkpoint/checkpoint_tools.hpp"
 
+#include <algorithm>
 #include <filesystem>
-#include <map>
 
 #include "h5_attributes.hpp"
 #include "training_state_io.hpp"
+#include "zeroshard/checkpoint/checkpoint_directory.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
@@ -15,35 +16,32 @@ namespace zs::checkpoint {
 namespace fs = std::filesystem;
 
 VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag) {
-  CheckpointReader reader(dir, tag);
+  // Not through CheckpointReader, which stops at the first data file that does not belong:
+  // verify reports every problem of every file, found by the same check the reader runs.
   VerifyReport report;
-  report.tag = reader.tag();
-  report.shards = reader.world_size();
-  report.tensors = static_cast<std::int64_t>(reader.tensors().size());
-  const auto expected_tensors = reader.tensors();
-  // Each data file once, with the ranks the index says it holds (all of them for a shared file).
-  std::map<std::string, std::vector<int>> ranks_of_file;
-  for (int r = 0; r < reader.world_size(); ++r) ranks_of_file[reader.data_files()[r]].push_back(r);
-  report.files = static_cast<int>(ranks_of_file.size());
-  for (const auto& [name, ranks] : ranks_of_file) {
-    const std::string path = (fs::path(reader.directory()) / name).string();
+  report.tag = resolve_tag(dir, tag);
+  const fs::path tag_dir = tag_directory(dir, report.tag);
+  const std::string index_path = (tag_dir / kIndexFileName).string();
+  const IndexSummary index = read_index_summary(index_path);
+  report.shards = index.world_size;
+  // Each data file once (the shared file holds every rank), in rank order.
+  std::vector<std::string> files;
+  for (const std::string& name : index.shard_files)
+    if (std::find(files.begin(), files.end(), name) == files.end()) files.push_back(name);
+  report.files = static_cast<int>(files.size());
+  std::vector<ShardFile::Unit> expected;  // the first readable file's units
+  std::string expected_from;
+  for (const std::string& name : files) {
+    const std::string path = (tag_dir / name).string();
     try {
       ShardFile shard(path);
-      const bool contiguous = ranks.back() - ranks.front() + 1 == static_cast<int>(ranks.size());
-      if (!contiguous || shard.first_rank() != ranks.front() || shard.rank_count() != static_cast<int>(ranks.size()) ||
-          shard.world_size() != reader.world_size())
-        report.problems.push_back(path + ": holds ranks [" + std::to_string(shard.first_rank()) + ", " +
-                                  std::to_string(shard.first_rank() + shard.rank_count()) + ") of " +
-                                  std::to_string(shard.world_size()) + ", the index says ranks " +
-                                  std::to_string(ranks.front()) + "-" + std::to_string(ranks.back()) + " of " +
-                                  std::to_string(reader.world_size()));
-      if (shard.state().step != reader.state().step || shard.state().micro_step != reader.state().micro_step)
-        report.problems.push_back(path + ": step " + std::to_string(shard.state().step) + " differs from the index's " +
-                                  std::to_string(reader.state().step) + " (files of two saves mixed)");
-      std::vector<sharding::TensorSpec> tensors;
-      for (const auto& unit : shard.units())
-        for (const auto& slot : unit.layout.tensors()) tensors.push_back(slot.spec);
-      if (tensors != expected_tensors) report.problems.push_back(path + ": holds other tensors than shard 0");
+      if (expected_from.empty()) {
+        expected = shard.units();
+        expected_from = name;
+        for (const auto& unit : expected) report.tensors += static_cast<std::int64_t>(unit.layout.tensors().size());
+      }
+      const std::vector<std::string> differences = data_file_differences(shard, name, index, expected, expected_from);
+      if (!differences.empty()) report.problems.push_back(mixed_saves_message(path, index_path, differences));
       for (std::string& problem : shard.verify()) report.problems.push_back(std::move(problem));
       for (const auto& unit : shard.units())
         report.bytes_checked += unit.layout.shard_numel() * 4 * static_cast<std::int64_t>(unit.buffers.size()) *
@@ -63,7 +61,7 @@ std::string consolidate_checkpoint(const std::string& dir, const std::string& ta
     disable_hdf5_error_printing();
     {
       Hid file(ZS_H5_CHECK(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)));
-      detail::write_training_state(file.get(), reader.state());
+      detail::write_training_state(file.get(), reader.state(), reader.identity());
       detail::write_attribute(file.get(), "world_size", std::int64_t{reader.world_size()});
       detail::write_attribute(file.get(), "tag", reader.tag());
       Hid link_create(ZS_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)));

@@ -182,7 +182,7 @@ void write_shared_file(Communicator& comm, const std::string& path, const ShardC
   // collected and agreed on after the close, which every rank reaches.
   std::string error;
   try {
-    detail::write_training_state(file.get(), state);
+    detail::write_training_state(file.get(), state, contents.identity);
     detail::write_attribute(file.get(), "world_size", std::int64_t{ranks});
     detail::write_attribute(file.get(), "first_rank", std::int64_t{0});
     detail::write_attribute(file.get(), "rank_count", std::int64_t{ranks});

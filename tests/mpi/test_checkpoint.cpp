@@ -21,6 +21,7 @@
 #include "../support/shared_temp_dir.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
+#include "zeroshard/checkpoint/checkpoint_tools.hpp"
 #include "zeroshard/checkpoint/checkpoint_writer.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
 #include "zeroshard/error.hpp"
@@ -381,6 +382,68 @@ TEST_P(BadCheckpointTest, DiskFullDuringSave) {
   expect_good_intact();
 }
 
+// Issue 11 item 4: a data file of another save copied into the tag. verify refuses it, and so
+// must every reader: Engine::load (CheckpointReader) and consolidate, naming the file and
+// what differs. First a file of an older step (the "good" save's), then one of a save at the
+// same step (a rerun from "good"), which only the saves' ids tell apart.
+class MixedSavesTest : public BadCheckpointTest {
+ protected:
+  // Copies `from`'s data file of the last rank over "bad"'s (every rank's in the shared file).
+  std::string mix_in(const std::string& from) {
+    const std::string victim = data_file(testing::world_size() - 1);
+    on_rank_zero([&] {
+      fs::copy_file(fs::path(dir_) / from / victim, bad(victim), fs::copy_options::overwrite_existing);
+    });
+    return victim;
+  }
+  // The offline readers, in one process (rank 0's).
+  void expect_tools_refuse(const std::vector<std::string>& fragments) {
+    on_rank_zero([&] {
+      const checkpoint::VerifyReport report = checkpoint::verify_checkpoint(dir_, "bad");
+      std::string problems;
+      for (const std::string& p : report.problems) problems += p + "\n";
+      for (const std::string& f : fragments) EXPECT_NE(problems.find(f), std::string::npos) << problems;
+      const std::string out = (fs::path(dir_) / "consolidated.h5").string();
+      for (const std::string& f : fragments)
+        expect_checkpoint_error([&] { checkpoint::consolidate_checkpoint(dir_, "bad", out, true); }, f);
+      EXPECT_FALSE(fs::exists(out));
+      for (const std::string& f : fragments)
+        expect_checkpoint_error(
+            [&] {
+              checkpoint::CheckpointReader reader(dir_, "bad");
+              const auto& unit = reader.units().front();
+              for (int r = 0; r < reader.world_size(); ++r) {
+                std::vector<float> slice(unit.layout.shard_numel());
+                reader.read(unit.layout, "params", r * unit.layout.shard_numel(), slice);
+              }
+            },
+            f);
+    });
+  }
+};
+
+TEST_P(MixedSavesTest, ADataFileOfAnOlderStep) {
+  const std::string victim = mix_in("good");
+  for (const std::string& f : {victim, std::string("files of two saves mixed"), std::string("step 2")}) load_bad(f);
+  expect_tools_refuse({victim, "files of two saves mixed", "step 2"});
+  expect_good_intact();
+}
+
+TEST_P(MixedSavesTest, ADataFileOfAnotherSaveAtTheSameStep) {
+  {
+    auto model = make_model(0.0f);
+    Engine rerun(*model, config_for(3, GetParam()), comm_);
+    rerun.load(dir_, "good");
+    run_steps(rerun, 2, 1);  // the same step as "bad" (and here the same values), another save
+    rerun.save(dir_, "rerun");
+  }
+  on_rank_zero([&] { write_latest("good"); });
+  const std::string victim = mix_in("rerun");
+  for (const std::string& f : {victim, std::string("files of two saves mixed"), std::string("save id")}) load_bad(f);
+  expect_tools_refuse({victim, "files of two saves mixed", "save id"});
+  expect_good_intact();
+}
+
 // Where shared-file mode cannot work, the engine refuses the configuration up front on every
 // rank, naming the fix, instead of failing at the first save hours into a run.
 TEST_F(CheckpointTest, SharedFileModeIsRefusedWhereItCannotBeWritten) {
@@ -406,6 +469,7 @@ TEST_F(CheckpointTest, SharedFileModeIsRefusedWhereItCannotBeWritten) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, CheckpointTest, ::testing::ValuesIn(writable_modes()), mode_name);
 INSTANTIATE_TEST_SUITE_P(Modes, BadCheckpointTest, ::testing::ValuesIn(writable_modes()), mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, MixedSavesTest, ::testing::ValuesIn(writable_modes()), mode_name);
 
 }  // namespace
 }  // namespace zs
