@@ -153,7 +153,7 @@ void CheckpointWriter::commit(const std::string& dir, const std::string& tag, co
   });
   parent_save_id_ = save_id;  // committed: the next save continues this one
   run_on_all_ranks(comm_, [&] {
-    if (comm_.rank() == 0) apply_retention(dir, config.keep_last);
+    if (comm_.rank() == 0) apply_retention(dir, tag, config.keep_last);
   });
 }
 

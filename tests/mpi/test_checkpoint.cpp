@@ -15,10 +15,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "../support/engine_test_model.hpp"
 #include "../support/mpi_test.hpp"
 #include "../support/shared_temp_dir.hpp"
+#include "zeroshard/checkpoint/checkpoint_directory.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/checkpoint/checkpoint_tools.hpp"
@@ -189,6 +192,76 @@ TEST_F(CheckpointTest, AsyncSaveWritesWhatWasThereWhenItWasCalled) {
   std::string tag;
   latest >> tag;
   EXPECT_EQ(tag, "async_2");
+}
+
+// Issue 11 item 5: retention after a rollback. A run saves step_2, step_4, step_6 (no
+// retention); a second run resumes from step_2 with keep_last = 2 (on other data, so its
+// states differ) and saves step_3, step_4, step_5. Retention keeps the newest 2 saves of the
+// run that writes, by save order along its lineage (step_4 and step_5: its step_4 replaced
+// the abandoned run's tag of that name), and leaves the abandoned branch (step_6, a later step
+// than anything the resumed run saved) alone. A third run restarting from latest continues the
+// same lineage: its save deletes the oldest save of the lineage, not the branch.
+TEST_P(CheckpointTest, RetentionAfterARollbackKeepsTheNewestSavesOfTheWritingRun) {
+  auto tags = [&] {
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir_))
+      if (entry.is_directory() && entry.path().filename().string().front() != '.')
+        names.insert(entry.path().filename().string());
+    return names;
+  };
+  auto latest = [&] {
+    std::string tag;
+    std::ifstream(fs::path(dir_) / "latest") >> tag;
+    return tag;
+  };
+  auto loads_as = [&](const std::string& tag, const FullState& expected) {
+    auto model = make_model(0.0f);
+    Engine loader(*model, config_for(1), comm_);
+    loader.load(dir_, tag);
+    return full_state(loader) == expected;
+  };
+  FullState abandoned_step_6;
+  {
+    auto model = make_model(0.0f);
+    Engine first(*model, config_for(3, GetParam()), comm_);  // keep_last = 0: keeps everything
+    for (int k = 0; k < 3; ++k) {
+      run_steps(first, 2 * k, 2);
+      EXPECT_EQ(first.save(dir_), "step_" + std::to_string(2 * k + 2));
+    }
+    abandoned_step_6 = full_state(first);
+  }
+  EngineConfig config = config_for(3, GetParam());
+  config.checkpoint.keep_last = 2;
+  std::map<std::string, FullState> saved;
+  {
+    auto model = make_model(0.0f);
+    Engine resumed(*model, config, comm_);
+    resumed.load(dir_, "step_2");
+    for (int step = 2; step < 5; ++step) {
+      run_steps(resumed, 100 + step, 1);  // other batches than the first run's
+      const std::string tag = resumed.save(dir_);
+      EXPECT_EQ(tag, "step_" + std::to_string(step + 1));
+      saved[tag] = full_state(resumed);
+    }
+  }
+  EXPECT_EQ(tags(), (std::set<std::string>{"step_4", "step_5", "step_6"}));
+  EXPECT_EQ(latest(), "step_5");
+  on_rank_zero([&] {  // zeroshard-ckpt list shows the branch as such
+    for (const checkpoint::TagEntry& t : checkpoint::list_tags(dir_))
+      EXPECT_EQ(t.off_latest_lineage, t.tag == "step_6") << t.tag;
+  });
+  if (tags().count("step_4")) EXPECT_TRUE(loads_as("step_4", saved["step_4"])) << "step_4 is not the resumed run's";
+  if (tags().count("step_5")) EXPECT_TRUE(loads_as("step_5", saved["step_5"]));
+  if (tags().count("step_6")) EXPECT_TRUE(loads_as("step_6", abandoned_step_6));
+  {
+    auto model = make_model(0.0f);
+    Engine restarted(*model, config, comm_);
+    EXPECT_EQ(restarted.load(dir_).step, 5);
+    run_steps(restarted, 200, 2);
+    EXPECT_EQ(restarted.save(dir_), "step_7");
+  }
+  EXPECT_EQ(tags(), (std::set<std::string>{"step_5", "step_6", "step_7"}));
+  EXPECT_EQ(latest(), "step_7");
 }
 
 // Per-rank metadata grows with the world size: the shared file keeps every rank's RNG state
