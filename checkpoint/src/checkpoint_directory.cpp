@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "file_size_signal.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/durable_file.hpp"
 #include "zeroshard/error.hpp"
@@ -80,6 +81,7 @@ void prepare_staging(const std::string& dir, const std::string& tag) {
 }
 
 void commit_tag(const std::string& dir, const std::string& tag) {
+  const detail::SigxfszAsError sigxfsz;  // latest.tmp, written below
   const fs::path final_path = tag_directory(dir, tag), staging = staging_directory(dir, tag);
   const fs::path replaced = fs::path(dir) / ("." + tag + ".replaced");
   std::error_code ec;

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "file_size_signal.hpp"
 #include "h5_attributes.hpp"
 #include "training_state_io.hpp"
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
+#include "zeroshard/checkpoint/durable_file.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
 #include "zeroshard/checkpoint/index_file.hpp"
 
@@ -53,23 +55,45 @@ VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag) {
   return report;
 }
 
+namespace {
+
+// More than the consolidated file can take: the data, generous room per dataset for its header
+// and name, and 1 MiB for the rest (superblock, groups, the training state's attributes).
+std::int64_t consolidated_bytes_bound(const CheckpointReader& reader, std::size_t buffers) {
+  std::int64_t bytes = (std::int64_t{1} << 20) + static_cast<std::int64_t>(reader.state().config.size());
+  for (const sharding::TensorSpec& spec : reader.tensors()) {
+    std::int64_t numel = 1;
+    for (std::int64_t d : spec.shape) numel *= d;
+    bytes += static_cast<std::int64_t>(buffers) * (4 * numel + 4096 + static_cast<std::int64_t>(spec.name.size()));
+  }
+  return bytes;
+}
+
+}  // namespace
+
 std::string consolidate_checkpoint(const std::string& dir, const std::string& tag, const std::string& out,
                                    bool include_optimizer) {
   CheckpointReader reader(dir, tag);
   const std::string temporary = out + ".tmp";
+  // Past the file size limit the tool fails with "File too large" instead of dying of SIGXFSZ.
+  const detail::SigxfszAsError sigxfsz;
   try {
     disable_hdf5_error_printing();
     {
+      std::vector<std::string> buffers = {"params"};
+      if (include_optimizer)
+        for (const std::string& b : reader.buffers())
+          if (b != "params") buffers.push_back(b);
       Hid file(ZS_H5_CHECK(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)));
+      // A full disk or the file size limit must fail here, before HDF5 writes: after a failed
+      // write HDF5 1.10 cannot close the file and crashes at exit (as write_shared_file()
+      // found). Where the file system cannot reserve (NFS) this protection is absent.
+      reserve_file_space(temporary, consolidated_bytes_bound(reader, buffers.size()));
       detail::write_training_state(file.get(), reader.state(), reader.identity());
       detail::write_attribute(file.get(), "world_size", std::int64_t{reader.world_size()});
       detail::write_attribute(file.get(), "tag", reader.tag());
       Hid link_create(ZS_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)));
       ZS_H5_CHECK(H5Pset_create_intermediate_group(link_create.get(), 1));
-      std::vector<std::string> buffers = {"params"};
-      if (include_optimizer)
-        for (const std::string& b : reader.buffers())
-          if (b != "params") buffers.push_back(b);
       std::vector<float> values;
       for (const sharding::TensorSpec& spec : reader.tensors()) {
         // The tensor alone, laid out for one rank: read() then fills it in row-major order.
@@ -87,6 +111,18 @@ std::string consolidate_checkpoint(const std::string& dir, const std::string& ta
             ZS_H5_CHECK(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
         }
       }
+      // The close writes the metadata HDF5 still caches: a failure there (a full disk, the
+      // file size limit) must not be dropped by a destructor and leave a broken file as `out`.
+      ZS_H5_CHECK(H5Fclose(file.release()));
+    }
+    {
+      // The reservation left the file longer than what HDF5 uses (it does not truncate a file
+      // grown behind its back): cut it at HDF5's end of allocation, recorded in the superblock.
+      Hid written(ZS_H5_CHECK(H5Fopen(temporary.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)));
+      haddr_t end = 0;
+      ZS_H5_CHECK(H5Fget_eoa(written.get(), &end));
+      ZS_H5_CHECK(H5Fclose(written.release()));
+      fs::resize_file(temporary, end);
     }
     fs::rename(temporary, out);
   } catch (const CheckpointError&) {

@@ -37,6 +37,18 @@ grep -q "mode $mode" "$dir/inspect.txt"
 "$tool" verify "$dir/ckpt" step_150
 "$tool" consolidate "$dir/ckpt" --out "$dir/full.h5" --optimizer
 
+# Under a file size limit (ulimit -f, in KiB) with SIGXFSZ at its default action, the tool
+# fails with the documented error and exit code 1 (not 128 + SIGXFSZ = 153: killed), leaving
+# neither the output nor its temporary file (issue 11 item 9).
+set +e
+( ulimit -f 16; exec "$tool" consolidate "$dir/ckpt" --out "$dir/limited.h5" --optimizer ) > "$dir/limited.txt" 2>&1
+limited=$?
+set -e
+cat "$dir/limited.txt"
+[ "$limited" = 1 ] || { echo "consolidate under ulimit -f exited $limited, expected 1"; exit 1; }
+grep -q "File too large" "$dir/limited.txt"
+[ ! -e "$dir/limited.h5" ] && [ ! -e "$dir/limited.h5.tmp" ]
+
 "$python" - "$dir/ckpt/step_312/index.h5" "$dir/full.h5" <<'PY'
 import sys, h5py, numpy as np
 index, full = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <sys/resource.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -443,14 +444,20 @@ TEST_P(BadCheckpointTest, DiskFullDuringSave) {
   getrlimit(RLIMIT_FSIZE, &before);
   const int victim = GetParam() == CheckpointMode::shared_file ? 0 : testing::world_size() - 1;
   const bool limited = testing::world_rank() == victim;
+  // This test ignores SIGXFSZ, as a program may (FileSizeLimitRaisesTheDocumentedError...
+  // leaves it at its default), and restores the disposition for the tests after it.
+  void (*disposition)(int) = SIG_DFL;
   if (limited) {
-    std::signal(SIGXFSZ, SIG_IGN);
+    disposition = std::signal(SIGXFSZ, SIG_IGN);
     struct rlimit small = before;
     small.rlim_cur = 2048;
     setrlimit(RLIMIT_FSIZE, &small);
   }
   expect_checkpoint_error([&] { engine_->save(dir_, "good"); }, "rank " + std::to_string(victim));
-  if (limited) setrlimit(RLIMIT_FSIZE, &before);
+  if (limited) {
+    setrlimit(RLIMIT_FSIZE, &before);
+    std::signal(SIGXFSZ, disposition);
+  }
   // Overwriting "good" failed: the old "good" is untouched and still the latest.
   expect_good_intact();
 }
@@ -515,6 +522,48 @@ TEST_P(MixedSavesTest, ADataFileOfAnotherSaveAtTheSameStep) {
   for (const std::string& f : {victim, std::string("files of two saves mixed"), std::string("save id")}) load_bad(f);
   expect_tools_refuse({victim, "files of two saves mixed", "save id"});
   expect_good_intact();
+}
+
+// Issue 11 item 9: under a file size limit a save fails with the documented "File too large"
+// error, on every rank, with SIGXFSZ left at its default action (which kills the process):
+// the library, not the program, must keep the signal from killing the writing rank, on the
+// training thread (sync) and on the writer thread (async), and leave the signal's disposition
+// and the thread's signal mask as it found them.
+TEST_P(BadCheckpointTest, FileSizeLimitRaisesTheDocumentedErrorWithSigxfszAtItsDefault) {
+  std::signal(SIGXFSZ, SIG_DFL);  // what a program that never heard of SIGXFSZ has
+  struct rlimit before {};
+  getrlimit(RLIMIT_FSIZE, &before);
+  const int victim = GetParam() == CheckpointMode::shared_file ? 0 : testing::world_size() - 1;
+  const bool limited = testing::world_rank() == victim;
+  std::vector<bool> asyncs = {false};
+  if (GetParam() == CheckpointMode::per_rank) asyncs.push_back(true);
+  for (bool async : asyncs) {
+    checkpoint::CheckpointConfig config;
+    config.mode = GetParam();
+    config.async = async;
+    engine_->set_checkpoint_config(config);
+    if (limited) {
+      struct rlimit small = before;
+      small.rlim_cur = 2048;
+      setrlimit(RLIMIT_FSIZE, &small);
+    }
+    for (const std::string& f : {std::string("File too large"), "rank " + std::to_string(victim)})
+      expect_checkpoint_error(
+          [&] {
+            engine_->save(dir_, "good");
+            engine_->wait_for_checkpoint();
+          },
+          f);
+    if (limited) setrlimit(RLIMIT_FSIZE, &before);
+    struct sigaction now {};
+    sigaction(SIGXFSZ, nullptr, &now);
+    EXPECT_TRUE(now.sa_handler == SIG_DFL && !(now.sa_flags & SA_SIGINFO)) << "SIGXFSZ's disposition was changed";
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+    EXPECT_FALSE(sigismember(&mask, SIGXFSZ)) << "SIGXFSZ left blocked";
+    // Overwriting "good" failed: the old "good" is untouched and still the latest.
+    expect_good_intact();
+  }
 }
 
 // Where shared-file mode cannot work, the engine refuses the configuration up front on every
