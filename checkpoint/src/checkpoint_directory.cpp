@@ -8,7 +8,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
+#include "file_size_signal.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/durable_file.hpp"
 #include "zeroshard/error.hpp"
@@ -78,6 +81,7 @@ void prepare_staging(const std::string& dir, const std::string& tag) {
 }
 
 void commit_tag(const std::string& dir, const std::string& tag) {
+  const detail::SigxfszAsError sigxfsz;  // latest.tmp, written below
   const fs::path final_path = tag_directory(dir, tag), staging = staging_directory(dir, tag);
   const fs::path replaced = fs::path(dir) / ("." + tag + ".replaced");
   std::error_code ec;
@@ -146,21 +150,44 @@ std::vector<TagEntry> list_tags(const std::string& dir) {
     if (a.complete != b.complete) return a.complete;
     return std::tie(a.summary.state.step, a.tag) < std::tie(b.summary.state.step, b.tag);
   });
+  if (!latest.empty()) {
+    const std::vector<std::string> history = lineage(tags, latest);
+    if (!history.empty())
+      for (TagEntry& t : tags)
+        t.off_latest_lineage = t.complete && !t.summary.identity.save_id.empty() &&
+                               std::find(history.begin(), history.end(), t.tag) == history.end();
+  }
   return tags;
 }
 
-void apply_retention(const std::string& dir, int keep_last) {
+std::vector<std::string> lineage(const std::vector<TagEntry>& tags, const std::string& tag) {
+  std::map<std::string, const TagEntry*> by_id;
+  for (const TagEntry& t : tags)
+    if (t.complete && !t.summary.identity.save_id.empty() && t.summary.tag == t.tag)
+      by_id.emplace(t.summary.identity.save_id, &t);
+  std::vector<std::string> chain;
+  const TagEntry* at = nullptr;
+  for (const TagEntry& t : tags)
+    if (t.tag == tag && t.complete && !t.summary.identity.save_id.empty() && t.summary.tag == t.tag) at = &t;
+  std::set<std::string> seen;  // a cycle cannot be written, but files can be edited
+  while (at && seen.insert(at->summary.identity.save_id).second) {
+    chain.push_back(at->tag);
+    const auto parent = by_id.find(at->summary.identity.parent_save_id);
+    at = parent == by_id.end() ? nullptr : parent->second;
+  }
+  return chain;
+}
+
+void apply_retention(const std::string& dir, const std::string& newest, int keep_last) {
   if (keep_last <= 0) return;
-  std::vector<TagEntry> complete;
-  for (TagEntry& t : list_tags(dir))
-    if (t.complete) complete.push_back(std::move(t));
-  const std::size_t keep = static_cast<std::size_t>(keep_last);
-  if (complete.size() <= keep) return;
-  for (std::size_t i = 0; i + keep < complete.size(); ++i) {
-    if (complete[i].is_latest) continue;
+  const std::vector<TagEntry> tags = list_tags(dir);
+  const std::vector<std::string> chain = lineage(tags, newest);
+  for (std::size_t i = static_cast<std::size_t>(keep_last); i < chain.size(); ++i) {
+    const auto entry = std::find_if(tags.begin(), tags.end(), [&](const TagEntry& t) { return t.tag == chain[i]; });
+    if (entry->is_latest) continue;
     std::error_code ec;
-    fs::remove_all(tag_directory(dir, complete[i].tag), ec);
-    if (ec) throw CheckpointError("cannot delete old checkpoint " + tag_directory(dir, complete[i].tag) + ": " + ec.message());
+    fs::remove_all(tag_directory(dir, chain[i]), ec);
+    if (ec) throw CheckpointError("cannot delete old checkpoint " + tag_directory(dir, chain[i]) + ": " + ec.message());
   }
 }
 

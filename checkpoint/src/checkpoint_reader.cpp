@@ -11,6 +11,70 @@ namespace zs::checkpoint {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string or_none(const std::string& id) { return id.empty() ? std::string("none") : id; }
+
+bool same_units(const std::vector<ShardFile::Unit>& a, const std::vector<ShardFile::Unit>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t u = 0; u < a.size(); ++u) {
+    const sharding::FlatLayout &x = a[u].layout, &y = b[u].layout;
+    auto buffers_a = a[u].buffers, buffers_b = b[u].buffers;
+    std::sort(buffers_a.begin(), buffers_a.end());
+    std::sort(buffers_b.begin(), buffers_b.end());
+    if (a[u].name != b[u].name || buffers_a != buffers_b || x.world_size() != y.world_size() ||
+        x.alignment() != y.alignment() || x.shard_numel() != y.shard_numel() || x.tensors().size() != y.tensors().size())
+      return false;
+    for (std::size_t t = 0; t < x.tensors().size(); ++t)
+      if (!(x.tensors()[t].spec == y.tensors()[t].spec)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> data_file_differences(const ShardFile& file, const std::string& name, const IndexSummary& index,
+                                               const std::vector<ShardFile::Unit>& expected_units,
+                                               const std::string& expected_from) {
+  std::vector<std::string> differences;
+  if (file.identity().save_id != index.identity.save_id)
+    differences.push_back("save id " + or_none(file.identity().save_id) + " differs from the index's " +
+                          or_none(index.identity.save_id));
+  const TrainingState &mine = file.state(), &indexed = index.state;
+  if (mine.step != indexed.step || mine.micro_step != indexed.micro_step)
+    differences.push_back("step " + std::to_string(mine.step) + " (micro-step " + std::to_string(mine.micro_step) +
+                          ") differs from the index's step " + std::to_string(indexed.step) + " (micro-step " +
+                          std::to_string(indexed.micro_step) + ")");
+  if (file.world_size() != index.world_size)
+    differences.push_back("world size " + std::to_string(file.world_size()) + " differs from the index's " +
+                          std::to_string(index.world_size));
+  if (file.format_version() != index.format_version)
+    differences.push_back("format version " + std::to_string(file.format_version()) + " differs from the index's " +
+                          std::to_string(index.format_version));
+  std::vector<int> ranks;  // those the index says `name` holds
+  for (int r = 0; r < static_cast<int>(index.shard_files.size()); ++r)
+    if (index.shard_files[r] == name) ranks.push_back(r);
+  const bool contiguous = !ranks.empty() && ranks.back() - ranks.front() + 1 == static_cast<int>(ranks.size());
+  if (!contiguous || file.first_rank() != ranks.front() || file.rank_count() != static_cast<int>(ranks.size()))
+    differences.push_back(
+        "holds ranks [" + std::to_string(file.first_rank()) + ", " + std::to_string(file.first_rank() + file.rank_count()) +
+        "), the index maps " +
+        (ranks.empty() ? std::string("no rank")
+                       : "ranks " + std::to_string(ranks.front()) + "-" + std::to_string(ranks.back())) +
+        " to it");
+  if (!expected_units.empty() && !same_units(file.units(), expected_units))
+    differences.push_back("its units (tensors, layouts or buffers) differ from " + expected_from + "'s");
+  return differences;
+}
+
+std::string mixed_saves_message(const std::string& data_file_path, const std::string& index_path,
+                                const std::vector<std::string>& differences) {
+  std::string message = "checkpoint shard " + data_file_path + " belongs to another save than " + index_path +
+                        " (files of two saves mixed): ";
+  for (std::size_t i = 0; i < differences.size(); ++i) message += (i ? "; " : "") + differences[i];
+  return message + ". Restore the file from the same save, or load another tag";
+}
+
 CheckpointReader::CheckpointReader(const std::string& dir, const std::string& tag, int probe_rank) : dir_(dir) {
   tag_ = resolve_tag(dir, tag);
   tag_dir_ = tag_directory(dir, tag_);
@@ -21,14 +85,12 @@ CheckpointReader::CheckpointReader(const std::string& dir, const std::string& ta
                             " is missing (the checkpoint was saved by " + std::to_string(index_.world_size) +
                             " ranks, mode " + to_string(index_.mode) + "): restore the file or load another tag");
   // Each rank opens the shard with its own number (modulo the saved world size), so every
-  // shard's header is checked by someone; layouts are the same in every shard.
+  // shard's header is checked by someone; layouts are the same in every shard (every file
+  // opened later is checked against these).
   const int probe = probe_rank % index_.world_size;
   ShardFile& mine = shard(probe);
-  if (mine.world_size() != index_.world_size || mine.format_version() != index_.format_version ||
-      !mine.holds_rank(probe))
-    throw CheckpointError("checkpoint shard " + mine.path() + " belongs to a different save than " + tag_dir_ +
-                          "/index.h5 (world size or format differ): the tag directory mixes two checkpoints");
   units_ = mine.units();
+  units_from_ = index_.shard_files.at(probe);
   if (units_.empty()) throw CheckpointError("checkpoint " + tag_dir_ + " holds no units");
   buffers_ = units_.front().buffers;
   auto expected = buffers_;
@@ -49,8 +111,13 @@ ShardFile& CheckpointReader::shard(int rank) {
   // Opened once per file: in shared-file mode every rank's slices are in the same one.
   const std::string& name = index_.shard_files.at(rank);
   auto it = open_shards_.find(name);
-  if (it == open_shards_.end())
-    it = open_shards_.emplace(name, std::make_unique<ShardFile>((fs::path(tag_dir_) / name).string())).first;
+  if (it == open_shards_.end()) {
+    auto file = std::make_unique<ShardFile>((fs::path(tag_dir_) / name).string());
+    const std::vector<std::string> differences = data_file_differences(*file, name, index_, units_, units_from_);
+    if (!differences.empty())
+      throw CheckpointError(mixed_saves_message(file->path(), (fs::path(tag_dir_) / kIndexFileName).string(), differences));
+    it = open_shards_.emplace(name, std::move(file)).first;
+  }
   return *it->second;
 }
 

@@ -1,12 +1,15 @@
 #include "zeroshard/checkpoint/checkpoint_tools.hpp"
 
+#include <algorithm>
 #include <filesystem>
-#include <map>
 
+#include "file_size_signal.hpp"
 #include "h5_attributes.hpp"
 #include "training_state_io.hpp"
+#include "zeroshard/checkpoint/checkpoint_directory.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
+#include "zeroshard/checkpoint/durable_file.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
 #include "zeroshard/checkpoint/index_file.hpp"
 
@@ -15,35 +18,32 @@ namespace zs::checkpoint {
 namespace fs = std::filesystem;
 
 VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag) {
-  CheckpointReader reader(dir, tag);
+  // Not through CheckpointReader, which stops at the first data file that does not belong:
+  // verify reports every problem of every file, found by the same check the reader runs.
   VerifyReport report;
-  report.tag = reader.tag();
-  report.shards = reader.world_size();
-  report.tensors = static_cast<std::int64_t>(reader.tensors().size());
-  const auto expected_tensors = reader.tensors();
-  // Each data file once, with the ranks the index says it holds (all of them for a shared file).
-  std::map<std::string, std::vector<int>> ranks_of_file;
-  for (int r = 0; r < reader.world_size(); ++r) ranks_of_file[reader.data_files()[r]].push_back(r);
-  report.files = static_cast<int>(ranks_of_file.size());
-  for (const auto& [name, ranks] : ranks_of_file) {
-    const std::string path = (fs::path(reader.directory()) / name).string();
+  report.tag = resolve_tag(dir, tag);
+  const fs::path tag_dir = tag_directory(dir, report.tag);
+  const std::string index_path = (tag_dir / kIndexFileName).string();
+  const IndexSummary index = read_index_summary(index_path);
+  report.shards = index.world_size;
+  // Each data file once (the shared file holds every rank), in rank order.
+  std::vector<std::string> files;
+  for (const std::string& name : index.shard_files)
+    if (std::find(files.begin(), files.end(), name) == files.end()) files.push_back(name);
+  report.files = static_cast<int>(files.size());
+  std::vector<ShardFile::Unit> expected;  // the first readable file's units
+  std::string expected_from;
+  for (const std::string& name : files) {
+    const std::string path = (tag_dir / name).string();
     try {
       ShardFile shard(path);
-      const bool contiguous = ranks.back() - ranks.front() + 1 == static_cast<int>(ranks.size());
-      if (!contiguous || shard.first_rank() != ranks.front() || shard.rank_count() != static_cast<int>(ranks.size()) ||
-          shard.world_size() != reader.world_size())
-        report.problems.push_back(path + ": holds ranks [" + std::to_string(shard.first_rank()) + ", " +
-                                  std::to_string(shard.first_rank() + shard.rank_count()) + ") of " +
-                                  std::to_string(shard.world_size()) + ", the index says ranks " +
-                                  std::to_string(ranks.front()) + "-" + std::to_string(ranks.back()) + " of " +
-                                  std::to_string(reader.world_size()));
-      if (shard.state().step != reader.state().step || shard.state().micro_step != reader.state().micro_step)
-        report.problems.push_back(path + ": step " + std::to_string(shard.state().step) + " differs from the index's " +
-                                  std::to_string(reader.state().step) + " (files of two saves mixed)");
-      std::vector<sharding::TensorSpec> tensors;
-      for (const auto& unit : shard.units())
-        for (const auto& slot : unit.layout.tensors()) tensors.push_back(slot.spec);
-      if (tensors != expected_tensors) report.problems.push_back(path + ": holds other tensors than shard 0");
+      if (expected_from.empty()) {
+        expected = shard.units();
+        expected_from = name;
+        for (const auto& unit : expected) report.tensors += static_cast<std::int64_t>(unit.layout.tensors().size());
+      }
+      const std::vector<std::string> differences = data_file_differences(shard, name, index, expected, expected_from);
+      if (!differences.empty()) report.problems.push_back(mixed_saves_message(path, index_path, differences));
       for (std::string& problem : shard.verify()) report.problems.push_back(std::move(problem));
       for (const auto& unit : shard.units())
         report.bytes_checked += unit.layout.shard_numel() * 4 * static_cast<std::int64_t>(unit.buffers.size()) *
@@ -55,23 +55,45 @@ VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag) {
   return report;
 }
 
+namespace {
+
+// More than the consolidated file can take: the data, generous room per dataset for its header
+// and name, and 1 MiB for the rest (superblock, groups, the training state's attributes).
+std::int64_t consolidated_bytes_bound(const CheckpointReader& reader, std::size_t buffers) {
+  std::int64_t bytes = (std::int64_t{1} << 20) + static_cast<std::int64_t>(reader.state().config.size());
+  for (const sharding::TensorSpec& spec : reader.tensors()) {
+    std::int64_t numel = 1;
+    for (std::int64_t d : spec.shape) numel *= d;
+    bytes += static_cast<std::int64_t>(buffers) * (4 * numel + 4096 + static_cast<std::int64_t>(spec.name.size()));
+  }
+  return bytes;
+}
+
+}  // namespace
+
 std::string consolidate_checkpoint(const std::string& dir, const std::string& tag, const std::string& out,
                                    bool include_optimizer) {
   CheckpointReader reader(dir, tag);
   const std::string temporary = out + ".tmp";
+  // Past the file size limit the tool fails with "File too large" instead of dying of SIGXFSZ.
+  const detail::SigxfszAsError sigxfsz;
   try {
     disable_hdf5_error_printing();
     {
-      Hid file(ZS_H5_CHECK(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)));
-      detail::write_training_state(file.get(), reader.state());
-      detail::write_attribute(file.get(), "world_size", std::int64_t{reader.world_size()});
-      detail::write_attribute(file.get(), "tag", reader.tag());
-      Hid link_create(ZS_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)));
-      ZS_H5_CHECK(H5Pset_create_intermediate_group(link_create.get(), 1));
       std::vector<std::string> buffers = {"params"};
       if (include_optimizer)
         for (const std::string& b : reader.buffers())
           if (b != "params") buffers.push_back(b);
+      Hid file(ZS_H5_CHECK(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)));
+      // A full disk or the file size limit must fail here, before HDF5 writes: after a failed
+      // write HDF5 1.10 cannot close the file and crashes at exit (as write_shared_file()
+      // found). Where the file system cannot reserve (NFS) this protection is absent.
+      reserve_file_space(temporary, consolidated_bytes_bound(reader, buffers.size()));
+      detail::write_training_state(file.get(), reader.state(), reader.identity());
+      detail::write_attribute(file.get(), "world_size", std::int64_t{reader.world_size()});
+      detail::write_attribute(file.get(), "tag", reader.tag());
+      Hid link_create(ZS_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)));
+      ZS_H5_CHECK(H5Pset_create_intermediate_group(link_create.get(), 1));
       std::vector<float> values;
       for (const sharding::TensorSpec& spec : reader.tensors()) {
         // The tensor alone, laid out for one rank: read() then fills it in row-major order.
@@ -89,6 +111,18 @@ std::string consolidate_checkpoint(const std::string& dir, const std::string& ta
             ZS_H5_CHECK(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
         }
       }
+      // The close writes the metadata HDF5 still caches: a failure there (a full disk, the
+      // file size limit) must not be dropped by a destructor and leave a broken file as `out`.
+      ZS_H5_CHECK(H5Fclose(file.release()));
+    }
+    {
+      // The reservation left the file longer than what HDF5 uses (it does not truncate a file
+      // grown behind its back): cut it at HDF5's end of allocation, recorded in the superblock.
+      Hid written(ZS_H5_CHECK(H5Fopen(temporary.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)));
+      haddr_t end = 0;
+      ZS_H5_CHECK(H5Fget_eoa(written.get(), &end));
+      ZS_H5_CHECK(H5Fclose(written.release()));
+      fs::resize_file(temporary, end);
     }
     fs::rename(temporary, out);
   } catch (const CheckpointError&) {

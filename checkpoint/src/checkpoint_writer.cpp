@@ -1,6 +1,9 @@
 #include "zeroshard/checkpoint/checkpoint_writer.hpp"
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <random>
 
 #include "shared_file_writer.hpp"
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
@@ -14,7 +17,7 @@
 namespace zs::checkpoint {
 
 struct CheckpointWriter::Job {
-  std::string dir, tag;
+  std::string dir, tag, save_id;
   CheckpointConfig config;
   int rank = 0;
   // The files' bytes, built in memory on the training thread: this is the snapshot an async
@@ -42,7 +45,23 @@ std::span<const char> index_image_of(const std::string& tag, CheckpointMode mode
     for (const ShardBuffer& buffer : unit.buffers) index_unit.buffers.push_back(buffer.name);
     units.push_back(std::move(index_unit));
   }
-  return build_index_image(tag, contents.world_size, mode, contents.state, units, arena);
+  return build_index_image(tag, contents.world_size, mode, contents.state, contents.identity, units, arena);
+}
+
+// 128 random bits as 32 hex digits, the same on every rank (rank 0's). The clock is mixed in
+// for platforms whose random_device is deterministic.
+std::string agreed_save_id(Communicator& comm) {
+  char id[33] = {};
+  if (comm.rank() == 0) {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(),
+                       static_cast<unsigned>(std::chrono::high_resolution_clock::now().time_since_epoch().count())};
+    std::mt19937_64 bits(seed);
+    const unsigned long long high = bits(), low = bits();
+    std::snprintf(id, sizeof id, "%016llx%016llx", high, low);
+  }
+  ZS_MPI_CHECK(MPI_Bcast(id, 32, MPI_CHAR, 0, comm.handle()));
+  return std::string(id, 32);
 }
 
 }  // namespace
@@ -53,11 +72,15 @@ CheckpointWriter::~CheckpointWriter() {
   if (job_ && job_->thread.joinable()) job_->thread.join();
 }
 
-void CheckpointWriter::save(const std::string& dir, const std::string& tag, const ShardContents& contents,
+void CheckpointWriter::save(const std::string& dir, const std::string& tag, const ShardContents& unstamped,
                             const CheckpointConfig& config) {
   wait();
   config.validate();
   validate_tag(tag);
+  // Every file of this save carries its id (readers refuse files of two saves mixed) and the
+  // save it continues (retention follows that lineage).
+  ShardContents contents = unstamped;
+  contents.identity = {agreed_save_id(comm_), parent_save_id_};
   if (config.mode == CheckpointMode::shared_file) {
     save_shared_file(dir, tag, contents, config);
     return;
@@ -65,6 +88,7 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   auto job = std::make_unique<Job>();
   job->dir = dir;
   job->tag = tag;
+  job->save_id = contents.identity.save_id;
   job->config = config;
   job->rank = contents.rank;
   // Step 1 on rank 0 only (ranks may share one file system, and one rank's removal of a
@@ -76,7 +100,7 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   });
   if (!config.async) {
     run_on_all_ranks(comm_, [&] { job->write(); });
-    commit(dir, tag, config);
+    commit(dir, tag, job->save_id, config);
     return;
   }
   job_ = std::move(job);
@@ -98,7 +122,7 @@ bool CheckpointWriter::poll() {
   const std::unique_ptr<Job> job = std::move(job_);  // done, whatever the outcome
   if (job->thread.joinable()) job->thread.join();
   raise_if_any_rank_failed(comm_, job->error);
-  commit(job->dir, job->tag, job->config);
+  commit(job->dir, job->tag, job->save_id, job->config);
   return true;
 }
 
@@ -119,14 +143,17 @@ void CheckpointWriter::save_shared_file(const std::string& dir, const std::strin
     if (comm_.rank() == 0)
       write_file_durably((staging / kIndexFileName).string(), index_image_of(tag, config.mode, contents, index_arena_));
   });
-  commit(dir, tag, config);
+  commit(dir, tag, contents.identity.save_id, config);
 }
 
-void CheckpointWriter::commit(const std::string& dir, const std::string& tag, const CheckpointConfig& config) {
+void CheckpointWriter::commit(const std::string& dir, const std::string& tag, const std::string& save_id,
+                              const CheckpointConfig& config) {
   run_on_all_ranks(comm_, [&] {
-    if (comm_.rank() != 0) return;
-    commit_tag(dir, tag);
-    apply_retention(dir, config.keep_last);
+    if (comm_.rank() == 0) commit_tag(dir, tag);
+  });
+  parent_save_id_ = save_id;  // committed: the next save continues this one
+  run_on_all_ranks(comm_, [&] {
+    if (comm_.rank() == 0) apply_retention(dir, tag, config.keep_last);
   });
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "file_size_signal.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checksum.hpp"
 
@@ -43,6 +44,7 @@ void fsync_path(const std::string& path, bool directory) {
 }
 
 bool reserve_file_space(const std::string& path, std::int64_t bytes) {
+  const detail::SigxfszAsError sigxfsz;  // past the file size limit: EFBIG, not a dead rank
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) throw CheckpointError(io_failure(path, "open", errno));
   int result;
@@ -57,6 +59,9 @@ bool reserve_file_space(const std::string& path, std::int64_t bytes) {
 }
 
 void write_file_durably(const std::string& path, std::span<const char> bytes) {
+  // Past the file size limit: EFBIG, "File too large", not a rank killed by SIGXFSZ (also on
+  // the async writer thread).
+  const detail::SigxfszAsError sigxfsz;
   const int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int error = errno;

@@ -68,12 +68,12 @@ void write_virtual_tensor(hid_t file, hid_t link_create, CheckpointMode mode, co
 }  // namespace
 
 std::span<const char> build_index_image(const std::string& tag, int world_size, CheckpointMode mode,
-                                        const TrainingState& state, const std::vector<IndexUnit>& units,
-                                        ImageArena& arena) {
+                                        const TrainingState& state, const SaveIdentity& identity,
+                                        const std::vector<IndexUnit>& units, ImageArena& arena) {
   try {
     disable_hdf5_error_printing();
     Hid file = detail::create_in_memory_file(0, arena);
-    detail::write_training_state(file.get(), state);
+    detail::write_training_state(file.get(), state, identity);
     detail::write_attribute(file.get(), "world_size", std::int64_t{world_size});
     detail::write_attribute(file.get(), "tag", tag);
     std::vector<std::string> shards;
@@ -112,6 +112,7 @@ IndexSummary read_index_summary(const std::string& path) {
     summary.world_size = static_cast<int>(detail::read_int_attribute(file.get(), "world_size"));
     summary.tag = detail::read_string_attribute(file.get(), "tag");
     summary.state = detail::read_training_state(file.get());
+    summary.identity = detail::read_save_identity(file.get());
     summary.shard_files = detail::read_strings_attribute(file.get(), "shard_files");
     // Files saved before shared-file mode existed have no mode attribute: they are per-rank.
     if (detail::has_attribute(file.get(), "mode"))

@@ -118,7 +118,7 @@ std::span<const char> build_shard_image(const ShardContents& contents, ImageAren
     for (const UnitShard& unit : contents.units)
       for (const ShardBuffer& buffer : unit.buffers) data_bytes += static_cast<std::int64_t>(buffer.data.size_bytes());
     Hid file = detail::create_in_memory_file(data_bytes, arena);
-    detail::write_training_state(file.get(), contents.state);
+    detail::write_training_state(file.get(), contents.state, contents.identity);
     write_attribute(file.get(), "rank", std::int64_t{contents.rank});
     write_attribute(file.get(), "world_size", std::int64_t{contents.world_size});
     write_attribute(file.get(), "rng_state", contents.rng_state);
@@ -159,6 +159,7 @@ ShardFile::ShardFile(std::string path) : path_(std::move(path)) {
                             ", newer than this ZeroShard reads (" + std::to_string(kFormatVersion) +
                             "): load it with a newer ZeroShard");
     state_ = detail::read_training_state(file_.get());
+    identity_ = detail::read_save_identity(file_.get());
     world_size_ = static_cast<int>(read_int_attribute(file_.get(), "world_size"));
     if (detail::has_attribute(file_.get(), "rank_count")) {  // the shared file
       first_rank_ = static_cast<int>(read_int_attribute(file_.get(), "first_rank"));

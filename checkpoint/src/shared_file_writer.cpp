@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "data_file_layout.hpp"
+#include "file_size_signal.hpp"
 #include "h5_attributes.hpp"
 #include "training_state_io.hpp"
 #include "zeroshard/checkpoint/checksum.hpp"
@@ -151,6 +152,8 @@ void read_back_own_slices(const std::string& path, const ShardContents& contents
 
 void detail::write_shared_file(Communicator& comm, const std::string& path, const ShardContents& contents) {
   const int rank = comm.rank(), ranks = comm.size();
+  // MPI-IO writes on this thread: past the file size limit they fail, not kill the rank.
+  const detail::SigxfszAsError sigxfsz;
   run_on_all_ranks(comm, [&] {
     if (contents.rank != rank || contents.world_size != ranks)
       throw CheckpointError("shared checkpoint file: contents of rank " + std::to_string(contents.rank) + " of " +
@@ -182,7 +185,7 @@ void detail::write_shared_file(Communicator& comm, const std::string& path, cons
   // collected and agreed on after the close, which every rank reaches.
   std::string error;
   try {
-    detail::write_training_state(file.get(), state);
+    detail::write_training_state(file.get(), state, contents.identity);
     detail::write_attribute(file.get(), "world_size", std::int64_t{ranks});
     detail::write_attribute(file.get(), "first_rank", std::int64_t{0});
     detail::write_attribute(file.get(), "rank_count", std::int64_t{ranks});

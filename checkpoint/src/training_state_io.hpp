@@ -14,7 +14,11 @@
 
 namespace zs::checkpoint::detail {
 
-void write_training_state(hid_t file, const TrainingState& state);
+/// The state's attributes, and the save's identity where it has one (absent attributes, not
+/// empty strings, otherwise: as in files written before identities existed).
+void write_training_state(hid_t file, const TrainingState& state, const SaveIdentity& identity = {});
 TrainingState read_training_state(hid_t file);
+/// Empty fields where the file has no such attributes.
+SaveIdentity read_save_identity(hid_t file);
 
 }  // namespace zs::checkpoint::detail

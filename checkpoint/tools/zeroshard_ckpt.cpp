@@ -38,7 +38,10 @@ int list(const std::string& dir) {
   for (const TagEntry& t : tags) {
     if (t.complete)
       std::printf("%-24s %10lld %6d %6d %12.2f  %s\n", t.tag.c_str(), static_cast<long long>(t.summary.state.step),
-                  t.summary.world_size, t.summary.state.stage, mib(t.bytes), t.is_latest ? "complete, latest" : "complete");
+                  t.summary.world_size, t.summary.state.stage, mib(t.bytes),
+                  t.is_latest            ? "complete, latest"
+                  : t.off_latest_lineage ? "complete, not in latest's lineage (abandoned branch or another run)"
+                                         : "complete");
     else
       std::printf("%-24s %10s %6s %6s %12.2f  incomplete: %s\n", t.tag.c_str(), "-", "-", "-", mib(t.bytes),
                   t.problem.c_str());

@@ -37,6 +37,18 @@ grep -q "mode $mode" "$dir/inspect.txt"
 "$tool" verify "$dir/ckpt" step_150
 "$tool" consolidate "$dir/ckpt" --out "$dir/full.h5" --optimizer
 
+# Under a file size limit (ulimit -f, in KiB) with SIGXFSZ at its default action, the tool
+# fails with the documented error and exit code 1 (not 128 + SIGXFSZ = 153: killed), leaving
+# neither the output nor its temporary file (issue 11 item 9).
+set +e
+( ulimit -f 16; exec "$tool" consolidate "$dir/ckpt" --out "$dir/limited.h5" --optimizer ) > "$dir/limited.txt" 2>&1
+limited=$?
+set -e
+cat "$dir/limited.txt"
+[ "$limited" = 1 ] || { echo "consolidate under ulimit -f exited $limited, expected 1"; exit 1; }
+grep -q "File too large" "$dir/limited.txt"
+[ ! -e "$dir/limited.h5" ] && [ ! -e "$dir/limited.h5.tmp" ]
+
 "$python" - "$dir/ckpt/step_312/index.h5" "$dir/full.h5" <<'PY'
 import sys, h5py, numpy as np
 index, full = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
@@ -54,13 +66,36 @@ assert int(index.attrs["step"]) == 312 and int(full.attrs["step"]) == 312
 print("h5py: %d datasets of index.h5 equal the consolidated file" % len(names))
 PY
 
+# tensor_shapes holds each tensor's shape as the index shows it (a Linear weight is [out, in]),
+# and docs/checkpoint-format.md's example says so (issue 11 item 12: it showed "784,512").
+"$python" - "$dir/ckpt/step_312" "$(dirname "$0")/../../docs/checkpoint-format.md" <<'PY'
+import os, sys, h5py
+index = h5py.File(sys.argv[1] + "/index.h5", "r")
+data_file = sys.argv[1] + "/shard_00000.h5"
+shard = h5py.File(data_file if os.path.exists(data_file) else sys.argv[1] + "/shared.h5", "r")
+for unit in shard["units"].values():
+    for name, shape in zip(unit.attrs["tensor_names"], unit.attrs["tensor_shapes"]):
+        name, shape = (x.decode() if isinstance(x, bytes) else x for x in (name, shape))
+        assert shape == ",".join(map(str, index["params/" + name].shape)), (name, shape, index["params/" + name].shape)
+assert "64,784" in [s.decode() if isinstance(s, bytes) else s for s in shard["units/unit_0000"].attrs["tensor_shapes"]]
+row = [l for l in open(sys.argv[2]) if l.startswith("| `/units/unit_NNNN/` attributes")]
+assert len(row) == 1 and '"512,784" for the weight of `Linear("fc1", 784, 512)`' in row[0], row
+print("tensor_shapes: as the index's shapes, [out, in] for a Linear weight, as documented")
+PY
+
 # Resume at another world size and stage: continues from the saved data position.
 "$mpirun" -np 2 "$reader/examples/zs_fashion_mnist" --stage 1 --epochs 2 --hidden 64 --log-every 1000 \
   --save-dir "$dir/ckpt" --resume --metrics "$dir/m2.jsonl" > "$dir/resume.log"
 grep -q "resumed from $dir/ckpt/latest: step 312, epoch 2" "$dir/resume.log"
 grep -q "final test accuracy" "$dir/resume.log"
 
-# A flipped byte inside rank 1's slice of a dataset: verify names it and exits 1.
+# A flipped byte inside rank 1's slice of a dataset: h5py reads the index without a complaint
+# and gets a wrong value (HDF5 does not know the CRCs: docs/checkpoint-format.md says so);
+# verify names it and exits 1.
+"$python" - "$dir/ckpt/step_150/index.h5" > "$dir/before_flip.txt" <<'PY'
+import sys, h5py
+print(repr(h5py.File(sys.argv[1], "r")["optimizer/exp_avg/fc1.weight"][()].tobytes()))
+PY
 data_file=shard_00001.h5
 [ "$mode" = shared_file ] && data_file=shared.h5
 "$python" - "$dir/ckpt/step_150/$data_file" <<'PY'
@@ -72,6 +107,11 @@ with h5py.File(sys.argv[1], "r") as f:
 with open(sys.argv[1], "r+b") as f:
     f.seek(offset + 5); b = f.read(1); f.seek(offset + 5); f.write(bytes([b[0] ^ 0xFF]))
 PY
+"$python" - "$dir/ckpt/step_150/index.h5" > "$dir/after_flip.txt" <<'PY'
+import sys, h5py
+print(repr(h5py.File(sys.argv[1], "r")["optimizer/exp_avg/fc1.weight"][()].tobytes()))
+PY
+if cmp -s "$dir/before_flip.txt" "$dir/after_flip.txt"; then echo "the flipped byte did not show in h5py"; exit 1; fi
 set +e
 "$tool" verify "$dir/ckpt" step_150 > "$dir/verify.txt"; code=$?
 "$tool" verify "$dir/nowhere" 2> /dev/null; missing=$?

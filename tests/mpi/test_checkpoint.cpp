@@ -9,18 +9,23 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <sys/resource.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "../support/engine_test_model.hpp"
 #include "../support/mpi_test.hpp"
 #include "../support/shared_temp_dir.hpp"
+#include "zeroshard/checkpoint/checkpoint_directory.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
+#include "zeroshard/checkpoint/checkpoint_tools.hpp"
 #include "zeroshard/checkpoint/checkpoint_writer.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
 #include "zeroshard/error.hpp"
@@ -189,6 +194,76 @@ TEST_F(CheckpointTest, AsyncSaveWritesWhatWasThereWhenItWasCalled) {
   std::string tag;
   latest >> tag;
   EXPECT_EQ(tag, "async_2");
+}
+
+// Issue 11 item 5: retention after a rollback. A run saves step_2, step_4, step_6 (no
+// retention); a second run resumes from step_2 with keep_last = 2 (on other data, so its
+// states differ) and saves step_3, step_4, step_5. Retention keeps the newest 2 saves of the
+// run that writes, by save order along its lineage (step_4 and step_5: its step_4 replaced
+// the abandoned run's tag of that name), and leaves the abandoned branch (step_6, a later step
+// than anything the resumed run saved) alone. A third run restarting from latest continues the
+// same lineage: its save deletes the oldest save of the lineage, not the branch.
+TEST_P(CheckpointTest, RetentionAfterARollbackKeepsTheNewestSavesOfTheWritingRun) {
+  auto tags = [&] {
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir_))
+      if (entry.is_directory() && entry.path().filename().string().front() != '.')
+        names.insert(entry.path().filename().string());
+    return names;
+  };
+  auto latest = [&] {
+    std::string tag;
+    std::ifstream(fs::path(dir_) / "latest") >> tag;
+    return tag;
+  };
+  auto loads_as = [&](const std::string& tag, const FullState& expected) {
+    auto model = make_model(0.0f);
+    Engine loader(*model, config_for(1), comm_);
+    loader.load(dir_, tag);
+    return full_state(loader) == expected;
+  };
+  FullState abandoned_step_6;
+  {
+    auto model = make_model(0.0f);
+    Engine first(*model, config_for(3, GetParam()), comm_);  // keep_last = 0: keeps everything
+    for (int k = 0; k < 3; ++k) {
+      run_steps(first, 2 * k, 2);
+      EXPECT_EQ(first.save(dir_), "step_" + std::to_string(2 * k + 2));
+    }
+    abandoned_step_6 = full_state(first);
+  }
+  EngineConfig config = config_for(3, GetParam());
+  config.checkpoint.keep_last = 2;
+  std::map<std::string, FullState> saved;
+  {
+    auto model = make_model(0.0f);
+    Engine resumed(*model, config, comm_);
+    resumed.load(dir_, "step_2");
+    for (int step = 2; step < 5; ++step) {
+      run_steps(resumed, 100 + step, 1);  // other batches than the first run's
+      const std::string tag = resumed.save(dir_);
+      EXPECT_EQ(tag, "step_" + std::to_string(step + 1));
+      saved[tag] = full_state(resumed);
+    }
+  }
+  EXPECT_EQ(tags(), (std::set<std::string>{"step_4", "step_5", "step_6"}));
+  EXPECT_EQ(latest(), "step_5");
+  on_rank_zero([&] {  // zeroshard-ckpt list shows the branch as such
+    for (const checkpoint::TagEntry& t : checkpoint::list_tags(dir_))
+      EXPECT_EQ(t.off_latest_lineage, t.tag == "step_6") << t.tag;
+  });
+  if (tags().count("step_4")) EXPECT_TRUE(loads_as("step_4", saved["step_4"])) << "step_4 is not the resumed run's";
+  if (tags().count("step_5")) EXPECT_TRUE(loads_as("step_5", saved["step_5"]));
+  if (tags().count("step_6")) EXPECT_TRUE(loads_as("step_6", abandoned_step_6));
+  {
+    auto model = make_model(0.0f);
+    Engine restarted(*model, config, comm_);
+    EXPECT_EQ(restarted.load(dir_).step, 5);
+    run_steps(restarted, 200, 2);
+    EXPECT_EQ(restarted.save(dir_), "step_7");
+  }
+  EXPECT_EQ(tags(), (std::set<std::string>{"step_5", "step_6", "step_7"}));
+  EXPECT_EQ(latest(), "step_7");
 }
 
 // Per-rank metadata grows with the world size: the shared file keeps every rank's RNG state
@@ -370,16 +445,126 @@ TEST_P(BadCheckpointTest, DiskFullDuringSave) {
   getrlimit(RLIMIT_FSIZE, &before);
   const int victim = GetParam() == CheckpointMode::shared_file ? 0 : testing::world_size() - 1;
   const bool limited = testing::world_rank() == victim;
+  // This test ignores SIGXFSZ, as a program may (FileSizeLimitRaisesTheDocumentedError...
+  // leaves it at its default), and restores the disposition for the tests after it.
+  void (*disposition)(int) = SIG_DFL;
   if (limited) {
-    std::signal(SIGXFSZ, SIG_IGN);
+    disposition = std::signal(SIGXFSZ, SIG_IGN);
     struct rlimit small = before;
     small.rlim_cur = 2048;
     setrlimit(RLIMIT_FSIZE, &small);
   }
   expect_checkpoint_error([&] { engine_->save(dir_, "good"); }, "rank " + std::to_string(victim));
-  if (limited) setrlimit(RLIMIT_FSIZE, &before);
+  if (limited) {
+    setrlimit(RLIMIT_FSIZE, &before);
+    std::signal(SIGXFSZ, disposition);
+  }
   // Overwriting "good" failed: the old "good" is untouched and still the latest.
   expect_good_intact();
+}
+
+// Issue 11 item 4: a data file of another save copied into the tag. verify refuses it, and so
+// must every reader: Engine::load (CheckpointReader) and consolidate, naming the file and
+// what differs. First a file of an older step (the "good" save's), then one of a save at the
+// same step (a rerun from "good"), which only the saves' ids tell apart.
+class MixedSavesTest : public BadCheckpointTest {
+ protected:
+  // Copies `from`'s data file of the last rank over "bad"'s (every rank's in the shared file).
+  std::string mix_in(const std::string& from) {
+    const std::string victim = data_file(testing::world_size() - 1);
+    on_rank_zero([&] {
+      fs::copy_file(fs::path(dir_) / from / victim, bad(victim), fs::copy_options::overwrite_existing);
+    });
+    return victim;
+  }
+  // The offline readers, in one process (rank 0's).
+  void expect_tools_refuse(const std::vector<std::string>& fragments) {
+    on_rank_zero([&] {
+      const checkpoint::VerifyReport report = checkpoint::verify_checkpoint(dir_, "bad");
+      std::string problems;
+      for (const std::string& p : report.problems) problems += p + "\n";
+      for (const std::string& f : fragments) EXPECT_NE(problems.find(f), std::string::npos) << problems;
+      const std::string out = (fs::path(dir_) / "consolidated.h5").string();
+      for (const std::string& f : fragments)
+        expect_checkpoint_error([&] { checkpoint::consolidate_checkpoint(dir_, "bad", out, true); }, f);
+      EXPECT_FALSE(fs::exists(out));
+      for (const std::string& f : fragments)
+        expect_checkpoint_error(
+            [&] {
+              checkpoint::CheckpointReader reader(dir_, "bad");
+              const auto& unit = reader.units().front();
+              for (int r = 0; r < reader.world_size(); ++r) {
+                std::vector<float> slice(unit.layout.shard_numel());
+                reader.read(unit.layout, "params", r * unit.layout.shard_numel(), slice);
+              }
+            },
+            f);
+    });
+  }
+};
+
+TEST_P(MixedSavesTest, ADataFileOfAnOlderStep) {
+  const std::string victim = mix_in("good");
+  for (const std::string& f : {victim, std::string("files of two saves mixed"), std::string("step 2")}) load_bad(f);
+  expect_tools_refuse({victim, "files of two saves mixed", "step 2"});
+  expect_good_intact();
+}
+
+TEST_P(MixedSavesTest, ADataFileOfAnotherSaveAtTheSameStep) {
+  {
+    auto model = make_model(0.0f);
+    Engine rerun(*model, config_for(3, GetParam()), comm_);
+    rerun.load(dir_, "good");
+    run_steps(rerun, 2, 1);  // the same step as "bad" (and here the same values), another save
+    rerun.save(dir_, "rerun");
+  }
+  on_rank_zero([&] { write_latest("good"); });
+  const std::string victim = mix_in("rerun");
+  for (const std::string& f : {victim, std::string("files of two saves mixed"), std::string("save id")}) load_bad(f);
+  expect_tools_refuse({victim, "files of two saves mixed", "save id"});
+  expect_good_intact();
+}
+
+// Issue 11 item 9: under a file size limit a save fails with the documented "File too large"
+// error, on every rank, with SIGXFSZ left at its default action (which kills the process):
+// the library, not the program, must keep the signal from killing the writing rank, on the
+// training thread (sync) and on the writer thread (async), and leave the signal's disposition
+// and the thread's signal mask as it found them.
+TEST_P(BadCheckpointTest, FileSizeLimitRaisesTheDocumentedErrorWithSigxfszAtItsDefault) {
+  std::signal(SIGXFSZ, SIG_DFL);  // what a program that never heard of SIGXFSZ has
+  struct rlimit before {};
+  getrlimit(RLIMIT_FSIZE, &before);
+  const int victim = GetParam() == CheckpointMode::shared_file ? 0 : testing::world_size() - 1;
+  const bool limited = testing::world_rank() == victim;
+  std::vector<bool> asyncs = {false};
+  if (GetParam() == CheckpointMode::per_rank) asyncs.push_back(true);
+  for (bool async : asyncs) {
+    checkpoint::CheckpointConfig config;
+    config.mode = GetParam();
+    config.async = async;
+    engine_->set_checkpoint_config(config);
+    if (limited) {
+      struct rlimit small = before;
+      small.rlim_cur = 2048;
+      setrlimit(RLIMIT_FSIZE, &small);
+    }
+    for (const std::string& f : {std::string("File too large"), "rank " + std::to_string(victim)})
+      expect_checkpoint_error(
+          [&] {
+            engine_->save(dir_, "good");
+            engine_->wait_for_checkpoint();
+          },
+          f);
+    if (limited) setrlimit(RLIMIT_FSIZE, &before);
+    struct sigaction now {};
+    sigaction(SIGXFSZ, nullptr, &now);
+    EXPECT_TRUE(now.sa_handler == SIG_DFL && !(now.sa_flags & SA_SIGINFO)) << "SIGXFSZ's disposition was changed";
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+    EXPECT_FALSE(sigismember(&mask, SIGXFSZ)) << "SIGXFSZ left blocked";
+    // Overwriting "good" failed: the old "good" is untouched and still the latest.
+    expect_good_intact();
+  }
 }
 
 // Where shared-file mode cannot work, the engine refuses the configuration up front on every
@@ -407,6 +592,7 @@ TEST_F(CheckpointTest, SharedFileModeIsRefusedWhereItCannotBeWritten) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, CheckpointTest, ::testing::ValuesIn(writable_modes()), mode_name);
 INSTANTIATE_TEST_SUITE_P(Modes, BadCheckpointTest, ::testing::ValuesIn(writable_modes()), mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, MixedSavesTest, ::testing::ValuesIn(writable_modes()), mode_name);
 
 }  // namespace
 }  // namespace zs

@@ -100,6 +100,8 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
   // a clean window of its own count (the counts may differ).
   core_.window_micro_steps = 0;
   core_.backward_ran = false;
+  // Later saves continue this checkpoint's lineage (checkpoint retention follows it).
+  core_.checkpoint_writer->continue_from(reader.identity().save_id);
   return reader.state();
 }
 

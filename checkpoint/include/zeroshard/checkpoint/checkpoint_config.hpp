@@ -25,8 +25,10 @@ CheckpointMode parse_checkpoint_mode(const std::string& text);
 bool parallel_hdf5_available();
 
 struct CheckpointConfig {
-  /// Keep the newest this many tags in a directory, deleting older ones after each save;
-  /// 0 keeps every tag. The tag `latest` names is never deleted.
+  /// After each save, keep the newest this many saves of the run that writes (its lineage:
+  /// its own saves and those it continues, in save order) and delete its older ones; 0 keeps
+  /// every tag. The tag `latest` names is never deleted, nor any tag off the lineage (an
+  /// abandoned branch after a rollback, another run's). docs/checkpoint-format.md, "Retention".
   int keep_last = 0;
   /// Snapshot shards to host memory and write them in the background while training goes on;
   /// the save commits (renames the tag into place, updates `latest`) at a later step.

@@ -35,6 +35,9 @@ struct TagEntry {
   std::string tag;
   bool complete = false;       // has a readable index (not a *.incomplete directory)
   bool is_latest = false;
+  /// Complete, with a save id, as is the tag `latest` names, but neither that tag nor a save it
+  /// continues: a branch abandoned by a rollback, or another run's save. Retention leaves it.
+  bool off_latest_lineage = false;
   IndexSummary summary;        // when complete
   std::int64_t bytes = 0;      // on disk
   std::string problem;         // why it is not complete
@@ -42,8 +45,18 @@ struct TagEntry {
 /// Every tag directory under DIR, oldest step first.
 std::vector<TagEntry> list_tags(const std::string& dir);
 
-/// Deletes complete tags beyond the newest `keep_last` (by step); never the one DIR/latest
-/// names. keep_last = 0 keeps everything.
-void apply_retention(const std::string& dir, int keep_last);
+/// `tag` and the saves it continues, newest first (save order), as far as `tags` holds them:
+/// follows parent_save_id to save_id among complete tags whose index names the directory's
+/// own tag (a copied or renamed tag directory is never part of a lineage). Empty if `tag` is
+/// not such a tag or has no save id.
+std::vector<std::string> lineage(const std::vector<TagEntry>& tags, const std::string& tag);
+
+/// Retention after a save of `newest` with keep_last = K (0 keeps everything): of newest's
+/// lineage (the run that writes: its saves and those it continues, back through restarts),
+/// the newest K in save order stay and the older ones are deleted, never the tag DIR/latest
+/// names. Tags off that lineage are never deleted: an abandoned branch (saves after the
+/// checkpoint a run rolled back to), another run's saves, checkpoints without a save id.
+/// docs/checkpoint-format.md, "Retention".
+void apply_retention(const std::string& dir, const std::string& newest, int keep_last);
 
 }  // namespace zs::checkpoint

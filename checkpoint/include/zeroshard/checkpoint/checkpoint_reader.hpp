@@ -15,12 +15,30 @@
 
 namespace zs::checkpoint {
 
+/// Whether data file `file`, named `name` in the index, belongs to the save the index
+/// describes: the same save id (where both have one: files written before save ids existed
+/// have none), step and micro-step, world size and format version, exactly the ranks the
+/// index maps to `name`, and, if `expected_units` is not empty, the same units (layouts and
+/// buffers) as `expected_from` holds. Returns one line per difference, each naming what
+/// differs (empty: it belongs). The one check shared by every reader: CheckpointReader runs
+/// it on every data file it opens (so Engine::load, consolidate_checkpoint and
+/// `zeroshard-ckpt inspect` refuse what verify_checkpoint reports).
+std::vector<std::string> data_file_differences(const ShardFile& file, const std::string& name, const IndexSummary& index,
+                                               const std::vector<ShardFile::Unit>& expected_units = {},
+                                               const std::string& expected_from = "");
+/// The message of a data file that does not belong to its index: names both files and every
+/// difference, says "files of two saves mixed" and what to do.
+std::string mixed_saves_message(const std::string& data_file_path, const std::string& index_path,
+                                const std::vector<std::string>& differences);
+
 class CheckpointReader {
  public:
   /// Opens DIR/TAG (an empty tag: the one DIR/latest names): reads the index, checks that
   /// every shard file is present, reads the layouts from shard `probe_rank` modulo the saved
   /// world size (ranks pass their own, so every header is checked by someone). Throws
-  /// CheckpointError naming the file if any of that fails.
+  /// CheckpointError naming the file if any of that fails. Every data file opened, then or
+  /// by a later read, must pass data_file_differences() against the index and the probed
+  /// shard's layouts, or CheckpointError names it and what differs.
   CheckpointReader(const std::string& dir, const std::string& tag = "", int probe_rank = 0);
   ~CheckpointReader();
 
@@ -33,6 +51,8 @@ class CheckpointReader {
   /// The saved units and their layouts.
   const std::vector<ShardFile::Unit>& units() const { return units_; }
   const TrainingState& state() const { return index_.state; }
+  /// The save's id and the save it continues (empty for checkpoints written before save ids).
+  const SaveIdentity& identity() const { return index_.identity; }
   /// Buffers ("params", "exp_avg", ...) every unit of the checkpoint holds.
   const std::vector<std::string>& buffers() const { return buffers_; }
   /// Every tensor of the checkpoint, in save order.
@@ -57,6 +77,7 @@ class CheckpointReader {
   };
 
   std::string dir_, tag_, tag_dir_;
+  std::string units_from_;  // the data file the layouts were read from
   IndexSummary index_;
   std::vector<ShardFile::Unit> units_;  // the saved layouts (from the probed shard)
   std::vector<std::string> buffers_;

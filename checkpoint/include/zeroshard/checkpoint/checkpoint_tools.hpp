@@ -18,7 +18,8 @@ struct VerifyReport {
 };
 
 /// Every shard present and readable, every dataset's checksums, every fragment map equal to
-/// the one its layout implies, the same layouts and step in every shard and the index.
+/// the one its layout implies, and every data file of the same save as the index
+/// (data_file_differences(), the check every reader runs: save id, step, ranks, layouts).
 /// Problems are collected, not thrown, except when the tag cannot be opened at all
 /// (CheckpointError).
 VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag = "");

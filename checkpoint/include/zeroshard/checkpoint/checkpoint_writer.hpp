@@ -8,7 +8,7 @@
 //   2. every rank writes its file in one sequential pass, fsyncs it, reads it back and
 //      compares checksums; rank 0 also writes index.h5;
 //   3. when every rank reports success, rank 0 renames the directory to DIR/TAG, replaces
-//      DIR/latest atomically and applies retention.
+//      DIR/latest atomically and applies retention along the save's lineage.
 // In shared-file mode (config.mode) step 2 is one collective parallel-HDF5 write of
 // shared.h5 (write_shared_file), fsynced and read back by every rank; steps 1 and 3 are the same.
 // Any failure raises CheckpointError on every rank and leaves DIR/latest as it was.
@@ -42,9 +42,15 @@ class CheckpointWriter {
 
   /// Collective. Waits for a pending save first. Synchronous: returns once DIR/TAG is
   /// committed. Async (config.async): returns after step 1 (the files built in memory are the
-  /// snapshot; `contents` may change right after).
+  /// snapshot; `contents` may change right after). The files get a fresh save id and, as
+  /// parent, the id of the last save this writer committed or of the checkpoint named to
+  /// continue_from() since (contents.identity is replaced).
+  /// Retention (config.keep_last) then follows that lineage (apply_retention).
   void save(const std::string& dir, const std::string& tag, const ShardContents& contents,
             const CheckpointConfig& config);
+  /// Later saves continue the checkpoint whose save id this is (CheckpointReader::identity()
+  /// of a checkpoint just loaded; empty: of none). Engine::load calls it on every rank.
+  void continue_from(const std::string& save_id) { parent_save_id_ = save_id; }
   /// Collective, cheap (one small all-reduce): commits a pending async save if every rank
   /// has finished writing it. True if nothing is pending any more.
   bool poll();
@@ -57,10 +63,12 @@ class CheckpointWriter {
   // Shared-file mode: one collective write (always synchronous), then the index and commit.
   void save_shared_file(const std::string& dir, const std::string& tag, const ShardContents& contents,
                         const CheckpointConfig& config);
-  void commit(const std::string& dir, const std::string& tag, const CheckpointConfig& config);
+  void commit(const std::string& dir, const std::string& tag, const std::string& save_id,
+              const CheckpointConfig& config);
 
   Communicator& comm_;
   std::unique_ptr<Job> job_;
+  std::string parent_save_id_;  // what the next save continues (the same on every rank)
   // Reused by every save (a pending one finishes before the next builds its files).
   ImageArena shard_arena_, index_arena_;
 };

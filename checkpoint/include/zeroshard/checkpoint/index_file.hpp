@@ -5,7 +5,7 @@
 //
 //   /                       attributes: format_version, world_size, stage, step, micro_step,
 //                           optimizer, config, tag, mode ("per_rank" / "shared_file"),
-//                           shard_files (the data file of each rank)
+//                           shard_files (the data file of each rank), save_id, parent_save_id
 //   /client_state           attributes
 //   /params/<tensor>        float32 at the tensor's shape (virtual)
 //   /optimizer/<state>/<tensor>   e.g. optimizer/exp_avg/fc1.weight (virtual)
@@ -34,8 +34,8 @@ struct IndexUnit {
 
 /// The bytes of the index file of a save in `mode` (built in memory, like build_shard_image()).
 std::span<const char> build_index_image(const std::string& tag, int world_size, CheckpointMode mode,
-                                        const TrainingState& state, const std::vector<IndexUnit>& units,
-                                        ImageArena& arena);
+                                        const TrainingState& state, const SaveIdentity& identity,
+                                        const std::vector<IndexUnit>& units, ImageArena& arena);
 
 struct IndexSummary {
   int format_version = 0;
@@ -43,6 +43,7 @@ struct IndexSummary {
   std::string tag;
   CheckpointMode mode = CheckpointMode::per_rank;
   TrainingState state;
+  SaveIdentity identity;                 // empty in checkpoints written before save ids
   std::vector<std::string> shard_files;  // the data file holding each rank's slices
 };
 

@@ -28,6 +28,19 @@ struct TrainingState {
   std::map<std::string, std::int64_t> client_state;
 };
 
+/// Which save a file belongs to, and which save that one continues: written by
+/// CheckpointWriter::save into the index and every data file of a save (both empty in
+/// checkpoints written before ZeroShard recorded them).
+struct SaveIdentity {
+  /// Random, one per save, the same in every file of it: readers refuse a data file whose id
+  /// differs from its index's (files of two saves mixed in one tag directory).
+  std::string save_id;
+  /// The save this one continues: the writer's previous save, or the checkpoint it was told
+  /// it continues (Engine::load). Retention follows these links (docs/checkpoint-format.md).
+  std::string parent_save_id;
+  bool operator==(const SaveIdentity&) const = default;
+};
+
 /// One named flat array of a unit, this rank's shard of it (layout.shard_numel() elements).
 struct ShardBuffer {
   std::string name;  // "params", "exp_avg", "exp_avg_sq", "momentum_buffer"
@@ -46,6 +59,7 @@ struct ShardContents {
   TrainingState state;
   std::string rng_state;  // this rank's random generator (dropout), as text
   std::vector<UnitShard> units;
+  SaveIdentity identity;  // set by CheckpointWriter::save (what the caller puts here is replaced)
 };
 
 /// "shard_00003.h5": the file rank `rank` writes in per-rank mode.

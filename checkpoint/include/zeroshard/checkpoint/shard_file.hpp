@@ -62,6 +62,7 @@ class ShardFile {
   bool holds_rank(int rank) const { return rank >= first_rank_ && rank < first_rank_ + rank_count(); }
   int world_size() const { return world_size_; }
   const TrainingState& state() const { return state_; }
+  const SaveIdentity& identity() const { return identity_; }
   const std::string& rng_state(int rank) const;
   const std::vector<Unit>& units() const { return units_; }
 
@@ -83,6 +84,7 @@ class ShardFile {
   Hid file_;
   int format_version_ = 0, first_rank_ = 0, world_size_ = 0;
   TrainingState state_;
+  SaveIdentity identity_;
   std::vector<std::string> rng_states_;  // one per rank the file holds
   std::vector<Unit> units_;
   std::vector<float> read_buffer_;
