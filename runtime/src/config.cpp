@@ -216,7 +216,7 @@ const std::vector<Key>& keys() {
             [](TrainingConfig& c) -> std::int64_t& { return c.engine.scheduler.restart_mult; });
     real("scheduler.params.max_lr", "cyclic: peak", "CyclicLR(max_lr)",
          [](TrainingConfig& c) -> double& { return c.engine.scheduler.max_lr; });
-    integer("checkpoint.keep_last", "keep the newest N checkpoint tags in a directory; 0 = keep all",
+    integer("checkpoint.keep_last", "keep the writing run's newest N saves (its lineage, in save order; never latest, never an abandoned branch: docs/checkpoint-format.md, Retention); 0 = keep all",
             "DCP/Lightning: save_top_k / keep_last_n (no DeepSpeed key)",
             [](TrainingConfig& c) -> int& { return c.engine.checkpoint.keep_last; });
     boolean("checkpoint.async", "write checkpoints in the background while training continues",
