@@ -299,8 +299,9 @@ float SequenceCrossEntropy::forward(const Tensor& logits, std::span<const std::i
   const std::int64_t classes = logits.shape().empty() ? 0 : logits.shape().back();
   const std::int64_t rows = classes > 0 ? logits.numel() / classes : 0;
   if (logits.shape().size() < 2 || classes < 1 || rows != static_cast<std::int64_t>(targets.size()))
-    throw InvalidArgument("SequenceCrossEntropy: logits " + to_string(logits.shape()) + " need shape [batch, seq, vocab] with batch * seq = " +
-                          std::to_string(targets.size()) + " (the number of targets)");
+    throw InvalidArgument("SequenceCrossEntropy: logits " + to_string(logits.shape()) +
+                          " need shape [batch, seq, vocab] with batch * seq = " + std::to_string(targets.size()) +
+                          " (the number of targets)");
   count_ = 0;
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int32_t target = targets[r];
