@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "eigen_views.hpp"
+#include "layer_kernels.hpp"
 #include "zeroshard/error.hpp"
 
 namespace zs::nn {
@@ -11,12 +12,10 @@ namespace zs::nn {
 using detail::matrix;
 using detail::rows_of;
 
+using detail::call;
+using detail::require_features;
+
 namespace {
-void require_features(const std::string& layer, const Tensor& input, std::int64_t features) {
-  if (input.shape().empty() || input.shape().back() != features)
-    throw InvalidArgument(layer + ": input of shape " + to_string(input.shape()) + " does not end in " +
-                          std::to_string(features) + " features");
-}
 Shape with_last(const Shape& shape, std::int64_t last) {
   Shape out = shape;
   out.back() = last;
@@ -30,9 +29,6 @@ namespace {
 // identical with and without a progress hook.
 constexpr std::int64_t kProgressBlocks = 8;
 std::int64_t block_of(std::int64_t extent) { return std::max<std::int64_t>(64, (extent + kProgressBlocks - 1) / kProgressBlocks); }
-void call(const std::function<void()>* progress) {
-  if (progress && *progress) (*progress)();
-}
 
 
 // y = x W^T (+ b) for Linear and TiedLinear: W [out, in], x [rows, in].
@@ -117,7 +113,20 @@ Linear::Linear(std::string name, std::int64_t in_features, std::int64_t out_feat
   weight_ = &weight;
 }
 
+Linear& Linear::init_normal(float std) {
+  if (!(std > 0.0f))
+    throw InvalidArgument(name() + ": init_normal needs a positive standard deviation, not " + std::to_string(std));
+  init_std_ = std;
+  return *this;
+}
+
 void Linear::reset_parameters(std::mt19937_64& random) {
+  if (init_std_ > 0.0f) {  // GPT-2's: N(0, std) weight, zero bias
+    std::normal_distribution<float> normal(0.0f, init_std_);
+    for (std::int64_t i = 0; i < weight.value.numel(); ++i) weight.value.data()[i] = normal(random);
+    bias.value.fill(0.0f);
+    return;
+  }
   std::uniform_real_distribution<float> uniform(-init_bound(), init_bound());
   for (std::int64_t i = 0; i < weight.value.numel(); ++i) weight.value.data()[i] = uniform(random);
   reset_bias(random);
@@ -239,8 +248,15 @@ const Tensor& LayerNorm::backward(const Tensor& grad_output) {
 Embedding::Embedding(std::string name, std::int64_t num_embeddings, std::int64_t dim)
     : Module(name), weight(name + ".weight", {num_embeddings, dim}), num_(num_embeddings), dim_(dim) {}
 
+Embedding& Embedding::init_normal(float std) {
+  if (!(std > 0.0f))
+    throw InvalidArgument(name() + ": init_normal needs a positive standard deviation, not " + std::to_string(std));
+  init_std_ = std;
+  return *this;
+}
+
 void Embedding::reset_parameters(std::mt19937_64& random) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::normal_distribution<float> normal(0.0f, init_std_);
   for (std::int64_t i = 0; i < weight.value.numel(); ++i) weight.value.data()[i] = normal(random);
 }
 
@@ -287,10 +303,9 @@ const Tensor& Dropout::forward(const Tensor& input, const ForwardContext& contex
   }
   if (!context.random) throw InvalidArgument(name() + ": training-mode dropout needs ForwardContext::random");
   mask_.resize(input.shape());
-  std::bernoulli_distribution keep(1.0 - p_);
-  const float scale = 1.0f / (1.0f - p_);
+  detail::DropoutMask draw(p_);
   for (std::int64_t i = 0; i < input.numel(); ++i) {
-    mask_.data()[i] = keep(*context.random) ? scale : 0.0f;
+    mask_.data()[i] = draw(*context.random);
     output_.data()[i] = input.data()[i] * mask_.data()[i];
   }
   return output_;
@@ -343,13 +358,7 @@ float SoftmaxCrossEntropy::forward(const Tensor& logits, const std::vector<std::
     if (label < 0 || label >= classes)
       throw InvalidArgument("SoftmaxCrossEntropy: label " + std::to_string(label) + " outside [0, " +
                             std::to_string(classes) + ")");
-    const float max = *std::max_element(z, z + classes);
-    double sum = 0;
-    for (std::int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(z[c] - max));
-    total += std::log(sum) - (z[label] - max);
-    float* g = grad_.data() + r * classes;
-    for (std::int64_t c = 0; c < classes; ++c)
-      g[c] = static_cast<float>(std::exp(static_cast<double>(z[c] - max)) / sum / batch) - (c == label ? 1.0f / batch : 0.0f);
+    total += detail::softmax_cross_entropy_row(z, classes, label, batch, grad_.data() + r * classes);
     correct_ += (std::max_element(z, z + classes) - z) == label;
   }
   return static_cast<float>(total / batch);

@@ -10,8 +10,11 @@
 namespace zs::nn {
 
 /// y = x W^T (+ b) over the last dimension, W: [out, in]: the arithmetic Linear and
-/// TiedLinear share (they differ only in who owns W). The products run in blocks of features
-/// with progress polled between them (ForwardContext::progress).
+/// TiedLinear share (they differ only in who owns W). Input any shape [..., in] ([batch, in],
+/// [batch, seq, in], ...), output [..., out]: every leading index is one row. Caches the input
+/// (shared storage) for backward. Throws InvalidArgument if the last dimension is not `in`.
+/// The products run in blocks of features with progress polled between them
+/// (ForwardContext::progress).
 class Affine : public Module {
  public:
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
@@ -39,18 +42,25 @@ class Affine : public Module {
 };
 
 /// y = x W^T + b, W: [out, in]. PyTorch's default initialisation: U(-1/sqrt(in), 1/sqrt(in)),
-/// weight then bias.
+/// weight then bias; or GPT-2's after init_normal(std).
 class Linear final : public Affine {
  public:
   Linear(std::string name, std::int64_t in_features, std::int64_t out_features, bool bias = true);
   void reset_parameters(std::mt19937_64& random) override;
+  /// From now on reset_parameters draws the weight from N(0, std) and zeroes the bias
+  /// (GPT-2's / nanoGPT's initialisation, std 0.02 there). Throws InvalidArgument unless std > 0.
+  Linear& init_normal(float std);
 
   Parameter weight;
+
+ private:
+  float init_std_ = 0.0f;  // 0: PyTorch's default
 };
 
 /// y = x W^T (+ b) with W a Parameter owned by another module, [out, in]: an LM head tied to
-/// the token embedding passes the Embedding's [vocab, dim] table and maps [batch, dim] to
-/// [batch, vocab] logits (Press & Wolf, 2017; GPT-2). parameters() lists the borrowed weight
+/// the token embedding passes the Embedding's [vocab, dim] table and maps [..., dim] to
+/// [..., vocab] logits ([batch, seq, n_embd] to [batch, seq, vocab] in a GPT; Press & Wolf,
+/// 2017; GPT-2). parameters() lists the borrowed weight
 /// (and its own bias, if any), so the engine knows it is used here; the engine keeps it as one
 /// parameter owned by the first unit that lists it, and its gradient sums both uses. It never
 /// initialises the borrowed weight. Throws InvalidArgument if the weight is not a matrix.
@@ -86,6 +96,9 @@ class GELU final : public Module {
 };
 
 /// Normalises the last dimension; gain 1 and bias 0 at start, eps 1e-5 (PyTorch defaults).
+/// Input: any shape [..., features] (e.g. [batch, features] or [batch, seq, features]), each
+/// row of `features` normalised on its own; output the same shape. Caches the normalised input
+/// and 1/std per row. Throws InvalidArgument if the last dimension is not `features`.
 class LayerNorm final : public Module {
  public:
   LayerNorm(std::string name, std::int64_t features, float eps = 1e-5f);
@@ -105,11 +118,14 @@ class LayerNorm final : public Module {
   Tensor normalized_, inverse_std_, output_, grad_input_;
 };
 
-/// Rows of a [num_embeddings, dim] table, initialised N(0, 1) as PyTorch does. The input
-/// carries no gradient (indices).
+/// Rows of a [num_embeddings, dim] table, initialised N(0, 1) as PyTorch does (N(0, std) after
+/// init_normal(std), GPT-2's 0.02). Input: indices of any shape S stored as floats; output
+/// S + [dim]. The input carries no gradient (indices): backward returns an empty tensor.
 class Embedding final : public Module {
  public:
   Embedding(std::string name, std::int64_t num_embeddings, std::int64_t dim);
+  /// reset_parameters then draws from N(0, std). Throws InvalidArgument unless std > 0.
+  Embedding& init_normal(float std);
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override { return {&weight}; }
@@ -121,6 +137,7 @@ class Embedding final : public Module {
 
  private:
   std::int64_t num_, dim_;
+  float init_std_ = 1.0f;
   std::vector<std::int64_t> indices_;
   Tensor output_, grad_input_;
 };
