@@ -330,4 +330,25 @@ float SequenceCrossEntropy::forward(const Tensor& logits, std::span<const std::i
   return loss_;
 }
 
+// ---- release_activations (activation checkpointing) ----
+void CausalSelfAttention::release_activations(bool keep_output) {
+  c_attn.release_activations(false);
+  for (Tensor* t : {&qkv_, &probs_, &mask_, &heads_, &grad_qkv_, &dropped_, &grad_scores_}) *t = Tensor();
+  c_proj.release_activations(keep_output);  // its output is the attention's
+}
+
+void TransformerBlock::release_activations(bool keep_output) {
+  for (Module* child : children()) child->release_activations(false);
+  for (Tensor* t : {&residual_, &grad_residual_, &grad_input_}) *t = Tensor();
+  if (!keep_output) output_ = Tensor();
+}
+
+void TokenPositionEmbedding::release_activations(bool keep_output) {
+  wte.release_activations(false);
+  wpe.release_activations(false);
+  grad_positions_ = Tensor();
+  if (!keep_output) sum_ = Tensor();
+  dropout.release_activations(keep_output);
+}
+
 }  // namespace zs::nn
