@@ -1,5 +1,6 @@
 # Every external dependency, found once. The same logic runs again for users in
-# ZeroShardConfig.cmake (find_dependency), so keep the two in step.
+# ZeroShardConfig.cmake (find_dependency), so keep the two in step; the package config asks
+# only for what a C++-only consumer project can find (MPI CXX; HDF5 travels in zs_hdf5).
 find_package(MPI REQUIRED COMPONENTS C CXX)
 find_package(HDF5 REQUIRED COMPONENTS C)
 if(HDF5_IS_PARALLEL)

@@ -114,7 +114,8 @@ Linear::Linear(std::string name, std::int64_t in_features, std::int64_t out_feat
 }
 
 Linear& Linear::init_normal(float std) {
-  if (!(std > 0.0f)) throw InvalidArgument(name() + ": init_normal needs a positive standard deviation, not " + std::to_string(std));
+  if (!(std > 0.0f))
+    throw InvalidArgument(name() + ": init_normal needs a positive standard deviation, not " + std::to_string(std));
   init_std_ = std;
   return *this;
 }
@@ -248,7 +249,8 @@ Embedding::Embedding(std::string name, std::int64_t num_embeddings, std::int64_t
     : Module(name), weight(name + ".weight", {num_embeddings, dim}), num_(num_embeddings), dim_(dim) {}
 
 Embedding& Embedding::init_normal(float std) {
-  if (!(std > 0.0f)) throw InvalidArgument(name() + ": init_normal needs a positive standard deviation, not " + std::to_string(std));
+  if (!(std > 0.0f))
+    throw InvalidArgument(name() + ": init_normal needs a positive standard deviation, not " + std::to_string(std));
   init_std_ = std;
   return *this;
 }

@@ -299,8 +299,9 @@ float SequenceCrossEntropy::forward(const Tensor& logits, std::span<const std::i
   const std::int64_t classes = logits.shape().empty() ? 0 : logits.shape().back();
   const std::int64_t rows = classes > 0 ? logits.numel() / classes : 0;
   if (logits.shape().size() < 2 || classes < 1 || rows != static_cast<std::int64_t>(targets.size()))
-    throw InvalidArgument("SequenceCrossEntropy: logits " + to_string(logits.shape()) + " need shape [batch, seq, vocab] with batch * seq = " +
-                          std::to_string(targets.size()) + " (the number of targets)");
+    throw InvalidArgument("SequenceCrossEntropy: logits " + to_string(logits.shape()) +
+                          " need shape [batch, seq, vocab] with batch * seq = " + std::to_string(targets.size()) +
+                          " (the number of targets)");
   count_ = 0;
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int32_t target = targets[r];
@@ -327,6 +328,27 @@ float SequenceCrossEntropy::forward(const Tensor& logits, std::span<const std::i
   }
   loss_ = count_ > 0 ? static_cast<float>(sum_ / count_) : std::numeric_limits<float>::quiet_NaN();
   return loss_;
+}
+
+// ---- release_activations (activation checkpointing) ----
+void CausalSelfAttention::release_activations(bool keep_output) {
+  c_attn.release_activations(false);
+  for (Tensor* t : {&qkv_, &probs_, &mask_, &heads_, &grad_qkv_, &dropped_, &grad_scores_}) *t = Tensor();
+  c_proj.release_activations(keep_output);  // its output is the attention's
+}
+
+void TransformerBlock::release_activations(bool keep_output) {
+  for (Module* child : children()) child->release_activations(false);
+  for (Tensor* t : {&residual_, &grad_residual_, &grad_input_}) *t = Tensor();
+  if (!keep_output) output_ = Tensor();
+}
+
+void TokenPositionEmbedding::release_activations(bool keep_output) {
+  wte.release_activations(false);
+  wpe.release_activations(false);
+  grad_positions_ = Tensor();
+  if (!keep_output) sum_ = Tensor();
+  dropout.release_activations(keep_output);
 }
 
 }  // namespace zs::nn
