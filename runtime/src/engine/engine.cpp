@@ -84,6 +84,11 @@ Engine::Engine(std::vector<std::vector<nn::Module*>> units, EngineConfig config,
     : core_(std::make_unique<detail::EngineCore>(std::move(units), std::move(config), comm,
                                                  std::vector<std::size_t>{})) {}
 
+Engine::Engine(std::vector<std::vector<nn::Module*>> units, const TrainingConfig& config, Communicator& comm)
+    : Engine(std::move(units), config.engine, comm) {
+  core_->run_config = config.entries();
+}
+
 Engine::~Engine() = default;
 
 std::uint64_t Engine::dropout_seed(std::uint64_t seed, int rank) {

@@ -90,6 +90,9 @@ class Engine {
   /// may appear in one unit only; a parameter may be listed by modules of several units (tied).
   /// config.unit_starts and auto_wrap_min_params are not used.
   Engine(std::vector<std::vector<nn::Module*>> units, EngineConfig config, Communicator& comm);
+  /// Collective. As above with config.engine; checkpoints also record the rest of the run's
+  /// configuration (train_micro_batch_size_per_gpu, communication.*), as the Sequential one.
+  Engine(std::vector<std::vector<nn::Module*>> units, const TrainingConfig& config, Communicator& comm);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
