@@ -169,6 +169,7 @@ const std::vector<Key>& keys() {
            return list;
          },
          [](TrainingConfig& c, const std::string& s) {
+           if (s.empty()) throw InvalidArgument("is empty: give none, all or unit indices (0,2,5)");
            c.engine.activation_checkpointing = s == "all";
            c.engine.checkpointed_units.clear();
            if (s == "all" || s == "none") return;

@@ -28,7 +28,7 @@ ScheduleKind parse_schedule_kind(const std::string& name) {
 }
 
 void ScheduleConfig::validate() const {
-  auto fail = [](const std::string& what) { throw InvalidArgument("scheduler." + what); };
+  auto fail = [](const std::string& what) { throw InvalidArgument("scheduler.params." + what); };  // the documented keys
   if (warmup_steps < 0) fail("warmup_steps = " + std::to_string(warmup_steps) + " must be >= 0");
   if (!(warmup_start_factor >= 0 && warmup_start_factor <= 1))
     fail("warmup_start_factor = " + std::to_string(warmup_start_factor) + " must be in [0, 1]");

@@ -22,7 +22,7 @@ OptimizerKind parse_optimizer_kind(const std::string& name) {
 }
 
 void OptimizerConfig::validate() const {
-  auto fail = [](const std::string& what) { throw InvalidArgument("optimizer." + what); };
+  auto fail = [](const std::string& what) { throw InvalidArgument("optimizer.params." + what); };  // the documented keys
   if (!(lr >= 0)) fail("lr = " + std::to_string(lr) + " must be >= 0");
   if (!(beta1 >= 0 && beta1 < 1)) fail("betas[0] = " + std::to_string(beta1) + " must be in [0, 1)");
   if (!(beta2 >= 0 && beta2 < 1)) fail("betas[1] = " + std::to_string(beta2) + " must be in [0, 1)");

@@ -64,6 +64,29 @@ TEST_F(TrainingStateTest, SecondBackwardBeforeStepIsRefusedAndChangesNothing) {
     }
 }
 
+// The other half of the micro-step contract: step() with no backward since the last step()
+// would count an optimizer step with no gradients (Adam's moments still move the parameters).
+// Refused on every rank, changing nothing.
+TEST_F(TrainingStateTest, StepWithoutBackwardIsRefusedAndChangesNothing) {
+  Communicator comm;
+  for (int stage = 0; stage <= 3; ++stage) {
+    auto reference_model = make_model(0);
+    auto misused_model = make_model(0);
+    Engine reference(*reference_model, adamw(stage, 1), comm), misused(*misused_model, adamw(stage, 1), comm);
+    micro_step(reference, 0);
+    micro_step(misused, 0);
+    Tensor tokens;
+    std::vector<std::int32_t> labels;
+    batch(8, 8, tokens, labels);
+    misused.forward(tokens);
+    EXPECT_THROW(misused.step(), InvalidArgument) << "stage " << stage;
+    EXPECT_EQ(misused.optimizer_steps(), 1);
+    micro_step(reference, 1);
+    micro_step(misused, 1);
+    EXPECT_EQ(misused.full_parameters(), reference.full_parameters()) << "stage " << stage;
+  }
+}
+
 // Issue 11, item 2: saved with accumulation 4 after 8 micro-steps, loaded with 3, the first
 // step() after the load updated after one micro-step (8 % 3 == 2) with a 1/(world x 3) scale,
 // and a save right after the load was refused. Now the load starts a clean window: the update

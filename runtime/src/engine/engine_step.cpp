@@ -78,7 +78,8 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
   // checkpointed groups save theirs to recompute from it.
   const bool checkpointed = order->training() && group.checkpoint_activations;
   const Tensor* x = &input;
-  if (order->training() && (order->program() || checkpointed)) x = &run_inputs.save(position, input, dropout_random);
+  if (order->training() && (order->program() || checkpointed))
+    x = &run_inputs.save(position, input, dropout_random, /*copy=*/order->program());
   x = &forward_modules(group, *x, context_);
   if (checkpointed) group.release_activations();
   if (order->training() && !policy.reshard_after_forward) {
@@ -166,12 +167,17 @@ void EngineCore::backward(const Tensor& grad_output) {
     gathers->release(group);
   }
   if (released_after_next) released_after_next->release_activations();
+  run_inputs.drop_shared();
+  record_activations();
   reducer->finish();
 }
 
 bool EngineCore::step() {
   // An async save commits at the first step() after every rank finished writing it.
   if (checkpoint_writer->pending()) checkpoint_writer->poll();
+  if (!backward_ran)
+    throw InvalidArgument("Engine::step without a backward since the last step(): each micro-step is one forward, "
+                          "one backward and one step() (a step with no gradients would still move Adam's moments)");
   ++micro_steps;
   backward_ran = false;
   if (++window_micro_steps < config.gradient_accumulation_steps) return false;

@@ -71,18 +71,35 @@ void agree_on_run(const Communicator& comm, std::size_t position, std::int64_t g
                           "connections and other wiring inside a module");
 }
 
-const Tensor& RunInputs::save(std::size_t position, const Tensor& input, const std::mt19937_64& random) {
+const Tensor& RunInputs::save(std::size_t position, const Tensor& input, const std::mt19937_64& random, bool copy) {
   if (inputs_.size() <= position) {
     inputs_.resize(position + 1);
+    shared_.resize(position + 1, false);
     random_.resize(position + 1);
   }
   Tensor& saved = inputs_[position];
+  random_[position] = random;
+  if (!copy) {
+    if (!shared_[position]) bytes_ -= saved.numel() * 4;
+    saved = input;
+    shared_[position] = true;
+    return saved;
+  }
+  if (shared_[position]) saved = Tensor();  // never write through into the caller's storage
+  shared_[position] = false;
   bytes_ -= saved.numel() * 4;
   saved.resize(input.shape());
   bytes_ += saved.numel() * 4;
   if (input.numel() > 0) std::memcpy(saved.data(), input.data(), static_cast<std::size_t>(input.numel()) * sizeof(float));
-  random_[position] = random;
   return saved;
+}
+
+void RunInputs::drop_shared() {
+  for (std::size_t i = 0; i < inputs_.size(); ++i)
+    if (shared_[i]) {
+      inputs_[i] = Tensor();
+      shared_[i] = false;
+    }
 }
 
 }  // namespace zs::detail

@@ -72,9 +72,15 @@ void agree_on_run(const Communicator& comm, std::size_t position, std::int64_t g
 /// activations. Reusable for activation checkpointing.
 class RunInputs {
  public:
-  /// Copies `input` as run `position`'s input with the stream `random` as it was before the
-  /// run; returns the copy (the run must read the copy: its first module keeps a reference).
-  const Tensor& save(std::size_t position, const Tensor& input, const std::mt19937_64& random);
+  /// Saves `input` as run `position`'s input with the stream `random` as it was before the
+  /// run, and returns what the run must read. `copy`: a deep copy (a ForwardProgram may run a
+  /// group again and overwrite the tensor the input came from). Otherwise the saved tensor
+  /// shares the input's storage (activation checkpointing: the input is the previous group's
+  /// output, or the caller's, both unchanged until this run's backward), costing no memory.
+  const Tensor& save(std::size_t position, const Tensor& input, const std::mt19937_64& random, bool copy);
+  /// Drops the saved inputs that share storage (after backward: they must not keep a
+  /// checkpointed run's input alive into the next step).
+  void drop_shared();
   const Tensor& input(std::size_t position) const { return inputs_.at(position); }
   const std::mt19937_64& random(std::size_t position) const { return random_.at(position); }
   /// Bytes of saved inputs (ledgered with activations).
@@ -82,6 +88,7 @@ class RunInputs {
 
  private:
   std::vector<Tensor> inputs_;
+  std::vector<bool> shared_;  // inputs_[i] shares the run's input storage (not a copy)
   std::vector<std::mt19937_64> random_;
   std::int64_t bytes_ = 0;
 };
