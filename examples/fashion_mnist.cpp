@@ -156,14 +156,9 @@ int main(int argc, char** argv) {
     int world = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
-    const bool resuming = options.resume && std::filesystem::exists(std::filesystem::path(options.save_dir) / "latest");
-    std::string resume_note;
-    if (resuming) {
-      const zs::examples::ResumePlan plan = zs::examples::plan_resume(options.save_dir, world, config.micro_batch_size);
-      for (const std::string& o : plan.overrides) config.apply_override(o);
-      config.validate();
-      resume_note = plan.note;
-    }
+    const std::optional<std::string> resume_note =
+        zs::examples::resume_into(config, options.save_dir, options.resume, world);
+    const bool resuming = resume_note.has_value();
     zs::Communicator comm(MPI_COMM_WORLD, config.communication);
 
     const auto train = zs::examples::load_fashion_mnist(options.data_dir, "train");
@@ -224,7 +219,7 @@ int main(int argc, char** argv) {
         std::printf("resumed from %s/latest: step %lld, epoch %d, %lld samples into it (saved by a stage-%d run)\n",
                     options.save_dir.c_str(), static_cast<long long>(saved.step), first_epoch + 1,
                     static_cast<long long>(saved.client_state.at("samples_into_epoch")), saved.stage);
-      if (rank == 0) std::printf("resume: %s\n", resume_note.c_str());
+      if (rank == 0) std::printf("resume: %s\n", resume_note->c_str());
     } else if (options.resume && rank == 0) {
       std::printf("no checkpoint in %s yet: starting from scratch\n", options.save_dir.c_str());
     }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <random>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -218,14 +219,9 @@ int main(int argc, char** argv) {
     overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
     zs::TrainingConfig config = zs::load_training_config(options.config_path, overrides);
     // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
-    const bool resuming = options.resume && std::filesystem::exists(std::filesystem::path(options.save_dir) / "latest");
-    std::string resume_note;
-    if (resuming) {
-      const zs::examples::ResumePlan plan = zs::examples::plan_resume(options.save_dir, world, config.micro_batch_size);
-      for (const std::string& o : plan.overrides) config.apply_override(o);
-      config.validate();
-      resume_note = plan.note;
-    }
+    const std::optional<std::string> resume_note =
+        zs::examples::resume_into(config, options.save_dir, options.resume, world);
+    const bool resuming = resume_note.has_value();
     zs::Communicator comm(MPI_COMM_WORLD, config.communication);
 
     const zs::examples::TextCorpus corpus = zs::examples::load_text_corpus(options.data_dir, options.validation_fraction);
@@ -257,7 +253,7 @@ int main(int argc, char** argv) {
       first_step = saved.client_state.at("data_step");
       if (rank == 0) {
         std::printf("resumed from %s/latest: step %lld (saved by a stage-%d run)\nresume: %s\n",
-                    options.save_dir.c_str(), static_cast<long long>(first_step), saved.stage, resume_note.c_str());
+                    options.save_dir.c_str(), static_cast<long long>(first_step), saved.stage, resume_note->c_str());
       }
     } else if (options.resume && rank == 0) {
       std::printf("no checkpoint in %s yet: starting from scratch\n", options.save_dir.c_str());

@@ -1,5 +1,6 @@
 #include "resume_plan.hpp"
 
+#include <filesystem>
 #include <map>
 #include <sstream>
 
@@ -62,6 +63,14 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
               std::to_string(micro) + " x " + std::to_string(world) + " ranks x accumulation " +
               std::to_string(accumulation) + ")";
   return plan;
+}
+
+std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world) {
+  if (!resume || !std::filesystem::exists(std::filesystem::path(save_dir) / "latest")) return std::nullopt;
+  const ResumePlan plan = plan_resume(save_dir, world, config.micro_batch_size);
+  for (const std::string& o : plan.overrides) config.apply_override(o);
+  config.validate();
+  return plan.note;
 }
 
 }  // namespace zs::examples

@@ -10,8 +10,11 @@
 //   batches in the same order, and an epoch has the same number of steps.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "zeroshard/runtime/config.hpp"
 
 namespace zs::examples {
 
@@ -27,5 +30,11 @@ struct ResumePlan {
 /// global batch, naming the numbers and the fix;
 /// checkpoint::CheckpointError if the checkpoint cannot be read.
 ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch);
+
+/// What both examples do before building the engine: when `resume` is set and DIR/latest
+/// exists, applies plan_resume's overrides to `config`, validates it and returns the plan's
+/// note; otherwise returns nothing and leaves `config` alone. Throws as plan_resume, and
+/// InvalidArgument if the adjusted configuration is invalid.
+std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world);
 
 }  // namespace zs::examples
