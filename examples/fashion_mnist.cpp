@@ -20,6 +20,7 @@
 
 #include "block_repeats.hpp"
 #include "fashion_mnist_data.hpp"
+#include "option_values.hpp"
 #include "resume_plan.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
@@ -98,21 +99,24 @@ Options parse(int argc, char** argv) {
     if (name == "--help") o.help = true;
     else if (name == "--config") o.config_path = value();
     else if (name == "--stage") o.overrides.push_back("zero_optimization.stage=" + value());
-    else if (name == "--epochs") o.epochs = std::stoi(value());
-    else if (name == "--hidden") o.hidden = std::stoll(value());
-    else if (name == "--dropout") o.dropout = std::stof(value());
-    else if (name == "--block-repeats") o.block_repeats = std::stoi(value());
-    else if (name == "--layer-drop") o.layer_drop = std::stod(value());
+    else if (name == "--epochs") o.epochs = zs::examples::whole_number<decltype(o.epochs)>(name, value());
+    else if (name == "--hidden") o.hidden = zs::examples::whole_number<decltype(o.hidden)>(name, value());
+    else if (name == "--dropout") o.dropout = static_cast<decltype(o.dropout)>(zs::examples::finite_number(name, value()));
+    else if (name == "--block-repeats") o.block_repeats = zs::examples::whole_number<decltype(o.block_repeats)>(name, value());
+    else if (name == "--layer-drop") o.layer_drop = static_cast<decltype(o.layer_drop)>(zs::examples::finite_number(name, value()));
     else if (name == "--data-dir") o.data_dir = value();
     else if (name == "--metrics") o.metrics_path = value();
-    else if (name == "--log-every") o.log_every = std::stoi(value());
+    else if (name == "--log-every") o.log_every = zs::examples::whole_number<decltype(o.log_every)>(name, value());
     else if (name == "--save-dir") o.save_dir = value();
-    else if (name == "--save-every") o.save_every = std::stoll(value());
+    else if (name == "--save-every") o.save_every = zs::examples::whole_number<decltype(o.save_every)>(name, value());
     else if (name == "--resume") o.resume = true;
     else if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) o.overrides.push_back(arg.substr(2));
     else throw zs::InvalidArgument("unknown argument '" + arg + "' (see --help)");
   }
   if (o.epochs < 1) throw zs::InvalidArgument("--epochs must be >= 1");
+  if (o.log_every < 1) throw zs::InvalidArgument("--log-every must be >= 1 (optimizer steps between progress lines)");
+  if (o.hidden < 2) throw zs::InvalidArgument("--hidden must be >= 2 (the second layer has hidden / 2 features)");
+  if (!(o.dropout >= 0 && o.dropout < 1)) throw zs::InvalidArgument("--dropout must be in [0, 1)");
   if (o.save_every < 0) throw zs::InvalidArgument("--save-every must be >= 0");
   if (o.block_repeats < 0) throw zs::InvalidArgument("--block-repeats must be >= 0");
   if (o.layer_drop > 0 && o.block_repeats < 2)

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "option_values.hpp"
 #include "resume_plan.hpp"
 #include "text_corpus.hpp"
 #include "zeroshard/comm/agreement.hpp"
@@ -130,25 +131,25 @@ Options parse(int argc, char** argv) {
     else if (name == "--stage") o.overrides.push_back("zero_optimization.stage=" + value());
     else if (name == "--batch") o.overrides.push_back("train_micro_batch_size_per_gpu=" + value());
     else if (name == "--seed") o.overrides.push_back("seed=" + value());
-    else if (name == "--n-layer") o.n_layer = std::stoll(value());
-    else if (name == "--n-head") o.n_head = std::stoll(value());
-    else if (name == "--n-embd") o.n_embd = std::stoll(value());
-    else if (name == "--block-size") o.block_size = std::stoll(value());
-    else if (name == "--dropout") o.dropout = std::stof(value());
-    else if (name == "--steps") o.steps = std::stoll(value());
-    else if (name == "--epochs") o.epochs = std::stod(value());
-    else if (name == "--eval-every") o.eval_every = std::stoll(value());
-    else if (name == "--eval-batches") o.eval_batches = std::stoll(value());
-    else if (name == "--log-every") o.log_every = std::stoll(value());
+    else if (name == "--n-layer") o.n_layer = zs::examples::whole_number<decltype(o.n_layer)>(name, value());
+    else if (name == "--n-head") o.n_head = zs::examples::whole_number<decltype(o.n_head)>(name, value());
+    else if (name == "--n-embd") o.n_embd = zs::examples::whole_number<decltype(o.n_embd)>(name, value());
+    else if (name == "--block-size") o.block_size = zs::examples::whole_number<decltype(o.block_size)>(name, value());
+    else if (name == "--dropout") o.dropout = static_cast<decltype(o.dropout)>(zs::examples::finite_number(name, value()));
+    else if (name == "--steps") o.steps = zs::examples::whole_number<decltype(o.steps)>(name, value());
+    else if (name == "--epochs") o.epochs = static_cast<decltype(o.epochs)>(zs::examples::finite_number(name, value()));
+    else if (name == "--eval-every") o.eval_every = zs::examples::whole_number<decltype(o.eval_every)>(name, value());
+    else if (name == "--eval-batches") o.eval_batches = zs::examples::whole_number<decltype(o.eval_batches)>(name, value());
+    else if (name == "--log-every") o.log_every = zs::examples::whole_number<decltype(o.log_every)>(name, value());
     else if (name == "--data-dir") o.data_dir = value();
-    else if (name == "--val-fraction") o.validation_fraction = std::stod(value());
+    else if (name == "--val-fraction") o.validation_fraction = static_cast<decltype(o.validation_fraction)>(zs::examples::finite_number(name, value()));
     else if (name == "--metrics") o.metrics_path = value();
     else if (name == "--save-dir") o.save_dir = value();
-    else if (name == "--save-every") o.save_every = std::stoll(value());
+    else if (name == "--save-every") o.save_every = zs::examples::whole_number<decltype(o.save_every)>(name, value());
     else if (name == "--resume") o.resume = true;
-    else if (name == "--sample-bytes") o.sample_bytes = std::stoll(value());
+    else if (name == "--sample-bytes") o.sample_bytes = zs::examples::whole_number<decltype(o.sample_bytes)>(name, value());
     else if (name == "--prompt") o.prompt = value();
-    else if (name == "--temperature") o.temperature = std::stod(value());
+    else if (name == "--temperature") o.temperature = static_cast<decltype(o.temperature)>(zs::examples::finite_number(name, value()));
     else if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) o.overrides.push_back(arg.substr(2));
     else throw zs::InvalidArgument("unknown argument '" + arg + "' (see --help)");
   }
