@@ -87,15 +87,9 @@ warmup steps (micro-batch 64 per rank); --KEY=VALUE overrides apply on top eithe
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      const auto equals = arg.find('=');
-      if (equals != std::string::npos) return arg.substr(equals + 1);
-      if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value (see --help)");
-      return argv[++i];
-    };
-    const std::string name = arg.substr(0, arg.find('='));
+  for (zs::examples::CommandLine args(argc, argv); args.next();) {
+    const std::string name = args.name();
+    auto value = [&] { return args.value(); };
     if (name == "--help") o.help = true;
     else if (name == "--config") o.config_path = value();
     else if (name == "--stage") o.overrides.push_back("zero_optimization.stage=" + value());
@@ -110,8 +104,7 @@ Options parse(int argc, char** argv) {
     else if (name == "--save-dir") o.save_dir = value();
     else if (name == "--save-every") o.save_every = zs::examples::whole_number<decltype(o.save_every)>(name, value());
     else if (name == "--resume") o.resume = true;
-    else if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) o.overrides.push_back(arg.substr(2));
-    else throw zs::InvalidArgument("unknown argument '" + arg + "' (see --help)");
+    else o.overrides.push_back(args.configuration_override());
   }
   if (o.epochs < 1) throw zs::InvalidArgument("--epochs must be >= 1");
   if (o.log_every < 1) throw zs::InvalidArgument("--log-every must be >= 1 (optimizer steps between progress lines)");

@@ -117,15 +117,9 @@ schedule over the run with 100 warmup steps down to 5e-4, and gradient clipping 
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      const auto equals = arg.find('=');
-      if (equals != std::string::npos) return arg.substr(equals + 1);
-      if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value (see --help)");
-      return argv[++i];
-    };
-    const std::string name = arg.substr(0, arg.find('='));
+  for (zs::examples::CommandLine args(argc, argv); args.next();) {
+    const std::string name = args.name();
+    auto value = [&] { return args.value(); };
     if (name == "--help") o.help = true;
     else if (name == "--config") o.config_path = value();
     else if (name == "--stage") o.overrides.push_back("zero_optimization.stage=" + value());
@@ -150,8 +144,7 @@ Options parse(int argc, char** argv) {
     else if (name == "--sample-bytes") o.sample_bytes = zs::examples::whole_number<decltype(o.sample_bytes)>(name, value());
     else if (name == "--prompt") o.prompt = value();
     else if (name == "--temperature") o.temperature = static_cast<decltype(o.temperature)>(zs::examples::finite_number(name, value()));
-    else if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) o.overrides.push_back(arg.substr(2));
-    else throw zs::InvalidArgument("unknown argument '" + arg + "' (see --help)");
+    else o.overrides.push_back(args.configuration_override());
   }
   if (o.n_layer < 1 || o.n_head < 1 || o.n_embd < 1 || o.block_size < 1)
     throw zs::InvalidArgument("--n-layer, --n-head, --n-embd and --block-size must be >= 1");

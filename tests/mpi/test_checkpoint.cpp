@@ -41,17 +41,9 @@ using checkpoint::Hid;
 using testing::make_model;
 using testing::run_steps;
 
-class CheckpointTest : public testing::MpiTest, public ::testing::WithParamInterface<CheckpointMode> {
+// Each test gets a fresh directory `dir_` shared by every rank (rank 0 names it).
+class CheckpointTest : public testing::SharedTempDirTest, public ::testing::WithParamInterface<CheckpointMode> {
  protected:
-  // A fresh directory shared by every rank (rank 0 names it), removed after the test.
-  void SetUp() override {
-    temp_ = std::make_unique<testing::SharedTempDir>();
-    dir_ = temp_->path();
-  }
-  void TearDown() override {
-    temp_.reset();
-    MpiTest::TearDown();
-  }
   // Corruption is done by rank 0 alone, then everyone proceeds.
   template <class F>
   void on_rank_zero(F&& f) {
@@ -60,8 +52,6 @@ class CheckpointTest : public testing::MpiTest, public ::testing::WithParamInter
   }
   // The file that holds rank `rank`'s slices in this test's mode.
   std::string data_file(int rank) const { return checkpoint::data_file_name(GetParam(), rank); }
-  std::unique_ptr<testing::SharedTempDir> temp_;
-  std::string dir_;
   Communicator comm_;  // outlives the engines a fixture keeps between SetUp and the test
 };
 

@@ -236,20 +236,8 @@ TEST_F(TiedParametersTest, StagesAndBuildsAgreeBitwise) {
     }
 }
 
-// A fresh directory shared by every rank (rank 0 names it), removed afterwards.
-class TiedCheckpointTest : public testing::MpiTest {
- protected:
-  void SetUp() override {
-    temp_ = std::make_unique<testing::SharedTempDir>();
-    dir_ = temp_->path();
-  }
-  void TearDown() override {
-    temp_.reset();
-    MpiTest::TearDown();
-  }
-  std::unique_ptr<testing::SharedTempDir> temp_;
-  std::string dir_;
-};
+// Each test gets a fresh directory shared by every rank.
+class TiedCheckpointTest : public testing::SharedTempDirTest {};
 
 struct FullState {
   std::vector<float> params, exp_avg, exp_avg_sq;

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
+
+#include "mpi_test.hpp"
 
 namespace zs::testing {
 
@@ -41,6 +44,21 @@ class SharedTempDir {
 
  private:
   std::string path_;
+};
+
+/// A multi-rank test fixture with a fresh shared directory `dir_` per test, removed after it.
+class SharedTempDirTest : public MpiTest {
+ protected:
+  void SetUp() override {
+    temp_ = std::make_unique<SharedTempDir>();
+    dir_ = temp_->path();
+  }
+  void TearDown() override {
+    temp_.reset();
+    MpiTest::TearDown();
+  }
+  std::unique_ptr<SharedTempDir> temp_;
+  std::string dir_;
 };
 
 }  // namespace zs::testing
