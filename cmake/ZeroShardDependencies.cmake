@@ -13,7 +13,30 @@ message(STATUS "ZeroShard: HDF5 ${HDF5_VERSION} is ${ZS_HDF5_FLAVOUR}")
 find_package(Boost 1.74 REQUIRED)
 find_package(Threads REQUIRED)
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)  # header-only CPU math
-find_package(ZLIB REQUIRED)                  # reading the gzip'd Fashion-MNIST files
+find_package(OpenMP REQUIRED COMPONENTS CXX)  # compute threads per rank (GEMMs, optimizer)
+find_package(ZLIB REQUIRED)
+
+# The GEMM kernels of nn (docs/performance.md: on the AMD EPYC dev VM OpenBLAS's are ~1.4-1.8x
+# Eigen's own at the Linear shapes we train). AUTO: OpenBLAS when found (the single-threaded
+# build first: ZeroShard runs its own threads over blocks, nn/compute_threads.hpp), else Eigen's
+# kernels; OpenBLAS requires it; Eigen never uses it.
+set(ZS_BLAS "AUTO" CACHE STRING "GEMM kernels: AUTO, OpenBLAS or Eigen")
+set_property(CACHE ZS_BLAS PROPERTY STRINGS AUTO OpenBLAS Eigen)
+if(NOT ZS_BLAS MATCHES "^(AUTO|OpenBLAS|Eigen)$")
+  message(FATAL_ERROR "ZS_BLAS=${ZS_BLAS}: use AUTO, OpenBLAS or Eigen")
+endif()
+set(ZS_GEMM "Eigen")
+if(NOT ZS_BLAS STREQUAL "Eigen")
+  find_library(ZS_OPENBLAS_LIBRARY NAMES openblas
+               HINTS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-serial /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE})
+  if(ZS_OPENBLAS_LIBRARY)
+    set(ZS_GEMM "OpenBLAS")
+  elseif(ZS_BLAS STREQUAL "OpenBLAS")
+    message(FATAL_ERROR "ZS_BLAS=OpenBLAS but no libopenblas was found: install libopenblas-serial-dev "
+                        "(Debian) or set ZS_OPENBLAS_LIBRARY, or use ZS_BLAS=AUTO")
+  endif()
+endif()
+message(STATUS "ZeroShard: GEMM kernels ${ZS_GEMM} ${ZS_OPENBLAS_LIBRARY}")                  # reading the gzip'd Fashion-MNIST files
 
 # HDF5's FindHDF5 variables wrapped in one imported target, with the flavour it was built as.
 if(NOT TARGET zs_hdf5)

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include <omp.h>
+
 #include "eigen_views.hpp"
 #include "layer_kernels.hpp"
 #include "zeroshard/error.hpp"
+#include "zeroshard/nn/compute_threads.hpp"
 
 namespace zs::nn {
 
@@ -25,11 +28,25 @@ Shape with_last(const Shape& shape, std::int64_t last) {
 
 namespace {
 // The products run in blocks of output features so that communication can advance between
-// them. The blocking depends on the sizes only (never on whether anyone polls), so results are
-// identical with and without a progress hook.
+// them, and so that the compute threads (compute_threads.hpp) can share them. The blocking
+// depends on the sizes only (never on whether anyone polls, nor on the thread count), and each
+// block is one single-threaded Eigen product, so results are identical with and without a
+// progress hook and with any number of threads.
 constexpr std::int64_t kProgressBlocks = 8;
 std::int64_t block_of(std::int64_t extent) { return std::max<std::int64_t>(64, (extent + kProgressBlocks - 1) / kProgressBlocks); }
 
+// Runs body(first, count) for the blocks of [0, extent), on the compute threads. Only the
+// calling thread (OpenMP's thread 0) polls progress, after each of its blocks: it is the one
+// thread that may call MPI (MPI_THREAD_SERIALIZED).
+template <class Body>
+void for_each_block(std::int64_t extent, const std::function<void()>* progress, const Body& body) {
+  const std::int64_t block = block_of(extent), blocks = (extent + block - 1) / block;
+#pragma omp parallel for schedule(static) if (blocks > 1 && compute_threads() > 1)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    body(b * block, std::min(block, extent - b * block));
+    if (omp_get_thread_num() == 0) call(progress);
+  }
+}
 
 // y = x W^T (+ b) for Linear and TiedLinear: W [out, in], x [rows, in].
 void affine_forward(const Tensor& input, const Tensor& weight, const Parameter* bias, std::int64_t in,
@@ -39,13 +56,10 @@ void affine_forward(const Tensor& input, const Tensor& weight, const Parameter* 
   auto y = matrix(output, rows, out);
   const auto x = matrix(input, rows, in);
   const auto w = matrix(weight, out, in);
-  const std::int64_t block = block_of(out);
-  for (std::int64_t j = 0; j < out; j += block) {
-    const std::int64_t n = std::min(block, out - j);
+  for_each_block(out, progress, [&](std::int64_t j, std::int64_t n) {
     y.middleCols(j, n).noalias() = x * w.middleRows(j, n).transpose();
-    call(progress);
-  }
-  if (bias) y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias->value.data(), out);
+    if (bias) y.middleCols(j, n).rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias->value.data() + j, n);
+  });
 }
 
 // Accumulates dW (and db) and returns dx in `grad_input`.
@@ -56,21 +70,15 @@ void affine_backward(const Tensor& grad_output, const Tensor& input, Parameter& 
   const auto x = matrix(input, rows, in);
   const auto w = matrix(weight.value, out, in);
   auto dw = matrix(weight.grad, out, in);
-  const std::int64_t out_block = block_of(out);
-  for (std::int64_t j = 0; j < out; j += out_block) {
-    const std::int64_t n = std::min(out_block, out - j);
+  for_each_block(out, progress, [&](std::int64_t j, std::int64_t n) {
     dw.middleRows(j, n).noalias() += g.middleCols(j, n).transpose() * x;
-    call(progress);
-  }
+  });
   if (bias) Eigen::Map<Eigen::RowVectorXf>(bias->grad.data(), out) += g.colwise().sum();
   grad_input.resize(input.shape());
   auto dx = matrix(grad_input, rows, in);
-  const std::int64_t in_block = block_of(in);
-  for (std::int64_t k = 0; k < in; k += in_block) {
-    const std::int64_t n = std::min(in_block, in - k);
+  for_each_block(in, progress, [&](std::int64_t k, std::int64_t n) {
     dx.middleCols(k, n).noalias() = g * w.middleCols(k, n);
-    call(progress);
-  }
+  });
 }
 }  // namespace
 

@@ -22,7 +22,7 @@ std::string to_string(const Shape& shape) {
 }
 
 Tensor::Tensor(Shape shape)
-    : storage_(std::make_shared<std::vector<float>>(numel_of(shape), 0.0f)),
+    : storage_(std::make_shared<AlignedFloats>(numel_of(shape), 0.0f)),
       data_(storage_->data()),
       shape_(std::move(shape)),
       numel_(numel_of(shape_)) {}
@@ -43,7 +43,7 @@ void Tensor::resize(const Shape& shape) {
       throw InvalidArgument("Tensor::resize: a view of " + std::to_string(numel_) + " elements cannot grow to " +
                             to_string(shape));
   } else if (!storage_ || static_cast<std::int64_t>(storage_->size()) < wanted) {
-    if (!storage_) storage_ = std::make_shared<std::vector<float>>();
+    if (!storage_) storage_ = std::make_shared<AlignedFloats>();
     storage_->resize(wanted);
     data_ = storage_->data();
   }

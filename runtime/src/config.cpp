@@ -130,6 +130,9 @@ const std::vector<Key>& keys() {
     boolean("zero_optimization.reshard_after_forward", "stage 3: free gathered parameters after forward",
             "FSDP: reshard_after_forward (FULL_SHARD vs SHARD_GRAD_OP)",
             [](TrainingConfig& c) -> bool& { return c.engine.reshard_after_forward; });
+    integer("compute.threads", "threads per rank for GEMMs and the optimizer; 0 = auto (node cores / ranks)",
+            "torch.set_num_threads / OMP_NUM_THREADS",
+            [](TrainingConfig& c) -> int& { return c.engine.compute_threads; });
     integer("zero_optimization.alignment", "tensor alignment in the flat buffers, elements", "DeepSpeed: (fixed alignment)",
             [](TrainingConfig& c) -> std::int64_t& { return c.engine.alignment; });
     text("optimizer.type", "sgd, adam or adamw", "DeepSpeed: optimizer.type",
@@ -383,6 +386,9 @@ void EngineConfig::validate() const {
   if (auto_wrap_min_params < 0)
     throw InvalidArgument("zero_optimization.auto_wrap_min_params = " + std::to_string(auto_wrap_min_params) +
                           " must be >= 0");
+  if (compute_threads < 0)
+    throw InvalidArgument("compute.threads = " + std::to_string(compute_threads) +
+                          " must be >= 0 (0: the node's cores divided by its ranks)");
   if (alignment < 1)
     throw InvalidArgument("zero_optimization.alignment = " + std::to_string(alignment) + " must be >= 1");
   if (reduce_bucket_size < 0)

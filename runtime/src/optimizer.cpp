@@ -50,6 +50,14 @@ std::vector<std::string> Optimizer::state_names() const {
   return {"exp_avg", "exp_avg_sq"};
 }
 
+namespace {
+// Runs of at least this many elements are updated by the compute threads
+// (nn/compute_threads.hpp, through OpenMP): each thread a contiguous slice, the same arithmetic
+// per element, so the result does not depend on the thread count. Shorter runs (biases, norm
+// gains) are not worth waking the threads for.
+constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
+}  // namespace
+
 void Optimizer::update(std::span<float> params, std::span<const float> grads, std::span<float> state,
                        const std::vector<ParameterRun>& runs, double lr, std::int64_t step) const {
   const auto n = static_cast<std::int64_t>(params.size());
@@ -77,6 +85,7 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
       const float wd = run.weight_decay ? static_cast<float>(decay) : 0.0f;
       const bool l2 = wd != 0.0f;
       const std::int64_t begin = run.offset, end = run.offset + run.length;
+#pragma omp parallel for schedule(static) if (end - begin >= kParallelElements)
       for (std::int64_t i = begin; i < end; ++i) {
         float g = l2 ? grads[i] + wd * params[i] : grads[i];
         if (momentum > 0) {
@@ -108,6 +117,7 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
     // AdamW: param.mul_(1 - lr * weight_decay), the factor in double (1 exactly without decay).
     const float shrink = static_cast<float>(1 - lr * run_decay);
     const std::int64_t begin = run.offset, end = run.offset + run.length;
+#pragma omp parallel for schedule(static) if (end - begin >= kParallelElements)
     for (std::int64_t i = begin; i < end; ++i) {
       const float g = l2 ? grads[i] + wd * params[i] : grads[i];
       if (decoupled) params[i] *= shrink;

@@ -6,20 +6,20 @@ namespace zs::detail {
 
 namespace {
 
-std::int64_t bytes_of_capacity(const std::vector<float>& v) { return static_cast<std::int64_t>(v.capacity()) * 4; }
+std::int64_t bytes_of_capacity(const AlignedFloats& v) { return static_cast<std::int64_t>(v.capacity()) * 4; }
 
 }  // namespace
 
 Buffer::Buffer(Buffer&& other) noexcept
     : data_(std::move(other.data_)), category_(other.category_), pool_(other.pool_) {
-  other.data_ = std::vector<float>();
+  other.data_ = AlignedFloats();
 }
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     reset();
     data_ = std::move(other.data_);
-    other.data_ = std::vector<float>();
+    other.data_ = AlignedFloats();
     category_ = other.category_;
     pool_ = other.pool_;
   }
@@ -31,7 +31,7 @@ void Buffer::fill(float value) { std::fill(data_.begin(), data_.end(), value); }
 void Buffer::reset() {
   if (data_.capacity() == 0) return;
   if (pool_) pool_->give_back(data_, category_);
-  data_ = std::vector<float>();
+  data_ = AlignedFloats();
 }
 
 BufferPool::~BufferPool() {
@@ -64,7 +64,7 @@ Buffer BufferPool::take(MemoryCategory category, std::int64_t elements, float fi
   return buffer;
 }
 
-void BufferPool::give_back(std::vector<float>& storage, MemoryCategory category) {
+void BufferPool::give_back(AlignedFloats& storage, MemoryCategory category) {
   ledger_.release(category, static_cast<std::int64_t>(storage.size()) * 4);
   ledger_.allocate(MemoryCategory::buffers, bytes_of_capacity(storage));
   idle_.push_back(std::move(storage));

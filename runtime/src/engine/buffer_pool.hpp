@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "zeroshard/aligned_vector.hpp"
 #include "zeroshard/runtime/memory_ledger.hpp"
 
 namespace zs::detail {
@@ -40,7 +41,7 @@ class Buffer {
 
  private:
   friend class BufferPool;
-  std::vector<float> data_;
+  AlignedFloats data_;
   MemoryCategory category_ = MemoryCategory::buffers;
   BufferPool* pool_ = nullptr;
 };
@@ -60,10 +61,10 @@ class BufferPool {
 
  private:
   friend class Buffer;
-  void give_back(std::vector<float>& storage, MemoryCategory category);
+  void give_back(AlignedFloats& storage, MemoryCategory category);
 
   MemoryLedger& ledger_;
-  std::vector<std::vector<float>> idle_;
+  std::vector<AlignedFloats> idle_;
 };
 
 }  // namespace zs::detail

@@ -124,6 +124,7 @@ std::vector<std::size_t> Engine::last_unit_order() const {
 }
 std::int64_t Engine::unit_order_changes() const { return core_->order->changes(); }
 std::int64_t Engine::parameter_count() const { return core_->parameter_count(); }
+int Engine::compute_threads() const { return core_->compute_threads; }
 ModelStateBytes Engine::model_state_bytes() const { return core_->model_state_bytes(); }
 const MemoryLedger& Engine::memory() const { return core_->ledger; }
 std::vector<float> Engine::full_parameters() { return core_->full_parameters(); }

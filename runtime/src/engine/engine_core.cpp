@@ -2,6 +2,8 @@
 // initialisation and sharding, and what the facade reads back.
 #include "engine_core.hpp"
 
+#include "compute_threads.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,6 +12,7 @@
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/error.hpp"
+#include "zeroshard/nn/compute_threads.hpp"
 #include "zeroshard/runtime/lr_schedule.hpp"
 #include "zeroshard/sharding/fragment_map.hpp"
 
@@ -35,6 +38,8 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   if (config.activation_checkpointing)
     for (auto& group : groups) group->checkpoint_activations = true;
   require_same_on_all_ranks(config, comm);
+  compute_threads = resolve_compute_threads(config.compute_threads, comm);
+  nn::set_compute_threads(compute_threads);
   run_config = config_entries(config, comm.config());
   require_same_model_on_all_ranks();
   optimizer = std::make_unique<ShardedOptimizer>(policy, config, comm);

@@ -45,6 +45,8 @@ class EngineCore {
   std::vector<float> full_optimizer_state(const std::string& name);
   ModelStateBytes model_state_bytes() const;
   std::int64_t parameter_count() const;
+  /// Resolved EngineConfig::compute_threads, applied to the process (nn::set_compute_threads).
+  int compute_threads = 1;
   std::size_t unit_of_child(std::size_t child) const;
   double learning_rate() const;
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "zeroshard/aligned_vector.hpp"
 #include "zeroshard/dtype.hpp"
 
 namespace zs {
@@ -43,7 +44,7 @@ class Tensor {
   void fill(float value);
 
  private:
-  std::shared_ptr<std::vector<float>> storage_;
+  std::shared_ptr<AlignedFloats> storage_;
   float* data_ = nullptr;
   Shape shape_;
   std::int64_t numel_ = 0;

@@ -153,6 +153,8 @@ class Engine {
   std::int64_t unit_order_changes() const;
   /// Parameters in the model (unpadded; a tied parameter once).
   std::int64_t parameter_count() const;
+  /// The compute threads this rank uses (EngineConfig::compute_threads, auto resolved).
+  int compute_threads() const;
   ModelStateBytes model_state_bytes() const;
   const MemoryLedger& memory() const;
   /// Collective. Every parameter's full value, in the order units list them (a tied

@@ -48,6 +48,11 @@ struct EngineConfig {
   bool activation_checkpointing = false;
   /// Or just these units (indices into the engine's units); read when the flag above is false.
   std::vector<std::size_t> checkpointed_units;
+  /// Threads each rank computes with (GEMMs and the optimizer update; nn/compute_threads.hpp),
+  /// as torch.set_num_threads. 0 (auto): OMP_NUM_THREADS if set, else the node's cores divided
+  /// by its ranks, capped by the rank's CPU binding: never oversubscribed by default. The count
+  /// does not change results. Engine::compute_threads() says what was chosen.
+  int compute_threads = 0;
   /// Each tensor starts at a multiple of this many elements in its unit's flat buffer.
   std::int64_t alignment = 16;
   /// Parameter initialisation (identical on every rank) and, offset by rank, dropout.

@@ -1,0 +1,153 @@
+// The GEMMs of a Linear layer, three ways, in one table: ZeroShard's nn::Linear (Eigen, in
+// blocks of output features with a progress call between blocks, as in training), the same
+// products as one unblocked Eigen call, and OpenBLAS's cblas_sgemm when the library can be
+// loaded (dlopen: no build dependency; bench/peer/setup.sh installs libopenblas0-pthread).
+// GFLOP/s, median (min-max) of interleaved repetitions, at 1 thread and at every core.
+//
+//   build/bench/zs_gemm_bench [--rows 32] [--width 2048] [--reps 7]
+//
+// Forward y = x W^T: [rows, in] x [in, out]; backward dW += g^T x: [out, rows] x [rows, in];
+// dx = g W: [rows, out] x [out, in].
+#include <dlfcn.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "zeroshard/build_info.hpp"
+#include "zeroshard/error.hpp"
+#include "zeroshard/nn/compute_threads.hpp"
+#include "zeroshard/nn/layers.hpp"
+
+namespace {
+
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Map = Eigen::Map<Matrix>;
+
+// cblas_sgemm and openblas_set_num_threads, when OpenBLAS is installed.
+struct OpenBlas {
+  using Sgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+  Sgemm sgemm = nullptr;
+  void (*set_threads)(int) = nullptr;
+  const char* (*corename)() = nullptr;
+  OpenBlas() {
+    for (const char* name : {"libopenblas.so.0", "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"}) {
+      if (void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) {
+        sgemm = reinterpret_cast<Sgemm>(dlsym(lib, "cblas_sgemm"));
+        set_threads = reinterpret_cast<void (*)(int)>(dlsym(lib, "openblas_set_num_threads"));
+        corename = reinterpret_cast<const char* (*)()>(dlsym(lib, "openblas_get_corename"));
+        if (sgemm) return;
+      }
+    }
+  }
+};
+enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
+
+double seconds_of(const std::function<void()>& f, int inner) {
+  f();  // warm: caches, first-touch of outputs
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < inner; ++i) f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / inner;
+}
+
+std::string spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  char text[64];
+  std::snprintf(text, sizeof text, "%.1f (%.1f-%.1f)", v[v.size() / 2], v.front(), v.back());
+  return text;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::int64_t rows = 32, width = 2048;
+    int reps = 7;
+    for (int i = 1; i + 1 < argc; i += 2) {
+      const std::string arg = argv[i];
+      if (arg == "--rows") rows = std::stoll(argv[i + 1]);
+      else if (arg == "--width") width = std::stoll(argv[i + 1]);
+      else if (arg == "--reps") reps = std::stoi(argv[i + 1]);
+      else throw zs::InvalidArgument("unknown option " + arg + " (see bench/gemm_bench.cpp)");
+    }
+    const std::int64_t in = width, out = width;
+    OpenBlas blas;
+    std::printf("Linear(%lld, %lld) GEMMs, %lld rows; %s; nn GEMM kernels: %s; OpenBLAS (dlopen): %s\n\n", static_cast<long long>(in),
+                static_cast<long long>(out), static_cast<long long>(rows), zs::describe_build().c_str(), zs::nn::gemm_backend().c_str(),
+                blas.sgemm ? (blas.corename ? blas.corename() : "loaded") : "not installed");
+
+    zs::nn::Linear linear("fc", in, out);
+    linear.allocate_parameters();
+    zs::nn::initialize_parameters(linear, 1);
+    zs::Tensor x({rows, in}), g({rows, out});
+    for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(i % 97) / 97.0f - 0.5f;
+    for (std::int64_t i = 0; i < g.numel(); ++i) g.data()[i] = static_cast<float>(i % 89) / 89.0f - 0.5f;
+    Matrix y(rows, out), dw(out, in), dx(rows, in);
+    const Map w(linear.weight.value.data(), out, in);
+    const Map xm(x.data(), rows, in), gm(g.data(), rows, out);
+    int polls = 0;
+    const std::function<void()> progress = [&polls] { ++polls; };
+    zs::nn::ForwardContext context;
+    context.progress = &progress;
+
+    const double flops = 2.0 * rows * in * out;  // per product; forward+backward is 3 products
+    struct Way {
+      const char* name;
+      std::function<void()> forward_backward;
+    };
+    std::vector<Way> ways = {
+        {"nn::Linear (blocked, progress polls)",
+         [&] {
+           linear.forward(x, context);
+           linear.backward(g);
+         }},
+        {"Eigen, one call per product",
+         [&] {
+           y.noalias() = xm * w.transpose();
+           dw.noalias() += gm.transpose() * xm;
+           dx.noalias() = gm * w;
+         }},
+    };
+    if (blas.sgemm)
+      ways.push_back({"OpenBLAS cblas_sgemm", [&] {
+                        const int m = static_cast<int>(rows), n = static_cast<int>(out), k = static_cast<int>(in);
+                        blas.sgemm(kRowMajor, kNoTrans, kTrans, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y.data(), n);
+                        blas.sgemm(kRowMajor, kTrans, kNoTrans, n, k, m, 1.0f, g.data(), n, x.data(), k, 1.0f, dw.data(), k);
+                        blas.sgemm(kRowMajor, kNoTrans, kNoTrans, m, k, n, 1.0f, g.data(), n, w.data(), k, 0.0f, dx.data(), k);
+                      }});
+
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    std::printf("| threads | implementation | forward+backward GFLOP/s | vs best |\n|---:|---|---:|---:|\n");
+    for (int threads : {1, cores}) {
+      zs::nn::set_compute_threads(threads);
+      if (blas.set_threads) blas.set_threads(threads);
+      std::vector<std::vector<double>> rates(ways.size());
+      // Samples of ~0.2 s at 10 GFLOP/s, 1-20 calls each.
+      const int inner = std::clamp(static_cast<int>(2e9 / (3 * flops)), 1, 20);
+      for (int rep = 0; rep < reps; ++rep)
+        for (std::size_t k = 0; k < ways.size(); ++k)
+          rates[k].push_back(3 * flops / seconds_of(ways[k].forward_backward, inner) / 1e9);
+      double best = 0;
+      for (auto& r : rates) {
+        std::sort(r.begin(), r.end());
+        best = std::max(best, r[r.size() / 2]);
+      }
+      for (std::size_t k = 0; k < ways.size(); ++k)
+        std::printf("| %d | %s | %s | %.2fx |\n", threads, ways[k].name, spread(rates[k]).c_str(),
+                    rates[k][rates[k].size() / 2] / best);
+      if (threads == cores) break;
+    }
+    polls = 0;
+    ways[0].forward_backward();
+    std::printf("\nprogress polls per forward+backward of nn::Linear: %d\n", polls);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zs_gemm_bench: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,51 @@
+#include "compute_threads.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "zeroshard/comm/communicator.hpp"
+#include "zeroshard/error.hpp"
+
+namespace zs {
+namespace {
+
+// A positive whole number from the environment, or 0 when unset.
+int positive_from_environment(const char* name) {
+  const char* text = std::getenv(name);
+  if (!text || !*text) return 0;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < 1 || value > 4096)
+    throw InvalidArgument(std::string(name) + "='" + text + "' is not a thread or rank count (a whole number >= 1)");
+  return static_cast<int>(value);
+}
+
+int cpus_of_this_process() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+int ranks_on_this_node(const Communicator& comm) {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const int n = positive_from_environment(name)) return n;
+  return comm.split_shared_node().size();
+}
+
+}  // namespace
+
+int resolve_compute_threads(int requested, const Communicator& comm) {
+  if (requested > 0) return requested;
+  if (const int n = positive_from_environment("OMP_NUM_THREADS")) return n;
+  // The node's CPUs shared evenly by its ranks, and never more than this rank may run on: bound
+  // to one core (mpirun --bind-to core) gives 1; bound to a socket, the socket's share.
+  const int node_cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, std::min(cpus_of_this_process(), node_cpus / ranks_on_this_node(comm)));
+}
+
+}  // namespace zs

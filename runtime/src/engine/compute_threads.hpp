@@ -1,0 +1,18 @@
+#pragma once
+// The engine's choice of compute threads per rank (EngineConfig::compute_threads).
+
+namespace zs {
+
+class Communicator;
+
+/// `requested` >= 1 is used as given. 0 (auto): OMP_NUM_THREADS when the environment sets it
+/// (the user's explicit choice, as torch honours it); else the CPUs this process may run on
+/// the node's CPUs divided by the ranks of the job on this node (Open MPI's
+/// OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS, else the size of `comm`'s shared-memory
+/// split: collective over `comm` then), capped by the CPUs of this process's affinity mask (a
+/// rank bound to one core gets 1), at least 1: the ranks of a node never oversubscribe its cores
+/// by default. Throws InvalidArgument for a bad
+/// OMP_NUM_THREADS.
+int resolve_compute_threads(int requested, const Communicator& comm);
+
+}  // namespace zs
