@@ -17,9 +17,12 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)  # compute threads per rank (GEMMs,
 find_package(ZLIB REQUIRED)
 
 # The GEMM kernels of nn (docs/performance.md: on the AMD EPYC dev VM OpenBLAS's are ~1.4-1.8x
-# Eigen's own at the Linear shapes we train). AUTO: OpenBLAS when found (the single-threaded
-# build first: ZeroShard runs its own threads over blocks, nn/compute_threads.hpp), else Eigen's
-# kernels; OpenBLAS requires it; Eigen never uses it.
+# Eigen's own at the Linear shapes we train). AUTO: OpenBLAS when found, else Eigen's kernels;
+# OpenBLAS requires it; Eigen never uses it. The pthreads build first: ZeroShard's compute
+# threads call it at once (each on its own block, nn/compute_threads.hpp) with OpenBLAS's own
+# threads set to 1, and only its threaded builds lock their buffer allocation; Debian's serial
+# build is not safe to call from several threads (it corrupted results in tests/mpi/
+# test_compute_threads.cpp).
 set(ZS_BLAS "AUTO" CACHE STRING "GEMM kernels: AUTO, OpenBLAS or Eigen")
 set_property(CACHE ZS_BLAS PROPERTY STRINGS AUTO OpenBLAS Eigen)
 if(NOT ZS_BLAS MATCHES "^(AUTO|OpenBLAS|Eigen)$")
@@ -28,11 +31,11 @@ endif()
 set(ZS_GEMM "Eigen")
 if(NOT ZS_BLAS STREQUAL "Eigen")
   find_library(ZS_OPENBLAS_LIBRARY NAMES openblas
-               HINTS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-serial /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE})
+               HINTS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-pthread /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE})
   if(ZS_OPENBLAS_LIBRARY)
     set(ZS_GEMM "OpenBLAS")
   elseif(ZS_BLAS STREQUAL "OpenBLAS")
-    message(FATAL_ERROR "ZS_BLAS=OpenBLAS but no libopenblas was found: install libopenblas-serial-dev "
+    message(FATAL_ERROR "ZS_BLAS=OpenBLAS but no libopenblas was found: install libopenblas-pthread-dev "
                         "(Debian) or set ZS_OPENBLAS_LIBRARY, or use ZS_BLAS=AUTO")
   endif()
 endif()

@@ -19,7 +19,7 @@ for arg in "$@"; do
 done
 
 packages=(build-essential cmake libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-dev
-          libeigen3-dev libgtest-dev zlib1g-dev python3-h5py python3-numpy dataset-fashion-mnist
+          libeigen3-dev libopenblas-pthread-dev libgtest-dev zlib1g-dev python3-h5py python3-numpy dataset-fashion-mnist
           fortunes)
 sudo_cmd=""
 [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
@@ -59,7 +59,7 @@ cmake --build build -j "$(nproc)"
 if [ "$parallel_hdf5" = 1 ]; then
   mkdir -p build-parallel-hdf5
   if ! cmake -S . -B build-parallel-hdf5 -DCMAKE_BUILD_TYPE=Release -DHDF5_PREFER_PARALLEL=ON -DZS_CUDA=OFF \
-       -DZS_BUILD_BENCH=OFF -DZS_READER_BUILD_DIR="$PWD/build" >build-parallel-hdf5/configure.log 2>&1; then
+       -DZS_BUILD_BENCH=OFF -DZS_BLAS=Eigen -DZS_READER_BUILD_DIR="$PWD/build" >build-parallel-hdf5/configure.log 2>&1; then
     cat build-parallel-hdf5/configure.log
     exit 1
   fi

@@ -7,12 +7,16 @@
 
 namespace zs {
 
-ShardingPolicy ShardingPolicy::from(const EngineConfig& config) {
+ShardingPolicy ShardingPolicy::from(const EngineConfig& config, int world_size) {
   if (config.stage < 0 || config.stage > 3)
     throw InvalidArgument("zero_optimization.stage = " + std::to_string(config.stage) +
                           " is not a ZeRO stage: use 0, 1, 2 or 3");
   ShardingPolicy policy;
   policy.stage = config.stage;
+  // One rank: a shard is the whole, so sharding would only add copies (a gathered buffer
+  // beside the shard, gradients packed into a shard of the same size). FSDP switches to
+  // NO_SHARD at world size 1 the same way; the stage number stays for reports and checkpoints.
+  if (world_size == 1) return policy;
   policy.shard_optimizer_states = config.stage >= 1;
   policy.shard_gradients = config.stage >= 2;
   policy.shard_parameters = config.stage == 3;

@@ -117,6 +117,7 @@ TEST_F(EngineTest, GradientBucketsKeepParametersBitIdentical) {
 // unit's full gradients live, and bucket memory stays within the buckets allowed in flight
 // plus the one being filled.
 TEST_F(EngineTest, GradientBucketMemoryIsBounded) {
+  ZS_SKIP_AT_WORLD_SIZE_ONE();
   Communicator comm;
   auto model = make_model(0.0f);
   EngineConfig config = adamw(3);
@@ -139,6 +140,7 @@ TEST_F(EngineTest, GradientBucketMemoryIsBounded) {
 
 // Stage-3 memory knobs change what is held when, never the values.
 TEST_F(EngineTest, StageThreeMemoryKnobsKeepParametersBitIdentical) {
+  ZS_SKIP_AT_WORLD_SIZE_ONE();
   Communicator comm;
   const auto reference = train(comm, adamw(0), 4, 5, 0.2f);
   EngineConfig persistent = adamw(3);
@@ -245,9 +247,29 @@ TEST_F(EngineTest, ModelStateBytesFollowTheStageFormulas) {
   }
 }
 
+// One rank has nothing to shard: every stage must cost what stage 0 costs, in every memory
+// category at its peak over training steps (no gathered copies beside a shard, no gradients
+// packed into a shard of the same size), as FSDP runs NO_SHARD at world size 1.
+TEST_F(EngineTest, AtWorldSizeOneEveryStageCostsWhatStageZeroCosts) {
+  Communicator comm;
+  if (comm.size() != 1) GTEST_SKIP() << "a world-size-1 property";
+  auto peaks_of = [&](int stage) {
+    auto model = make_model(0);
+    Engine engine(*model, adamw(stage), comm);
+    testing::run_steps(engine, 0, 3);
+    std::vector<std::int64_t> peaks;
+    for (std::size_t c = 0; c < kMemoryCategories; ++c)
+      peaks.push_back(engine.memory().high_water(static_cast<MemoryCategory>(c)));
+    return peaks;
+  };
+  const auto stage0 = peaks_of(0);
+  for (int stage = 1; stage <= 3; ++stage) EXPECT_EQ(peaks_of(stage), stage0) << "stage " << stage;
+}
+
 // Gathered parameters of stage 3 are live only while needed: one unit at a time without
 // overlap; with prefetching, never more than the running unit plus prefetch_bytes.
 TEST_F(EngineTest, StageThreeLiveParameterMemoryStaysWithinItsBound) {
+  ZS_SKIP_AT_WORLD_SIZE_ONE();
   Communicator comm;
   auto peak_of = [&](bool overlap, std::int64_t prefetch) {
     auto model = make_model(0);

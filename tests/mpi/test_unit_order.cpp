@@ -228,6 +228,7 @@ TEST_F(UnitOrderTest, StagesAndStageThreeKnobsStayBitIdenticalWhenTheOrderChange
 }
 
 TEST_F(UnitOrderTest, GatheredParametersStayWithinMaxLiveBytesWhenPrefetchIsAbandoned) {
+  ZS_SKIP_AT_WORLD_SIZE_ONE();
   Communicator comm;
   EngineConfig config = base_config(3);
   const std::int64_t largest_unit = 23 * kWidth + 16;  // the embedding, padded generously
@@ -270,6 +271,7 @@ TEST_F(UnitOrderTest, TheRecordedOrderIsReplayedUntilAForwardLeavesIt) {
 }
 
 TEST_F(UnitOrderTest, LeavingTheRecordedOrderFreesItsPrefetchesAndGathersOnDemand) {
+  ZS_SKIP_AT_WORLD_SIZE_ONE();
   Communicator comm;
   EngineConfig config = base_config(3);
   config.prefetch_bytes = 1 << 20;  // room to prefetch every unit

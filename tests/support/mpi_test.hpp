@@ -25,3 +25,11 @@ class MpiTest : public ::testing::Test {
 };
 
 }  // namespace zs::testing
+
+/// For tests of how stages 1-3 shard, gather and bound memory: at world size 1 every stage runs
+/// as stage 0 (ShardingPolicy::from: nothing to shard), so there is nothing to check. Every rank
+/// skips alike (the world size is the same everywhere).
+#define ZS_SKIP_AT_WORLD_SIZE_ONE()                                                                  \
+  if (::zs::testing::world_size() == 1)                                                              \
+  GTEST_SKIP() << "world size 1 runs every stage as stage 0 (nothing is sharded or gathered)"
+

@@ -53,7 +53,8 @@ class BufferPool {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  /// A buffer of `elements` floats under `category`: the best-fitting idle buffer, or a new
+  /// A buffer of `elements` floats under `category`: the best-fitting idle buffer (at most 25%
+  /// larger than asked: a bigger one would keep its rest resident unledgered), or a new
   /// one when none is large enough. Contents are unspecified unless `fill` is given.
   Buffer take(MemoryCategory category, std::int64_t elements);
   Buffer take(MemoryCategory category, std::int64_t elements, float fill);

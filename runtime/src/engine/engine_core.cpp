@@ -21,7 +21,7 @@ namespace zs::detail {
 EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig config_in, Communicator& comm_in,
                        std::vector<std::size_t> first_child)
     : config((config_in.validate(), std::move(config_in))),
-      policy(ShardingPolicy::from(config)),
+      policy(ShardingPolicy::from(config, comm_in.size())),
       comm(comm_in),
       dropout_random(Engine::dropout_seed(config.seed, comm_in.rank())),
       gradient_norm(std::numeric_limits<double>::quiet_NaN()),

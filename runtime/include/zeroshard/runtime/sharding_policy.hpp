@@ -46,9 +46,11 @@ struct ShardingPolicy {
   /// stage3_param_persistence_threshold); 0 = none.
   std::int64_t persistence_threshold = 0;
 
-  /// The policy of `config.stage` with `config`'s stage-3 settings. Throws InvalidArgument for
-  /// a stage outside 0-3.
-  static ShardingPolicy from(const EngineConfig& config);
+  /// The policy of `config.stage` with `config`'s stage-3 settings over `world_size` ranks. At
+  /// world size 1 every stage runs as stage 0 (nothing to shard: the same results, no copies,
+  /// stage 0's memory), as FSDP switches FULL_SHARD to NO_SHARD there; `stage` still says
+  /// `config.stage`. Throws InvalidArgument for a stage outside 0-3.
+  static ShardingPolicy from(const EngineConfig& config, int world_size);
   /// Whether a group of `parameters` parameters keeps its parameters as shards.
   bool shards_group_parameters(std::int64_t parameters) const {
     return shard_parameters && parameters >= persistence_threshold;

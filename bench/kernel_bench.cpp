@@ -1,10 +1,16 @@
-// The GEMMs of a Linear layer, three ways, in one table: ZeroShard's nn::Linear (Eigen, in
+// Compute kernels at the machine's speed, two tables.
+//
+// 1. The GEMMs of a Linear layer, three ways: ZeroShard's nn::Linear (Eigen, in
 // blocks of output features with a progress call between blocks, as in training), the same
 // products as one unblocked Eigen call, and OpenBLAS's cblas_sgemm when the library can be
 // loaded (dlopen: no build dependency; bench/peer/setup.sh installs libopenblas0-pthread).
 // GFLOP/s, median (min-max) of interleaved repetitions, at 1 thread and at every core.
 //
-//   build/bench/zs_gemm_bench [--rows 32] [--width 2048] [--reps 7]
+// 2. The fused optimizer update (AdamW and SGD with momentum: one pass over parameters,
+//    gradients and states), in ns/element and GB/s, next to a streaming triad measured in the
+//    same run: the memory-bandwidth roofline an elementwise update cannot beat.
+//
+//   build/bench/zs_kernel_bench [--rows 32] [--width 2048] [--reps 7] [--elements 16777216]
 //
 // Forward y = x W^T: [rows, in] x [in, out]; backward dW += g^T x: [out, rows] x [rows, in];
 // dx = g W: [rows, out] x [out, in].
@@ -23,6 +29,7 @@
 #include "zeroshard/error.hpp"
 #include "zeroshard/nn/compute_threads.hpp"
 #include "zeroshard/nn/layers.hpp"
+#include "zeroshard/runtime/optimizer.hpp"
 
 namespace {
 
@@ -62,18 +69,65 @@ std::string spread(std::vector<double> v) {
   return text;
 }
 
+// Table 2: the optimizer update against the bandwidth a streaming triad reaches here.
+void optimizer_table(std::int64_t n, int reps) {
+  zs::AlignedFloats p(n, 0.1f), g(n, 0.01f), a(n, 1.0f), b(n, 2.0f), c(n, 0.0f);
+  struct Row {
+    const char* name;
+    zs::OptimizerKind kind;
+    double momentum;
+    double bytes;  // moved per element: reads + writes of parameters, gradients, states
+  };
+  const Row rows[] = {{"AdamW (fused: p, g, m, v in one pass)", zs::OptimizerKind::adamw, 0, 16 + 12},
+                      {"SGD, momentum 0.9 (fused: p, g, buf)", zs::OptimizerKind::sgd, 0.9, 12 + 8}};
+  std::vector<double> triad;
+  std::vector<std::vector<double>> update(std::size(rows));
+  std::vector<zs::AlignedFloats> states;
+  for (const Row& row : rows) states.emplace_back(static_cast<std::size_t>(2 * n), 0.0f);
+  const std::vector<zs::ParameterRun> runs{{0, n, true}};
+  for (int rep = 0; rep < reps; ++rep) {
+    triad.push_back(12.0 * n / seconds_of([&] {
+      for (std::int64_t i = 0; i < n; ++i) c[i] = a[i] + 0.5f * b[i];
+    }, 3) / 1e9);
+    for (std::size_t k = 0; k < std::size(rows); ++k) {
+      zs::OptimizerConfig config;
+      config.kind = rows[k].kind;
+      config.momentum = rows[k].momentum;
+      const zs::Optimizer optimizer(config);
+      const std::int64_t state = n * optimizer.state_per_element();
+      std::int64_t step = 1;
+      update[k].push_back(1e9 * seconds_of([&] {
+        optimizer.update(p, g, std::span<float>(states[k].data(), state), runs, 1e-3, ++step);
+      }, 3) / n);
+    }
+  }
+  std::sort(triad.begin(), triad.end());
+  const double roof = triad[triad.size() / 2];
+  std::printf("\nOptimizer update, %lld elements, %d thread(s); streaming triad c = a + s*b (12 bytes/element): "
+              "%s GB/s\n\n| update | ns/element | bytes/element | GB/s | of the triad's GB/s |\n|---|---:|---:|---:|---:|\n",
+              static_cast<long long>(n), zs::nn::compute_threads(), spread(triad).c_str());
+  for (std::size_t k = 0; k < std::size(rows); ++k) {
+    std::vector<double> v = update[k];
+    std::sort(v.begin(), v.end());
+    const double ns = v[v.size() / 2];
+    std::printf("| %s | %s | %.0f | %.1f | %.0f%% |\n", rows[k].name, spread(v).c_str(), rows[k].bytes, rows[k].bytes / ns,
+                100 * rows[k].bytes / ns / roof);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    std::int64_t rows = 32, width = 2048;
+    std::int64_t rows = 32, width = 2048, elements = std::int64_t{1} << 24;
     int reps = 7;
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string arg = argv[i];
       if (arg == "--rows") rows = std::stoll(argv[i + 1]);
       else if (arg == "--width") width = std::stoll(argv[i + 1]);
       else if (arg == "--reps") reps = std::stoi(argv[i + 1]);
-      else throw zs::InvalidArgument("unknown option " + arg + " (see bench/gemm_bench.cpp)");
+      else if (arg == "--elements") elements = std::stoll(argv[i + 1]);
+      else throw zs::InvalidArgument("unknown option " + arg + " (see bench/kernel_bench.cpp)");
     }
     const std::int64_t in = width, out = width;
     OpenBlas blas;
@@ -145,9 +199,11 @@ int main(int argc, char** argv) {
     polls = 0;
     ways[0].forward_backward();
     std::printf("\nprogress polls per forward+backward of nn::Linear: %d\n", polls);
+    zs::nn::set_compute_threads(1);
+    optimizer_table(elements, reps);
     return 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "zs_gemm_bench: %s\n", e.what());
+    std::fprintf(stderr, "zs_kernel_bench: %s\n", e.what());
     return 2;
   }
 }
