@@ -22,6 +22,7 @@
 #include "zeroshard/build_info.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
+#include "zeroshard/nn/compute_threads.hpp"
 #include "zeroshard/runtime/engine.hpp"
 
 namespace {
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
                       (end.faults - faults_start) / o.steps, floor.rss_mib};
     ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, mine, 4, MPI_DOUBLE, MPI_MAX, comm.handle()));
     if (r == 0) {
+      const std::string build = zs::describe_build() + ", GEMM " + zs::nn::gemm_backend();
       std::string step_list;
       for (double s : steps) step_list += (step_list.empty() ? "" : ", ") + std::to_string(1e3 * s);
       std::printf("{\"runtime\": \"zeroshard\", \"strategy\": \"stage%d\", \"ranks\": %d, \"threads\": %d, \"layers\": %d, "
@@ -160,7 +162,7 @@ int main(int argc, char** argv) {
                   o.stage, comm.size(), engine.compute_threads(), o.layers, static_cast<long long>(o.width),
                   static_cast<long long>(o.batch), loss, step_list.c_str(), 1e3 * median(forward_backward),
                   1e3 * median(update), mine[0], mine[1], mine[2], mine[3],
-                  engine.model_state_bytes().total() / (1024.0 * 1024.0), zs::describe_build().c_str());
+                  engine.model_state_bytes().total() / (1024.0 * 1024.0), build.c_str());
       std::fflush(stdout);
     }
     return 0;

@@ -56,3 +56,8 @@ add_compile_options("$<$<COMPILE_LANGUAGE:CXX>:${ZS_SIMD_FLAGS};-fno-math-errno>
 # What the build is, for zs::build_info() (benchmarks print it in every table).
 list(JOIN ZS_SIMD_FLAGS " " _zs_simd_flags_text)
 set(ZS_SIMD_FLAGS_TEXT "${_zs_simd_flags_text}")
+if(ZS_SIMD_FLAGS_TEXT)
+  set(ZS_SIMD_SUMMARY "${ZS_SIMD_FLAGS_TEXT}")
+else()
+  set(ZS_SIMD_SUMMARY "the compiler's default target")
+endif()

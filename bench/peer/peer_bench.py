@@ -47,8 +47,8 @@ def launch(ranks, command, env_changes, drop=()):
     return json.loads(lines[-1])
 
 
-def zeroshard(args, ranks, stage, width, threads):
-    exe = os.path.join(args.build, "bench/zs_peer_step")
+def zeroshard(args, ranks, stage, width, threads, build=None):
+    exe = os.path.join(build or args.build, "bench/zs_peer_step")
     return launch(ranks, [exe, "--stage", str(stage), "--layers", str(args.layers), "--width", str(width),
                           "--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(threads)], {})
 
@@ -67,11 +67,14 @@ def pytorch(args, ranks, strategy, width, threads):
                               os.path.join(tmp, "rendezvous")], env, drop)
 
 
-def configurations(ranks):
+def configurations(ranks, baseline=False):
     """(label, runtime, strategy, peer label) in the order run within a repetition."""
     peer0 = "torch single" if ranks == 1 else "torch DDP"
     peer123 = "torch single" if ranks == 1 else "torch ZeRO-1"
     rows = [("ZeroShard stage %d" % s, "zs", s, peer0 if s == 0 else peer123) for s in range(4)]
+    if baseline:  # the same code built for the x86-64 baseline with Eigen's GEMMs
+        rows += [("ZeroShard stage %d, baseline build" % s, "zs-baseline", s, peer0 if s == 0 else peer123)
+                 for s in range(4)]
     if ranks == 1:
         rows.append(("torch single", "torch", "single", None))
     else:
@@ -81,8 +84,12 @@ def configurations(ranks):
 
 def run(args, ranks, width, label, runtime, strategy):
     threads = max(1, (os.cpu_count() or 1) // ranks)
-    result = (zeroshard(args, ranks, strategy, width, threads) if runtime == "zs"
-              else pytorch(args, ranks, strategy, width, threads))
+    if runtime == "zs":
+        result = zeroshard(args, ranks, strategy, width, threads)
+    elif runtime == "zs-baseline":
+        result = zeroshard(args, ranks, strategy, width, threads, args.baseline_build)
+    else:
+        result = pytorch(args, ranks, strategy, width, threads)
     result["label"] = label
     if args.raw:
         with open(args.raw, "a") as f:
@@ -109,13 +116,15 @@ def main():
     p.add_argument("--openblas-coretype", help="OPENBLAS_CORETYPE for the peer (e.g. SkylakeX where 0.3.21 misdetects)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--raw", help="append every run's JSON line to this file")
+    p.add_argument("--baseline-build", help="a build tree configured with -DZS_SIMD=BASELINE -DZS_BLAS=Eigen: its "
+                   "stages run too, at 2 ranks (how much the build options give)")
     args = p.parse_args()
 
     results = {}  # (ranks, width, label) -> [result per repetition]
     for rep in range(args.reps):
         print("repetition %d of %d" % (rep + 1, args.reps), file=sys.stderr, flush=True)
         for ranks in args.ranks:
-            for label, runtime, strategy, _ in configurations(ranks):
+            for label, runtime, strategy, _ in configurations(ranks, args.baseline_build and ranks == 2):
                 results.setdefault((ranks, args.width, label), []).append(
                     run(args, ranks, args.width, label, runtime, strategy))
         for width in args.widths:
@@ -128,8 +137,7 @@ def main():
     def reps(ranks, width, label, key):
         return [r[key] if key != "step" else statistics.median(r["step_ms"]) for r in results[(ranks, width, label)]]
 
-    first = next(iter(results.values()))[0]
-    zs_build = next(r[0]["build"] for k, r in results.items() if r[0]["runtime"] == "zeroshard")
+    zs_builds = sorted({r[0]["build"] for r in results.values() if r[0]["runtime"] == "zeroshard"})
     torch_build = next(r[0]["build"] for k, r in results.items() if r[0]["runtime"] == "pytorch")
     print("## ZeroShard vs PyTorch: %d x Linear(%d, %d) + ReLU, MSE, batch %d per rank, fp32 AdamW" %
           (args.layers, args.width, args.width, args.batch, ))
@@ -137,17 +145,17 @@ def main():
     print("ZeroShard: %s. PyTorch: %s, glibc malloc tuned (%s). %d repetitions, %d timed steps each "
           "(after 2 warm-up); compute threads per rank = %d cores / ranks. Values: median over repetitions "
           "(min-max); ratio = ZeroShard / PyTorch's closest strategy (lower is better)." %
-          (zs_build, torch_build, TUNED_MALLOC, args.reps, args.steps, os.cpu_count() or 1))
+          (" / ".join(zs_builds), torch_build, TUNED_MALLOC, args.reps, args.steps, os.cpu_count() or 1))
     print()
     print("| ranks | runtime | step (ms) | ratio | forward+backward (ms) | optimizer (ms) | optimizer (ns/element) "
           "| opt. ratio | peak RSS above floor (MiB) | RSS ratio | after construction (MiB) | page faults / step |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     params = args.layers * (args.width * args.width + args.width)
     for ranks in args.ranks:
-        for label, runtime, strategy, peer in configurations(ranks):
+        for label, runtime, strategy, peer in configurations(ranks, args.baseline_build and ranks == 2):
             step = reps(ranks, args.width, label, "step")
             # Elements this rank updates: all of them, except where optimizer states are sharded.
-            sharded = (runtime == "zs" and strategy >= 1) or strategy == "zero"
+            sharded = (runtime.startswith("zs") and strategy >= 1 and ranks > 1) or strategy == "zero"
             elements = params / ranks if sharded else params
             opt = reps(ranks, args.width, label, "optimizer_ms")
             per_element = [1e6 * o / elements for o in opt]
