@@ -25,6 +25,36 @@ std::span<float> ShardedOptimizer::own_gradients(ParameterGroup& group) const {
   return group.grads_full.slice(comm_.rank() * group.shard_elems(), group.shard_elems());
 }
 
+namespace {
+
+// Sum of squares in double over 8 partial sums, combined in a fixed order: 8 independent
+// chains the compiler vectorises, where one chain of dependent additions ran at one add per
+// latency (4.3% of a stage-1 step, perf). The order depends on the index within the run only,
+// so every stage (all sum the same runs of the same shards) gets the same bits.
+double sum_of_squares(const float* g, std::int64_t n) {
+  constexpr int kParts = 8;
+  double part[kParts] = {};
+  std::int64_t i = 0;
+  for (; i + kParts <= n; i += kParts)
+    for (int k = 0; k < kParts; ++k) part[k] += static_cast<double>(g[i + k]) * static_cast<double>(g[i + k]);
+  for (; i < n; ++i) part[0] += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+// max |g| over the run, and whether a NaN was seen (std::max would drop it).
+void max_abs(const float* g, std::int64_t n, double& max, double& nan_seen) {
+  float m = 0;
+  bool nan = false;
+  for (std::int64_t i = 0; i < n; ++i) {
+    nan |= g[i] != g[i];
+    m = std::max(m, std::abs(g[i]));
+  }
+  max = std::max(max, static_cast<double>(m));
+  if (nan) nan_seen = 1;
+}
+
+}  // namespace
+
 double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups) {
   const bool max_norm = std::isinf(config_.gradient_clipping_norm_type);
   // {sum of squares} for the 2-norm; {max |g|, NaN seen} for the inf-norm (MPI_MAX would
@@ -32,13 +62,11 @@ double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>
   double local[2] = {0, 0};
   for (auto& group : groups) {
     const std::span<const float> grads = own_gradients(*group);
-    for (const ParameterRun& run : group->shard_runs)
-      for (std::int64_t i = run.offset; i < run.offset + run.length; ++i) {
-        const double g = grads[static_cast<std::size_t>(i)];
-        if (!max_norm) local[0] += g * g;
-        else if (std::isnan(g)) local[1] = 1;
-        else local[0] = std::max(local[0], std::abs(g));
-      }
+    for (const ParameterRun& run : group->shard_runs) {
+      const float* g = grads.data() + run.offset;
+      if (max_norm) max_abs(g, run.length, local[0], local[1]);
+      else local[0] += sum_of_squares(g, run.length);
+    }
   }
   ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, local, max_norm ? 2 : 1, MPI_DOUBLE, max_norm ? MPI_MAX : MPI_SUM,
                              comm_.handle()));
