@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "zeroshard/build_info.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
 #include "zeroshard/runtime/engine.hpp"
@@ -98,8 +99,8 @@ int main(int argc, char** argv) {
     if (rank == 0) {
       std::filesystem::remove_all(options.dir);
       std::filesystem::create_directories(options.dir);
-      std::printf("checkpoint benchmark: %d ranks, directory %s, stage 3, AdamW (12 bytes saved per parameter)\n\n",
-                  world, options.dir.c_str());
+      std::printf("checkpoint benchmark: %d ranks, directory %s, stage 3, AdamW (12 bytes saved per parameter); %s\n\n",
+                  world, options.dir.c_str(), zs::describe_build().c_str());
       std::printf("| state MB | ranks | raw write GB/s | save GB/s (per rank) | save / raw | first save s | raw read GB/s | load GB/s (per rank) | load / raw | sync save blocks s | async save blocks s | async save total s |%s\n",
                   shared ? " shared-file save GB/s | shared-file save speed / per-rank | shared-file load GB/s |" : "");
       std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|%s\n", shared ? "---|---|---|" : "");

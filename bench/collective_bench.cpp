@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "zeroshard/build_info.hpp"
 #include "zeroshard/comm/communicator.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
@@ -209,8 +210,8 @@ int main(int argc, char** argv) {
     for (const Row& row : rows) total_wrong += row.wrong;
     if (r == 0) {
       std::printf("ZeroShard collective benchmark: %d ranks, float32, reduce-scatter segment %zu bytes x window %d, "
-                  "all-gather segment %zu bytes\n\n",
-                  n, options.segment_bytes, options.window, options.gather_segment_bytes);
+                  "all-gather segment %zu bytes; %s\n\n",
+                  n, options.segment_bytes, options.window, options.gather_segment_bytes, zs::describe_build().c_str());
       std::printf("| op | size | implementation | time (us) | algbw (GB/s) | busbw (GB/s) | speed-up vs MPI | faults/iter | wrong |\n");
       std::printf("|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
       for (const Row& row : rows) {
