@@ -376,12 +376,7 @@ int main(int argc, char** argv) {
         std::printf("\nunit order: %lld forwards left the order recorded before them\n",
                     static_cast<long long>(engine.unit_order_changes()));
       std::printf("\nmemory report, rank 0 (bytes held now and at peak):\n%s", engine.memory().report().c_str());
-      if (const zs::MemoryPlan* plan = engine.memory_plan())
-        std::printf("planned peak %.3f MiB (training micro-batch) vs measured %.3f MiB after the first epoch's training "
-                    "(%+.2f%%), %.3f MiB with the evaluation batches\n",
-                    mib(plan->peak), mib(trained_peak),
-                    100.0 * static_cast<double>(plan->peak - trained_peak) / static_cast<double>(trained_peak),
-                    mib(engine.memory().high_water_total()));
+      std::fputs(zs::examples::planned_against_measured(engine, trained_peak).c_str(), stdout);
       std::printf("model-state bytes per rank (fp32 Adam: 4 params + 4 grads + 8 optimizer per parameter):\n");
       for (int r = 0; r < world; ++r)
         std::printf("  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %lld)\n", r,

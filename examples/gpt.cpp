@@ -484,12 +484,7 @@ int main(int argc, char** argv) {
                   : config.engine.checkpointed_units.empty() ? "off"
                                                              : "some units",
                   mib(engine.memory().high_water(zs::MemoryCategory::activations)));
-      if (const zs::MemoryPlan* plan = engine.memory_plan())
-        std::printf("planned peak %.3f MiB (training micro-batch) vs measured %.3f MiB in training (%+.2f%%), %.3f MiB "
-                    "with validation and sampling\n",
-                    mib(plan->peak), mib(training_peak),
-                    100.0 * static_cast<double>(plan->peak - training_peak) / static_cast<double>(training_peak),
-                    mib(engine.memory().high_water_total()));
+      std::fputs(zs::examples::planned_against_measured(engine, training_peak).c_str(), stdout);
       std::printf("model-state bytes per rank (fp32 Adam: 4 params + 4 grads + 8 optimizer per parameter):\n");
       for (int r = 0; r < world; ++r)
         std::printf("  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %lld)\n", r,

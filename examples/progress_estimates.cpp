@@ -71,6 +71,20 @@ void EtaEstimate::add_window(double seconds, std::int64_t steps) {
   seconds_per_step_ = seconds_per_step_ == 0 ? per_step : 0.7 * seconds_per_step_ + 0.3 * per_step;
 }
 
+std::string planned_against_measured(const Engine& engine, std::int64_t training_peak) {
+  const MemoryPlan* plan = engine.memory_plan();
+  if (!plan || training_peak <= 0) return "";
+  auto mib = [](std::int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "planned peak %.3f MiB (training micro-batch) vs measured %.3f MiB in training (%+.2f%%); %.3f MiB "
+                "with evaluation batches\n",
+                mib(plan->peak), mib(training_peak),
+                100.0 * static_cast<double>(plan->peak - training_peak) / static_cast<double>(training_peak),
+                mib(engine.memory().high_water_total()));
+  return text;
+}
+
 std::string format_duration(double seconds) {
   const auto total = static_cast<long long>(seconds + 0.5);
   char text[32];

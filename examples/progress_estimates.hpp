@@ -17,6 +17,7 @@
 #include <string>
 
 #include "zeroshard/comm/communicator.hpp"
+#include "zeroshard/runtime/engine.hpp"
 
 namespace zs::examples {
 
@@ -41,6 +42,11 @@ class EtaEstimate {
  private:
   double seconds_per_step_ = 0;
 };
+
+/// The end-of-run line: the planner's prediction (the plan made at the first training forward)
+/// against `training_peak`, the ledger's high-water mark after training steps, and the ledger's
+/// peak now (after evaluation batches of another shape). Empty without a plan.
+std::string planned_against_measured(const Engine& engine, std::int64_t training_peak);
 
 /// "1:05" (minutes:seconds) or "2h03m".
 std::string format_duration(double seconds);

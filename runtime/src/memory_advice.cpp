@@ -52,6 +52,9 @@ std::vector<std::string> settings_that_fit(const std::vector<PlannedUnit>& units
   fully_sharded.stage = 3;
   for (const EngineConfig* changed : std::initializer_list<const EngineConfig*>{&config, &fully_sharded}) {
     const std::string prefix = changed->stage == config.stage ? "" : "zero_optimization.stage=3 and ";
+    // Stage 3 at this world size, when it fits, was proposed above: no more ranks needed.
+    if (!prefix.empty() && plan_memory(units, *changed, world_size, optimizer_states, input_shape).peak <= limit_bytes)
+      break;
     bool found = false;
     for (int world = world_size * 2; world <= world_size * 64 && !found; world *= 2) {
       // The smallest power-of-two multiple that fits; then the smallest count below it.
@@ -68,18 +71,21 @@ std::vector<std::string> settings_that_fit(const std::vector<PlannedUnit>& units
 std::string memory_limit_message(const MemoryPlan& plan, std::int64_t limit_bytes, const std::string& limit_source,
                                  const std::vector<std::string>& fixes) {
   std::string text = "the predicted peak memory of " + detail::mib_text(plan.peak) + " per rank exceeds " + limit_source + " = " +
-                     detail::mib_text(limit_bytes) + " (nothing allocated yet). Largest:";
+                     detail::mib_text(limit_bytes) +
+                     (plan.activations ? " (refused before this forward caches its activations)."
+                                       : " (nothing allocated yet).") +
+                     " Largest:";
   const auto largest = plan.largest();
   for (std::size_t i = 0; i < std::min<std::size_t>(3, largest.size()); ++i)
     text += (i ? ", " : " ") + largest[i].first + " " + detail::mib_text(largest[i].second);
-  if (!plan.activations) text += " (activations not predicted yet: " + plan.activations_note + ")";
+  if (!plan.activations) text += " (activations: " + plan.activations_note + ")";
   if (fixes.empty()) {
     text += ". No single setting fits: shrink the model or the micro-batch, or raise the limit.";
   } else {
     text += ". Settings that fit:";
     for (const std::string& fix : fixes) text += "\n  " + fix;
   }
-  return text + "\n" + plan.table();
+  return text;
 }
 
 }  // namespace zs

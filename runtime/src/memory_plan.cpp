@@ -64,7 +64,7 @@ MemoryPlan plan_memory(const std::vector<PlannedUnit>& units, const EngineConfig
     plan.model_states += model_state_bytes_per_rank(padded, world_size, ShardedCategories::of(policy, parameters), precision);
   }
   if (input_shape) plan.activations = plan_activations(units, config, *input_shape, plan.activations_note);
-  else plan.activations_note = "no input shape yet (planned at the first training forward)";
+  else plan.activations_note = "not known before the first training forward shows the batch shape";
 
   const MemoryLedger ledger =
       detail::replay_allocations(units, config, world_size, optimizer_states, plan.activations.value_or(0));

@@ -111,6 +111,14 @@ void train(Engine& engine, const Model& m, int micro_steps) {
   }
 }
 
+// A configuration at `stage` whose engines do not print their plan (the tests build many).
+EngineConfig quiet_config(int stage) {
+  EngineConfig config;
+  config.stage = stage;
+  config.memory.print_plan = false;
+  return config;
+}
+
 struct Variant {
   std::string name;
   EngineConfig config;
@@ -119,9 +127,7 @@ struct Variant {
 std::vector<Variant> variants() {
   std::vector<Variant> out;
   for (int stage = 0; stage <= 3; ++stage) {
-    EngineConfig c;
-    c.stage = stage;
-    c.memory.print_plan = false;
+    const EngineConfig c = quiet_config(stage);
     out.push_back({"stage " + std::to_string(stage), c});
     EngineConfig buckets = c;
     buckets.reduce_bucket_size = 4096;
@@ -131,9 +137,7 @@ std::vector<Variant> variants() {
     accumulation.activation_checkpointing = true;
     out.push_back({"stage " + std::to_string(stage) + " accumulation 2, checkpointing", accumulation});
   }
-  EngineConfig base;
-  base.stage = 3;
-  base.memory.print_plan = false;
+  EngineConfig base = quiet_config(3);
   EngineConfig no_prefetch = base;
   no_prefetch.prefetch_bytes = 0;
   out.push_back({"stage 3 prefetch 0", no_prefetch});
@@ -222,9 +226,7 @@ std::string refusal_text(const EngineConfig& config, Model (*make)(), Communicat
 TEST_F(MemoryPlanTest, ModelStatesOverTheLimitAreRefusedAtConstructionOnEveryRank) {
   Communicator comm;
   Model probe = fashion_mlp();
-  EngineConfig config;
-  config.stage = 0;
-  config.memory.print_plan = false;
+  EngineConfig config = quiet_config(0);
   const MemoryPlan at_stage0 = Engine(probe.units, config, comm).plan_memory(std::nullopt);
   // With more than one rank, the smallest sharded stage's peak: that stage fits exactly. At
   // one rank no stage shards anything, so only more ranks can fit.
@@ -251,9 +253,7 @@ TEST_F(MemoryPlanTest, ModelStatesOverTheLimitAreRefusedAtConstructionOnEveryRan
 TEST_F(MemoryPlanTest, ActivationsOverTheLimitAreRefusedAtTheFirstForwardAndTheAdviceFits) {
   Communicator comm;
   auto make = [] { return gpt(2, 48, 32, 16); };
-  EngineConfig config;
-  config.stage = 3;
-  config.memory.print_plan = false;
+  EngineConfig config = quiet_config(3);
   Model probe = make();
   const MemoryPlan without = Engine(probe.units, config, comm).plan_memory(std::nullopt);
   EngineConfig checkpointed = config;
@@ -280,9 +280,7 @@ TEST_F(MemoryPlanTest, ActivationsOverTheLimitAreRefusedAtTheFirstForwardAndTheA
 TEST_F(MemoryPlanTest, ALimitThatFitsTrains) {
   Communicator comm;
   Model probe = gpt();
-  EngineConfig config;
-  config.stage = 2;
-  config.memory.print_plan = false;
+  EngineConfig config = quiet_config(2);
   config.memory.limit_bytes = Engine(probe.units, config, comm).plan_memory(probe.input).peak;  // exactly
   Model m = gpt();
   Engine engine(m.units, config, comm);

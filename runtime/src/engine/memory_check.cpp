@@ -69,7 +69,9 @@ MemoryPlan check_memory_plan(const std::vector<PlannedUnit>& units, const Engine
                           "); this rank predicts " + std::to_string(plan.peak) + " bytes. The message on that rank "
                           "names the largest categories and the settings that fit");
   const auto fixes = settings_that_fit(units, config, comm.size(), optimizer_states, input_shape, limit.bytes);
-  throw InvalidArgument(rank_and_host() + ": " + memory_limit_message(plan, limit.bytes, limit.source, fixes));
+  // Rank 0's message carries the plan's table too (the same on every rank, printed once).
+  throw InvalidArgument(rank_and_host() + ": " + memory_limit_message(plan, limit.bytes, limit.source, fixes) +
+                        (comm.rank() == 0 ? "\n" + plan.table() : std::string()));
 }
 
 }  // namespace zs::detail

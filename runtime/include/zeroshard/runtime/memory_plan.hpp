@@ -82,7 +82,7 @@ std::vector<std::string> settings_that_fit(const std::vector<PlannedUnit>& units
                                            std::int64_t limit_bytes);
 
 /// The refusal's text: the predicted peak against the limit, the largest categories and
-/// settings_that_fit.
+/// settings_that_fit (one per line), naming `limit_source` (the configuration key).
 std::string memory_limit_message(const MemoryPlan& plan, std::int64_t limit_bytes, const std::string& limit_source,
                                  const std::vector<std::string>& fixes);
 
