@@ -49,6 +49,8 @@ MemoryPlan check_memory_plan(const std::vector<PlannedUnit>& units, const Engine
                              const std::optional<Shape>& input_shape, const MemoryLimit& limit, const Communicator& comm,
                              bool print) {
   const MemoryPlan plan = plan_memory(units, config, comm.size(), optimizer_states, input_shape);
+  // Nothing to check or print (the same answer on every rank: the settings agree): no collective.
+  if (limit.bytes == 0 && !print) return plan;
   const bool over = limit.bytes > 0 && plan.peak > limit.bytes;
   // Ranks may differ (a node with more ranks has a smaller memory.limit_fraction share): one
   // all-reduce tells every rank whether any is over, and the spread of the predictions.
