@@ -18,7 +18,8 @@
 // plain forward in unit order, backward, step) over a simulated pool with the engine's
 // best-fit reuse, so the prediction is the ledger's figure, not a bound. Forwards with a
 // ForwardProgram (units run twice or skipped) and evaluation batches of another shape are
-// not replayed: plan them with their own input shape.
+// not replayed: plan evaluation batches with their own input shape (an upper bound: training
+// draws dropout masks that evaluation does not).
 
 #include <array>
 #include <cstdint>
@@ -67,9 +68,9 @@ struct MemoryPlan {
 /// Predicts one rank's peak for `units` trained with `config` on `world_size` ranks with an
 /// optimizer holding `optimizer_states` float32 arrays per parameter (Optimizer::
 /// state_per_element), for micro-batches of `input_shape` (nullopt: activations left out).
-/// `checkpointed[k]` marks unit k as activation-checkpointed (empty: none; config's flags are
-/// applied on top). Throws InvalidArgument for a world size < 1 or a unit borrowing from a
-/// unit that is not earlier.
+/// Activation checkpointing is read from `config` (activation_checkpointing,
+/// checkpointed_units). Throws InvalidArgument for a world size < 1, a bad stage, or a unit
+/// borrowing from a unit that is not earlier.
 MemoryPlan plan_memory(const std::vector<PlannedUnit>& units, const EngineConfig& config, int world_size,
                        int optimizer_states, const std::optional<Shape>& input_shape);
 
