@@ -71,7 +71,7 @@ std::vector<std::string> settings_that_fit(const std::vector<PlannedUnit>& units
 std::string memory_limit_message(const MemoryPlan& plan, std::int64_t limit_bytes, const std::string& limit_source,
                                  const std::vector<std::string>& fixes) {
   std::string text = "the predicted peak memory of " + detail::mib_text(plan.peak) + " per rank exceeds " + limit_source + " = " +
-                     detail::mib_text(limit_bytes) +
+                     std::to_string(limit_bytes) + " bytes (" + detail::mib_text(limit_bytes) + ")" +
                      (plan.activations ? " (refused before this forward caches its activations)."
                                        : " (nothing allocated yet).") +
                      " Largest:";
