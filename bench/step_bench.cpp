@@ -247,7 +247,7 @@ int main(int argc, char** argv) {
       std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     }
     double stage0_step = 0;
-    const double formula[4] = {16.0 * psi, 8.0 * psi + 8.0 * psi / n, 4.0 * psi + 12.0 * psi / n, 16.0 * psi / n};
+    std::string plan_rows;  // the memory planner's prediction against the ledger, per row
     for (int stage = 0; stage <= 3; ++stage) {
       const double comm_time = comm_only(comm, stage, o.layers, unit_elems, o.steps);
       const double compute = alone.forward_backward + alone.update / (stage == 0 ? 1 : n);
@@ -259,21 +259,36 @@ int main(int argc, char** argv) {
         config.prefetch_bytes = o.prefetch_bytes;
         config.reductions_in_flight = o.reductions_in_flight;
         config.reduce_bucket_size = o.reduce_bucket_size;
+        config.memory.print_plan = false;
         zs::Engine engine(*model, config, comm);
         const double step = timed_steps(comm, engine, o).total();
+        const double formula = static_cast<double>(
+            zs::model_state_bytes_per_rank(psi, n, zs::ShardedCategories::of_stage(stage),
+                                           zs::StatePrecision::float32(2)).total());
         if (stage == 0 && overlap) stage0_step = step;
         const double hidden = std::clamp((compute + comm_time - step) / comm_time, 0.0, 1.0);
-        std::int64_t peaks[4] = {engine.memory().high_water(zs::MemoryCategory::parameters_full),
+        std::int64_t peaks[6] = {engine.memory().high_water(zs::MemoryCategory::parameters_full),
                                  engine.memory().high_water(zs::MemoryCategory::gradients_full),
                                  engine.memory().high_water(zs::MemoryCategory::communication),
-                                 engine.model_state_bytes().total()};
-        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, peaks, 4, MPI_INT64_T, MPI_MAX, comm.handle()));
+                                 engine.model_state_bytes().total(),
+                                 engine.memory_plan() ? engine.memory_plan()->peak : 0,
+                                 engine.memory().high_water_total()};
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, peaks, 6, MPI_INT64_T, MPI_MAX, comm.handle()));
+        char row[160];
+        std::snprintf(row, sizeof row, "| %d | %s | %.2f | %.2f | %+.2f%% |\n", stage, overlap ? "on" : "off",
+                      mib(peaks[4]), mib(peaks[5]),
+                      100.0 * static_cast<double>(peaks[4] - peaks[5]) / static_cast<double>(peaks[5]));
+        plan_rows += row;
         if (r == 0)
           std::printf("| %d | %s | %.1f | %.2fx | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.1f | %.1f | %.1f |\n", stage,
                       overlap ? "on" : "off", step * 1e3, step / stage0_step, compute * 1e3, comm_time * 1e3, 100 * hidden,
-                      mib(peaks[0]), mib(peaks[1]), mib(peaks[2]), mib(peaks[3]), mib(formula[stage]));
+                      mib(peaks[0]), mib(peaks[1]), mib(peaks[2]), mib(peaks[3]), mib(formula));
       }
     }
+    if (r == 0)
+      std::printf("\nmemory planner (predicted before the first step) against the ledger's peak, max over ranks:\n"
+                  "| stage | overlap | planned peak (MiB) | ledger peak (MiB) | difference |\n|---:|---|---:|---:|---:|\n%s",
+                  plan_rows.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zs_step_bench (%s): %s\n", zs::rank_and_host().c_str(), e.what());

@@ -21,6 +21,7 @@
 #include "block_repeats.hpp"
 #include "fashion_mnist_data.hpp"
 #include "option_values.hpp"
+#include "progress_estimates.hpp"
 #include "resume_plan.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
@@ -51,6 +52,7 @@ struct Options {
   int block_repeats = 0;
   double layer_drop = 0;
   int log_every = 100;
+  double peak_tflops = 0;
   std::string save_dir;
   std::int64_t save_every = 0;
   bool resume = false;
@@ -74,6 +76,8 @@ Options:
   --data-dir DIR       folder with the idx .gz files (default /usr/share/datasets/fashion-mnist)
   --metrics FILE       JSON-lines metrics written by rank 0 (default fashion_mnist_metrics.jsonl)
   --log-every N        progress line every N optimizer steps (default 100)
+  --peak-tflops X      the job's peak TFLOP/s for MFU (default: detected from cores, clock and
+                       the build's vector ISA; docs/performance.md, "ETA and MFU")
   --save-dir DIR       checkpoint directory (DIR/TAG/ per checkpoint, DIR/latest); a final
                        checkpoint is written there at the end of training
   --save-every N       also checkpoint every N optimizer steps (needs --save-dir)
@@ -101,6 +105,7 @@ Options parse(int argc, char** argv) {
     else if (name == "--data-dir") o.data_dir = value();
     else if (name == "--metrics") o.metrics_path = value();
     else if (name == "--log-every") o.log_every = zs::examples::whole_number<decltype(o.log_every)>(name, value());
+    else if (name == "--peak-tflops") o.peak_tflops = zs::examples::finite_number(name, value());
     else if (name == "--save-dir") o.save_dir = value();
     else if (name == "--save-every") o.save_every = zs::examples::whole_number<decltype(o.save_every)>(name, value());
     else if (name == "--resume") o.resume = true;
@@ -111,6 +116,7 @@ Options parse(int argc, char** argv) {
   if (o.hidden < 2) throw zs::InvalidArgument("--hidden must be >= 2 (the second layer has hidden / 2 features)");
   if (!(o.dropout >= 0 && o.dropout < 1)) throw zs::InvalidArgument("--dropout must be in [0, 1)");
   if (o.save_every < 0) throw zs::InvalidArgument("--save-every must be >= 0");
+  if (o.peak_tflops < 0) throw zs::InvalidArgument("--peak-tflops must be > 0 (or 0: detect)");
   if (o.block_repeats < 0) throw zs::InvalidArgument("--block-repeats must be >= 0");
   if (o.layer_drop > 0 && o.block_repeats < 2)
     throw zs::InvalidArgument("--layer-drop skips repeats of the shared block: give --block-repeats 2 or more");
@@ -230,6 +236,14 @@ int main(int argc, char** argv) {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     };
 
+    // MFU: 6 x parameters FLOPs per sample (the MLP is its matrix products) over the job's peak.
+    const zs::examples::PeakFlops peak = zs::examples::job_peak_flops(comm, options.peak_tflops);
+    const double flops_per_step = zs::examples::mlp_flops_per_sample(engine.parameter_count()) *
+                                  static_cast<double>(config.micro_batch_size * world * accumulation);
+    zs::examples::EtaEstimate eta;
+    std::int64_t window_first_step = engine.optimizer_steps();
+    std::int64_t trained_peak = 0;  // the ledger's high-water mark before the first evaluation
+
     std::int64_t last_saved_step = -1;
     std::ofstream metrics;
     if (rank == 0) {
@@ -242,6 +256,8 @@ int main(int argc, char** argv) {
                   static_cast<long long>(config.micro_batch_size), world, config.engine.gradient_accumulation_steps,
                   static_cast<long long>(config.micro_batch_size * world * config.engine.gradient_accumulation_steps),
                   static_cast<long long>(total_steps));
+      std::printf("MFU against a peak of %s; %.3g model FLOPs per step (6 x parameters x samples)\n", peak.how.c_str(),
+                  flops_per_step);
       if (repeats)
         std::printf("shared block after fc2 (unit %zu) applied %d times, layer drop %.2f\n",
                     engine.unit_of_child(kBlockChild), options.block_repeats, options.layer_drop);
@@ -283,24 +299,33 @@ int main(int argc, char** argv) {
         const auto [low, high] = zs::range_across_ranks({&state_bytes, 1}, comm).front();
         const auto now = std::chrono::steady_clock::now();
         const double seconds = std::chrono::duration<double>(now - window_start).count();
+        const std::int64_t window_optimizer_steps = engine.optimizer_steps() - window_first_step;
+        eta.add_window(seconds, window_optimizer_steps);
+        const double eta_seconds = eta.eta_seconds(total_steps - engine.optimizer_steps());
+        const double mfu = flops_per_step * static_cast<double>(window_optimizer_steps) / seconds / peak.flops_per_second;
         if (rank == 0) {
-          std::printf("epoch %d step %lld loss %.4f lr %.2e grad-norm %.3f %.0f samples/s model-state/rank %.2f-%.2f MiB\n",
-                      epoch + 1, static_cast<long long>(engine.optimizer_steps()), mean_loss, lr, engine.gradient_norm(),
-                      window_samples / seconds, mib(low), mib(high));
+          std::printf("epoch %d step %lld/%lld loss %.4f lr %.2e grad-norm %.3f %.0f samples/s MFU %.2f%% ETA %s "
+                      "model-state/rank %.2f-%.2f MiB\n",
+                      epoch + 1, static_cast<long long>(engine.optimizer_steps()), static_cast<long long>(total_steps),
+                      mean_loss, lr, engine.gradient_norm(), window_samples / seconds, 100 * mfu,
+                      zs::examples::format_duration(eta_seconds).c_str(), mib(low), mib(high));
           metrics << "{\"kind\":\"train\",\"epoch\":" << epoch + 1 << ",\"step\":" << engine.optimizer_steps()
                   << ",\"loss\":" << mean_loss << ",\"lr\":" << lr << ",\"grad_norm\":" << json_number(engine.gradient_norm())
                   << ",\"skipped_steps\":" << engine.skipped_steps()
                   << ",\"samples_per_second\":" << window_samples / seconds << ",\"model_state_bytes_max\":" << high
-                  << "}\n";
+                  << ",\"memory_peak_bytes\":" << engine.memory().high_water_total() << ",\"mfu\":" << json_number(mfu)
+                  << ",\"eta_seconds\":" << json_number(eta_seconds) << "}\n";
           std::fflush(stdout);
         }
         window_start = now;
+        window_first_step = engine.optimizer_steps();
         window_loss = 0;
         window_steps = window_samples = 0;
       }
       // Test accuracy: rank r scores a contiguous 1/n of the test set, in batches; every rank
       // runs the same number of evaluate() calls (stage 3 gathers parameters inside it), an
       // empty batch where its part has run out. Counts are summed over ranks.
+      if (epoch == first_epoch) trained_peak = engine.memory().high_water_total();
       std::int64_t correct_and_total[2] = {0, 0};
       double test_loss = 0;
       constexpr std::int64_t kEvalBatch = 1000;
@@ -324,7 +349,8 @@ int main(int argc, char** argv) {
       if (rank == 0) {
         std::printf("epoch %d test accuracy %.2f%% test loss %.4f elapsed %.1f s\n", epoch + 1, 100 * accuracy,
                     test_loss / correct_and_total[1], elapsed);
-        metrics << "{\"kind\":\"test\",\"epoch\":" << epoch + 1 << ",\"accuracy\":" << accuracy
+        metrics << "{\"kind\":\"test\",\"epoch\":" << epoch + 1 << ",\"step\":" << engine.optimizer_steps()
+                << ",\"accuracy\":" << accuracy
                 << ",\"loss\":" << test_loss / correct_and_total[1] << ",\"elapsed_seconds\":" << elapsed << "}\n";
         std::fflush(stdout);
       }
@@ -343,19 +369,21 @@ int main(int argc, char** argv) {
     const std::int64_t local[3] = {mine.parameters, mine.gradients, mine.optimizer_states};
     ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
     if (rank == 0) {
-      const double psi = static_cast<double>(engine.parameter_count());
-      const double formula[4] = {16 * psi, 8 * psi + 8 * psi / world, 4 * psi + 12 * psi / world, 16 * psi / world};
+      const std::int64_t formula = zs::model_state_bytes_per_rank(
+          engine.parameter_count(), world, zs::ShardedCategories::of_stage(engine.stage()),
+          zs::StatePrecision::float32(static_cast<int>(engine.optimizer_state_names().size()))).total();
       if (repeats)
         std::printf("\nunit order: %lld forwards left the order recorded before them\n",
                     static_cast<long long>(engine.unit_order_changes()));
       std::printf("\nmemory report, rank 0 (bytes held now and at peak):\n%s", engine.memory().report().c_str());
+      std::fputs(zs::examples::planned_against_measured(engine, trained_peak).c_str(), stdout);
       std::printf("model-state bytes per rank (fp32 Adam: 4 params + 4 grads + 8 optimizer per parameter):\n");
       for (int r = 0; r < world; ++r)
-        std::printf("  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %.0f)\n", r,
+        std::printf("  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %lld)\n", r,
                     static_cast<long long>(all[3 * r]), static_cast<long long>(all[3 * r + 1]),
                     static_cast<long long>(all[3 * r + 2]),
                     static_cast<long long>(all[3 * r] + all[3 * r + 1] + all[3 * r + 2]), engine.stage(),
-                    formula[engine.stage()]);
+                    static_cast<long long>(formula));
       std::printf("final test accuracy %.2f%%\n", 100 * accuracy);
     }
     return 0;

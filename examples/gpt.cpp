@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "option_values.hpp"
+#include "progress_estimates.hpp"
 #include "resume_plan.hpp"
 #include "text_corpus.hpp"
 #include "zeroshard/comm/agreement.hpp"
@@ -64,6 +65,7 @@ struct Options {
   std::int64_t sample_bytes = 300;
   std::string prompt = "Q: What";
   double temperature = 0.8;
+  double peak_tflops = 0;
   bool help = false;
 };
 
@@ -87,7 +89,9 @@ Training:
   --epochs E           instead of --steps: E times the training split's bytes in targets
                        (windows are drawn at random, so an epoch is a budget, not a pass)
   --seed N             parameter initialisation, dropout and data order (--seed=N)
-  --log-every N        progress line every N steps (default 50)
+  --log-every N        progress line every N steps (default 50), with tokens/s, MFU and ETA
+  --peak-tflops X      the job's peak TFLOP/s for MFU (default: detected from cores, clock and
+                       the build's vector ISA; docs/performance.md, "ETA and MFU")
   --eval-every N       validation loss every N steps, on --eval-batches micro-batches per rank of
                        windows spread evenly over the validation split (default 250; 0: only the
                        full pass at the end)
@@ -143,6 +147,7 @@ Options parse(int argc, char** argv) {
     else if (name == "--resume") o.resume = true;
     else if (name == "--sample-bytes") o.sample_bytes = zs::examples::whole_number<decltype(o.sample_bytes)>(name, value());
     else if (name == "--prompt") o.prompt = value();
+    else if (name == "--peak-tflops") o.peak_tflops = zs::examples::finite_number(name, value());
     else if (name == "--temperature") o.temperature = static_cast<decltype(o.temperature)>(zs::examples::finite_number(name, value()));
     else o.overrides.push_back(args.configuration_override());
   }
@@ -150,6 +155,7 @@ Options parse(int argc, char** argv) {
     throw zs::InvalidArgument("--n-layer, --n-head, --n-embd and --block-size must be >= 1");
   if (o.steps < 1) throw zs::InvalidArgument("--steps must be >= 1");
   if (o.epochs < 0) throw zs::InvalidArgument("--epochs must be > 0");
+  if (o.peak_tflops < 0) throw zs::InvalidArgument("--peak-tflops must be > 0 (or 0: detect)");
   if (o.eval_every < 0 || o.eval_batches < 1 || o.log_every < 1)
     throw zs::InvalidArgument("--eval-every must be >= 0, --eval-batches and --log-every >= 1");
   if (o.save_every < 0) throw zs::InvalidArgument("--save-every must be >= 0");
@@ -263,6 +269,14 @@ int main(int argc, char** argv) {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     };
 
+    // MFU: PaLM's 6N + 12 L H Q T FLOPs per token (N without the position table) over the job's peak.
+    const zs::examples::PeakFlops peak = zs::examples::job_peak_flops(comm, options.peak_tflops);
+    const double flops_per_step =
+        zs::examples::gpt_flops_per_token(engine.parameter_count() - block * options.n_embd,
+                                          static_cast<int>(options.n_layer), options.n_embd, block) *
+        static_cast<double>(global_batch * block);
+    zs::examples::EtaEstimate eta;
+
     std::ofstream metrics;
     double unigram = 0, bigram = 0;
     if (rank == 0) {
@@ -283,6 +297,8 @@ int main(int argc, char** argv) {
       std::printf("micro-batch %lld x %d ranks x %d accumulation = %lld windows (%lld tokens) per step, %lld steps\n",
                   static_cast<long long>(micro), world, accumulation, static_cast<long long>(global_batch),
                   static_cast<long long>(global_batch * block), static_cast<long long>(total_steps));
+      std::printf("MFU against a peak of %s; %.3g model FLOPs per step (6N + 12 L n_embd T per token)\n",
+                  peak.how.c_str(), flops_per_step);
       std::fflush(stdout);
     }
 
@@ -317,15 +333,17 @@ int main(int argc, char** argv) {
     // The activation high-water mark of training alone, read before the first validation pass
     // (evaluate() fills every module's caches, checkpointed or not; every step has the same
     // shapes, so the first step reaches the training peak).
-    std::int64_t training_activation_peak = -1;
+    std::int64_t training_activation_peak = -1, training_peak = -1;
     auto note_training_peak = [&] {
-      if (training_activation_peak < 0)
+      if (training_activation_peak < 0) {
         training_activation_peak = engine.memory().high_water(zs::MemoryCategory::activations);
+        training_peak = engine.memory().high_water_total();
+      }
     };
     const auto start = std::chrono::steady_clock::now();
     auto window_start = start;
     double window_loss = 0, validation_loss = std::nan("");
-    std::int64_t window_micro_steps = 0, window_tokens = 0;
+    std::int64_t window_micro_steps = 0, window_tokens = 0, window_first_step = first_step;
     for (std::int64_t step = first_step; step < total_steps; ++step) {
       const double lr = engine.learning_rate();
       for (int a = 0; a < accumulation; ++a) {
@@ -342,6 +360,7 @@ int main(int argc, char** argv) {
       const std::int64_t done = step + 1;
       if (options.save_every > 0 && done % options.save_every == 0 && done < total_steps) save(done);
       const bool evaluate_now = options.eval_every > 0 && done % options.eval_every == 0 && done < total_steps;
+      auto evaluation_started = std::chrono::steady_clock::now();  // ETA and MFU leave validation out
       if (evaluate_now) {
         note_training_peak();
         validation_loss = validate(quick_positions);
@@ -355,18 +374,27 @@ int main(int argc, char** argv) {
       const auto now = std::chrono::steady_clock::now();
       const double seconds = std::chrono::duration<double>(now - window_start).count();
       const double elapsed = std::chrono::duration<double>(now - start).count();
+      const double train_seconds_in_window =
+          std::chrono::duration<double>((evaluate_now ? evaluation_started : now) - window_start).count();
+      eta.add_window(train_seconds_in_window, done - window_first_step);
+      const double eta_seconds = eta.eta_seconds(total_steps - done);
+      const double mfu = flops_per_step * static_cast<double>(done - window_first_step) / train_seconds_in_window /
+                         peak.flops_per_second;
       if (rank == 0) {
         char val_text[32] = "-";
         if (evaluate_now) std::snprintf(val_text, sizeof val_text, "%.4f", validation_loss);
-        std::printf("step %lld/%lld loss %.4f val %s lr %.2e grad-norm %.3f %.0f tokens/s model-state/rank "
-                    "%.2f-%.2f MiB %.0f s\n",
+        std::printf("step %lld/%lld loss %.4f val %s lr %.2e grad-norm %.3f %.0f tokens/s MFU %.2f%% ETA %s "
+                    "model-state/rank %.2f-%.2f MiB %.0f s\n",
                     static_cast<long long>(done), static_cast<long long>(total_steps), mean_loss, val_text, lr,
-                    engine.gradient_norm(), static_cast<double>(window_tokens) / seconds, mib(low), mib(high), elapsed);
+                    engine.gradient_norm(), static_cast<double>(window_tokens) / seconds, 100 * mfu,
+                    zs::examples::format_duration(eta_seconds).c_str(), mib(low), mib(high), elapsed);
         metrics << "{\"kind\":\"train\",\"step\":" << done << ",\"loss\":" << json_number(mean_loss)
                 << ",\"lr\":" << json_number(lr) << ",\"grad_norm\":" << json_number(engine.gradient_norm())
                 << ",\"skipped_steps\":" << engine.skipped_steps()
                 << ",\"tokens_per_second\":" << json_number(static_cast<double>(window_tokens) / seconds)
-                << ",\"model_state_bytes_max\":" << high << ",\"elapsed_seconds\":" << json_number(elapsed) << "}\n";
+                << ",\"model_state_bytes_max\":" << high << ",\"memory_peak_bytes\":" << engine.memory().high_water_total()
+                << ",\"mfu\":" << json_number(mfu) << ",\"eta_seconds\":" << json_number(eta_seconds)
+                << ",\"elapsed_seconds\":" << json_number(elapsed) << "}\n";
         if (evaluate_now)
           metrics << "{\"kind\":\"validation\",\"step\":" << done << ",\"loss\":" << json_number(validation_loss)
                   << ",\"windows\":" << quick_positions.size() << "}\n";
@@ -374,6 +402,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
       window_start = std::chrono::steady_clock::now();  // the validation pass is not training time
+      window_first_step = done;
       window_loss = 0;
       window_micro_steps = window_tokens = 0;
     }
@@ -444,8 +473,9 @@ int main(int argc, char** argv) {
     const std::int64_t local[3] = {mine.parameters, mine.gradients, mine.optimizer_states};
     ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
     if (rank == 0) {
-      const double psi = static_cast<double>(engine.parameter_count());
-      const double formula[4] = {16 * psi, 8 * psi + 8 * psi / world, 4 * psi + 12 * psi / world, 16 * psi / world};
+      const std::int64_t formula = zs::model_state_bytes_per_rank(
+          engine.parameter_count(), world, zs::ShardedCategories::of_stage(engine.stage()),
+          zs::StatePrecision::float32(static_cast<int>(engine.optimizer_state_names().size()))).total();
       std::printf("\nmemory report, rank 0 (bytes held now and at peak):\n%s", engine.memory().report().c_str());
       std::printf("activation peak in training, rank 0: %.2f MiB (activation checkpointing: %s; with "
                   "validation and sampling: %.2f MiB)\n",
@@ -454,13 +484,14 @@ int main(int argc, char** argv) {
                   : config.engine.checkpointed_units.empty() ? "off"
                                                              : "some units",
                   mib(engine.memory().high_water(zs::MemoryCategory::activations)));
+      std::fputs(zs::examples::planned_against_measured(engine, training_peak).c_str(), stdout);
       std::printf("model-state bytes per rank (fp32 Adam: 4 params + 4 grads + 8 optimizer per parameter):\n");
       for (int r = 0; r < world; ++r)
-        std::printf("  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %.0f)\n", r,
+        std::printf("  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %lld)\n", r,
                     static_cast<long long>(all[3 * r]), static_cast<long long>(all[3 * r + 1]),
                     static_cast<long long>(all[3 * r + 2]),
                     static_cast<long long>(all[3 * r] + all[3 * r + 1] + all[3 * r + 2]), engine.stage(),
-                    formula[engine.stage()]);
+                    static_cast<long long>(formula));
       std::printf("final validation loss %.4f, unigram %.4f, bigram %.4f nats/byte; training %.1f s\n",
                   validation_loss, unigram, bigram, train_seconds);
     }

@@ -19,7 +19,8 @@ for arg in "$@"; do
 done
 
 packages=(build-essential cmake libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-dev
-          libeigen3-dev libopenblas-pthread-dev libgtest-dev zlib1g-dev python3-h5py python3-numpy dataset-fashion-mnist
+          libeigen3-dev libopenblas-pthread-dev libgtest-dev zlib1g-dev python3-h5py python3-numpy
+          python3-matplotlib dataset-fashion-mnist
           fortunes)
 sudo_cmd=""
 [ "$(id -u)" = 0 ] || sudo_cmd="sudo"

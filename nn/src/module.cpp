@@ -30,4 +30,24 @@ void initialize_parameters(Module& module, std::uint64_t seed) {
   initialize_parameters(module, random);
 }
 
+std::optional<ActivationPlan> Module::plan_activations(const Shape& input, bool training) const {
+  (void)training;
+  // A module that caches nothing and keeps the shape (the common case for parameter-free
+  // custom modules) is still unknown: its output shape is its own business.
+  (void)input;
+  return std::nullopt;
+}
+
+std::optional<ActivationPlan> plan_chain(const std::vector<const Module*>& modules, const Shape& input, bool training) {
+  ActivationPlan total{input, 0};
+  for (const Module* module : modules) {
+    const std::optional<ActivationPlan> step = module->plan_activations(total.output, training);
+    if (!step) return std::nullopt;
+    total.output = step->output;
+    total.bytes += step->bytes;
+    total.kept = step->kept;  // released with keep_output, a chain keeps its last module's
+  }
+  return total;
+}
+
 }  // namespace zs::nn

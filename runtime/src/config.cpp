@@ -199,6 +199,19 @@ const std::vector<Key>& keys() {
            else if (s == "2") c.engine.gradient_clipping_norm_type = 2;
            else throw InvalidArgument("'" + s + "' is not a supported norm type: use 2 or inf");
          });
+    integer("memory.limit_bytes",
+            "refuse to start (every rank, before allocating) when the planner's predicted peak per rank exceeds "
+            "this many bytes; 0 = no limit",
+            "(no DeepSpeed/FSDP key; DeepSpeed's estimate_zero3_model_states_mem_needs, run by hand)",
+            [](TrainingConfig& c) -> std::int64_t& { return c.engine.memory.limit_bytes; });
+    real("memory.limit_fraction",
+         "the same limit as a fraction of the node's physical memory, shared equally by the ranks on the node "
+         "(the smaller limit applies when both are set); 0 = none",
+         "(no DeepSpeed/FSDP key; PyTorch: torch.cuda.set_per_process_memory_fraction)",
+         [](TrainingConfig& c) -> double& { return c.engine.memory.limit_fraction; });
+    boolean("memory.print_plan", "rank 0 prints the memory plan (peak bytes per category) at the first training forward",
+            "DeepSpeed: memory_breakdown (measured, not predicted)",
+            [](TrainingConfig& c) -> bool& { return c.engine.memory.print_plan; });
     text("scheduler.type", "constant, step, exponential, cosine, cosine_restarts or cyclic", "DeepSpeed: scheduler.type",
          [](const TrainingConfig& c) { return to_string(c.engine.scheduler.kind); },
          [](TrainingConfig& c, const std::string& s) { c.engine.scheduler.kind = parse_schedule_kind(s); });
@@ -404,6 +417,11 @@ void EngineConfig::validate() const {
                           std::to_string(param_persistence_threshold) + " must be >= 0");
   if (prefetch_bytes < 0)
     throw InvalidArgument("zero_optimization.prefetch_bytes = " + std::to_string(prefetch_bytes) + " must be >= 0");
+  if (memory.limit_bytes < 0)
+    throw InvalidArgument("memory.limit_bytes = " + std::to_string(memory.limit_bytes) + " must be >= 0 (0: no limit)");
+  if (!(memory.limit_fraction >= 0 && memory.limit_fraction <= 1))
+    throw InvalidArgument("memory.limit_fraction = " + number_text(memory.limit_fraction) +
+                          " must be in [0, 1] (a fraction of the node's physical memory; 0: no limit)");
   optimizer.validate();
   scheduler.validate();
   checkpoint.validate();

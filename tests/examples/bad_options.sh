@@ -30,4 +30,10 @@ expect zs_fashion_mnist "--dropout: 'nan' is not a finite number" --dropout nan
 expect zs_fashion_mnist "--dropout must be in [0, 1)" --dropout 1.5
 expect zs_gpt "--n-layer: 'x' is not a whole number" --n-layer x
 expect zs_gpt "--temperature: 'inf' is not a finite number" --temperature inf
+expect zs_fashion_mnist "--peak-tflops must be > 0" --peak-tflops -1
+expect zs_gpt "--peak-tflops: 'fast' is not a finite number" --peak-tflops fast
+# The memory limit (issue 18): a bad value names the key; one below the model states refuses
+# before anything is allocated.
+expect zs_fashion_mnist "memory.limit_fraction = 2 must be in [0, 1]" --memory.limit_fraction=2
+expect zs_fashion_mnist "exceeds memory.limit_bytes" --memory.limit_bytes=1000
 [ "$failures" = 0 ] && echo "bad options: ok"

@@ -126,6 +126,8 @@ std::int64_t Engine::unit_order_changes() const { return core_->order->changes()
 std::int64_t Engine::parameter_count() const { return core_->parameter_count(); }
 int Engine::compute_threads() const { return core_->compute_threads; }
 ModelStateBytes Engine::model_state_bytes() const { return core_->model_state_bytes(); }
+MemoryPlan Engine::plan_memory(const std::optional<Shape>& input_shape) const { return core_->plan_memory(input_shape); }
+const MemoryPlan* Engine::memory_plan() const { return core_->memory_plan ? &*core_->memory_plan : nullptr; }
 const MemoryLedger& Engine::memory() const { return core_->ledger; }
 std::vector<float> Engine::full_parameters() { return core_->full_parameters(); }
 std::vector<float> Engine::full_optimizer_state(const std::string& name) { return core_->full_optimizer_state(name); }

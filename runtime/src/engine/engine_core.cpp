@@ -43,6 +43,12 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   run_config = config_entries(config, comm.config());
   require_same_model_on_all_ranks();
   optimizer = std::make_unique<ShardedOptimizer>(policy, config, comm);
+  // Refused here, before any model buffer exists, if model states and transients alone exceed
+  // the limit; activations join the plan at the first training forward (engine_step.cpp).
+  memory_limit = resolve_memory_limit(config.memory, comm);
+  if (memory_limit.bytes > 0)
+    check_memory_plan(planned_units(groups), config, optimizer->optimizer().state_per_element(), std::nullopt,
+                      memory_limit, comm, /*print=*/false);
   initialize_and_shard();
   gathers = std::make_unique<GatherScheduler>(policy, config, comm, pool, groups);
   reducer = std::make_unique<GradientReducer>(policy, config, comm, pool);
@@ -150,6 +156,11 @@ void EngineCore::initialize_and_shard() {
     group->state = pool.take(MemoryCategory::optimizer_states, optimizer->state_elements(*group), 0.0f);
     group->bind();
   }
+}
+
+MemoryPlan EngineCore::plan_memory(const std::optional<Shape>& input_shape) const {
+  return zs::plan_memory(planned_units(groups), config, comm.size(), optimizer->optimizer().state_per_element(),
+                         input_shape);
 }
 
 double EngineCore::learning_rate() const { return zs::learning_rate(config.scheduler, config.optimizer.lr, optimizer_steps); }

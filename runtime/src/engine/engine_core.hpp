@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "execution_order.hpp"
 #include "gather_scheduler.hpp"
 #include "gradient_reducer.hpp"
+#include "memory_check.hpp"
 #include "parameter_group.hpp"
 #include "sharded_optimizer.hpp"
 
@@ -76,6 +78,12 @@ class EngineCore {
   /// "key = value" of the run's configuration, what checkpoints record: the engine's keys and
   /// the communicator's (Engine's TrainingConfig constructor replaces it with every key).
   std::vector<std::pair<std::string, std::string>> run_config;
+  /// The memory planner's limit, and its plan made at the first training forward.
+  MemoryLimit memory_limit;
+  std::optional<MemoryPlan> memory_plan;
+  /// The planner's prediction for micro-batches of `input_shape` (nullopt: model states and
+  /// transients only).
+  MemoryPlan plan_memory(const std::optional<Shape>& input_shape) const;
 
  private:
   void build_groups(std::vector<std::vector<nn::Module*>> units);

@@ -25,6 +25,10 @@ const Tensor& EngineCore::forward(const Tensor& input, bool training, const Forw
   if (order->in_forward())
     throw InvalidArgument("Engine::forward/evaluate called from inside a ForwardProgram: run units with "
                           "UnitRunner::run instead");
+  // The first training forward knows the batch shape: the whole plan, checked before it runs.
+  if (training && !memory_plan)
+    memory_plan = check_memory_plan(planned_units(groups), config, optimizer->optimizer().state_per_element(),
+                                    input.shape(), memory_limit, comm, config.memory.print_plan);
   gathers->release_kept();  // a new forward ends the last one's claim on them
   order->begin(training, program != nullptr, input.data());
   context_ = {.training = training, .random = &dropout_random, .progress = config.overlap_comm ? &progress_hook_ : nullptr};

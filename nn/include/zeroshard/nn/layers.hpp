@@ -21,6 +21,7 @@ class Affine : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override;
   std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
 
   Parameter bias;  // [out] when the layer has a bias, else empty; no weight decay
@@ -76,6 +77,7 @@ class ReLU final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::int64_t activation_bytes() const override { return output_.numel() * 4; }
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
 
  private:
@@ -89,6 +91,7 @@ class GELU final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
 
  private:
@@ -106,6 +109,7 @@ class LayerNorm final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override { return {&gain, &bias}; }
   std::int64_t activation_bytes() const override { return (normalized_.numel() + output_.numel()) * 4; }
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
   void reset_parameters(std::mt19937_64& random) override;
 
@@ -130,6 +134,7 @@ class Embedding final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override { return {&weight}; }
   std::int64_t activation_bytes() const override { return output_.numel() * 4; }
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
   void reset_parameters(std::mt19937_64& random) override;
 
@@ -149,6 +154,7 @@ class Dropout final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::int64_t activation_bytes() const override { return (mask_.numel() + output_.numel()) * 4; }
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
 
  private:
@@ -173,6 +179,7 @@ class Sequential final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Module*> children() override;
   std::int64_t activation_bytes() const override;
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
   std::size_t size() const { return children_.size(); }
   Module& at(std::size_t i) { return *children_.at(i); }

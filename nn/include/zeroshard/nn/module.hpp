@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -41,6 +42,15 @@ struct ForwardContext {
   const std::function<void()>* progress = nullptr;
 };
 
+/// What a forward on an input of a given shape produces and caches, predicted from shapes
+/// alone: the engine's memory planner (zeroshard/runtime/memory_plan.hpp) sums these before the
+/// first step to predict activation memory.
+struct ActivationPlan {
+  Shape output;            // the forward's output shape
+  std::int64_t bytes = 0;  // what activation_bytes() reports after that forward
+  std::int64_t kept = 0;   // ... and after release_activations(/*keep_output=*/true) (checkpointing)
+};
+
 class Module {
  public:
   explicit Module(std::string name) : name_(std::move(name)) {}
@@ -56,6 +66,11 @@ class Module {
   virtual std::vector<Module*> children() { return {}; }
   /// Bytes of cached activations held for backward.
   virtual std::int64_t activation_bytes() const { return 0; }
+  /// The output shape and activation_bytes() of a forward on an input of shape `input`
+  /// (training: dropout active), without running it. nullopt: this module cannot tell (the
+  /// default, or an input shape it would refuse); the planner then reports activations as not
+  /// predicted. Override it together with activation_bytes() in a module that caches tensors.
+  virtual std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const;
   /// Frees what forward cached for backward (activation checkpointing: the engine runs forward
   /// again from the unit's saved input before backward). With `keep_output` the last
   /// forward's output stays valid (a unit's output, read downstream). Backward may not follow
@@ -73,6 +88,10 @@ class Module {
  private:
   std::string name_;
 };
+
+/// plan_activations of `modules` run one after another on `input` (bytes summed, the last
+/// output); nullopt if any of them cannot tell.
+std::optional<ActivationPlan> plan_chain(const std::vector<const Module*>& modules, const Shape& input, bool training);
 
 /// Every parameter of `module` and its descendants, in a fixed depth-first order.
 std::vector<Parameter*> all_parameters(Module& module);

@@ -73,6 +73,7 @@ class CausalSelfAttention final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Module*> children() override { return {&c_attn, &c_proj}; }
   std::int64_t activation_bytes() const override;
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
 
   std::int64_t n_embd() const { return n_embd_; }
@@ -125,6 +126,7 @@ class TransformerBlock final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Module*> children() override;
   std::int64_t activation_bytes() const override;
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
 
   LayerNorm ln_1;
@@ -169,6 +171,7 @@ class TokenPositionEmbedding final : public Module {
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Module*> children() override { return {&wte, &wpe, &dropout}; }
   std::int64_t activation_bytes() const override;
+  std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
 
   std::int64_t block_size() const { return block_size_; }

@@ -33,6 +33,8 @@
 #include "zeroshard/comm/communicator.hpp"
 #include "zeroshard/runtime/engine_config.hpp"
 #include "zeroshard/runtime/memory_ledger.hpp"
+#include "zeroshard/runtime/memory_plan.hpp"
+#include "zeroshard/runtime/model_state_formula.hpp"
 #include "zeroshard/nn/layers.hpp"
 #include "zeroshard/runtime/sharding_policy.hpp"
 
@@ -69,18 +71,14 @@ using ForwardProgram = std::function<const Tensor&(UnitRunner& units, const Tens
 /// The caller's own integers saved with a checkpoint (data sampler position, counters).
 using ClientState = std::map<std::string, std::int64_t>;
 
-/// Model-state bytes this rank holds persistently, by the stage table (no transients).
-struct ModelStateBytes {
-  std::int64_t parameters = 0, gradients = 0, optimizer_states = 0;
-  std::int64_t total() const { return parameters + gradients + optimizer_states; }
-};
-
 class Engine {
  public:
   /// Collective. Shards `model`'s children in units (config.unit_starts or auto-wrapping).
   /// Initialises every parameter from config.seed (the same values at any world size, stage
   /// or unit split). Throws InvalidArgument on every rank for a bad config, ranks that built
-  /// different models or hold different settings, or two parameters with one name.
+  /// different models or hold different settings, two parameters with one name, or a predicted
+  /// peak memory over memory.limit_bytes / limit_fraction (model states and transients here;
+  /// with activations, the same at the first training forward: docs/memory.md).
   Engine(nn::Sequential& model, EngineConfig config, Communicator& comm);
   /// Collective. As above with config.engine; checkpoints also record the rest of the run's
   /// configuration (train_micro_batch_size_per_gpu, communication.*) exactly as given.
@@ -157,6 +155,14 @@ class Engine {
   int compute_threads() const;
   ModelStateBytes model_state_bytes() const;
   const MemoryLedger& memory() const;
+  /// The memory planner's prediction of this rank's peak (MemoryLedger::high_water_total and
+  /// each category) for training micro-batches of shape `input_shape` (nullopt: without
+  /// activations), at this engine's configuration and world size. Not collective; allocates
+  /// nothing (docs/memory.md).
+  MemoryPlan plan_memory(const std::optional<Shape>& input_shape) const;
+  /// The plan made (and checked against memory.limit_bytes / memory.limit_fraction) at the
+  /// first training forward, with that forward's input shape; null before it.
+  const MemoryPlan* memory_plan() const;
   /// Collective. Every parameter's full value, in the order units list them (a tied
   /// parameter once, where its owner lists it), concatenated: the same on every rank and for
   /// every stage.

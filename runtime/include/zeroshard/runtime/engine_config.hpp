@@ -18,6 +18,18 @@ namespace zs {
 class Communicator;
 struct CommunicatorConfig;
 
+/// The memory planner's settings (memory.*; memory_plan.hpp, docs/memory.md).
+struct MemoryConfig {
+  /// Refuse to start, on every rank and before the model buffers are allocated, when the
+  /// predicted peak per rank exceeds this many bytes. 0: no limit.
+  std::int64_t limit_bytes = 0;
+  /// The same as a fraction of the node's physical memory divided by the ranks on the node
+  /// (the smaller of the two limits applies). 0: none.
+  double limit_fraction = 0;
+  /// Rank 0 prints the plan at the first training forward.
+  bool print_plan = true;
+};
+
 struct EngineConfig {
   /// ZeRO stage 0-3 (zero_optimization.stage). Read once, into a ShardingPolicy
   /// (sharding_policy.hpp); no component tests the number itself.
@@ -87,6 +99,8 @@ struct EngineConfig {
   /// Stage 3: free a unit's gathered parameters after its forward (true) or keep them until
   /// its backward, saving one all-gather per unit at the cost of memory.
   bool reshard_after_forward = true;
+  /// The memory planner's limit and report.
+  MemoryConfig memory;
   /// Engine::save: retention, async writes, file mode.
   checkpoint::CheckpointConfig checkpoint;
   /// Throws InvalidArgument naming the bad field by its configuration key.

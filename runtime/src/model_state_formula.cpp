@@ -1,0 +1,33 @@
+#include "zeroshard/runtime/model_state_formula.hpp"
+
+#include <string>
+
+#include "zeroshard/error.hpp"
+#include "zeroshard/runtime/engine_config.hpp"
+
+namespace zs {
+
+ShardedCategories ShardedCategories::of(const ShardingPolicy& policy, std::int64_t unit_parameters) {
+  return {.parameters = policy.shards_group_parameters(unit_parameters),
+          .gradients = policy.shard_gradients,
+          .optimizer_states = policy.shard_optimizer_states};
+}
+
+ShardedCategories ShardedCategories::of_stage(int stage) {
+  EngineConfig config;
+  config.stage = stage;
+  return of(ShardingPolicy::from(config), 0);
+}
+
+ModelStateBytes model_state_bytes_per_rank(std::int64_t elements, int world_size, const ShardedCategories& sharded,
+                                           const StatePrecision& precision) {
+  if (elements < 0) throw InvalidArgument("model-state formula: " + std::to_string(elements) + " parameters");
+  if (world_size < 1) throw InvalidArgument("model-state formula: world size " + std::to_string(world_size));
+  const std::int64_t shard = (elements + world_size - 1) / world_size;
+  auto held = [&](bool is_sharded, int bytes) { return (is_sharded ? shard : elements) * bytes; };
+  return {.parameters = held(sharded.parameters, precision.parameter_bytes),
+          .gradients = held(sharded.gradients, precision.gradient_bytes),
+          .optimizer_states = held(sharded.optimizer_states, precision.optimizer_bytes)};
+}
+
+}  // namespace zs

@@ -1,0 +1,104 @@
+// zeroshard-estimate: model-state bytes per rank for every ZeRO stage, before any job runs
+// (DeepSpeed's estimate_zero3_model_states_mem_needs_all_cold). The formula is the engine
+// planner's (zeroshard/runtime/model_state_formula.hpp).
+//
+//   zeroshard-estimate --params 7.5e9 --ranks 64 --bf16    # the ZeRO paper's 120 / 31.4 / 16.6 / 1.9 GB
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "option_values.hpp"
+#include "zeroshard/runtime/model_state_formula.hpp"
+
+namespace {
+
+const char* kHelp = R"(zeroshard-estimate: model-state bytes per rank for ZeRO stages 0-3.
+
+  zeroshard-estimate --params N --ranks R [--bf16 | --fp16] [--optimizer adamw|adam|sgd] [--momentum]
+
+  --params N        parameters in the model (7.5e9 and 350000 both work)
+  --ranks R         data-parallel ranks the model states are sharded over (world size)
+  --bf16, --fp16    the ZeRO paper's mixed precision: 16-bit parameters and gradients, fp32
+                    master parameters and Adam states (2 + 2 + 12 bytes per parameter)
+  --optimizer NAME  adamw (default) or adam: 2 fp32 states; sgd: none, 1 with --momentum
+  --momentum        sgd with momentum (one fp32 state per parameter)
+
+Without --bf16/--fp16 the estimate is ZeroShard's float32 training: 4 bytes of parameters,
+4 of gradients and 4 per optimizer state (Adam: 8) for every parameter. GB = 1e9 bytes, as
+the ZeRO paper counts. Per rank:
+  stage 0: (P+G+K)Ψ   stage 1: (P+G)Ψ + KΨ/N   stage 2: PΨ + (G+K)Ψ/N   stage 3: (P+G+K)Ψ/N
+Activations, gathered parameters and buffers come on top: the engine's planner
+(memory.limit_bytes, docs/memory.md) predicts those for a real model and batch.
+)";
+
+struct Options {
+  double params = -1;
+  long long ranks = -1;
+  std::string precision = "fp32";
+  std::string optimizer = "adamw";
+  bool momentum = false;
+  bool help = false;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (zs::examples::CommandLine args(argc, argv); args.next();) {
+    const std::string name = args.name();
+    if (name == "--help" || name == "-h") o.help = true;
+    else if (name == "--params") o.params = zs::examples::finite_number(name, args.value());
+    else if (name == "--ranks") o.ranks = zs::examples::whole_number<long long>(name, args.value());
+    else if (name == "--bf16" || name == "--fp16") o.precision = name.substr(2);
+    else if (name == "--optimizer") o.optimizer = args.value();
+    else if (name == "--momentum") o.momentum = true;
+    else throw zs::InvalidArgument("unknown argument '" + name + "' (see --help)");
+  }
+  if (o.help) return o;
+  if (o.params < 0) throw zs::InvalidArgument("--params N is required (the model's parameter count, e.g. 7.5e9)");
+  if (o.params != std::floor(o.params) || o.params > 9e18)
+    throw zs::InvalidArgument("--params: " + std::to_string(o.params) + " is not a whole number of parameters");
+  if (o.ranks < 1) throw zs::InvalidArgument("--ranks R is required and must be >= 1 (the world size)");
+  if (o.ranks > 1 << 30) throw zs::InvalidArgument("--ranks: " + std::to_string(o.ranks) + " is too large");
+  if (o.optimizer != "adamw" && o.optimizer != "adam" && o.optimizer != "sgd")
+    throw zs::InvalidArgument("--optimizer: '" + o.optimizer + "' is not adamw, adam or sgd");
+  if (o.momentum && o.optimizer != "sgd") throw zs::InvalidArgument("--momentum applies to --optimizer sgd only");
+  if (o.precision != "fp32" && o.optimizer == "sgd")
+    throw zs::InvalidArgument("--" + o.precision + " is the ZeRO paper's mixed-precision Adam (K = 12); use adam or adamw");
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse(argc, argv);
+    if (o.help) {
+      std::fputs(kHelp, stdout);
+      return 0;
+    }
+    const int states = o.optimizer == "sgd" ? (o.momentum ? 1 : 0) : 2;
+    const zs::StatePrecision precision =
+        o.precision == "fp32" ? zs::StatePrecision::float32(states) : zs::StatePrecision::mixed_adam();
+    const auto psi = static_cast<std::int64_t>(o.params);
+    const int ranks = static_cast<int>(o.ranks);
+    std::printf("%.4g parameters on %d ranks, %s: P = %d, G = %d, K = %d bytes per parameter\n", o.params, ranks,
+                o.precision == "fp32" ? ("float32 " + o.optimizer + (o.momentum ? " with momentum" : "")).c_str()
+                                      : (o.precision + " mixed precision (fp32 master parameters, momentum, variance)").c_str(),
+                precision.parameter_bytes, precision.gradient_bytes, precision.optimizer_bytes);
+    std::printf("%-6s %14s %14s %14s %14s  %s\n", "stage", "parameters", "gradients", "optimizer", "total/rank",
+                "formula");
+    const char* formulas[4] = {"(P+G+K)Ψ", "(P+G)Ψ + KΨ/N", "PΨ + (G+K)Ψ/N", "(P+G+K)Ψ/N"};
+    auto gb = [](std::int64_t bytes) { return static_cast<double>(bytes) / 1e9; };
+    for (int stage = 0; stage <= 3; ++stage) {
+      const zs::ModelStateBytes b =
+          zs::model_state_bytes_per_rank(psi, ranks, zs::ShardedCategories::of_stage(stage), precision);
+      std::printf("%-6d %11.3f GB %11.3f GB %11.3f GB %11.3f GB  %s\n", stage, gb(b.parameters), gb(b.gradients),
+                  gb(b.optimizer_states), gb(b.total()), formulas[stage]);
+    }
+    std::puts("(model states only; activations, gathered parameters and buffers come on top: docs/memory.md)");
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zeroshard-estimate: %s\n", e.what());
+    return 2;
+  }
+}
