@@ -5,6 +5,7 @@
 #include <deque>
 #include <optional>
 
+#include "engine/buffer_pool.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/sharding_policy.hpp"
 #include "zeroshard/sharding/flat_layout.hpp"
@@ -28,7 +29,7 @@ struct SimulatedBuffer {
   bool empty() const { return elements == 0; }
 };
 
-// detail::BufferPool's bookkeeping: best-fit reuse of idle storage, idle storage ledgered as
+// detail::BufferPool's bookkeeping: best-fit reuse of idle storage (detail::reusable_for), idle storage ledgered as
 // "buffers", nothing ever handed back.
 class SimulatedPool {
  public:
@@ -36,7 +37,7 @@ class SimulatedPool {
   SimulatedBuffer take(MemoryCategory category, std::int64_t elements) {
     auto best = idle_.end();
     for (auto it = idle_.begin(); it != idle_.end(); ++it)
-      if (*it >= elements && (best == idle_.end() || *it < *best)) best = it;
+      if (detail::reusable_for(*it, elements) && (best == idle_.end() || *it < *best)) best = it;
     SimulatedBuffer buffer{category, elements, elements};
     if (best != idle_.end()) {
       buffer.capacity = *best;
@@ -72,7 +73,7 @@ struct SimulatedGroup {
 class AllocationReplay {
  public:
   AllocationReplay(const std::vector<PlannedUnit>& units, const EngineConfig& config, int world_size, int optimizer_states)
-      : config_(config), policy_(ShardingPolicy::from(config)), world_(world_size), states_(optimizer_states),
+      : config_(config), policy_(ShardingPolicy::from(config, world_size)), world_(world_size), states_(optimizer_states),
         pool_(ledger_) {
     groups_.resize(units.size());
     for (std::size_t k = 0; k < units.size(); ++k) {

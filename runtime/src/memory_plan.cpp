@@ -50,7 +50,7 @@ MemoryPlan plan_memory(const std::vector<PlannedUnit>& units, const EngineConfig
   MemoryPlan plan;
   plan.world_size = world_size;
   plan.stage = config.stage;
-  const ShardingPolicy policy = ShardingPolicy::from(config);
+  const ShardingPolicy policy = ShardingPolicy::from(config, world_size);
   const StatePrecision precision = StatePrecision::float32(optimizer_states);
   for (const PlannedUnit& unit : units) {
     std::vector<sharding::TensorSpec> specs;

@@ -16,7 +16,9 @@ ShardedCategories ShardedCategories::of(const ShardingPolicy& policy, std::int64
 ShardedCategories ShardedCategories::of_stage(int stage) {
   EngineConfig config;
   config.stage = stage;
-  return of(ShardingPolicy::from(config), 0);
+  // The stage's row of the ZeRO table: what it shards over more than one rank (at world size 1
+  // a shard is the whole, so the bytes are the same either way).
+  return of(ShardingPolicy::from(config, /*world_size=*/2), 0);
 }
 
 ModelStateBytes model_state_bytes_per_rank(std::int64_t elements, int world_size, const ShardedCategories& sharded,

@@ -39,17 +39,12 @@ BufferPool::~BufferPool() {
 }
 
 Buffer BufferPool::take(MemoryCategory category, std::int64_t elements) {
-  // Best fit among idle buffers that waste at most a quarter of themselves; else a new one.
-  // Why the bound: every byte of an idle buffer was touched (it is resident), so a shard taking
-  // a released gathered buffer twice its size keeps the other half resident unseen: a stage-3
-  // rank built with 8 such groups held 64 MiB more than its ledger.
+  // Best fit among the idle buffers reusable_for this request; else a new one.
   auto best = idle_.end();
-  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
-    const auto capacity = static_cast<std::int64_t>(it->capacity());
-    if (capacity >= elements && capacity <= elements + elements / 4 &&
+  for (auto it = idle_.begin(); it != idle_.end(); ++it)
+    if (reusable_for(static_cast<std::int64_t>(it->capacity()), elements) &&
         (best == idle_.end() || it->capacity() < best->capacity()))
       best = it;
-  }
   Buffer buffer;
   buffer.category_ = category;
   buffer.pool_ = this;

@@ -46,6 +46,15 @@ class Buffer {
   BufferPool* pool_ = nullptr;
 };
 
+/// Whether idle storage of `capacity` floats may serve a request for `elements`: large enough,
+/// and at most a quarter larger. Every byte of idle storage was touched (it is resident), so a
+/// shard taking a released gathered buffer twice its size would keep the other half resident
+/// unledgered (a stage-3 rank built with 8 such groups held 64 MiB more than its ledger). The
+/// memory planner's replay (runtime/src/allocation_replay.cpp) reuses by the same rule.
+constexpr bool reusable_for(std::int64_t capacity, std::int64_t elements) {
+  return capacity >= elements && capacity <= elements + elements / 4;
+}
+
 class BufferPool {
  public:
   explicit BufferPool(MemoryLedger& ledger) : ledger_(ledger) {}
@@ -53,9 +62,8 @@ class BufferPool {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  /// A buffer of `elements` floats under `category`: the best-fitting idle buffer (at most 25%
-  /// larger than asked: a bigger one would keep its rest resident unledgered), or a new
-  /// one when none is large enough. Contents are unspecified unless `fill` is given.
+  /// A buffer of `elements` floats under `category`: the best-fitting idle buffer that is
+  /// reusable_for it, or a new one. Contents are unspecified unless `fill` is given.
   Buffer take(MemoryCategory category, std::int64_t elements);
   Buffer take(MemoryCategory category, std::int64_t elements, float fill);
   MemoryLedger& ledger() { return ledger_; }
