@@ -82,6 +82,12 @@ std::string MpiAllGatherOp<T>::describe() const {
   return "MPI all_gather of " + std::to_string(count_) + " elements";
 }
 
+MpiSmallOp::MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype type, MPI_Op op, std::string what)
+    : what_(std::move(what)) {
+  if (type == MPI_DATATYPE_NULL) ZS_MPI_CHECK(MPI_Ibarrier(ctx.comm, &request_));
+  else ZS_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, count, type, op, ctx.comm, &request_));
+}
+
 template class MpiReduceScatterOp<float>;
 template class MpiReduceScatterOp<double>;
 template class MpiAllGatherOp<float>;

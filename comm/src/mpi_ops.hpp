@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <string>
 
 #include "chunk_bounds.hpp"
 #include "comm_context.hpp"
@@ -57,6 +58,18 @@ class MpiAllGatherOp final : public SingleRequestOp {
 
  private:
   std::int64_t count_;
+};
+
+/// MPI_Iallreduce of a few scalars in place (agreements, norms), or MPI_Ibarrier when `type`
+/// is MPI_DATATYPE_NULL. `what` names it in errors.
+class MpiSmallOp final : public SingleRequestOp {
+ public:
+  MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype type, MPI_Op op, std::string what);
+  bool progress() override { return request_complete(); }
+  std::string describe() const override { return what_; }
+
+ private:
+  std::string what_;
 };
 
 /// MPI takes int counts; the mpi family refuses larger chunks instead of truncating them.

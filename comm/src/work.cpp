@@ -1,8 +1,12 @@
 #include "zeroshard/comm/work.hpp"
 
+#include <cstdio>
+#include <string>
 #include <thread>
 
 #include "comm_context.hpp"
+#include "hang_report.hpp"
+#include "zeroshard/timeline.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 
 namespace zs {
@@ -40,33 +44,50 @@ bool Work::test() {
   return true;
 }
 
-namespace {
-// A wait with a deadline polls (MPI cannot block with a timeout). Spin briefly (small messages
-// complete within microseconds and a yield costs a system call), then yield so that, with more
-// ranks than cores, the peer holding our data gets to run.
-void pause(std::chrono::steady_clock::time_point started) {
-  if (std::chrono::steady_clock::now() - started > std::chrono::microseconds(50)) std::this_thread::yield();
-}
-}  // namespace
-
 void Work::wait() {
-  while (!test())
-    if (!context_->engine.block_until_some_request_completes()) std::this_thread::yield();
+  if (!slot_) return;
+  const double timeout_s = context_->config.timeout_s;
+  if (timeout_s <= 0) {
+    timeline::Span span("wait", {}, static_cast<std::int64_t>(slot_->sequence));
+    while (!test())
+      if (!context_->engine.block_until_some_request_completes()) std::this_thread::yield();
+    return;
+  }
+  char limit[64];
+  std::snprintf(limit, sizeof limit, "communication.timeout_s = %g s", timeout_s);
+  wait_until(monotonic_ns() + static_cast<std::int64_t>(timeout_s * 1e9), limit);
 }
 
 void Work::wait(std::chrono::milliseconds timeout) {
-  const auto started = std::chrono::steady_clock::now();
-  const auto deadline = started + timeout;
-  while (!test()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::string what = slot_->op->describe();  // built only now: describing costs a few allocations
-      abandon();
-      throw TimeoutError(rank_and_host() + ": " + what + " did not complete within " + std::to_string(timeout.count()) +
-                         " ms; a peer may have skipped this collective or issued collectives in "
-                         "a different order. The collective was abandoned: stop using this "
-                         "communicator.");
+  if (!slot_) return;
+  wait_until(monotonic_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count(),
+             "Work::wait(" + std::to_string(timeout.count()) + " ms)");
+}
+
+void Work::wait_until(std::int64_t deadline_ns, const std::string& limit) {
+  detail::CommContext& ctx = *context_;
+  const std::uint64_t sequence = slot_->sequence;
+  const CollectiveRecord* record = ctx.recorder.find(sequence);
+  timeline::Span span("wait", record ? record->label_view() : std::string_view{}, static_cast<std::int64_t>(sequence));
+  if (ctx.peers && record)
+    ctx.peers->waiting(static_cast<std::int64_t>(sequence), record->op, record->bytes, record->label_view());
+  struct NotWaiting {  // also when test() rethrows the collective's failure
+    detail::CommContext& ctx;
+    ~NotWaiting() {
+      if (ctx.peers) ctx.peers->not_waiting();
     }
-    pause(started);
+  } not_waiting{ctx};
+  while (!test()) {
+    if (context_->engine.block_until_some_request_completes(deadline_ns)) continue;
+    if (monotonic_ns() < deadline_ns) {
+      std::this_thread::yield();  // nothing outstanding: a collective between its stages
+      continue;
+    }
+    // Built only now: the report reads the peers' states and costs allocations.
+    const std::string report =
+        detail::hang_report(ctx, sequence, slot_->op ? slot_->op->describe() : std::string("a collective"), limit);
+    abandon();
+    throw TimeoutError(report);
   }
 }
 

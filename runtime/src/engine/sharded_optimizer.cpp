@@ -40,8 +40,8 @@ double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>
         else local[0] = std::max(local[0], std::abs(g));
       }
   }
-  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, local, max_norm ? 2 : 1, MPI_DOUBLE, max_norm ? MPI_MAX : MPI_SUM,
-                             comm_.handle()));
+  comm_.all_reduce_scalars(std::span<double>(local, max_norm ? 2 : 1), max_norm ? ScalarOp::max : ScalarOp::sum,
+                           "gradient norm");
   if (max_norm) return local[1] != 0 ? std::nan("") : local[0];
   return std::sqrt(local[0]);
 }
