@@ -30,7 +30,10 @@ std::string doing(const PeerState& s, std::int64_t now) {
   if (!s.visible) return "on another node: its state is in its own report";
   std::string text = "issued " + std::to_string(s.issued) + " collective(s)";
   if (s.last_issued.sequence >= 0) text += ", the last " + collective_text(s.last_issued);
-  if (s.waiting.sequence >= 0) text += "; waiting on " + collective_text(s.waiting) + " for " + seconds_text(now - s.waiting_since_ns);
+  if (s.waiting.sequence >= 0 && s.gave_up)
+    text += "; timed out waiting on " + collective_text(s.waiting);
+  else if (s.waiting.sequence >= 0)
+    text += "; waiting on " + collective_text(s.waiting) + " for " + seconds_text(now - s.waiting_since_ns);
   else text += "; not waiting on a collective";
   if (s.activity[0]) text += "; in '" + std::string(s.activity) + "' for " + seconds_text(now - s.activity_since_ns);
   return text;

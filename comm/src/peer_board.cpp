@@ -107,7 +107,12 @@ void PeerBoard::waiting(std::int64_t sequence, const char* op, std::int64_t byte
   write([&](PeerState& s) {
     fill(s.waiting, sequence, op, bytes, label);
     s.waiting_since_ns = monotonic_ns();
+    s.gave_up = false;
   });
+}
+
+void PeerBoard::gave_up() noexcept {
+  write([](PeerState& s) { s.gave_up = true; });
 }
 
 void PeerBoard::not_waiting() noexcept {

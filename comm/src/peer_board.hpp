@@ -40,6 +40,7 @@ struct PeerState {
   PeerCollective last_issued;
   PeerCollective waiting;      // sequence -1 when not waiting
   std::int64_t waiting_since_ns = 0;
+  bool gave_up = false;        // the wait on `waiting` timed out (the rank is reporting or gone)
   char activity[48] = {};      // what the engine last said it was doing ("forward unit 2")
   std::int64_t activity_since_ns = 0;
 };
@@ -58,6 +59,8 @@ class PeerBoard {
   void issued(std::int64_t sequence, const char* op, std::int64_t bytes, std::string_view label) noexcept;
   void waiting(std::int64_t sequence, const char* op, std::int64_t bytes, std::string_view label) noexcept;
   void not_waiting() noexcept;
+  /// The wait published by waiting() timed out: it stays visible to the peers' reports.
+  void gave_up() noexcept;
   void activity(std::string_view what) noexcept;
   /// Every rank's state (invisible ones marked so).
   std::vector<PeerState> read_all() const;

@@ -73,8 +73,11 @@ void Work::wait_until(std::int64_t deadline_ns, const std::string& limit) {
     ctx.peers->waiting(static_cast<std::int64_t>(sequence), record->op, record->bytes, record->label_view());
   struct NotWaiting {  // also when test() rethrows the collective's failure
     detail::CommContext& ctx;
+    bool timed_out = false;
     ~NotWaiting() {
-      if (ctx.peers) ctx.peers->not_waiting();
+      if (!ctx.peers) return;
+      if (timed_out) ctx.peers->gave_up();  // peers reporting at the same moment still see the wait
+      else ctx.peers->not_waiting();
     }
   } not_waiting{ctx};
   while (!test()) {
@@ -83,6 +86,7 @@ void Work::wait_until(std::int64_t deadline_ns, const std::string& limit) {
       std::this_thread::yield();  // nothing outstanding: a collective between its stages
       continue;
     }
+    not_waiting.timed_out = true;
     // Built only now: the report reads the peers' states and costs allocations.
     const std::string report =
         detail::hang_report(ctx, sequence, slot_->op ? slot_->op->describe() : std::string("a collective"), limit);
