@@ -78,6 +78,9 @@ std::vector<Event> stop(std::size_t* dropped) {
   return out;
 }
 
+void pause() noexcept { detail::recording.store(false, std::memory_order_relaxed); }
+void resume() noexcept { detail::recording.store(true, std::memory_order_relaxed); }
+
 void record(Kind kind, const char* name, std::string_view label, std::int64_t begin_ns, std::int64_t end_ns,
             std::int64_t sequence, std::int64_t bytes) noexcept {
   if (!enabled()) return;

@@ -46,6 +46,11 @@ void start(std::size_t capacity);
 /// ended). `dropped` receives how many did not fit in the reserved capacity.
 std::vector<Event> stop(std::size_t* dropped = nullptr);
 
+/// Suspends and resumes recording, keeping the events so far (a benchmark interleaving
+/// profiled and unprofiled steps in one process). Not for use while other threads record.
+void pause() noexcept;
+void resume() noexcept;
+
 /// Records a finished span or collective (no-op while not recording). `label` is truncated to
 /// 47 characters.
 void record(Kind kind, const char* name, std::string_view label, std::int64_t begin_ns, std::int64_t end_ns,
