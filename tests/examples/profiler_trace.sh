@@ -21,7 +21,7 @@ processes = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e
 assert sorted(processes) == [0, 1], processes
 for pid in processes:
     names = {e["name"] for e in events if e["pid"] == pid and e["ph"] in ("X", "b")}
-    for expected in ("forward unit 0", "backward unit 0", "optimizer update", "gradient norm", "wait"):
+    for expected in ("forward unit 0", "backward unit 0", "optimizer update", "gradient norm", "wait unit 0"):
         assert expected in names, (pid, expected, sorted(names))
     assert any(n.startswith("all_gather unit") for n in names), sorted(names)
     assert any(n.startswith("reduce_scatter unit") for n in names), sorted(names)

@@ -69,19 +69,21 @@ TEST_F(ProfilerTest, OneTraceWithATrackPerRankAndTheStepsSpans) {
   config.stage = 3;
   config.gradient_clipping = 1e-3;  // always clips: the clipping span appears
   config.checkpoint.async = true;   // the writer thread gets a track
-  config.profiler = {.enabled = true, .first_step = 1, .end_step = 3, .output = dir.path() + "/trace"};
+  config.profiler = {.enabled = true, .first_step = 1, .end_step = 4, .output = dir.path() + "/trace"};
   Engine engine(*model, config, comm);
   testing::run_steps(engine, 0, 2);
   engine.save(dir.path() + "/checkpoints");  // inside the range: written while step 2 runs
+  testing::run_steps(engine, 2, 1);
+  engine.wait_for_checkpoint();  // the writer thread's spans and the commit fall inside the range
   EXPECT_EQ(engine.profiler_trace(), "");
-  testing::run_steps(engine, 2, 2);  // step 2 ends the range: the trace is written
+  testing::run_steps(engine, 3, 2);  // step 3 ends the range: the trace is written
   const std::string path = dir.path() + "/trace.json";
   EXPECT_EQ(engine.profiler_trace(), path);
   EXPECT_EQ(engine.finish_profiler(), path);  // nothing more to write
   if (comm.rank() == 0) {
     ASSERT_TRUE(std::filesystem::exists(path));
     const TraceSummary s = summarize(path);
-    EXPECT_EQ(s.steps, "1:3");
+    EXPECT_EQ(s.steps, "1:4");
     EXPECT_EQ(static_cast<int>(s.processes.size()), comm.size());
     EXPECT_GE(s.earliest, -1000.0) << "events more than 1 ms before recording started: clocks not aligned";
     for (int r = 0; r < comm.size(); ++r) {
@@ -89,7 +91,7 @@ TEST_F(ProfilerTest, OneTraceWithATrackPerRankAndTheStepsSpans) {
       EXPECT_TRUE(s.threads.at(r).count("training"));
       EXPECT_TRUE(s.threads.at(r).count("checkpoint writer")) << "rank " << r;
       for (const char* name : {"forward unit 0", "forward unit 1", "backward unit 0", "backward unit 2", "step",
-                               "gradient norm", "gradient clipping", "optimizer update", "wait",
+                               "gradient norm", "gradient clipping", "optimizer update", "wait unit 0",
                                "all_gather unit 0", "reduce_scatter unit 1", "all_reduce_scalars gradient norm",
                                "checkpoint save", "checkpoint build images", "checkpoint write files",
                                "checkpoint commit"})
