@@ -284,22 +284,15 @@ int main(int argc, char** argv) {
     comm_config.all_gather = o.all_gather;
     zs::Communicator comm(MPI_COMM_WORLD, comm_config);
     const int n = comm.size(), r = comm.rank();
-    if (o.observability) {
+    if (o.observability || o.unit_order) {
       if (r == 0)
-        std::printf("ZeroShard step benchmark, observability: %d ranks, %d x Linear(%lld, %lld), batch %lld per rank, "
-                    "fp32 AdamW, %d interleaved steps per variant\n\n",
-                    n, o.layers, static_cast<long long>(o.width), static_cast<long long>(o.width),
-                    static_cast<long long>(o.batch), o.steps);
-      observability_table(comm, o);
-      return 0;
-    }
-    if (o.unit_order) {
-      if (r == 0)
-        std::printf("ZeroShard step benchmark, unit order: %d ranks, %d x Linear(%lld, %lld), batch %lld per rank, "
-                    "fp32 AdamW, median of %d steps\n\n",
-                    n, o.layers, static_cast<long long>(o.width), static_cast<long long>(o.width),
-                    static_cast<long long>(o.batch), o.steps);
-      unit_order_table(comm, o);
+        std::printf("ZeroShard step benchmark, %s: %d ranks, %d x Linear(%lld, %lld), batch %lld per rank, "
+                    "fp32 AdamW, %s %d steps\n\n",
+                    o.observability ? "observability" : "unit order", n, o.layers, static_cast<long long>(o.width),
+                    static_cast<long long>(o.width), static_cast<long long>(o.batch),
+                    o.observability ? "interleaved, per variant:" : "median of", o.steps);
+      if (o.observability) observability_table(comm, o);
+      else unit_order_table(comm, o);
       return 0;
     }
 

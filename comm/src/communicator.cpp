@@ -187,22 +187,22 @@ MPI_Op mpi_op(ScalarOp op) { return op == ScalarOp::min ? MPI_MIN : op == Scalar
 const char* scalar_op_name(ScalarOp op) { return op == ScalarOp::min ? "min" : op == ScalarOp::max ? "max" : "sum"; }
 }  // namespace
 
-void Communicator::all_reduce_scalars(std::span<std::int64_t> values, ScalarOp op, std::string_view label) const {
+void Communicator::all_reduce_scalars(void* data, std::size_t count, MPI_Datatype type, const char* type_name,
+                                      ScalarOp op, std::string_view label) const {
+  const int mpi_count = detail::checked_mpi_count(static_cast<std::int64_t>(count), "all_reduce_scalars");
   auto pending = std::make_unique<detail::MpiSmallOp>(
-      context(), values.data(), detail::checked_mpi_count(static_cast<std::int64_t>(values.size()), "all_reduce_scalars"),
-      MPI_INT64_T, mpi_op(op), "all_reduce_scalars (" + std::string(scalar_op_name(op)) + ") of " + std::to_string(values.size()) + " int64");
-  submit("all_reduce_scalars", {values.data(), static_cast<std::int64_t>(values.size()), DType::float64}, label,
-         std::move(pending))
-      .wait();
+      context(), data, mpi_count, type, mpi_op(op),
+      "all_reduce_scalars (" + std::string(scalar_op_name(op)) + ") of " + std::to_string(count) + " " + type_name);
+  // Recorded as 8-byte words (the flight recorder's dtypes are the float types).
+  submit("all_reduce_scalars", {data, static_cast<std::int64_t>(count), DType::float64}, label, std::move(pending)).wait();
+}
+
+void Communicator::all_reduce_scalars(std::span<std::int64_t> values, ScalarOp op, std::string_view label) const {
+  all_reduce_scalars(values.data(), values.size(), MPI_INT64_T, "int64", op, label);
 }
 
 void Communicator::all_reduce_scalars(std::span<double> values, ScalarOp op, std::string_view label) const {
-  auto pending = std::make_unique<detail::MpiSmallOp>(
-      context(), values.data(), detail::checked_mpi_count(static_cast<std::int64_t>(values.size()), "all_reduce_scalars"),
-      MPI_DOUBLE, mpi_op(op), "all_reduce_scalars (" + std::string(scalar_op_name(op)) + ") of " + std::to_string(values.size()) + " float64");
-  submit("all_reduce_scalars", {values.data(), static_cast<std::int64_t>(values.size()), DType::float64}, label,
-         std::move(pending))
-      .wait();
+  all_reduce_scalars(values.data(), values.size(), MPI_DOUBLE, "float64", op, label);
 }
 
 void Communicator::set_activity(std::string_view what) const noexcept {

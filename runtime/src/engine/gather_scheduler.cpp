@@ -49,7 +49,7 @@ void GatherScheduler::issue_one(ParameterGroup& group, const std::vector<Paramet
   make_room(gathered_bytes(group), in_use);
   // The gather overwrites every element: no fill.
   group.params_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems());
-  group.gather = comm_.all_gather(group.params_shard.span(), group.params_full.span(), {.label = group.name});
+  group.gather = comm_.all_gather(group.params_shard.span(), group.params_full.span(), labelled(group.name));
 }
 
 void GatherScheduler::issue(ParameterGroup& group) {
@@ -120,7 +120,7 @@ void GatherScheduler::gather_whole_parameters() {
     if (group->shards_parameters) continue;
     std::span<float> full = group->params_full.span();
     const std::int64_t shard = group->shard_elems();
-    gathers.push_back(comm_.all_gather(full.subspan(r * shard, shard), full, {.label = group->name}));
+    gathers.push_back(comm_.all_gather(full.subspan(r * shard, shard), full, labelled(group->name)));
   }
   timeline::Span span("gather updated parameters");
   for (Work& w : gathers) w.wait();

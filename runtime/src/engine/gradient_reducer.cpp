@@ -54,8 +54,8 @@ void GradientReducer::issue(ParameterGroup& group) {
   const std::int64_t shard = group.shard_elems();
   // In place: this rank's reduced chunk lands in its own slice of the whole buffer.
   group.reduction = policy_.reduction == GradientReduction::all_reduce
-                        ? comm_.all_reduce(full, {.label = group.name})
-                        : comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard), {.label = group.name});
+                        ? comm_.all_reduce(full, labelled(group.name))
+                        : comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard), labelled(group.name));
   group.reduction_pending = true;
   groups_in_flight_.push_back(&group);
 }
@@ -117,7 +117,7 @@ void GradientReducer::issue_bucket() {
   std::span<float> all = bucket->data.span().first(ranks * bucket->fill);
   char label[32];
   std::snprintf(label, sizeof label, "bucket %lld", static_cast<long long>(buckets_issued_++));
-  const CollectiveOptions options{.label = label};
+  const CollectiveOptions options = labelled(label);
   bucket->reduction = policy_.reduction == GradientReduction::all_reduce
                           ? comm_.all_reduce(all, options)
                           : comm_.reduce_scatter(all, all.subspan(comm_.rank() * bucket->fill, bucket->fill), options);

@@ -68,4 +68,11 @@ struct CollectiveOptions {
   std::string_view label;
 };
 
+/// Default options that name the collective (see CollectiveOptions::label).
+inline CollectiveOptions labelled(std::string_view label) {
+  CollectiveOptions options;
+  options.label = label;
+  return options;
+}
+
 }  // namespace zs

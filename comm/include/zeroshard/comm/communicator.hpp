@@ -125,6 +125,8 @@ class Communicator {
   explicit Communicator(std::shared_ptr<detail::CommContext> context);
   detail::CommContext& context() const;
   void verify_same_call(int kind, const HostBuffer& buffer, CollectiveOptions options) const;
+  void all_reduce_scalars(void* data, std::size_t count, MPI_Datatype type, const char* type_name, ScalarOp op,
+                          std::string_view label) const;
   Work submit(const char* op, const HostBuffer& buffer, std::string_view label, std::unique_ptr<detail::PendingOp> pending) const;
 
   std::shared_ptr<detail::CommContext> context_;
