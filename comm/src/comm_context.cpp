@@ -53,8 +53,9 @@ CommContext::~CommContext() {
   if (comm != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm);
 }
 
-// A collective's tag is its sequence number on this communicator (modulo MPI's tag bound):
-// errors name it, so the Nth collective of every rank can be compared.
+// A point-to-point stage's tag: drawn in issue order (modulo MPI's tag bound), so every rank
+// draws the same tag for the same stage. Not the collective's sequence number (#N in errors and
+// the flight recorder): all_reduce draws two tags and MPI's own collectives none.
 int CommContext::next_tag() {
   const int tag = tag_counter;
   tag_counter = (tag_counter + 1) % tag_upper_bound;

@@ -17,12 +17,12 @@ std::string seconds_text(std::int64_t ns) {
   return text;
 }
 
-// "#5 all_gather 4096 B 'unit 3 gather'"
-std::string collective_text(const PeerCollective& c) {
+// "all_gather 4096 B 'unit 3'", preceded by "#5 " when `numbered`.
+std::string collective_text(const PeerCollective& c, bool numbered = true) {
   char text[160];
-  std::snprintf(text, sizeof text, "#%lld %s %lld B%s%s%s", static_cast<long long>(c.sequence), c.op,
-                static_cast<long long>(c.bytes), c.label[0] ? " '" : "", c.label, c.label[0] ? "'" : "");
-  return text;
+  std::snprintf(text, sizeof text, "%s %lld B%s%s%s", c.op, static_cast<long long>(c.bytes), c.label[0] ? " '" : "",
+                c.label, c.label[0] ? "'" : "");
+  return numbered ? std::string("#").append(std::to_string(c.sequence)).append(" ").append(text) : std::string(text);
 }
 
 // What rank `r` was doing, as far as this node can see.
@@ -76,8 +76,8 @@ std::string hang_report(const CommContext& ctx, std::uint64_t sequence, const st
       if (s.issued <= static_cast<std::int64_t>(sequence))
         behind += rank_text + " has not issued " + number + ": " + doing(s, now);
       else if (mine && s.waiting.sequence == static_cast<std::int64_t>(sequence) && !same_collective(s.waiting, waited))
-        different += rank_text + " issued " + number + " as " + collective_text(s.waiting) + ", this rank as " +
-                     collective_text(waited);
+        different += rank_text + " issued " + number + " as " + collective_text(s.waiting, false) + " (this rank: " +
+                     collective_text(waited, false) + ")";
     }
     if (!behind.empty()) report += "\nRanks that have not reached #" + std::to_string(sequence) + ":" + behind;
     if (!different.empty())
