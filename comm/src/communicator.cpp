@@ -178,7 +178,7 @@ Work Communicator::submit(const char* op, const HostBuffer& buffer, std::string_
 
 void Communicator::barrier() {
   submit("barrier", {}, "barrier",
-         std::make_unique<detail::MpiSmallOp>(context(), nullptr, 0, MPI_DATATYPE_NULL, MPI_OP_NULL, "barrier"))
+         std::make_unique<detail::MpiSmallOp>(context(), nullptr, 0, MPI_DATATYPE_NULL, MPI_OP_NULL, "", nullptr))
       .wait();
 }
 
@@ -190,9 +190,8 @@ const char* scalar_op_name(ScalarOp op) { return op == ScalarOp::min ? "min" : o
 void Communicator::all_reduce_scalars(void* data, std::size_t count, MPI_Datatype type, const char* type_name,
                                       ScalarOp op, std::string_view label) const {
   const int mpi_count = detail::checked_mpi_count(static_cast<std::int64_t>(count), "all_reduce_scalars");
-  auto pending = std::make_unique<detail::MpiSmallOp>(
-      context(), data, mpi_count, type, mpi_op(op),
-      "all_reduce_scalars (" + std::string(scalar_op_name(op)) + ") of " + std::to_string(count) + " " + type_name);
+  auto pending =
+      std::make_unique<detail::MpiSmallOp>(context(), data, mpi_count, type, mpi_op(op), scalar_op_name(op), type_name);
   // Recorded as 8-byte words (the flight recorder's dtypes are the float types).
   submit("all_reduce_scalars", {data, static_cast<std::int64_t>(count), DType::float64}, label, std::move(pending)).wait();
 }

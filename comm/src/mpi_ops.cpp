@@ -82,8 +82,9 @@ std::string MpiAllGatherOp<T>::describe() const {
   return "MPI all_gather of " + std::to_string(count_) + " elements";
 }
 
-MpiSmallOp::MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype type, MPI_Op op, std::string what)
-    : what_(std::move(what)), data_(data) {
+MpiSmallOp::MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype type, MPI_Op op, const char* op_name,
+                       const char* type_name)
+    : op_name_(op_name), type_name_(type_name), count_(count), data_(data) {
   if (type == MPI_DATATYPE_NULL) {
     ZS_MPI_CHECK(MPI_Ibarrier(ctx.comm, &request_));
     return;
@@ -97,6 +98,11 @@ MpiSmallOp::MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype typ
 }
 
 MpiSmallOp::~MpiSmallOp() { delete[] storage_; }
+
+std::string MpiSmallOp::describe() const {
+  if (!type_name_) return "barrier";
+  return std::string("all_reduce_scalars (") + op_name_ + ") of " + std::to_string(count_) + " " + type_name_;
+}
 
 bool MpiSmallOp::progress() {
   if (!request_complete()) return false;

@@ -59,20 +59,23 @@ class MpiAllGatherOp final : public SingleRequestOp {
 };
 
 /// MPI_Iallreduce of a few scalars in place (agreements, norms), or MPI_Ibarrier when `type`
-/// is MPI_DATATYPE_NULL. `what` names it in errors.
+/// is MPI_DATATYPE_NULL. `op_name` ("min") and `type_name` ("int64") name it in errors.
 /// The values travel in storage of the op's own, copied back into `data` on completion: an
 /// abandoned reduction may still be completed by MPI later (a peer that wakes up), and must
 /// then write into memory that is still there, so abandon() leaks that storage on purpose.
 class MpiSmallOp final : public SingleRequestOp {
  public:
-  MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype type, MPI_Op op, std::string what);
+  MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype type, MPI_Op op, const char* op_name,
+             const char* type_name);
   ~MpiSmallOp() override;
   bool progress() override;
   void abandon() noexcept override;
-  std::string describe() const override { return what_; }
+  std::string describe() const override;
 
  private:
-  std::string what_;
+  const char* op_name_;
+  const char* type_name_;
+  int count_;
   void* data_;
   std::size_t bytes_ = 0;
   std::byte* storage_ = nullptr;

@@ -53,18 +53,16 @@ void Work::wait() {
       if (!context_->engine.block_until_some_request_completes()) std::this_thread::yield();
     return;
   }
-  char limit[64];
-  std::snprintf(limit, sizeof limit, "communication.timeout_s = %g s", timeout_s);
-  wait_until(monotonic_ns() + static_cast<std::int64_t>(timeout_s * 1e9), limit);
+  wait_until(monotonic_ns() + static_cast<std::int64_t>(timeout_s * 1e9), timeout_s, true);
 }
 
 void Work::wait(std::chrono::milliseconds timeout) {
   if (!slot_) return;
   wait_until(monotonic_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count(),
-             "Work::wait(" + std::to_string(timeout.count()) + " ms)");
+             static_cast<double>(timeout.count()) / 1e3, false);
 }
 
-void Work::wait_until(std::int64_t deadline_ns, const std::string& limit) {
+void Work::wait_until(std::int64_t deadline_ns, double limit_s, bool configured) {
   detail::CommContext& ctx = *context_;
   const std::uint64_t sequence = slot_->sequence;
   const CollectiveRecord* record = ctx.recorder.find(sequence);
@@ -87,7 +85,10 @@ void Work::wait_until(std::int64_t deadline_ns, const std::string& limit) {
       continue;
     }
     not_waiting.timed_out = true;
-    // Built only now: the report reads the peers' states and costs allocations.
+    // Built only now (a wait allocates nothing): the report reads the peers' states.
+    char limit[64];
+    if (configured) std::snprintf(limit, sizeof limit, "communication.timeout_s = %g s", limit_s);
+    else std::snprintf(limit, sizeof limit, "Work::wait(%g ms)", limit_s * 1e3);
     const std::string report =
         detail::hang_report(ctx, sequence, slot_->op ? slot_->op->describe() : std::string("a collective"), limit);
     abandon();

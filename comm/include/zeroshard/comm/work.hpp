@@ -47,7 +47,8 @@ class [[nodiscard]] Work {
   friend class Communicator;
   Work(std::shared_ptr<detail::CommContext> context, std::shared_ptr<detail::OpSlot> slot);
   void abandon() noexcept;
-  void wait_until(std::int64_t deadline_ns, const std::string& limit);
+  /// `limit_s`: the limit, for the report; `configured`: it is communication.timeout_s.
+  void wait_until(std::int64_t deadline_ns, double limit_s, bool configured);
 
   std::shared_ptr<detail::CommContext> context_;
   std::shared_ptr<detail::OpSlot> slot_;
