@@ -27,7 +27,7 @@ std::string collective_text(const PeerCollective& c, bool numbered = true) {
 
 // What rank `r` was doing, as far as this node can see.
 std::string doing(const PeerState& s, std::int64_t now) {
-  if (!s.visible) return "on another node: its state is in its own report";
+  if (!s.visible) return "not visible from here (another node, or no shared memory): see its own report";
   std::string text = "issued " + std::to_string(s.issued) + " collective(s)";
   if (s.last_issued.sequence >= 0) text += ", the last " + collective_text(s.last_issued);
   if (s.waiting.sequence >= 0 && s.gave_up)
@@ -91,7 +91,7 @@ std::string hang_report(const CommContext& ctx, std::uint64_t sequence, const st
       if (peers[static_cast<std::size_t>(r)].visible)
         report += "\n  rank " + std::to_string(r) + (r == ctx.rank ? " (this rank): " : ": ") +
                   doing(peers[static_cast<std::size_t>(r)], now);
-    if (!unseen.empty()) report += "\n  ranks on other nodes (see their own reports):" + unseen;
+    if (!unseen.empty()) report += "\n  ranks not visible from here (other nodes; see their own reports):" + unseen;
   }
   report += "\nThis rank's last collectives (flight recorder, oldest first):";
   for (const CollectiveRecord& r : ctx.recorder.records()) report += "\n  " + r.describe(now);
