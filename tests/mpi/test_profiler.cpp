@@ -61,15 +61,21 @@ TraceSummary summarize(const std::string& path) {
   return s;
 }
 
+// ZeRO stage `stage` with the profiler recording steps [first, end) into `output`.
+EngineConfig profiled(int stage, std::int64_t first, std::int64_t end, const std::string& output) {
+  EngineConfig config;
+  config.stage = stage;
+  config.profiler = {.enabled = true, .first_step = first, .end_step = end, .output = output};
+  return config;
+}
+
 TEST_F(ProfilerTest, OneTraceWithATrackPerRankAndTheStepsSpans) {
   testing::SharedTempDir dir;
   Communicator comm;
   auto model = testing::make_model(0);
-  EngineConfig config;
-  config.stage = 3;
+  EngineConfig config = profiled(3, 1, 4, dir.path() + "/trace");
   config.gradient_clipping = 1e-3;  // always clips: the clipping span appears
   config.checkpoint.async = true;   // the writer thread gets a track
-  config.profiler = {.enabled = true, .first_step = 1, .end_step = 4, .output = dir.path() + "/trace"};
   Engine engine(*model, config, comm);
   testing::run_steps(engine, 0, 2);
   engine.save(dir.path() + "/checkpoints");  // inside the range: written while step 2 runs
@@ -106,10 +112,7 @@ TEST_F(ProfilerTest, ARunThatEndsInsideTheRangeWritesOnFinish) {
   testing::SharedTempDir dir;
   Communicator comm;
   auto model = testing::make_model(0);
-  EngineConfig config;
-  config.stage = 1;
-  config.profiler = {.enabled = true, .first_step = 2, .end_step = 100, .output = dir.path() + "/short.json"};
-  Engine engine(*model, config, comm);
+  Engine engine(*model, profiled(1, 2, 100, dir.path() + "/short.json"), comm);
   testing::run_steps(engine, 0, 4);
   EXPECT_EQ(engine.profiler_trace(), "");
   const std::string path = engine.finish_profiler();
