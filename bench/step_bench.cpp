@@ -11,7 +11,13 @@
 //
 //   zs-mpirun -np 2 build/bench/zs_step_bench [--layers 8] [--width 2560] [--batch 16] [--steps 3]
 //        [--prefetch-bytes 67108864] [--reductions-in-flight 2] [--all-gather automatic]
-//        [--reduce-bucket-size 0] [--unit-order]
+//        [--reduce-bucket-size 0] [--unit-order | --observability]
+//
+// --observability prints, instead, the cost of issue 18's timeline and hang detection at stage
+// 3: steps with the profiler off (the default: communication.timeout_s = 600), on (recording
+// every step), and with communication.timeout_s = 0 (no peer board, MPI_Waitsome waits), each
+// its own engine over the same model, interleaved step by step (off, on, no-timeout, off, ...)
+// so that machine noise hits all three alike; medians and quartiles of the slowest rank.
 //
 // --unit-order prints, instead, stage 3 steps driven by a ForwardProgram next to the plain
 // forward: the same order every step (the cost of the cross-rank check and input copies), and
@@ -27,12 +33,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
 #include "zeroshard/runtime/engine.hpp"
+#include "zeroshard/timeline.hpp"
 
 namespace {
 
@@ -46,14 +54,15 @@ struct Options {
   std::int64_t reduce_bucket_size = zs::EngineConfig{}.reduce_bucket_size;
   zs::Algorithm all_gather = zs::CommunicatorConfig{}.all_gather;
   bool unit_order = false;
+  bool observability = false;
 };
 
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
-    if (arg == "--unit-order") {
-      o.unit_order = true;
+    if (arg == "--unit-order" || arg == "--observability") {
+      (arg == "--unit-order" ? o.unit_order : o.observability) = true;
       --i;  // a flag: no value
       continue;
     }
@@ -202,6 +211,69 @@ void unit_order_table(zs::Communicator& comm, const Options& o) {
   }
 }
 
+double quantile(std::vector<double> values, double q) {
+  std::sort(values.begin(), values.end());
+  return values[static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5)];
+}
+
+// Profiler off / on / communication.timeout_s = 0, interleaved step by step (see the top).
+void observability_table(zs::Communicator& comm, const Options& o) {
+  zs::CommunicatorConfig no_timeout_config = comm.config();
+  no_timeout_config.timeout_s = 0;
+  zs::Communicator no_timeout(MPI_COMM_WORLD, no_timeout_config);
+  struct Variant {
+    const char* name;
+    zs::Communicator* comm;
+    bool profile;
+    std::unique_ptr<zs::nn::Sequential> model;
+    std::unique_ptr<zs::Engine> engine;
+    std::vector<double> times;
+  };
+  std::vector<Variant> variants;
+  variants.push_back({"profiler off (default; timeout_s 600)", &comm, false, nullptr, nullptr, {}});
+  variants.push_back({"profiler on, every step recorded", &comm, true, nullptr, nullptr, {}});
+  variants.push_back({"profiler off, timeout_s 0 (no hang detection)", &no_timeout, false, nullptr, nullptr, {}});
+  const std::string trace = "/tmp/zs_step_bench_trace_" + std::to_string(comm.size()) + ".json";
+  for (Variant& v : variants) {
+    v.model = make_model(o);
+    zs::EngineConfig config;
+    config.stage = 3;
+    config.prefetch_bytes = o.prefetch_bytes;
+    config.reductions_in_flight = o.reductions_in_flight;
+    config.reduce_bucket_size = o.reduce_bucket_size;
+    config.profiler = {.enabled = v.profile, .first_step = 1, .end_step = 1'000'000'000, .output = trace};
+    v.engine = std::make_unique<zs::Engine>(*v.model, config, *v.comm);
+  }
+  zs::Tensor x({o.batch, o.width}), grad({o.batch, o.width});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;
+  grad.fill(1.0f / static_cast<float>(grad.numel()));
+  for (int s = 0; s < o.steps + 2; ++s) {  // two warm-up steps: first touch, the profiler's start
+    for (Variant& v : variants) {
+      // The timeline is the process's: the profiled engine's recording must not see the others.
+      const bool paused = !v.profile && zs::timeline::enabled();
+      if (paused) zs::timeline::pause();
+      ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
+      const double start = MPI_Wtime();
+      v.engine->forward(x);
+      v.engine->backward(grad);
+      v.engine->step();
+      double t = MPI_Wtime() - start;
+      if (paused) zs::timeline::resume();
+      ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm.handle()));
+      if (s >= 2) v.times.push_back(t);
+    }
+  }
+  const std::string written = variants[1].engine->finish_profiler();
+  if (comm.rank() == 0) {
+    std::printf("| stage 3, overlap on | step median (ms) | quartiles (ms) | vs profiler off |\n|---|---:|---:|---:|\n");
+    const double reference = median(variants[0].times);
+    for (const Variant& v : variants)
+      std::printf("| %s | %.2f | %.2f .. %.2f | %.3fx |\n", v.name, median(v.times) * 1e3, quantile(v.times, 0.25) * 1e3,
+                  quantile(v.times, 0.75) * 1e3, median(v.times) / reference);
+    std::printf("\ntrace of the profiled engine: %s\n", written.c_str());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -212,13 +284,15 @@ int main(int argc, char** argv) {
     comm_config.all_gather = o.all_gather;
     zs::Communicator comm(MPI_COMM_WORLD, comm_config);
     const int n = comm.size(), r = comm.rank();
-    if (o.unit_order) {
+    if (o.observability || o.unit_order) {
       if (r == 0)
-        std::printf("ZeroShard step benchmark, unit order: %d ranks, %d x Linear(%lld, %lld), batch %lld per rank, "
-                    "fp32 AdamW, median of %d steps\n\n",
-                    n, o.layers, static_cast<long long>(o.width), static_cast<long long>(o.width),
-                    static_cast<long long>(o.batch), o.steps);
-      unit_order_table(comm, o);
+        std::printf("ZeroShard step benchmark, %s: %d ranks, %d x Linear(%lld, %lld), batch %lld per rank, "
+                    "fp32 AdamW, %s %d steps\n\n",
+                    o.observability ? "observability" : "unit order", n, o.layers, static_cast<long long>(o.width),
+                    static_cast<long long>(o.width), static_cast<long long>(o.batch),
+                    o.observability ? "interleaved, per variant:" : "median of", o.steps);
+      if (o.observability) observability_table(comm, o);
+      else unit_order_table(comm, o);
       return 0;
     }
 

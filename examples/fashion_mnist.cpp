@@ -362,6 +362,10 @@ int main(int argc, char** argv) {
       if (engine.optimizer_steps() != last_saved_step) save(options.epochs, 0);
       engine.wait_for_checkpoint();
     }
+    // The timeline (--profiler.enabled=true): written when profiler.steps ended, or now.
+    const std::string trace = engine.finish_profiler();
+    if (rank == 0 && !trace.empty())
+      std::printf("profiler: Chrome trace in %s (open it in https://ui.perfetto.dev or chrome://tracing)\n", trace.c_str());
 
     // Memory report: this rank's ledger, and model-state bytes of every rank next to the formula.
     const zs::ModelStateBytes mine = engine.model_state_bytes();

@@ -413,6 +413,10 @@ int main(int argc, char** argv) {
       if (last_saved_step != total_steps && first_step < total_steps) save(total_steps);
       engine.wait_for_checkpoint();
     }
+    // The timeline (--profiler.enabled=true): written when profiler.steps ended, or now.
+    const std::string trace = engine.finish_profiler();
+    if (rank == 0 && !trace.empty())
+      std::printf("profiler: Chrome trace in %s (open it in https://ui.perfetto.dev or chrome://tracing)\n", trace.c_str());
 
     // The final validation loss: every validation byte after the first is a target once.
     const auto eval_start = std::chrono::steady_clock::now();

@@ -13,6 +13,7 @@
 #include "zeroshard/checkpoint/index_file.hpp"
 #include "zeroshard/checkpoint/shard_file.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/timeline.hpp"
 
 namespace zs::checkpoint {
 
@@ -29,6 +30,7 @@ struct CheckpointWriter::Job {
 
   // Step 2: the files onto disk, each read back and checked. No HDF5 and no MPI calls.
   void write() const {
+    timeline::Span span("checkpoint write files");
     const std::filesystem::path staging = staging_directory(dir, tag);
     write_file_durably((staging / shard_file_name(rank)).string(), shard_image);
     if (rank == 0) write_file_durably((staging / kIndexFileName).string(), index_image);
@@ -94,6 +96,7 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   // Step 1 on rank 0 only (ranks may share one file system, and one rank's removal of a
   // leftover staging directory must not race another's writes); images everywhere.
   run_on_all_ranks(comm_, [&] {
+    timeline::Span span("checkpoint build images");
     if (comm_.rank() == 0) prepare_staging(dir, tag);
     job->shard_image = build_shard_image(contents, shard_arena_);
     if (comm_.rank() == 0) job->index_image = index_image_of(tag, config.mode, contents, index_arena_);
@@ -105,6 +108,7 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   }
   job_ = std::move(job);
   job_->thread = std::thread([job = job_.get()] {
+    timeline::name_this_thread("checkpoint writer");
     try {
       job->write();
     } catch (const std::exception& e) {
@@ -116,8 +120,8 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
 
 bool CheckpointWriter::poll() {
   if (!job_) return true;
-  int all_done = job_->done.load(std::memory_order_acquire) ? 1 : 0;
-  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &all_done, 1, MPI_INT, MPI_MIN, comm_.handle()));
+  std::int64_t all_done = job_->done.load(std::memory_order_acquire) ? 1 : 0;
+  comm_.all_reduce_scalars(std::span<std::int64_t>(&all_done, 1), ScalarOp::min, "checkpoint written?");
   if (!all_done) return false;
   const std::unique_ptr<Job> job = std::move(job_);  // done, whatever the outcome
   if (job->thread.joinable()) job->thread.join();
@@ -134,6 +138,7 @@ void CheckpointWriter::wait() {
 
 void CheckpointWriter::save_shared_file(const std::string& dir, const std::string& tag, const ShardContents& contents,
                                         const CheckpointConfig& config) {
+  timeline::Span span("checkpoint shared file");
   run_on_all_ranks(comm_, [&] {
     if (comm_.rank() == 0) prepare_staging(dir, tag);
   });
@@ -148,6 +153,7 @@ void CheckpointWriter::save_shared_file(const std::string& dir, const std::strin
 
 void CheckpointWriter::commit(const std::string& dir, const std::string& tag, const std::string& save_id,
                               const CheckpointConfig& config) {
+  timeline::Span span("checkpoint commit");
   run_on_all_ranks(comm_, [&] {
     if (comm_.rank() == 0) commit_tag(dir, tag);
   });

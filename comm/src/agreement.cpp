@@ -11,8 +11,9 @@ std::vector<RangeAcrossRanks> range_across_ranks(std::span<const std::int64_t> v
     both.push_back(v);
     both.push_back(~v);
   }
-  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, both.data(), static_cast<int>(both.size()), MPI_INT64_T, MPI_MIN,
-                             comm.handle()));
+  // Through the communicator: recorded in its flight recorder and waited on with its timeout
+  // (a rank that never arrives is named in a hang report instead of hanging the others).
+  comm.all_reduce_scalars(both, ScalarOp::min, "range_across_ranks");
   std::vector<RangeAcrossRanks> ranges(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) ranges[i] = {both[2 * i], ~both[2 * i + 1]};
   return ranges;

@@ -10,7 +10,11 @@ void require_reduce_scatter_algorithm(Algorithm algorithm, const char* where) {
                           ": that is an all_gather algorithm; reduce_scatter and all_reduce take ring or mpi");
 }
 
-CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg) : config(cfg) {
+CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
+    : config(cfg), recorder(cfg.flight_recorder_entries) {
+  if (!(config.timeout_s >= 0) || config.timeout_s > 1e9)
+    throw InvalidArgument("communication.timeout_s = " + std::to_string(config.timeout_s) +
+                          " is out of range: give seconds >= 0 (0 = wait forever; default 600)");
   require_reduce_scatter_algorithm(config.reduce_scatter, "CommunicatorConfig.reduce_scatter");
   if (config.segment_bytes < 64 || config.segment_bytes > (std::size_t{1} << 30))
     throw InvalidArgument("CommunicatorConfig.segment_bytes = " +
@@ -33,6 +37,14 @@ CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg) : config(cfg) 
   int found = 0;
   ZS_MPI_CHECK(MPI_Comm_get_attr(comm, MPI_TAG_UB, &value, &found));
   if (found) tag_upper_bound = *static_cast<int*>(value);
+  if (config.timeout_s > 0 && size > 1) peers = std::make_unique<PeerBoard>(comm, rank, size);
+}
+
+std::uint64_t CommContext::issue(const char* op, std::int64_t count, DType dtype, std::string_view label) {
+  const std::uint64_t sequence = recorder.issue(op, count, dtype, label);
+  if (peers)
+    peers->issued(static_cast<std::int64_t>(sequence), op, count * static_cast<std::int64_t>(size_of(dtype)), label);
+  return sequence;
 }
 
 CommContext::~CommContext() {
@@ -41,8 +53,9 @@ CommContext::~CommContext() {
   if (comm != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm);
 }
 
-// A collective's tag is its sequence number on this communicator (modulo MPI's tag bound):
-// errors name it, so the Nth collective of every rank can be compared.
+// A point-to-point stage's tag: drawn in issue order (modulo MPI's tag bound), so every rank
+// draws the same tag for the same stage. Not the collective's sequence number (#N in errors and
+// the flight recorder): all_reduce draws two tags and MPI's own collectives none.
 int CommContext::next_tag() {
   const int tag = tag_counter;
   tag_counter = (tag_counter + 1) % tag_upper_bound;

@@ -5,9 +5,13 @@
 
 #include <mpi.h>
 
+#include <memory>
+
+#include "peer_board.hpp"
 #include "progress_engine.hpp"
 #include "scratch_pool.hpp"
 #include "zeroshard/comm/collective_options.hpp"
+#include "zeroshard/comm/flight_recorder.hpp"
 
 namespace zs::detail {
 
@@ -30,8 +34,13 @@ struct CommContext {
   int tag_upper_bound = 32767;
   int tag_counter = 0;
   CommunicatorConfig config;
+  FlightRecorder recorder;
+  std::unique_ptr<PeerBoard> peers;  // when timeout_s > 0 and there are peers
   ScratchPool scratch;
-  ProgressEngine engine;
+  ProgressEngine engine{recorder};
+
+  /// Records a new collective (flight recorder, peer board); returns its sequence number.
+  std::uint64_t issue(const char* op, std::int64_t count, DType dtype, std::string_view label);
 };
 
 }  // namespace zs::detail

@@ -169,7 +169,46 @@ Communicator Communicator::split_shared_node() const {
   return result;
 }
 
-void Communicator::barrier() { ZS_MPI_CHECK(MPI_Barrier(handle())); }
+Work Communicator::submit(const char* op, const HostBuffer& buffer, std::string_view label,
+                          std::unique_ptr<PendingOp> pending) const {
+  CommContext& ctx = context();
+  const std::uint64_t sequence = ctx.issue(op, buffer.count, buffer.dtype, label);
+  return Work(context_, ctx.engine.submit(std::move(pending), sequence));
+}
+
+void Communicator::barrier() {
+  submit("barrier", {}, "barrier",
+         std::make_unique<detail::MpiSmallOp>(context(), nullptr, 0, MPI_DATATYPE_NULL, MPI_OP_NULL, "", nullptr))
+      .wait();
+}
+
+namespace {
+MPI_Op mpi_op(ScalarOp op) { return op == ScalarOp::min ? MPI_MIN : op == ScalarOp::max ? MPI_MAX : MPI_SUM; }
+const char* scalar_op_name(ScalarOp op) { return op == ScalarOp::min ? "min" : op == ScalarOp::max ? "max" : "sum"; }
+}  // namespace
+
+void Communicator::all_reduce_scalars(void* data, std::size_t count, MPI_Datatype type, const char* type_name,
+                                      ScalarOp op, std::string_view label) const {
+  const int mpi_count = detail::checked_mpi_count(static_cast<std::int64_t>(count), "all_reduce_scalars");
+  auto pending =
+      std::make_unique<detail::MpiSmallOp>(context(), data, mpi_count, type, mpi_op(op), scalar_op_name(op), type_name);
+  // Recorded as 8-byte words (the flight recorder's dtypes are the float types).
+  submit("all_reduce_scalars", {data, static_cast<std::int64_t>(count), DType::float64}, label, std::move(pending)).wait();
+}
+
+void Communicator::all_reduce_scalars(std::span<std::int64_t> values, ScalarOp op, std::string_view label) const {
+  all_reduce_scalars(values.data(), values.size(), MPI_INT64_T, "int64", op, label);
+}
+
+void Communicator::all_reduce_scalars(std::span<double> values, ScalarOp op, std::string_view label) const {
+  all_reduce_scalars(values.data(), values.size(), MPI_DOUBLE, "float64", op, label);
+}
+
+void Communicator::set_activity(std::string_view what) const noexcept {
+  if (context_ && context_->peers) context_->peers->activity(what);
+}
+
+const FlightRecorder& Communicator::flight_recorder() const { return context().recorder; }
 
 void Communicator::progress() { context().engine.progress_all(); }
 
@@ -194,8 +233,8 @@ void Communicator::verify_same_call(int kind, const HostBuffer& buffer, Collecti
   const char* names[4] = {"collective", "element count", "dtype", "reduce op"};
   for (int i = 0; i < 4; ++i) {
     if (ranges[i].agreed()) continue;
-    throw InvalidArgument(rank_and_host() + ": ranks disagree on the " + names[i] + " of a " +
-                          kind_name(kind) + " (this rank passed " + std::to_string(fields[i]) +
+    throw InvalidArgument(rank_and_host() + ": ranks disagree on the " + names[i] + " of collective #" +
+                          std::to_string(context().recorder.next_sequence()) + ", a " + kind_name(kind) + " (this rank passed " + std::to_string(fields[i]) +
                           ", values across ranks range " + std::to_string(ranges[i].low) + ".." +
                           std::to_string(ranges[i].high) + "); every rank must issue the same collectives "
                           "in the same order with the same sizes");
@@ -212,7 +251,7 @@ Work Communicator::all_reduce(HostBuffer data, CollectiveOptions options) {
   auto op = reduction(ctx, data, data.data, 0, data.count, [&](auto* values, auto*) {
     return make_all_reduce(ctx, algorithm, values, data.count, average);
   });
-  return Work(context_, ctx.engine.submit(std::move(op)));
+  return submit("all_reduce", data, options.label, std::move(op));
 }
 
 Work Communicator::reduce_scatter(HostBuffer full, HostBuffer shard, CollectiveOptions options) {
@@ -226,7 +265,7 @@ Work Communicator::reduce_scatter(HostBuffer full, HostBuffer shard, CollectiveO
   auto op = reduction(ctx, full, shard.data, own_offset, shard.count, [&](auto* values, auto* own) {
     return make_reduce_scatter(ctx, algorithm, values, full.count, own, average);
   });
-  return Work(context_, ctx.engine.submit(std::move(op)));
+  return submit("reduce_scatter", full, options.label, std::move(op));
 }
 
 Work Communicator::all_gather(HostBuffer shard, HostBuffer full, CollectiveOptions options) {
@@ -250,7 +289,7 @@ Work Communicator::all_gather(HostBuffer shard, HostBuffer full, CollectiveOptio
                            static_cast<std::uint16_t*>(shard.data));
       break;
   }
-  return Work(context_, ctx.engine.submit(std::move(op)));
+  return submit("all_gather", full, options.label, std::move(op));
 }
 
 }  // namespace zs

@@ -82,6 +82,39 @@ std::string MpiAllGatherOp<T>::describe() const {
   return "MPI all_gather of " + std::to_string(count_) + " elements";
 }
 
+MpiSmallOp::MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype type, MPI_Op op, const char* op_name,
+                       const char* type_name)
+    : op_name_(op_name), type_name_(type_name), count_(count), data_(data) {
+  if (type == MPI_DATATYPE_NULL) {
+    ZS_MPI_CHECK(MPI_Ibarrier(ctx.comm, &request_));
+    return;
+  }
+  int type_size = 0;
+  ZS_MPI_CHECK(MPI_Type_size(type, &type_size));
+  bytes_ = static_cast<std::size_t>(count) * static_cast<std::size_t>(type_size);
+  storage_ = new std::byte[bytes_ ? bytes_ : 1];
+  std::memcpy(storage_, data, bytes_);
+  ZS_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, storage_, count, type, op, ctx.comm, &request_));
+}
+
+MpiSmallOp::~MpiSmallOp() { delete[] storage_; }
+
+std::string MpiSmallOp::describe() const {
+  if (!type_name_) return "barrier";
+  return std::string("all_reduce_scalars (") + op_name_ + ") of " + std::to_string(count_) + " " + type_name_;
+}
+
+bool MpiSmallOp::progress() {
+  if (!request_complete()) return false;
+  std::memcpy(data_, storage_, bytes_);
+  return true;
+}
+
+void MpiSmallOp::abandon() noexcept {
+  if (request_ != MPI_REQUEST_NULL) storage_ = nullptr;  // leaked: MPI may still write it
+  SingleRequestOp::abandon();
+}
+
 template class MpiReduceScatterOp<float>;
 template class MpiReduceScatterOp<double>;
 template class MpiAllGatherOp<float>;

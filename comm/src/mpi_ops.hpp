@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <string>
 
 #include "chunk_bounds.hpp"
 #include "comm_context.hpp"
@@ -12,14 +13,12 @@
 
 namespace zs::detail {
 
-/// One nonblocking MPI collective and its request. MPI cannot cancel a collective, so
-/// abandoning frees the request and lets MPI complete it on its own.
+/// One nonblocking MPI collective and its request. MPI can neither cancel a collective nor
+/// free its active request (Open MPI reports MPI_ERR_REQUEST, fatal on MPI_COMM_WORLD's
+/// handler), so abandoning leaves the request to MPI: the communicator is not used again.
 class SingleRequestOp : public PendingOp {
  public:
-  ~SingleRequestOp() override { SingleRequestOp::abandon(); }
-  void abandon() noexcept override {
-    if (request_ != MPI_REQUEST_NULL) MPI_Request_free(&request_);
-  }
+  void abandon() noexcept override { request_ = MPI_REQUEST_NULL; }
   void outstanding_requests(std::vector<MPI_Request*>& out) override { out.push_back(&request_); }
 
  protected:
@@ -57,6 +56,29 @@ class MpiAllGatherOp final : public SingleRequestOp {
 
  private:
   std::int64_t count_;
+};
+
+/// MPI_Iallreduce of a few scalars in place (agreements, norms), or MPI_Ibarrier when `type`
+/// is MPI_DATATYPE_NULL. `op_name` ("min") and `type_name` ("int64") name it in errors.
+/// The values travel in storage of the op's own, copied back into `data` on completion: an
+/// abandoned reduction may still be completed by MPI later (a peer that wakes up), and must
+/// then write into memory that is still there, so abandon() leaks that storage on purpose.
+class MpiSmallOp final : public SingleRequestOp {
+ public:
+  MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype type, MPI_Op op, const char* op_name,
+             const char* type_name);
+  ~MpiSmallOp() override;
+  bool progress() override;
+  void abandon() noexcept override;
+  std::string describe() const override;
+
+ private:
+  const char* op_name_;
+  const char* type_name_;
+  int count_;
+  void* data_;
+  std::size_t bytes_ = 0;
+  std::byte* storage_ = nullptr;
 };
 
 /// MPI takes int counts; the mpi family refuses larger chunks instead of truncating them.

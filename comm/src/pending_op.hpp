@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@ class PendingOp {
 /// What a Work shares with the progress engine.
 struct OpSlot {
   std::unique_ptr<PendingOp> op;  // released as soon as the collective completes or fails
+  std::uint64_t sequence = 0;     // its number in the communicator's flight recorder
   bool done = false;
   std::exception_ptr error;
 };

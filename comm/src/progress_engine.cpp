@@ -1,13 +1,14 @@
 #include "progress_engine.hpp"
 
 #include <algorithm>
+#include <thread>
 
 #include "zeroshard/comm/mpi_check.hpp"
 
 namespace zs::detail {
 
 ProgressEngine::~ProgressEngine() {
-  for (auto& slot : in_flight_) abandon(*slot);
+  while (!in_flight_.empty()) abandon(*in_flight_.front());  // abandon() erases it
 }
 
 void ProgressEngine::advance(OpSlot& slot) {
@@ -16,6 +17,7 @@ void ProgressEngine::advance(OpSlot& slot) {
     if (slot.op->progress()) {
       slot.done = true;
       slot.op.reset();  // returns scratch and request memory now, not when the Work dies
+      recorder_.finish(slot.sequence, CollectiveState::completed);
     }
   } catch (const MpiError& e) {
     // Name the collective: the MPI call's own text says which call, not which collective.
@@ -27,17 +29,20 @@ void ProgressEngine::advance(OpSlot& slot) {
     slot.done = true;
     slot.op->abandon();
     slot.op.reset();
+    recorder_.finish(slot.sequence, CollectiveState::failed);
   } catch (...) {
     slot.error = std::current_exception();
     slot.done = true;
     slot.op->abandon();
     slot.op.reset();
+    recorder_.finish(slot.sequence, CollectiveState::failed);
   }
 }
 
-std::shared_ptr<OpSlot> ProgressEngine::submit(std::unique_ptr<PendingOp> op) {
+std::shared_ptr<OpSlot> ProgressEngine::submit(std::unique_ptr<PendingOp> op, std::uint64_t sequence) {
   auto slot = std::make_shared<OpSlot>();
   slot->op = std::move(op);
+  slot->sequence = sequence;
   advance(*slot);
   if (!slot->done) in_flight_.push_back(slot);
   return slot;
@@ -48,7 +53,7 @@ void ProgressEngine::progress_all() {
   std::erase_if(in_flight_, [](const std::shared_ptr<OpSlot>& s) { return s->done; });
 }
 
-bool ProgressEngine::block_until_some_request_completes() {
+bool ProgressEngine::collect_awaited() {
   awaited_.clear();
   owners_.clear();
   for (auto& slot : in_flight_)
@@ -61,9 +66,10 @@ bool ProgressEngine::block_until_some_request_completes() {
   for (std::size_t i = 0; i < awaited_.size(); ++i) requests_[i] = *awaited_[i];
   completed_.resize(awaited_.size());
   statuses_.resize(awaited_.size());
-  int count = 0;
-  const int code = MPI_Waitsome(static_cast<int>(requests_.size()), requests_.data(), &count, completed_.data(),
-                                statuses_.data());
+  return true;
+}
+
+void ProgressEngine::settle(int code, int count) {
   // Completed requests come back as MPI_REQUEST_NULL: hand every handle back to its owner
   // before reporting any error, so no owner keeps a freed handle.
   for (std::size_t i = 0; i < awaited_.size(); ++i) *awaited_[i] = requests_[i];
@@ -78,7 +84,37 @@ bool ProgressEngine::block_until_some_request_completes() {
     }
   }
   ZS_MPI_CHECK(code);
+}
+
+bool ProgressEngine::block_until_some_request_completes() {
+  if (!collect_awaited()) return false;
+  int count = 0;
+  const int code = MPI_Waitsome(static_cast<int>(requests_.size()), requests_.data(), &count, completed_.data(),
+                                statuses_.data());
+  settle(code, count);
   return true;
+}
+
+bool ProgressEngine::block_until_some_request_completes(std::int64_t deadline_ns) {
+  if (!collect_awaited()) return false;
+  const std::int64_t started = monotonic_ns();
+  for (;;) {
+    int count = 0;
+    const int code = MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &count, completed_.data(),
+                                  statuses_.data());
+    if (code != MPI_SUCCESS || count > 0) {
+      settle(code, count);
+      return true;
+    }
+    const std::int64_t now = monotonic_ns();
+    if (now >= deadline_ns) {
+      settle(code, count);
+      return false;
+    }
+    // Spin briefly (small messages complete within microseconds), then give the core away:
+    // with more ranks than cores the peer holding our data needs it.
+    if (now - started > 50'000) std::this_thread::yield();
+  }
 }
 
 void throw_collective_error(int code, const std::string& collective) {
@@ -96,6 +132,7 @@ void ProgressEngine::abandon(OpSlot& slot) noexcept {
   if (slot.op) {
     slot.op->abandon();
     slot.op.reset();
+    recorder_.finish(slot.sequence, CollectiveState::abandoned);
   }
   slot.done = true;
   std::erase_if(in_flight_, [&](const std::shared_ptr<OpSlot>& s) { return s.get() == &slot; });

@@ -8,29 +8,40 @@
 #include <vector>
 
 #include "pending_op.hpp"
+#include "zeroshard/comm/flight_recorder.hpp"
 
 namespace zs::detail {
 
 class ProgressEngine {
  public:
-  ProgressEngine() = default;
+  /// Finished collectives are marked in `recorder` (which outlives the engine).
+  explicit ProgressEngine(FlightRecorder& recorder) : recorder_(recorder) {}
   ~ProgressEngine();
   ProgressEngine(const ProgressEngine&) = delete;
   ProgressEngine& operator=(const ProgressEngine&) = delete;
 
-  /// Takes ownership of a collective and gives it a first chance to progress.
-  std::shared_ptr<OpSlot> submit(std::unique_ptr<PendingOp> op);
+  /// Takes ownership of collective number `sequence` and gives it a first chance to progress.
+  std::shared_ptr<OpSlot> submit(std::unique_ptr<PendingOp> op, std::uint64_t sequence);
   /// One non-blocking pass over all collectives in flight; completed ones leave the queue.
   void progress_all();
   /// Blocks inside MPI (MPI_Waitsome) until a request of some collective in flight completes;
   /// false, without blocking, when none has a request outstanding. MPI's own blocking wait
   /// is far kinder than a polling loop when ranks share cores (docs/collectives.md).
   bool block_until_some_request_completes();
+  /// As above, but gives up at `deadline_ns` (steady_clock nanoseconds): polls MPI_Testsome,
+  /// yielding the core between polls like Open MPI's own blocking wait does when ranks share
+  /// cores. Returns false when nothing is outstanding or the deadline passed.
+  bool block_until_some_request_completes(std::int64_t deadline_ns);
   /// Cancels one collective and drops it from the queue.
   void abandon(OpSlot& slot) noexcept;
 
  private:
-  static void advance(OpSlot& slot);
+  void advance(OpSlot& slot);
+  /// Collects the awaited requests of every collective in flight into requests_; false if none.
+  bool collect_awaited();
+  /// Hands the requests back to their owners and throws the failure of a failed one, if any.
+  void settle(int code, int count);
+  FlightRecorder& recorder_;
   std::deque<std::shared_ptr<OpSlot>> in_flight_;
   std::vector<MPI_Request*> awaited_;  // reused by block_until_some_request_completes
   std::vector<MPI_Request> requests_;

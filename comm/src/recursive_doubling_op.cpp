@@ -86,7 +86,7 @@ void RecursiveDoublingGatherOp<T>::abandon() noexcept {
 
 template <class T>
 std::string RecursiveDoublingGatherOp<T>::describe() const {
-  return "recursive-doubling all_gather of " + std::to_string(bounds_.count) + " elements (sequence number " +
+  return "recursive-doubling all_gather of " + std::to_string(bounds_.count) + " elements (tag " +
          std::to_string(tag_) + ", step " + std::to_string(step_) + " of " + std::to_string(steps_) + ")";
 }
 

@@ -174,7 +174,7 @@ void RingOp<T>::abandon() noexcept {
 template <class T>
 std::string RingOp<T>::describe() const {
   return std::string("ring ") + (kind_ == RingKind::reduce_scatter ? "reduce_scatter" : "all_gather") +
-         " of " + std::to_string(bounds_.count) + " " + element_name<T>() + " elements (sequence number " +
+         " of " + std::to_string(bounds_.count) + " " + element_name<T>() + " elements (tag " +
          std::to_string(tag_) + ", receiving from rank " + std::to_string(left_) + ")";
 }
 

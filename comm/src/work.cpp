@@ -1,8 +1,12 @@
 #include "zeroshard/comm/work.hpp"
 
+#include <cstdio>
+#include <string>
 #include <thread>
 
 #include "comm_context.hpp"
+#include "hang_report.hpp"
+#include "zeroshard/timeline.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 
 namespace zs {
@@ -40,33 +44,55 @@ bool Work::test() {
   return true;
 }
 
-namespace {
-// A wait with a deadline polls (MPI cannot block with a timeout). Spin briefly (small messages
-// complete within microseconds and a yield costs a system call), then yield so that, with more
-// ranks than cores, the peer holding our data gets to run.
-void pause(std::chrono::steady_clock::time_point started) {
-  if (std::chrono::steady_clock::now() - started > std::chrono::microseconds(50)) std::this_thread::yield();
-}
-}  // namespace
-
 void Work::wait() {
-  while (!test())
-    if (!context_->engine.block_until_some_request_completes()) std::this_thread::yield();
+  if (!slot_) return;
+  const double timeout_s = context_->config.timeout_s;
+  if (timeout_s <= 0) {
+    timeline::Span span("wait", {}, static_cast<std::int64_t>(slot_->sequence));
+    while (!test())
+      if (!context_->engine.block_until_some_request_completes()) std::this_thread::yield();
+    return;
+  }
+  wait_until(monotonic_ns() + static_cast<std::int64_t>(timeout_s * 1e9), timeout_s, true);
 }
 
 void Work::wait(std::chrono::milliseconds timeout) {
-  const auto started = std::chrono::steady_clock::now();
-  const auto deadline = started + timeout;
-  while (!test()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::string what = slot_->op->describe();  // built only now: describing costs a few allocations
-      abandon();
-      throw TimeoutError(rank_and_host() + ": " + what + " did not complete within " + std::to_string(timeout.count()) +
-                         " ms; a peer may have skipped this collective or issued collectives in "
-                         "a different order. The collective was abandoned: stop using this "
-                         "communicator.");
+  if (!slot_) return;
+  wait_until(monotonic_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count(),
+             static_cast<double>(timeout.count()) / 1e3, false);
+}
+
+void Work::wait_until(std::int64_t deadline_ns, double limit_s, bool configured) {
+  detail::CommContext& ctx = *context_;
+  const std::uint64_t sequence = slot_->sequence;
+  const CollectiveRecord* record = ctx.recorder.find(sequence);
+  timeline::Span span("wait", record ? record->label_view() : std::string_view{}, static_cast<std::int64_t>(sequence));
+  if (ctx.peers && record)
+    ctx.peers->waiting(static_cast<std::int64_t>(sequence), record->op, record->bytes, record->label_view());
+  struct NotWaiting {  // also when test() rethrows the collective's failure
+    detail::CommContext& ctx;
+    bool timed_out = false;
+    ~NotWaiting() {
+      if (!ctx.peers) return;
+      if (timed_out) ctx.peers->gave_up();  // peers reporting at the same moment still see the wait
+      else ctx.peers->not_waiting();
     }
-    pause(started);
+  } not_waiting{ctx};
+  while (!test()) {
+    if (context_->engine.block_until_some_request_completes(deadline_ns)) continue;
+    if (monotonic_ns() < deadline_ns) {
+      std::this_thread::yield();  // nothing outstanding: a collective between its stages
+      continue;
+    }
+    not_waiting.timed_out = true;
+    // Built only now (a wait allocates nothing): the report reads the peers' states.
+    char limit[64];
+    if (configured) std::snprintf(limit, sizeof limit, "communication.timeout_s = %g s", limit_s);
+    else std::snprintf(limit, sizeof limit, "Work::wait(%g ms)", limit_s * 1e3);
+    const std::string report =
+        detail::hang_report(ctx, sequence, slot_->op ? slot_->op->describe() : std::string("a collective"), limit);
+    abandon();
+    throw TimeoutError(report);
   }
 }
 

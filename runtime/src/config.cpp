@@ -243,6 +243,35 @@ const std::vector<Key>& keys() {
          "DCP: one file per rank by default; DeepSpeed: one file per rank",
          [](const TrainingConfig& c) { return checkpoint::to_string(c.engine.checkpoint.mode); },
          [](TrainingConfig& c, const std::string& s) { c.engine.checkpoint.mode = checkpoint::parse_checkpoint_mode(s); });
+    boolean("profiler.enabled", "record a Chrome trace of profiler.steps (docs/architecture.md, Timeline)",
+            "torch.profiler.profile + export_chrome_trace; DeepSpeed: flops_profiler / comms_logger",
+            [](TrainingConfig& c) -> bool& { return c.engine.profiler.enabled; });
+    text("profiler.steps", "steps recorded, A:B = steps A..B-1 (a Python slice; steps count from 0)",
+         "torch.profiler.schedule(wait, warmup, active); DeepSpeed: flops_profiler.profile_step",
+         [](const TrainingConfig& c) {
+           return std::to_string(c.engine.profiler.first_step) + ":" + std::to_string(c.engine.profiler.end_step);
+         },
+         [](TrainingConfig& c, const std::string& s) {
+           const auto colon = s.find(':');
+           char* end = nullptr;
+           long long first = -1, last = -1;
+           if (colon != std::string::npos && colon > 0 && colon + 1 < s.size()) {
+             first = std::strtoll(s.c_str(), &end, 10);
+             if (end != s.c_str() + colon) first = -1;
+             last = std::strtoll(s.c_str() + colon + 1, &end, 10);
+             if (*end != '\0') last = -1;
+           }
+           if (first < 0 || last <= first)
+             throw InvalidArgument("'" + s + "' is not a step range A:B with 0 <= A < B (\"1:4\" records steps 1, 2 and 3)");
+           c.engine.profiler.first_step = first;
+           c.engine.profiler.end_step = last;
+         });
+    text("profiler.output", "rank 0 writes the merged trace to OUTPUT.json (OUTPUT itself if it ends in .json)",
+         "torch.profiler.tensorboard_trace_handler(dir)", [](const TrainingConfig& c) { return c.engine.profiler.output; },
+         [](TrainingConfig& c, const std::string& s) {
+           if (s.empty()) throw InvalidArgument("is empty: give a path or prefix (default zeroshard_trace)");
+           c.engine.profiler.output = s;
+         });
     text("communication.reduce_scatter", "ring or mpi", "(NCCL/MPI choice; no DeepSpeed key)",
          [](const TrainingConfig& c) { return to_string(c.communication.reduce_scatter); },
          [](TrainingConfig& c, const std::string& s) { c.communication.reduce_scatter = parse_algorithm(s); });
@@ -253,6 +282,12 @@ const std::vector<Key>& keys() {
             [](TrainingConfig& c) -> std::size_t& { return c.communication.segment_bytes; });
     boolean("communication.verify_across_ranks", "check every collective's arguments across ranks (debugging)",
             "(no DeepSpeed key)", [](TrainingConfig& c) -> bool& { return c.communication.verify_across_ranks; });
+    real("communication.timeout_s", "a wait on a collective longer than this ends with a hang report naming the ranks behind; 0 = wait forever",
+         "torch.distributed.init_process_group(timeout); NCCL watchdog (TORCH_NCCL_ASYNC_ERROR_HANDLING)",
+         [](TrainingConfig& c) -> double& { return c.communication.timeout_s; });
+    integer("communication.flight_recorder_entries", "collectives each communicator remembers for hang reports",
+            "TORCH_NCCL_TRACE_BUFFER_SIZE (NCCL flight recorder)",
+            [](TrainingConfig& c) -> int& { return c.communication.flight_recorder_entries; });
     // The keys of fields outside EngineConfig; every other key configures the engine.
     for (Key& key : k)
       key.engine = key.name != "train_micro_batch_size_per_gpu" && key.name.rfind("communication.", 0) != 0;
@@ -422,6 +457,9 @@ void EngineConfig::validate() const {
   if (!(memory.limit_fraction >= 0 && memory.limit_fraction <= 1))
     throw InvalidArgument("memory.limit_fraction = " + number_text(memory.limit_fraction) +
                           " must be in [0, 1] (a fraction of the node's physical memory; 0: no limit)");
+  if (profiler.first_step < 0 || profiler.end_step <= profiler.first_step || profiler.output.empty())
+    throw InvalidArgument("profiler.steps = " + std::to_string(profiler.first_step) + ":" + std::to_string(profiler.end_step) +
+                          " / profiler.output = '" + profiler.output + "': give steps A:B with 0 <= A < B and a non-empty output");
   optimizer.validate();
   scheduler.validate();
   checkpoint.validate();
@@ -436,6 +474,12 @@ void TrainingConfig::validate() const {
   if (communication.segment_bytes < 64 || communication.segment_bytes > (std::size_t{1} << 30))
     throw InvalidArgument("communication.segment_bytes = " + std::to_string(communication.segment_bytes) +
                           " must be in [64, 1 GiB]");
+  if (!(communication.timeout_s >= 0))
+    throw InvalidArgument("communication.timeout_s = " + number_text(communication.timeout_s) +
+                          " must be >= 0 seconds (0: wait forever)");
+  if (communication.flight_recorder_entries < 1)
+    throw InvalidArgument("communication.flight_recorder_entries = " + std::to_string(communication.flight_recorder_entries) +
+                          " must be >= 1");
   engine.validate();
 }
 

@@ -1,6 +1,9 @@
 #include "zeroshard/runtime/json.hpp"
 
 #include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 #include "zeroshard/error.hpp"
@@ -121,8 +124,51 @@ class Parser {
         case 'r': out += '\r'; break;
         case 'b': out += '\b'; break;
         case 'f': out += '\f'; break;
+        case 'u': append_utf8(out, code_point()); break;
         default: fail(std::string("unsupported escape '\\") + e + "'");
       }
+    }
+  }
+
+  // After "\\u": four hex digits, and a low surrogate's after a high one.
+  std::uint32_t code_point() {
+    auto hex4 = [&] {
+      if (at_ + 4 > text_.size()) fail("truncated \\u escape");
+      std::uint32_t v = 0;
+      for (int i = 0; i < 4; ++i) {
+        const char h = text_[at_++];
+        v <<= 4;
+        if (h >= '0' && h <= '9') v |= static_cast<std::uint32_t>(h - '0');
+        else if (h >= 'a' && h <= 'f') v |= static_cast<std::uint32_t>(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F') v |= static_cast<std::uint32_t>(h - 'A' + 10);
+        else fail("malformed \\u escape");
+      }
+      return v;
+    };
+    const std::uint32_t first = hex4();
+    if (first < 0xD800 || first > 0xDBFF) return first;
+    if (text_.substr(at_, 2) != "\\u") fail("a high surrogate without its low surrogate");
+    at_ += 2;
+    const std::uint32_t second = hex4();
+    if (second < 0xDC00 || second > 0xDFFF) fail("a high surrogate without its low surrogate");
+    return 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+  }
+
+  static void append_utf8(std::string& out, std::uint32_t c) {
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (c < 0x800) {
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      out += static_cast<char>(0xE0 | (c >> 12));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (c >> 18));
+      out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (c & 0x3F));
     }
   }
 
@@ -163,5 +209,111 @@ class Parser {
 }  // namespace
 
 JsonValue parse_json(std::string_view text, const std::string& source) { return Parser(text, source).document(); }
+
+namespace {
+
+void write_string(std::string_view text, std::string& out) {
+  out += '"';
+  for (const char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += escaped;
+        } else {
+          out += c;  // UTF-8 passes through as it is
+        }
+    }
+  }
+  out += '"';
+}
+
+void write_number(double number, bool integral, std::string& out) {
+  if (!std::isfinite(number)) {
+    out += "null";  // JSON has no NaN or infinity
+    return;
+  }
+  char text[32];
+  if (integral && std::abs(number) < 9.007199254740992e15) std::snprintf(text, sizeof text, "%.0f", number);
+  else std::snprintf(text, sizeof text, "%.17g", number);
+  out += text;
+}
+
+}  // namespace
+
+void write_json(const JsonValue& value, std::string& out) {
+  switch (value.type) {
+    case JsonValue::Type::null: out += "null"; break;
+    case JsonValue::Type::boolean: out += value.boolean ? "true" : "false"; break;
+    case JsonValue::Type::number: write_number(value.number, value.integral, out); break;
+    case JsonValue::Type::string: write_string(value.string, out); break;
+    case JsonValue::Type::array:
+      out += '[';
+      for (std::size_t i = 0; i < value.array.size(); ++i) {
+        if (i) out += ',';
+        write_json(value.array[i], out);
+      }
+      out += ']';
+      break;
+    case JsonValue::Type::object:
+      out += '{';
+      for (std::size_t i = 0; i < value.object.size(); ++i) {
+        if (i) out += ',';
+        write_string(value.object[i].first, out);
+        out += ':';
+        write_json(value.object[i].second, out);
+      }
+      out += '}';
+      break;
+  }
+}
+
+std::string write_json(const JsonValue& value) {
+  std::string out;
+  write_json(value, out);
+  return out;
+}
+
+JsonValue JsonValue::of(std::string_view text) {
+  JsonValue v;
+  v.type = Type::string;
+  v.string = text;
+  return v;
+}
+
+JsonValue JsonValue::of(double number) {
+  JsonValue v;
+  v.type = Type::number;
+  v.number = number;
+  v.integral = std::isfinite(number) && number == std::floor(number);
+  return v;
+}
+
+JsonValue JsonValue::of(bool flag) {
+  JsonValue v;
+  v.type = Type::boolean;
+  v.boolean = flag;
+  return v;
+}
+
+JsonValue JsonValue::array_of(std::vector<JsonValue> items) {
+  JsonValue v;
+  v.type = Type::array;
+  v.array = std::move(items);
+  return v;
+}
+
+JsonValue JsonValue::object_of(std::vector<std::pair<std::string, JsonValue>> members) {
+  JsonValue v;
+  v.type = Type::object;
+  v.object = std::move(members);
+  return v;
+}
 
 }  // namespace zs::runtime

@@ -28,6 +28,9 @@ expect zs_fashion_mnist "--epochs: 'abc' is not a whole number" --epochs abc
 expect zs_fashion_mnist "--epochs: 4294967298 is out of range" --epochs 4294967298
 expect zs_fashion_mnist "--dropout: 'nan' is not a finite number" --dropout nan
 expect zs_fashion_mnist "--dropout must be in [0, 1)" --dropout 1.5
+expect zs_fashion_mnist "'5' is not a step range A:B" --profiler.steps=5
+expect zs_fashion_mnist "'4:2' is not a step range A:B" --profiler.steps=4:2
+expect zs_fashion_mnist "communication.timeout_s = -1 must be >= 0" --communication.timeout_s=-1
 expect zs_gpt "--n-layer: 'x' is not a whole number" --n-layer x
 expect zs_gpt "--temperature: 'inf' is not a finite number" --temperature inf
 expect zs_fashion_mnist "--peak-tflops must be > 0" --peak-tflops -1

@@ -141,6 +141,7 @@ std::string Engine::save(const std::string& dir, const std::string& tag, const C
                           std::to_string(config.gradient_accumulation_steps) +
                           "): save right after a step() that returned true");
   const std::string chosen = tag.empty() ? "step_" + std::to_string(core_->optimizer_steps) : tag;
+  detail::Phase phase(core_->comm, "checkpoint save");
   core_->checkpoint_writer->save(dir, chosen, detail::StateDict(*core_).contents(client_state), config.checkpoint);
   return chosen;
 }
@@ -156,7 +157,18 @@ checkpoint::TrainingState Engine::load(const std::string& dir, const std::string
   return detail::StateDict(*core_).load(dir, tag);
 }
 
-void Engine::wait_for_checkpoint() { core_->checkpoint_writer->wait(); }
+void Engine::wait_for_checkpoint() {
+  detail::Phase phase(core_->comm, "checkpoint commit");
+  core_->checkpoint_writer->wait();
+}
+
+std::string Engine::finish_profiler() {
+  if (!core_->profiler) return "";
+  core_->profiler->finish();
+  return core_->profiler->written();
+}
+
+std::string Engine::profiler_trace() const { return core_->profiler ? core_->profiler->written() : ""; }
 
 void Engine::set_checkpoint_config(const checkpoint::CheckpointConfig& config) {
   config.validate();

@@ -55,6 +55,7 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   std::vector<ParameterGroup*> declared;
   for (auto& group : groups) declared.push_back(group.get());
   order = std::make_unique<ExecutionOrder>(std::move(declared));
+  if (config.profiler.enabled) profiler = std::make_unique<Profiler>(config.profiler, comm);
 }
 
 EngineCore::~EngineCore() {
@@ -72,6 +73,7 @@ void EngineCore::build_groups(std::vector<std::vector<nn::Module*>> units) {
   for (auto& modules : units) {
     auto group = std::make_unique<ParameterGroup>();
     group->index = groups.size();
+    group->name = "unit " + std::to_string(group->index);
     for (nn::Module* module : modules) {
       if (module == nullptr) throw InvalidArgument("Engine: unit " + std::to_string(group->index) + " lists a null module");
       const auto [seen, fresh] = module_unit.emplace(module, group->index);

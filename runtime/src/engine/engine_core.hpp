@@ -26,6 +26,8 @@
 #include "gradient_reducer.hpp"
 #include "memory_check.hpp"
 #include "parameter_group.hpp"
+#include "phase.hpp"
+#include "profiler.hpp"
 #include "sharded_optimizer.hpp"
 
 namespace zs::detail {
@@ -42,6 +44,8 @@ class EngineCore {
   const Tensor& run_unit(std::size_t index, const Tensor& input);
   void backward(const Tensor& grad_output);
   bool step();
+  /// The work of step() at an accumulation boundary: reduce the rest, update, re-gather.
+  void step_boundary();
 
   std::vector<float> full_parameters();
   std::vector<float> full_optimizer_state(const std::string& name);
@@ -64,6 +68,7 @@ class EngineCore {
   std::unique_ptr<ExecutionOrder> order;
   RunInputs run_inputs;
   std::unique_ptr<checkpoint::CheckpointWriter> checkpoint_writer;
+  std::unique_ptr<Profiler> profiler;  // profiler.enabled only
   std::mt19937_64 dropout_random;
   std::int64_t micro_steps = 0;
   /// Micro-steps into the current accumulation window (0 at a boundary): counted apart from

@@ -29,6 +29,7 @@ const Tensor& EngineCore::forward(const Tensor& input, bool training, const Forw
   if (training && !memory_plan)
     memory_plan = check_memory_plan(planned_units(groups), config, optimizer->optimizer().state_per_element(),
                                     input.shape(), memory_limit, comm, config.memory.print_plan);
+  if (profiler && training) profiler->before_forward(optimizer_steps + skipped_steps);
   gathers->release_kept();  // a new forward ends the last one's claim on them
   order->begin(training, program != nullptr, input.data());
   context_ = {.training = training, .random = &dropout_random, .progress = config.overlap_comm ? &progress_hook_ : nullptr};
@@ -84,7 +85,10 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
   const Tensor* x = &input;
   if (order->training() && (order->program() || checkpointed))
     x = &run_inputs.save(position, input, dropout_random, /*copy=*/order->program());
-  x = &forward_modules(group, *x, context_);
+  {
+    Phase phase(comm, "forward", group.name);
+    x = &forward_modules(group, *x, context_);
+  }
   if (checkpointed) group.release_activations();
   if (order->training() && !policy.reshard_after_forward) {
     for (ParameterGroup* g : group.needs())
@@ -107,6 +111,7 @@ const Tensor& EngineCore::forward_modules(ParameterGroup& group, const Tensor& i
 
 void EngineCore::recompute_run(std::size_t position) {
   ParameterGroup& group = *order->ran().at(position);
+  Phase phase(comm, "recompute", group.name);
   // A copy: the dropout stream of the forward goes on untouched, and this run draws the
   // same masks as the original one did.
   std::mt19937_64 random = run_inputs.random(position);
@@ -158,9 +163,12 @@ void EngineCore::backward(const Tensor& grad_output) {
     // The modules hold this run's activations only if it was the group's last run and the
     // group is not checkpointed; otherwise the run is computed again first.
     if (!first_meeting || group.checkpoint_activations) recompute_run(reversed.size() - 1 - i);
-    for (auto module = group.modules.rbegin(); module != group.modules.rend(); ++module) {
-      g = &(*module)->backward(*g);
-      poll();
+    {
+      Phase phase(comm, "backward", group.name);
+      for (auto module = group.modules.rbegin(); module != group.modules.rend(); ++module) {
+        g = &(*module)->backward(*g);
+        poll();
+      }
     }
     // A checkpointed group's recomputed activations go once the next group's backward has
     // read the input gradient they hold (`g`); not when that was the same group again.
@@ -173,6 +181,7 @@ void EngineCore::backward(const Tensor& grad_output) {
   if (released_after_next) released_after_next->release_activations();
   run_inputs.drop_shared();
   record_activations();
+  Phase phase(comm, "finish gradient reductions");
   reducer->finish();
 }
 
@@ -186,7 +195,15 @@ bool EngineCore::step() {
   backward_ran = false;
   if (++window_micro_steps < config.gradient_accumulation_steps) return false;
   window_micro_steps = 0;
+  step_boundary();
+  if (profiler) profiler->after_step(optimizer_steps + skipped_steps);
+  return true;
+}
+
+void EngineCore::step_boundary() {
+  Phase phase(comm, "step");
   if (!policy.reduce_every_micro_step) {
+    Phase reduce(comm, "reduce gradients");
     // Groups not reduced during the last backward (all of them without overlap; those the
     // last forward did not use with it).
     for (auto& group : groups)
@@ -207,7 +224,6 @@ bool EngineCore::step() {
     group->grads_full.fill(0.0f);
     group->grads_shard.fill(0.0f);
   }
-  return true;
 }
 
 }  // namespace zs::detail

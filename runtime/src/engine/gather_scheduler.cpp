@@ -4,6 +4,7 @@
 #include <string>
 
 #include "zeroshard/error.hpp"
+#include "zeroshard/timeline.hpp"
 
 namespace zs::detail {
 
@@ -48,7 +49,7 @@ void GatherScheduler::issue_one(ParameterGroup& group, const std::vector<Paramet
   make_room(gathered_bytes(group), in_use);
   // The gather overwrites every element: no fill.
   group.params_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems());
-  group.gather = comm_.all_gather(group.params_shard.span(), group.params_full.span());
+  group.gather = comm_.all_gather(group.params_shard.span(), group.params_full.span(), labelled(group.name));
 }
 
 void GatherScheduler::issue(ParameterGroup& group) {
@@ -119,8 +120,9 @@ void GatherScheduler::gather_whole_parameters() {
     if (group->shards_parameters) continue;
     std::span<float> full = group->params_full.span();
     const std::int64_t shard = group->shard_elems();
-    gathers.push_back(comm_.all_gather(full.subspan(r * shard, shard), full));
+    gathers.push_back(comm_.all_gather(full.subspan(r * shard, shard), full, labelled(group->name)));
   }
+  timeline::Span span("gather updated parameters");
   for (Work& w : gathers) w.wait();
 }
 

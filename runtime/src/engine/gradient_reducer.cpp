@@ -1,6 +1,7 @@
 #include "gradient_reducer.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 namespace zs::detail {
@@ -53,8 +54,8 @@ void GradientReducer::issue(ParameterGroup& group) {
   const std::int64_t shard = group.shard_elems();
   // In place: this rank's reduced chunk lands in its own slice of the whole buffer.
   group.reduction = policy_.reduction == GradientReduction::all_reduce
-                        ? comm_.all_reduce(full)
-                        : comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard));
+                        ? comm_.all_reduce(full, labelled(group.name))
+                        : comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard), labelled(group.name));
   group.reduction_pending = true;
   groups_in_flight_.push_back(&group);
 }
@@ -114,9 +115,12 @@ void GradientReducer::issue_bucket() {
       std::memmove(bucket->data.data() + r * bucket->fill, bucket->data.data() + r * bucket->chunk,
                    static_cast<std::size_t>(bucket->fill) * sizeof(float));
   std::span<float> all = bucket->data.span().first(ranks * bucket->fill);
+  char label[32];
+  std::snprintf(label, sizeof label, "bucket %lld", static_cast<long long>(buckets_issued_++));
+  const CollectiveOptions options = labelled(label);
   bucket->reduction = policy_.reduction == GradientReduction::all_reduce
-                          ? comm_.all_reduce(all)
-                          : comm_.reduce_scatter(all, all.subspan(comm_.rank() * bucket->fill, bucket->fill));
+                          ? comm_.all_reduce(all, options)
+                          : comm_.reduce_scatter(all, all.subspan(comm_.rank() * bucket->fill, bucket->fill), options);
   buckets_in_flight_.push_back(std::move(bucket));
   complete_buckets_beyond(in_flight_limit());
 }

@@ -54,6 +54,7 @@ class GradientReducer {
   // Stages 2-3: adds this rank's reduced values to the shard accumulator.
   static void accumulate(float* accumulator, const float* reduced, std::int64_t length);
 
+  std::int64_t buckets_issued_ = 0;  // numbers the buckets' labels ("bucket 7")
   const ShardingPolicy& policy_;
   const EngineConfig& config_;
   Communicator& comm_;

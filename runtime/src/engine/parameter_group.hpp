@@ -22,6 +22,7 @@ namespace zs::detail {
 
 struct ParameterGroup {
   std::size_t index = 0;                    // position in the engine's group list
+  std::string name;                         // "unit 3": labels its collectives, timeline spans, activity
   std::vector<nn::Module*> modules;         // run in this order
   std::vector<nn::Parameter*> params;       // owned here, in layout order
   std::vector<ParameterGroup*> borrowed_from;  // owners of tied parameters these modules use

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "phase.hpp"
+
 #include "zeroshard/comm/mpi_check.hpp"
 
 namespace zs::detail {
@@ -68,8 +70,8 @@ double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>
       else local[0] += sum_of_squares(g, run.length);
     }
   }
-  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, local, max_norm ? 2 : 1, MPI_DOUBLE, max_norm ? MPI_MAX : MPI_SUM,
-                             comm_.handle()));
+  comm_.all_reduce_scalars(std::span<double>(local, max_norm ? 2 : 1), max_norm ? ScalarOp::max : ScalarOp::sum,
+                           "gradient norm");
   if (max_norm) return local[1] != 0 ? std::nan("") : local[0];
   return std::sqrt(local[0]);
 }
@@ -98,16 +100,21 @@ StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>&
     updates.push_back(u);
   }
   StepOutcome outcome;
-  outcome.gradient_norm = global_norm(groups);
+  {
+    Phase phase(comm_, "gradient norm");
+    outcome.gradient_norm = global_norm(groups);
+  }
   if (!std::isfinite(outcome.gradient_norm)) return outcome;
   const double clip = config_.gradient_clipping > 0 ? config_.gradient_clipping / (outcome.gradient_norm + 1e-6) : 1.0;
-  for (std::size_t k = 0; k < groups.size(); ++k) {
-    if (clip < 1.0) {
-      const auto coefficient = static_cast<float>(clip);
-      for (float& g : updates[k].grads) g *= coefficient;
-    }
-    optimizer_.update(updates[k].params, updates[k].grads, groups[k]->state.span(), *updates[k].runs, lr, step);
+  if (clip < 1.0) {
+    Phase phase(comm_, "gradient clipping");
+    const auto coefficient = static_cast<float>(clip);
+    for (Update& u : updates)
+      for (float& g : u.grads) g *= coefficient;
   }
+  Phase phase(comm_, "optimizer update");
+  for (std::size_t k = 0; k < groups.size(); ++k)
+    optimizer_.update(updates[k].params, updates[k].grads, groups[k]->state.span(), *updates[k].runs, lr, step);
   outcome.applied = true;
   return outcome;
 }

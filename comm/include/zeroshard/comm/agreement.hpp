@@ -20,7 +20,8 @@ struct RangeAcrossRanks {
 /// Collective over `comm` (every rank calls it, in the same order, with the same
 /// values.size()): for each element of `values`, its lowest and highest value across ranks, in
 /// one all-reduce of 2 x values.size() int64 (MIN over {v, ~v}: ~ is monotone decreasing, so
-/// there is no overflow at INT64_MIN). Throws zs::MpiError (through ZS_MPI_CHECK) if MPI fails.
+/// there is no overflow at INT64_MIN), through Communicator::all_reduce_scalars: throws
+/// zs::MpiError if MPI fails, TimeoutError (a hang report) past communication.timeout_s.
 std::vector<RangeAcrossRanks> range_across_ranks(std::span<const std::int64_t> values, const Communicator& comm);
 
 }  // namespace zs

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace zs {
 
@@ -47,12 +48,31 @@ struct CommunicatorConfig {
   /// kind, element count, dtype and op; all ranks throw InvalidArgument if not. Costs one
   /// latency per collective: meant for tests and debugging.
   bool verify_across_ranks = false;
+  /// Seconds a wait on a collective may last before it ends with a hang report
+  /// (TimeoutError naming the ranks that have not reached the collective and what each was
+  /// doing; docs/architecture.md, Hang diagnosis). 0 = wait forever. The torch.distributed
+  /// init_process_group(timeout) of this library; generous by default, since a slow step is
+  /// not a hang.
+  double timeout_s = 600;
+  /// Collectives each communicator keeps in its flight recorder (flight_recorder.hpp), shown
+  /// in hang reports; NCCL's TORCH_NCCL_TRACE_BUFFER_SIZE.
+  int flight_recorder_entries = 32;
 };
 
 struct CollectiveOptions {
   ReduceOp op = ReduceOp::sum;
   /// Overrides the communicator's configured algorithm for this call.
   std::optional<Algorithm> algorithm;
+  /// Names the collective in the flight recorder, hang reports and the timeline ("unit 3
+  /// gather", "bucket 1"); copied (47 characters at most), so it may point at a temporary.
+  std::string_view label;
 };
+
+/// Default options that name the collective (see CollectiveOptions::label).
+inline CollectiveOptions labelled(std::string_view label) {
+  CollectiveOptions options;
+  options.label = label;
+  return options;
+}
 
 }  // namespace zs

@@ -22,10 +22,15 @@
 #include <span>
 
 #include "zeroshard/comm/collective_options.hpp"
+#include "zeroshard/comm/flight_recorder.hpp"
 #include "zeroshard/comm/work.hpp"
 #include "zeroshard/dtype.hpp"
 
 namespace zs {
+
+namespace detail {
+class PendingOp;
+}
 
 /// A typeless view of a host buffer: what the untyped collective entry points take.
 struct HostBuffer {
@@ -39,6 +44,9 @@ struct HostBuffer {
             dtype_of<std::remove_const_t<T>>()};
   }
 };
+
+/// The reductions of Communicator::all_reduce_scalars (MPI_MIN, MPI_MAX, MPI_SUM).
+enum class ScalarOp { min, max, sum };
 
 class Communicator {
  public:
@@ -62,8 +70,20 @@ class Communicator {
   /// Collective. One communicator per shared-memory node (MPI_COMM_TYPE_SHARED).
   Communicator split_shared_node() const;
 
-  /// Collective, blocking.
+  /// Collective, blocking (MPI_Ibarrier waited on like Work::wait, so with the timeout).
   void barrier();
+  /// Collective, blocking: MPI's own all-reduce of a few scalars in place (agreements, norms),
+  /// waited on like Work::wait (with communication.timeout_s); recorded as
+  /// "all_reduce_scalars" with `label`. Throws MpiError / TimeoutError. const: it changes no
+  /// state a caller sees besides the flight recorder.
+  void all_reduce_scalars(std::span<std::int64_t> values, ScalarOp op, std::string_view label = {}) const;
+  void all_reduce_scalars(std::span<double> values, ScalarOp op, std::string_view label = {}) const;
+
+  /// Not collective, never blocks or allocates: publishes what this rank is doing now
+  /// ("forward unit 2"; 47 characters kept) for the hang reports of the other ranks of its node.
+  void set_activity(std::string_view what) const noexcept;
+  /// This communicator's record of its last collectives (sequence numbers, states, times).
+  const FlightRecorder& flight_recorder() const;
   /// Not collective, never blocks: advances every collective in flight on this communicator.
   /// Call it between pieces of computation to overlap communication with compute (the
   /// engine does, between modules).
@@ -105,6 +125,9 @@ class Communicator {
   explicit Communicator(std::shared_ptr<detail::CommContext> context);
   detail::CommContext& context() const;
   void verify_same_call(int kind, const HostBuffer& buffer, CollectiveOptions options) const;
+  void all_reduce_scalars(void* data, std::size_t count, MPI_Datatype type, const char* type_name, ScalarOp op,
+                          std::string_view label) const;
+  Work submit(const char* op, const HostBuffer& buffer, std::string_view label, std::unique_ptr<detail::PendingOp> pending) const;
 
   std::shared_ptr<detail::CommContext> context_;
 };

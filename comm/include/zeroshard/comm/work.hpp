@@ -2,7 +2,9 @@
 // The handle of a nonblocking collective (the c10d Work / MPI request contract).
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <string>
 
 namespace zs {
 
@@ -32,16 +34,21 @@ class [[nodiscard]] Work {
 
   /// Advances communication; true when this collective is complete. Rethrows its failure.
   bool test();
-  /// Blocks until complete; rethrows the collective's failure (an MpiError, say).
+  /// Blocks until complete; rethrows the collective's failure (an MpiError, say). With the
+  /// communicator's timeout_s > 0 (the default), a wait longer than that throws TimeoutError
+  /// with a hang report: the collective's sequence number, which ranks of this node have not
+  /// issued it and what each was doing, and this rank's flight recorder; the collective is then
+  /// abandoned (see the class comment).
   void wait();
-  /// As wait(), but throws TimeoutError naming the collective if it is not complete within
-  /// `timeout`. The collective is then abandoned (see the class comment).
+  /// As wait(), with `timeout` instead of the communicator's timeout_s.
   void wait(std::chrono::milliseconds timeout);
 
  private:
   friend class Communicator;
   Work(std::shared_ptr<detail::CommContext> context, std::shared_ptr<detail::OpSlot> slot);
   void abandon() noexcept;
+  /// `limit_s`: the limit, for the report; `configured`: it is communication.timeout_s.
+  void wait_until(std::int64_t deadline_ns, double limit_s, bool configured);
 
   std::shared_ptr<detail::CommContext> context_;
   std::shared_ptr<detail::OpSlot> slot_;

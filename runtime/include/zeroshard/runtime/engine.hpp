@@ -191,6 +191,13 @@ class Engine {
   checkpoint::TrainingState load(const std::string& dir, const std::string& tag = "");
   /// Collective. Blocks until a pending async save is written and committed.
   void wait_for_checkpoint();
+  /// Collective. Writes the profiler's trace now if it is recording (a run that ended inside
+  /// profiler.steps; otherwise the trace is written at the range's last step()). Returns the
+  /// trace's path, "" if the profiler is off or has written nothing.
+  std::string finish_profiler();
+  /// The Chrome trace the profiler wrote (on every rank; rank 0 wrote it), "" if none yet.
+  std::string profiler_trace() const;
+
   /// Changes how later saves are written (e.g. async for periodic saves, sync for the last).
   /// Call it on every rank alike.
   void set_checkpoint_config(const checkpoint::CheckpointConfig& config);

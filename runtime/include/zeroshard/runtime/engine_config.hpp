@@ -30,6 +30,17 @@ struct MemoryConfig {
   bool print_plan = true;
 };
 
+/// The timeline profiler (profiler.* keys; docs/config.md, docs/architecture.md "Timeline").
+struct ProfilerConfig {
+  bool enabled = false;
+  /// Steps [first_step, end_step) are recorded: profiler.steps = "1:4" records steps 1, 2 and
+  /// 3 (a Python slice). Steps count accumulation boundaries from 0 (optimizer_steps() +
+  /// skipped_steps() before the step). Step 0 pays first-touch costs; it is not the default.
+  std::int64_t first_step = 1, end_step = 4;
+  /// Rank 0 writes the merged trace to <output>.json (to `output` itself if it ends in .json).
+  std::string output = "zeroshard_trace";
+};
+
 struct EngineConfig {
   /// ZeRO stage 0-3 (zero_optimization.stage). Read once, into a ShardingPolicy
   /// (sharding_policy.hpp); no component tests the number itself.
@@ -103,6 +114,8 @@ struct EngineConfig {
   MemoryConfig memory;
   /// Engine::save: retention, async writes, file mode.
   checkpoint::CheckpointConfig checkpoint;
+  /// The timeline profiler: off unless enabled.
+  ProfilerConfig profiler;
   /// Throws InvalidArgument naming the bad field by its configuration key.
   void validate() const;
 };

@@ -1,7 +1,9 @@
 #pragma once
-// A small JSON reader for configuration files (Debian 12's Boost 1.74 has no Boost.JSON).
-// Keeps object keys in file order and reports errors with line and column.
+// A small JSON reader and writer: configuration files, and the profiler's Chrome traces
+// (Debian 12's Boost 1.74 has no Boost.JSON, and the GPU machine can install nothing, so no
+// other JSON library). Keeps object keys in file order and reports errors with line and column.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,11 +20,27 @@ struct JsonValue {
   std::string string;
   std::vector<JsonValue> array;
   std::vector<std::pair<std::string, JsonValue>> object;
+
+  static JsonValue of(std::string_view text);  ///< a string
+  static JsonValue of(const char* text) { return of(std::string_view(text)); }
+  static JsonValue of(double number);           ///< a number (integral if it has no fraction)
+  static JsonValue of(std::int64_t number) { return of(static_cast<double>(number)); }
+  static JsonValue of(int number) { return of(static_cast<double>(number)); }
+  static JsonValue of(bool flag);
+  static JsonValue array_of(std::vector<JsonValue> items);
+  static JsonValue object_of(std::vector<std::pair<std::string, JsonValue>> members);
 };
 
 std::string type_name(JsonValue::Type type);
 
-/// Parses `text`; throws InvalidArgument "SOURCE:LINE:COLUMN: what is wrong".
+/// Parses `text` (RFC 8259, \\u escapes decoded to UTF-8); throws InvalidArgument
+/// "SOURCE:LINE:COLUMN: what is wrong".
 JsonValue parse_json(std::string_view text, const std::string& source);
+
+/// Appends `value` as compact JSON text: strings escaped (quote, backslash, control characters;
+/// UTF-8 passes through), integral numbers without a fraction (exact below 2^53), others with
+/// 17 significant digits (round-trip), NaN and infinity as null (JSON has neither).
+void write_json(const JsonValue& value, std::string& out);
+std::string write_json(const JsonValue& value);
 
 }  // namespace zs::runtime
