@@ -37,8 +37,10 @@
 #include <string>
 #include <vector>
 
+#include "zeroshard/build_info.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
+#include "zeroshard/nn/compute_threads.hpp"
 #include "zeroshard/runtime/engine.hpp"
 #include "zeroshard/timeline.hpp"
 
@@ -291,6 +293,7 @@ int main(int argc, char** argv) {
                     o.observability ? "observability" : "unit order", n, o.layers, static_cast<long long>(o.width),
                     static_cast<long long>(o.width), static_cast<long long>(o.batch),
                     o.observability ? "interleaved, per variant:" : "median of", o.steps);
+      if (r == 0) std::printf("build: %s, GEMM %s\n\n", zs::describe_build().c_str(), zs::nn::gemm_backend().c_str());
       if (o.observability) observability_table(comm, o);
       else unit_order_table(comm, o);
       return 0;
@@ -314,6 +317,8 @@ int main(int argc, char** argv) {
                   "rank, fp32 AdamW, median of %d steps\n\n",
                   n, o.layers, static_cast<long long>(o.width), static_cast<long long>(o.width), psi / 1e6,
                   static_cast<long long>(o.batch), o.steps);
+      std::printf("build: %s, GEMM %s; compute threads per rank: %d\n\n", zs::describe_build().c_str(),
+                  zs::nn::gemm_backend().c_str(), zs::nn::compute_threads());
       std::printf("world of one, same batch: forward + backward %.1f ms, optimizer step %.1f ms\n\n",
                   alone.forward_backward * 1e3, alone.update * 1e3);
       std::printf("| stage | overlap | step (ms) | vs stage 0 | compute only (ms) | comm only (ms) | overlap efficiency "
