@@ -8,8 +8,9 @@
 //   sum over nodes of  cores x clock x float32 FLOPs per core per cycle,
 // cores: std::thread::hardware_concurrency() on each node (whatever number of ranks share
 // them); clock: /proc/cpuinfo's "cpu MHz" of the first core (the kernel's current reading,
-// usually the base clock); FLOPs per cycle: of the vector ISA this build compiles for (Eigen
-// uses nothing wider): SSE2 (the x86-64 baseline) 4 lanes x (1 multiply + 1 add) = 8, AVX 16,
+// usually the base clock); FLOPs per cycle: of the vector ISA this build compiles for
+// (CMake's ZS_SIMD; OpenBLAS picks its kernels for the CPU it runs on, which for a NATIVE build
+// is the same ISA): SSE2 (the x86-64 baseline) 4 lanes x (1 multiply + 1 add) = 8, AVX 16,
 // AVX2 + FMA 2 FMA pipes x 8 lanes x 2 = 32, AVX-512 64. An upper bound in the usual sense of
 // a peak: turbo clocks above the reading would raise it, memory-bound kernels never reach it.
 
