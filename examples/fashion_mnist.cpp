@@ -210,12 +210,20 @@ int main(int argc, char** argv) {
     const std::int64_t samples_per_micro_step = config.micro_batch_size * world;
     if (resuming) {
       const zs::checkpoint::TrainingState saved = engine.load(options.save_dir);
-      first_epoch = static_cast<int>(saved.client_state.at("epoch"));
-      first_micro_step = saved.client_state.at("samples_into_epoch") / samples_per_micro_step;
+      const std::string where = options.save_dir + "/latest";
+      first_epoch = static_cast<int>(zs::examples::saved_position(saved, where, "epoch", 0, std::int64_t{1} << 30,
+                                                                  "an epoch number >= 0"));
+      const std::int64_t epoch_samples = micro_steps_per_epoch * samples_per_micro_step;
+      const std::int64_t samples_into_epoch = zs::examples::saved_position(
+          saved, where, "samples_into_epoch", 0, epoch_samples,
+          "samples in [0, " + std::to_string(epoch_samples) + "] (this epoch's), a multiple of " +
+              std::to_string(samples_per_micro_step) + " (micro-batch x ranks)",
+          samples_per_micro_step);
+      first_micro_step = samples_into_epoch / samples_per_micro_step;
       if (rank == 0)
         std::printf("resumed from %s/latest: step %lld, epoch %d, %lld samples into it (saved by a stage-%d run)\n",
                     options.save_dir.c_str(), static_cast<long long>(saved.step), first_epoch + 1,
-                    static_cast<long long>(saved.client_state.at("samples_into_epoch")), saved.stage);
+                    static_cast<long long>(samples_into_epoch), saved.stage);
       if (rank == 0) std::printf("resume: %s\n", resume_note->c_str());
     } else if (options.resume && rank == 0) {
       std::printf("no checkpoint in %s yet: starting from scratch\n", options.save_dir.c_str());

@@ -25,6 +25,7 @@
 
 #include "option_values.hpp"
 #include "resume_plan.hpp"
+#include "zeroshard/checkpoint/saved_values.hpp"
 #include "text_corpus.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
@@ -244,7 +245,8 @@ int main(int argc, char** argv) {
     std::int64_t first_step = 0;
     if (resuming) {
       const zs::checkpoint::TrainingState saved = engine.load(options.save_dir);
-      first_step = saved.client_state.at("data_step");
+      first_step = zs::examples::saved_position(saved, options.save_dir + "/latest", "data_step", 0,
+                                                zs::checkpoint::kMaxSavedStep, "a step in [0, 2^53]");
       if (rank == 0) {
         std::printf("resumed from %s/latest: step %lld (saved by a stage-%d run)\nresume: %s\n",
                     options.save_dir.c_str(), static_cast<long long>(first_step), saved.stage, resume_note->c_str());

@@ -1,5 +1,6 @@
 #include "h5_attributes.hpp"
 
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
 
 namespace zs::checkpoint::detail {
@@ -65,6 +66,17 @@ std::int64_t read_int_attribute(hid_t object, const std::string& name) {
   Hid attribute(ZS_H5_CHECK(H5Aopen(object, name.c_str(), H5P_DEFAULT)));
   std::int64_t value = 0;
   ZS_H5_CHECK(H5Aread(attribute.get(), H5T_NATIVE_INT64, &value));
+  return value;
+}
+
+std::string field_problem(const std::string& name, const std::string& value, const std::string& expected) {
+  return "field `" + name + "` = " + value + ", expected " + expected;
+}
+
+std::int64_t read_int_in_range(hid_t object, const std::string& name, std::int64_t min, std::int64_t max,
+                               const std::string& expected) {
+  const std::int64_t value = read_int_attribute(object, name);
+  if (value < min || value > max) throw CheckpointError(field_problem(name, std::to_string(value), expected));
   return value;
 }
 
