@@ -93,6 +93,12 @@ std::function<void(CommitStep)>& commit_step_hook() {
 
 void set_commit_step_hook(std::function<void(CommitStep)> hook) { commit_step_hook() = std::move(hook); }
 
+namespace {
+bool two_renames_forced = false;
+}  // namespace
+
+void force_two_rename_commit(bool force) { two_renames_forced = force; }
+
 }  // namespace detail
 
 namespace {
@@ -104,6 +110,10 @@ void reached(CommitStep step) {
 // Swaps two directory entries in one step (Linux renameat2 RENAME_EXCHANGE: ext4, xfs, btrfs,
 // tmpfs, overlayfs). False where the file system cannot (NFS, some FUSE): errno says why.
 bool exchange(const fs::path& a, const fs::path& b) {
+  if (detail::two_renames_forced) {
+    errno = EINVAL;  // as a file system without RENAME_EXCHANGE answers
+    return false;
+  }
   return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0;
 }
 

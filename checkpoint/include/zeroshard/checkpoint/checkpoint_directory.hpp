@@ -39,6 +39,8 @@ namespace detail {
 /// Test hook: called by commit_tag as it reaches each step (a hook that throws or _exit()s
 /// there simulates a death). Empty: none. Not thread-safe; tests only.
 void set_commit_step_hook(std::function<void(CommitStep)> hook);
+/// Test knob: commit_tag behaves as on a file system without RENAME_EXCHANGE (two renames).
+void force_two_rename_commit(bool force);
 }  // namespace detail
 
 /// `tag` itself if not empty, else the tag DIR/latest names. Throws CheckpointError if
