@@ -22,6 +22,7 @@
 #include "fashion_mnist_data.hpp"
 #include "option_values.hpp"
 #include "resume_plan.hpp"
+#include "start_up.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
@@ -139,27 +140,54 @@ int main(int argc, char** argv) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   try {
-    const Options options = parse(argc, argv);
+    // The start-up runs on every rank and is agreed on: a rank that fails (a bad option, a
+    // missing file) or differs (other options, data or checkpoint directory) makes every rank
+    // refuse, before any training collective could hang (start_up.hpp).
+    zs::Communicator start_up(MPI_COMM_WORLD);
+    Options options;
+    zs::examples::on_every_rank(start_up, [&] { options = parse(argc, argv); });
     if (options.help) {
       if (rank == 0) std::fputs(kHelp, stdout);
       return 0;
     }
-    // Without a file, the example's defaults; then the command line's overrides.
-    std::vector<std::string> overrides;
-    if (options.config_path.empty())
-      overrides = {"optimizer.params.lr=0.002", "scheduler.type=cosine", "scheduler.params.warmup_steps=200"};
-    overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
-    zs::TrainingConfig config = zs::load_training_config(options.config_path, overrides);
+    zs::examples::require_same_on_every_rank(
+        {{"--epochs", options.epochs},
+         {"--log-every", options.log_every},
+         {"--save-every", options.save_every},
+         {"--resume", options.resume},
+         {"--hidden", options.hidden},
+         {"--block-repeats", options.block_repeats},
+         {"--save-dir", zs::examples::fingerprint(options.save_dir), true},
+         {"DIR/latest (the checkpoint --resume continues)",
+          options.resume ? zs::examples::latest_fingerprint(options.save_dir) : 0, true}},
+        start_up);
+    // Found now, not at the first save after the work is done.
+    if (!options.save_dir.empty()) zs::examples::require_writable_save_dir(options.save_dir, start_up);
     int world = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &world);
-    // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
-    const std::optional<std::string> resume_note =
-        zs::examples::resume_into(config, options.save_dir, options.resume, world);
+    zs::TrainingConfig config;
+    std::optional<std::string> resume_note;
+    zs::examples::Dataset train, test;
+    zs::examples::on_every_rank(start_up, [&] {
+      // Without a file, the example's defaults; then the command line's overrides.
+      std::vector<std::string> overrides;
+      if (options.config_path.empty())
+        overrides = {"optimizer.params.lr=0.002", "scheduler.type=cosine", "scheduler.params.warmup_steps=200"};
+      overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
+      config = zs::load_training_config(options.config_path, overrides);
+      // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
+      resume_note = zs::examples::resume_into(config, options.save_dir, options.resume, world);
+      train = zs::examples::load_fashion_mnist(options.data_dir, "train");
+      test = zs::examples::load_fashion_mnist(options.data_dir, "t10k");
+      if (test.count == 0)
+        throw zs::InvalidArgument("the test set in " + options.data_dir +
+                                  " holds no images: accuracy needs at least one; give a --data-dir with test images");
+    });
+    zs::examples::require_same_on_every_rank(
+        {{"training images (--data-dir)", train.count}, {"test images (--data-dir)", test.count}}, start_up);
     const bool resuming = resume_note.has_value();
     zs::Communicator comm(MPI_COMM_WORLD, config.communication);
 
-    const auto train = zs::examples::load_fashion_mnist(options.data_dir, "train");
-    const auto test = zs::examples::load_fashion_mnist(options.data_dir, "t10k");
     zs::DistributedSampler sampler(train.count, config.engine.seed, world, rank, config.micro_batch_size);
     // An epoch is whole optimizer steps: the micro-steps of a last, partial accumulation window
     // are dropped with the sampler's tail (drop_last applied to the global batch of micro-batch
@@ -367,6 +395,9 @@ int main(int argc, char** argv) {
       std::printf("final test accuracy %.2f%%\n", 100 * accuracy);
     }
     return 0;
+  } catch (const zs::examples::RefusedOnEveryRank& e) {  // every rank is here: no abort needed
+    std::fprintf(stderr, "zs_fashion_mnist (%s): %s\n", zs::rank_and_host().c_str(), e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zs_fashion_mnist (%s): %s\n", zs::rank_and_host().c_str(), e.what());
     MPI_Abort(MPI_COMM_WORLD, 2);

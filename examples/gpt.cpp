@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -25,6 +26,7 @@
 
 #include "option_values.hpp"
 #include "resume_plan.hpp"
+#include "start_up.hpp"
 #include "zeroshard/checkpoint/saved_values.hpp"
 #include "text_corpus.hpp"
 #include "zeroshard/comm/agreement.hpp"
@@ -200,26 +202,59 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   try {
-    const Options options = parse(argc, argv);
+    // The start-up runs on every rank and is agreed on: a rank that fails or differs makes
+    // every rank refuse, before any training collective could hang (start_up.hpp).
+    zs::Communicator start_up(MPI_COMM_WORLD);
+    Options options;
+    zs::examples::on_every_rank(start_up, [&] { options = parse(argc, argv); });
     if (options.help) {
       if (rank == 0) std::fputs(kHelp, stdout);
       return 0;
     }
-    std::vector<std::string> overrides;
-    if (options.config_path.empty())
-      overrides = {"optimizer.params.lr=0.005",         "optimizer.params.betas=0.9,0.99",
-                   "optimizer.params.weight_decay=0.1", "scheduler.type=cosine",
-                   "scheduler.params.warmup_steps=100", "scheduler.params.min_lr=0.0005",
-                   "gradient_clipping=1.0",             "train_micro_batch_size_per_gpu=8"};
-    overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
-    zs::TrainingConfig config = zs::load_training_config(options.config_path, overrides);
-    // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
-    const std::optional<std::string> resume_note =
-        zs::examples::resume_into(config, options.save_dir, options.resume, world);
+    std::int64_t epochs_bits = 0;  // compared exactly, as the double it is
+    static_assert(sizeof epochs_bits == sizeof(double));
+    const double epochs = options.epochs;
+    std::memcpy(&epochs_bits, &epochs, sizeof epochs_bits);
+    zs::examples::require_same_on_every_rank(
+        {{"--steps", options.steps},
+         {"--epochs", epochs_bits, true},
+         {"--log-every", options.log_every},
+         {"--eval-every", options.eval_every},
+         {"--eval-batches", options.eval_batches},
+         {"--save-every", options.save_every},
+         {"--resume", options.resume},
+         {"--n-layer", options.n_layer},
+         {"--block-size", options.block_size},
+         {"--sample-bytes", options.sample_bytes},
+         {"--save-dir", zs::examples::fingerprint(options.save_dir), true},
+         {"DIR/latest (the checkpoint --resume continues)",
+          options.resume ? zs::examples::latest_fingerprint(options.save_dir) : 0, true}},
+        start_up);
+    if (!options.save_dir.empty()) zs::examples::require_writable_save_dir(options.save_dir, start_up);
+    zs::TrainingConfig config;
+    std::optional<std::string> resume_note;
+    std::optional<zs::examples::TextCorpus> loaded;
+    zs::examples::on_every_rank(start_up, [&] {
+      std::vector<std::string> overrides;
+      if (options.config_path.empty())
+        overrides = {"optimizer.params.lr=0.005",         "optimizer.params.betas=0.9,0.99",
+                     "optimizer.params.weight_decay=0.1", "scheduler.type=cosine",
+                     "scheduler.params.warmup_steps=100", "scheduler.params.min_lr=0.0005",
+                     "gradient_clipping=1.0",             "train_micro_batch_size_per_gpu=8"};
+      overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
+      config = zs::load_training_config(options.config_path, overrides);
+      // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
+      resume_note = zs::examples::resume_into(config, options.save_dir, options.resume, world);
+      loaded = zs::examples::load_text_corpus(options.data_dir, options.validation_fraction);
+    });
+    const zs::examples::TextCorpus& corpus = *loaded;
+    zs::examples::require_same_on_every_rank(
+        {{"training bytes (--data-dir)", static_cast<std::int64_t>(corpus.train.size())},
+         {"validation bytes (--data-dir, --val-fraction)", static_cast<std::int64_t>(corpus.validation.size())}},
+        start_up);
     const bool resuming = resume_note.has_value();
     zs::Communicator comm(MPI_COMM_WORLD, config.communication);
 
-    const zs::examples::TextCorpus corpus = zs::examples::load_text_corpus(options.data_dir, options.validation_fraction);
     const std::int64_t block = options.block_size;
     const std::int64_t micro = config.micro_batch_size;
     const int accumulation = config.engine.gradient_accumulation_steps;
@@ -467,6 +502,9 @@ int main(int argc, char** argv) {
                   validation_loss, unigram, bigram, train_seconds);
     }
     return 0;
+  } catch (const zs::examples::RefusedOnEveryRank& e) {  // every rank is here: no abort needed
+    std::fprintf(stderr, "zs_gpt (%s): %s\n", zs::rank_and_host().c_str(), e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zs_gpt (%s): %s\n", zs::rank_and_host().c_str(), e.what());
     MPI_Abort(MPI_COMM_WORLD, 2);
