@@ -178,6 +178,18 @@ std::string resolve_tag(const std::string& dir, const std::string& tag) {
       throw CheckpointError("no checkpoint to load: " + (fs::path(dir) / "latest").string() +
                             " does not exist or is empty (nothing was saved there yet?); name a tag explicitly");
   }
+  if (tag.empty()) {
+    // What latest says is a file's content, not the user's argument: a damaged latest is a
+    // damaged checkpoint directory (CheckpointError), not a usage error.
+    try {
+      validate_tag(chosen);
+    } catch (const InvalidArgument& e) {
+      throw CheckpointError((fs::path(dir) / "latest").string() + " names '" +
+                            (chosen.size() > 64 ? chosen.substr(0, 64) + "..." : chosen) +
+                            "', not a tag (damaged or edited?): " + e.what() +
+                            "; list the tags with `zeroshard-ckpt list " + dir + "` and name one, or rewrite latest");
+    }
+  }
   validate_tag(chosen);
   if (!fs::is_directory(tag_directory(dir, chosen)) && fs::is_directory(fs::path(dir) / ("." + chosen + ".replaced"))) {
     // Only on file systems without an atomic exchange: a save of the same tag died between
