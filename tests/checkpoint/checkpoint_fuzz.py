@@ -44,7 +44,7 @@ CRASH_SIGNS = ("terminate called", "Segmentation", "AddressSanitizer", "runtime 
 
 def run(command):
     try:
-        r = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        r = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", timeout=60)
         return r.returncode, r.stdout
     except subprocess.TimeoutExpired:
         return "timeout", ""

@@ -26,7 +26,7 @@ TRAIN = ["--stage", "3", "--epochs", "1", "--hidden", "20", "--log-every", "1000
 
 
 def run(command, **kwargs):
-    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, **kwargs)
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", timeout=120, **kwargs)
 
 
 def files(tag_dir):

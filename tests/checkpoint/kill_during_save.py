@@ -46,7 +46,9 @@ def main(work):
                    "--log-every", "100000", "--save-dir", save_dir, "--save-every", "2",
                    "--checkpoint.keep_last=3", f"--checkpoint.async={'true' if mode == 'async' else 'false'}",
                    "--metrics", os.path.join(work, "m.jsonl")]
-        job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        log_path = os.path.join(work, f"t{trial}.log")  # a file, not a pipe nobody drains
+        with open(log_path, "wb") as log:
+            job = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # Wait for the first committed save, then kill at a random moment of the saving run.
         started = time.monotonic()
         while not os.path.exists(os.path.join(save_dir, "latest")) and job.poll() is None and time.monotonic() - started < 60:
@@ -55,7 +57,7 @@ def main(work):
         ranks = children(job.pid)
         if job.poll() is not None or not ranks:
             failures.append(f"trial {trial} ({mode}): the job ended before the kill (exit {job.poll()}):\n"
-                            f"{job.stdout.read().decode()[-1500:]}")
+                            f"{open(log_path, errors='replace').read()[-1500:]}")
             continue
         victim = rng.choice(ranks)
         os.kill(victim, signal.SIGKILL)
@@ -73,9 +75,9 @@ def main(work):
             print(f"trial {trial} ({mode}): killed a rank, job ended in {ended:.1f} s, no save committed yet")
             continue
         tags = sorted(os.listdir(save_dir))
-        check = subprocess.run([tool, "verify", save_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        check = subprocess.run([tool, "verify", save_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         load = subprocess.run([tool, "consolidate", save_dir, "--out", os.path.join(work, "c.h5"), "--optimizer"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         if check.returncode != 0 or load.returncode != 0:
             failures.append(f"trial {trial} ({mode}): latest does not verify/load after the kill; directory {tags}:\n"
                             f"{check.stdout[-1500:]}\n{load.stdout[-800:]}")
