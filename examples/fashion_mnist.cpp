@@ -150,19 +150,12 @@ int main(int argc, char** argv) {
       if (rank == 0) std::fputs(kHelp, stdout);
       return 0;
     }
-    zs::examples::require_same_on_every_rank(
-        {{"--epochs", options.epochs},
-         {"--log-every", options.log_every},
-         {"--save-every", options.save_every},
-         {"--resume", options.resume},
-         {"--hidden", options.hidden},
-         {"--block-repeats", options.block_repeats},
-         {"--save-dir", zs::examples::fingerprint(options.save_dir), true},
-         {"DIR/latest (the checkpoint --resume continues)",
-          options.resume ? zs::examples::latest_fingerprint(options.save_dir) : 0, true}},
-        start_up);
-    // Found now, not at the first save after the work is done.
-    if (!options.save_dir.empty()) zs::examples::require_writable_save_dir(options.save_dir, start_up);
+    zs::examples::agree_on_options({{"--epochs", options.epochs},
+                                    {"--log-every", options.log_every},
+                                    {"--save-every", options.save_every},
+                                    {"--hidden", options.hidden},
+                                    {"--block-repeats", options.block_repeats}},
+                                   options.save_dir, options.resume, start_up);
     int world = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     zs::TrainingConfig config;

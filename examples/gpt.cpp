@@ -215,22 +215,16 @@ int main(int argc, char** argv) {
     static_assert(sizeof epochs_bits == sizeof(double));
     const double epochs = options.epochs;
     std::memcpy(&epochs_bits, &epochs, sizeof epochs_bits);
-    zs::examples::require_same_on_every_rank(
-        {{"--steps", options.steps},
-         {"--epochs", epochs_bits, true},
-         {"--log-every", options.log_every},
-         {"--eval-every", options.eval_every},
-         {"--eval-batches", options.eval_batches},
-         {"--save-every", options.save_every},
-         {"--resume", options.resume},
-         {"--n-layer", options.n_layer},
-         {"--block-size", options.block_size},
-         {"--sample-bytes", options.sample_bytes},
-         {"--save-dir", zs::examples::fingerprint(options.save_dir), true},
-         {"DIR/latest (the checkpoint --resume continues)",
-          options.resume ? zs::examples::latest_fingerprint(options.save_dir) : 0, true}},
-        start_up);
-    if (!options.save_dir.empty()) zs::examples::require_writable_save_dir(options.save_dir, start_up);
+    zs::examples::agree_on_options({{"--steps", options.steps},
+                                    {"--epochs", epochs_bits, true},
+                                    {"--log-every", options.log_every},
+                                    {"--eval-every", options.eval_every},
+                                    {"--eval-batches", options.eval_batches},
+                                    {"--save-every", options.save_every},
+                                    {"--n-layer", options.n_layer},
+                                    {"--block-size", options.block_size},
+                                    {"--sample-bytes", options.sample_bytes}},
+                                   options.save_dir, options.resume, start_up);
     zs::TrainingConfig config;
     std::optional<std::string> resume_note;
     std::optional<zs::examples::TextCorpus> loaded;

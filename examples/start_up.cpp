@@ -79,4 +79,13 @@ void require_writable_save_dir(const std::string& save_dir, Communicator& comm) 
   });
 }
 
+void agree_on_options(std::vector<AgreedValue> options, const std::string& save_dir, bool resume, Communicator& comm) {
+  options.push_back({"--resume", resume});
+  options.push_back({"--save-dir", fingerprint(save_dir), true});
+  options.push_back({"DIR/latest (the checkpoint --resume continues)", resume ? latest_fingerprint(save_dir) : 0, true});
+  require_same_on_every_rank(options, comm);
+  // Found now, not at the first save after the work is done.
+  if (!save_dir.empty()) require_writable_save_dir(save_dir, comm);
+}
+
 }  // namespace zs::examples

@@ -44,6 +44,12 @@ std::int64_t fingerprint(const std::string& text);
 /// lowest and highest value (texts: "differs"), and the fix: give every rank the same options.
 void require_same_on_every_rank(const std::vector<AgreedValue>& values, const Communicator& comm);
 
+/// The start-up check of an example's options, collective over `comm`: `options` (the
+/// example's own) plus --save-dir, --resume and (resuming) what DIR/latest says must be the same
+/// on every rank (require_same_on_every_rank), then a given `save_dir` must be writable
+/// (require_writable_save_dir). Throws RefusedOnEveryRank on every rank.
+void agree_on_options(std::vector<AgreedValue> options, const std::string& save_dir, bool resume, Communicator& comm);
+
 /// What DIR/latest says on this rank, as a value to agree on: 0 where DIR is empty or DIR/latest
 /// does not exist, else fingerprint() of its contents. Not collective.
 std::int64_t latest_fingerprint(const std::string& save_dir);
