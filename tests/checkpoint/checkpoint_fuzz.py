@@ -35,6 +35,7 @@ parser.add_argument("mpirun")
 parser.add_argument("--mutants", type=int, default=150)
 parser.add_argument("--seed", type=int, default=1)
 parser.add_argument("--keep-failures", default="")
+parser.add_argument("--only", default="", help="comma-separated mutant numbers to read (the others are drawn, not read)")
 args = parser.parse_args()
 tool = os.path.join(args.build, "checkpoint", "zeroshard-ckpt")
 example = os.path.join(args.build, "examples", "zs_fashion_mnist")
@@ -206,6 +207,9 @@ def main(work):
             what = CLASSES[kind](tag_dir, h5files)
         except Exception as e:  # h5py could not make this mutant (e.g. an attribute of an odd kind)
             what = f"{kind}: not applied ({type(e).__name__})"
+        if args.only and str(i) not in args.only.split(","):
+            shutil.rmtree(case)
+            continue
         results = {
             "verify": run([tool, "verify", ckpt]),
             "inspect": run([tool, "inspect", ckpt]),
