@@ -35,7 +35,11 @@ if [ "$which" = all ] || [ "$which" = asan ]; then
     zs_training_state_tests zs_collective_error_tests zs_unit_order_tests zs_gradient_clipping_tests \
     zs_activation_checkpointing_tests zs_transformer_engine_tests zs_tied_parameters_tests zs_checkpoint_tests
   # detect_leaks: LSan at exit; Open MPI's and HDF5's own allocations suppressed (lsan.supp).
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
+  # Suppressions match library names, so stacks must reach them: Open MPI keeps its MCA
+  # components loaded to exit (a dlclose()d component is "<unknown module>"), and the slow
+  # unwinder walks through libraries built without frame pointers.
+  OMPI_MCA_mca_base_component_disable_dlclose=1 \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:fast_unwind_on_malloc=0 \
   LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp" \
     ctest --test-dir build-asan --output-on-failure --timeout 600 -L "unit|mpi" -E "\.np[24]$|^example|install"
@@ -44,6 +48,7 @@ fi
 if [ "$which" = all ] || [ "$which" = tsan ]; then
   echo "== TSan: async checkpoint writer and progress engine (build-tsan) =="
   configure_and_build build-tsan "-fsanitize=thread" zs_checkpoint_tests zs_collective_tests
+  OMPI_MCA_mca_base_component_disable_dlclose=1 \
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp" \
     ctest --test-dir build-tsan --output-on-failure --timeout 600 -R "^(checkpoint|collectives)\.np2$"
 fi
