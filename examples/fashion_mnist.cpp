@@ -23,6 +23,7 @@
 #include "option_values.hpp"
 #include "progress_estimates.hpp"
 #include "resume_plan.hpp"
+#include "start_up.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
@@ -145,27 +146,47 @@ int main(int argc, char** argv) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   try {
-    const Options options = parse(argc, argv);
+    // The start-up runs on every rank and is agreed on: a rank that fails (a bad option, a
+    // missing file) or differs (other options, data or checkpoint directory) makes every rank
+    // refuse, before any training collective could hang (start_up.hpp).
+    zs::Communicator start_up(MPI_COMM_WORLD);
+    Options options;
+    zs::examples::on_every_rank(start_up, [&] { options = parse(argc, argv); });
     if (options.help) {
       if (rank == 0) std::fputs(kHelp, stdout);
       return 0;
     }
-    // Without a file, the example's defaults; then the command line's overrides.
-    std::vector<std::string> overrides;
-    if (options.config_path.empty())
-      overrides = {"optimizer.params.lr=0.002", "scheduler.type=cosine", "scheduler.params.warmup_steps=200"};
-    overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
-    zs::TrainingConfig config = zs::load_training_config(options.config_path, overrides);
+    zs::examples::agree_on_options({{"--epochs", options.epochs},
+                                    {"--log-every", options.log_every},
+                                    {"--save-every", options.save_every},
+                                    {"--hidden", options.hidden},
+                                    {"--block-repeats", options.block_repeats}},
+                                   options.save_dir, options.resume, start_up);
     int world = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &world);
-    // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
-    const std::optional<std::string> resume_note =
-        zs::examples::resume_into(config, options.save_dir, options.resume, world);
+    zs::TrainingConfig config;
+    std::optional<std::string> resume_note;
+    zs::examples::Dataset train, test;
+    zs::examples::on_every_rank(start_up, [&] {
+      // Without a file, the example's defaults; then the command line's overrides.
+      std::vector<std::string> overrides;
+      if (options.config_path.empty())
+        overrides = {"optimizer.params.lr=0.002", "scheduler.type=cosine", "scheduler.params.warmup_steps=200"};
+      overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
+      config = zs::load_training_config(options.config_path, overrides);
+      // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
+      resume_note = zs::examples::resume_into(config, options.save_dir, options.resume, world);
+      train = zs::examples::load_fashion_mnist(options.data_dir, "train");
+      test = zs::examples::load_fashion_mnist(options.data_dir, "t10k");
+      if (test.count == 0)
+        throw zs::InvalidArgument("the test set in " + options.data_dir +
+                                  " holds no images: accuracy needs at least one; give a --data-dir with test images");
+    });
+    zs::examples::require_same_on_every_rank(
+        {{"training images (--data-dir)", train.count}, {"test images (--data-dir)", test.count}}, start_up);
     const bool resuming = resume_note.has_value();
     zs::Communicator comm(MPI_COMM_WORLD, config.communication);
 
-    const auto train = zs::examples::load_fashion_mnist(options.data_dir, "train");
-    const auto test = zs::examples::load_fashion_mnist(options.data_dir, "t10k");
     zs::DistributedSampler sampler(train.count, config.engine.seed, world, rank, config.micro_batch_size);
     // An epoch is whole optimizer steps: the micro-steps of a last, partial accumulation window
     // are dropped with the sampler's tail (drop_last applied to the global batch of micro-batch
@@ -216,12 +237,20 @@ int main(int argc, char** argv) {
     const std::int64_t samples_per_micro_step = config.micro_batch_size * world;
     if (resuming) {
       const zs::checkpoint::TrainingState saved = engine.load(options.save_dir);
-      first_epoch = static_cast<int>(saved.client_state.at("epoch"));
-      first_micro_step = saved.client_state.at("samples_into_epoch") / samples_per_micro_step;
+      const std::string where = options.save_dir + "/latest";
+      first_epoch = static_cast<int>(zs::examples::saved_position(saved, where, "epoch", 0, std::int64_t{1} << 30,
+                                                                  "an epoch number >= 0"));
+      const std::int64_t epoch_samples = micro_steps_per_epoch * samples_per_micro_step;
+      const std::int64_t samples_into_epoch = zs::examples::saved_position(
+          saved, where, "samples_into_epoch", 0, epoch_samples,
+          "samples in [0, " + std::to_string(epoch_samples) + "] (this epoch's), a multiple of " +
+              std::to_string(samples_per_micro_step) + " (micro-batch x ranks)",
+          samples_per_micro_step);
+      first_micro_step = samples_into_epoch / samples_per_micro_step;
       if (rank == 0)
         std::printf("resumed from %s/latest: step %lld, epoch %d, %lld samples into it (saved by a stage-%d run)\n",
                     options.save_dir.c_str(), static_cast<long long>(saved.step), first_epoch + 1,
-                    static_cast<long long>(saved.client_state.at("samples_into_epoch")), saved.stage);
+                    static_cast<long long>(samples_into_epoch), saved.stage);
       if (rank == 0) std::printf("resume: %s\n", resume_note->c_str());
     } else if (options.resume && rank == 0) {
       std::printf("no checkpoint in %s yet: starting from scratch\n", options.save_dir.c_str());
@@ -391,6 +420,9 @@ int main(int argc, char** argv) {
       std::printf("final test accuracy %.2f%%\n", 100 * accuracy);
     }
     return 0;
+  } catch (const zs::examples::RefusedOnEveryRank& e) {  // every rank is here: no abort needed
+    std::fprintf(stderr, "zs_fashion_mnist (%s): %s\n", zs::rank_and_host().c_str(), e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zs_fashion_mnist (%s): %s\n", zs::rank_and_host().c_str(), e.what());
     MPI_Abort(MPI_COMM_WORLD, 2);

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -26,6 +27,8 @@
 #include "option_values.hpp"
 #include "progress_estimates.hpp"
 #include "resume_plan.hpp"
+#include "start_up.hpp"
+#include "zeroshard/checkpoint/saved_values.hpp"
 #include "text_corpus.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
@@ -205,26 +208,53 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   try {
-    const Options options = parse(argc, argv);
+    // The start-up runs on every rank and is agreed on: a rank that fails or differs makes
+    // every rank refuse, before any training collective could hang (start_up.hpp).
+    zs::Communicator start_up(MPI_COMM_WORLD);
+    Options options;
+    zs::examples::on_every_rank(start_up, [&] { options = parse(argc, argv); });
     if (options.help) {
       if (rank == 0) std::fputs(kHelp, stdout);
       return 0;
     }
-    std::vector<std::string> overrides;
-    if (options.config_path.empty())
-      overrides = {"optimizer.params.lr=0.005",         "optimizer.params.betas=0.9,0.99",
-                   "optimizer.params.weight_decay=0.1", "scheduler.type=cosine",
-                   "scheduler.params.warmup_steps=100", "scheduler.params.min_lr=0.0005",
-                   "gradient_clipping=1.0",             "train_micro_batch_size_per_gpu=8"};
-    overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
-    zs::TrainingConfig config = zs::load_training_config(options.config_path, overrides);
-    // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
-    const std::optional<std::string> resume_note =
-        zs::examples::resume_into(config, options.save_dir, options.resume, world);
+    std::int64_t epochs_bits = 0;  // compared exactly, as the double it is
+    static_assert(sizeof epochs_bits == sizeof(double));
+    const double epochs = options.epochs;
+    std::memcpy(&epochs_bits, &epochs, sizeof epochs_bits);
+    zs::examples::agree_on_options({{"--steps", options.steps},
+                                    {"--epochs", epochs_bits, true},
+                                    {"--log-every", options.log_every},
+                                    {"--eval-every", options.eval_every},
+                                    {"--eval-batches", options.eval_batches},
+                                    {"--save-every", options.save_every},
+                                    {"--n-layer", options.n_layer},
+                                    {"--block-size", options.block_size},
+                                    {"--sample-bytes", options.sample_bytes}},
+                                   options.save_dir, options.resume, start_up);
+    zs::TrainingConfig config;
+    std::optional<std::string> resume_note;
+    std::optional<zs::examples::TextCorpus> loaded;
+    zs::examples::on_every_rank(start_up, [&] {
+      std::vector<std::string> overrides;
+      if (options.config_path.empty())
+        overrides = {"optimizer.params.lr=0.005",         "optimizer.params.betas=0.9,0.99",
+                     "optimizer.params.weight_decay=0.1", "scheduler.type=cosine",
+                     "scheduler.params.warmup_steps=100", "scheduler.params.min_lr=0.0005",
+                     "gradient_clipping=1.0",             "train_micro_batch_size_per_gpu=8"};
+      overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
+      config = zs::load_training_config(options.config_path, overrides);
+      // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
+      resume_note = zs::examples::resume_into(config, options.save_dir, options.resume, world);
+      loaded = zs::examples::load_text_corpus(options.data_dir, options.validation_fraction);
+    });
+    const zs::examples::TextCorpus& corpus = *loaded;
+    zs::examples::require_same_on_every_rank(
+        {{"training bytes (--data-dir)", static_cast<std::int64_t>(corpus.train.size())},
+         {"validation bytes (--data-dir, --val-fraction)", static_cast<std::int64_t>(corpus.validation.size())}},
+        start_up);
     const bool resuming = resume_note.has_value();
     zs::Communicator comm(MPI_COMM_WORLD, config.communication);
 
-    const zs::examples::TextCorpus corpus = zs::examples::load_text_corpus(options.data_dir, options.validation_fraction);
     const std::int64_t block = options.block_size;
     const std::int64_t micro = config.micro_batch_size;
     const int accumulation = config.engine.gradient_accumulation_steps;
@@ -250,7 +280,8 @@ int main(int argc, char** argv) {
     std::int64_t first_step = 0;
     if (resuming) {
       const zs::checkpoint::TrainingState saved = engine.load(options.save_dir);
-      first_step = saved.client_state.at("data_step");
+      first_step = zs::examples::saved_position(saved, options.save_dir + "/latest", "data_step", 0,
+                                                zs::checkpoint::kMaxSavedStep, "a step in [0, 2^53]");
       if (rank == 0) {
         std::printf("resumed from %s/latest: step %lld (saved by a stage-%d run)\nresume: %s\n",
                     options.save_dir.c_str(), static_cast<long long>(first_step), saved.stage, resume_note->c_str());
@@ -500,6 +531,9 @@ int main(int argc, char** argv) {
                   validation_loss, unigram, bigram, train_seconds);
     }
     return 0;
+  } catch (const zs::examples::RefusedOnEveryRank& e) {  // every rank is here: no abort needed
+    std::fprintf(stderr, "zs_gpt (%s): %s\n", zs::rank_and_host().c_str(), e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zs_gpt (%s): %s\n", zs::rank_and_host().c_str(), e.what());
     MPI_Abort(MPI_COMM_WORLD, 2);

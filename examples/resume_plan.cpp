@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/error.hpp"
 
@@ -23,6 +24,20 @@ std::map<std::string, std::string> recorded_keys(const std::string& text) {
 }
 
 }  // namespace
+
+std::int64_t saved_position(const checkpoint::TrainingState& saved, const std::string& checkpoint, const std::string& key,
+                            std::int64_t min, std::int64_t max, const std::string& expected, std::int64_t multiple_of) {
+  const auto it = saved.client_state.find(key);
+  if (it == saved.client_state.end())
+    throw checkpoint::CheckpointError("checkpoint " + checkpoint + " has no client state `" + key + "` (expected " +
+                                      expected + "): it was not saved by this example; resume from one that was, "
+                                      "or start without --resume");
+  if (it->second < min || it->second > max || it->second % multiple_of != 0)
+    throw checkpoint::CheckpointError("checkpoint " + checkpoint + ": client state `" + key + "` = " +
+                                      std::to_string(it->second) + ", expected " + expected +
+                                      " (an edited or foreign checkpoint?); resume from another, or start without --resume");
+  return it->second;
+}
 
 ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch) {
   const checkpoint::CheckpointReader reader(save_dir);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "zeroshard/checkpoint/shard_contents.hpp"
 #include "zeroshard/runtime/config.hpp"
 
 namespace zs::examples {
@@ -35,6 +36,14 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
 /// exists, applies plan_resume's overrides to `config`, validates it and returns the plan's
 /// note; otherwise returns nothing and leaves `config` alone. Throws as plan_resume, and
 /// InvalidArgument if the adjusted configuration is invalid.
+/// The client-state integer `key` (the data position an example saved) of checkpoint
+/// `checkpoint` (for the message: e.g. "DIR/latest"), checked to lie in [min, max] and to be a
+/// multiple of `multiple_of`. Throws checkpoint::CheckpointError naming the checkpoint, the
+/// key, its value (or that it is missing) and `expected`: a hand-edited or foreign checkpoint
+/// never becomes a negative index or a skipped epoch.
+std::int64_t saved_position(const checkpoint::TrainingState& saved, const std::string& checkpoint, const std::string& key,
+                            std::int64_t min, std::int64_t max, const std::string& expected, std::int64_t multiple_of = 1);
+
 std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world);
 
 }  // namespace zs::examples

@@ -1,6 +1,7 @@
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -80,18 +82,76 @@ void prepare_staging(const std::string& dir, const std::string& tag) {
   fs::remove(probe, ec);
 }
 
+namespace detail {
+
+namespace {
+std::function<void(CommitStep)>& commit_step_hook() {
+  static std::function<void(CommitStep)> hook;
+  return hook;
+}
+}  // namespace
+
+void set_commit_step_hook(std::function<void(CommitStep)> hook) { commit_step_hook() = std::move(hook); }
+
+namespace {
+bool two_renames_forced = false;
+}  // namespace
+
+void force_two_rename_commit(bool force) { two_renames_forced = force; }
+
+}  // namespace detail
+
+namespace {
+
+void reached(CommitStep step) {
+  if (detail::commit_step_hook()) detail::commit_step_hook()(step);
+}
+
+// Swaps two directory entries in one step (Linux renameat2 RENAME_EXCHANGE: ext4, xfs, btrfs,
+// tmpfs, overlayfs). False where the file system cannot (NFS, some FUSE): errno says why.
+bool exchange(const fs::path& a, const fs::path& b) {
+  if (detail::two_renames_forced) {
+    errno = EINVAL;  // as a file system without RENAME_EXCHANGE answers
+    return false;
+  }
+  return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0;
+}
+
+}  // namespace
+
 void commit_tag(const std::string& dir, const std::string& tag) {
   const detail::SigxfszAsError sigxfsz;  // latest.tmp, written below
   const fs::path final_path = tag_directory(dir, tag), staging = staging_directory(dir, tag);
   const fs::path replaced = fs::path(dir) / ("." + tag + ".replaced");
   std::error_code ec;
-  fs::remove_all(replaced, ec);
-  if (fs::exists(final_path)) {
+  if (!fs::exists(final_path) && fs::is_directory(replaced))
+    fs::rename(replaced, final_path, ec);  // an earlier two-rename commit died half-way: restore
+  else
+    fs::remove_all(replaced, ec);
+  reached(CommitStep::begin);
+  // At every instant DIR/latest names a complete checkpoint: DIR/TAG is never missing while
+  // latest may name it. A new tag is renamed into place; a tag saved again (the final save
+  // reusing the last periodic save's tag) is swapped with its new contents in one atomic
+  // exchange, after which the staging name holds the old checkpoint until it is removed.
+  fs::path old_contents;  // where the replaced checkpoint is, to remove once latest is written
+  if (!fs::exists(final_path)) {
+    fs::rename(staging, final_path, ec);
+    if (ec) throw CheckpointError("cannot rename " + staging.string() + " to " + final_path.string() + ": " + ec.message());
+  } else if (exchange(staging, final_path)) {
+    old_contents = staging;
+  } else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
+    // No atomic exchange here: two renames, with a window in which DIR/TAG is missing
+    // (docs/checkpoint-format.md, "Commit protocol": resolve_tag then reads DIR/.TAG.replaced).
     fs::rename(final_path, replaced, ec);
     if (ec) throw CheckpointError("cannot move the older " + final_path.string() + " aside: " + ec.message());
+    reached(CommitStep::moved_aside);
+    fs::rename(staging, final_path, ec);
+    if (ec) throw CheckpointError("cannot rename " + staging.string() + " to " + final_path.string() + ": " + ec.message());
+    old_contents = replaced;
+  } else {
+    throw CheckpointError("cannot swap " + staging.string() + " into " + final_path.string() + ": " + std::strerror(errno));
   }
-  fs::rename(staging, final_path, ec);
-  if (ec) throw CheckpointError("cannot rename " + staging.string() + " to " + final_path.string() + ": " + ec.message());
+  reached(CommitStep::in_place);
   fsync_path(dir, true);
   const fs::path temporary = fs::path(dir) / "latest.tmp";
   {
@@ -101,10 +161,13 @@ void commit_tag(const std::string& dir, const std::string& tag) {
     if (!out) throw CheckpointError("cannot write " + temporary.string() + ": check free space and permissions");
   }
   fsync_path(temporary.string(), false);
+  reached(CommitStep::latest_written);
   fs::rename(temporary, fs::path(dir) / "latest", ec);
   if (ec) throw CheckpointError("cannot replace " + (fs::path(dir) / "latest").string() + ": " + ec.message());
   fsync_path(dir, true);
-  fs::remove_all(replaced, ec);
+  reached(CommitStep::latest_renamed);
+  if (!old_contents.empty()) fs::remove_all(old_contents, ec);
+  reached(CommitStep::done);
 }
 
 std::string resolve_tag(const std::string& dir, const std::string& tag) {
@@ -115,7 +178,25 @@ std::string resolve_tag(const std::string& dir, const std::string& tag) {
       throw CheckpointError("no checkpoint to load: " + (fs::path(dir) / "latest").string() +
                             " does not exist or is empty (nothing was saved there yet?); name a tag explicitly");
   }
+  if (tag.empty()) {
+    // What latest says is a file's content, not the user's argument: a damaged latest is a
+    // damaged checkpoint directory (CheckpointError), not a usage error.
+    try {
+      validate_tag(chosen);
+    } catch (const InvalidArgument& e) {
+      throw CheckpointError((fs::path(dir) / "latest").string() + " names '" +
+                            (chosen.size() > 64 ? chosen.substr(0, 64) + "..." : chosen) +
+                            "', not a tag (damaged or edited?): " + e.what() +
+                            "; list the tags with `zeroshard-ckpt list " + dir + "` and name one, or rewrite latest");
+    }
+  }
   validate_tag(chosen);
+  if (!fs::is_directory(tag_directory(dir, chosen)) && fs::is_directory(fs::path(dir) / ("." + chosen + ".replaced"))) {
+    // Only on file systems without an atomic exchange: a save of the same tag died between
+    // moving the old checkpoint aside and renaming the new one in. Put the old one back.
+    std::error_code ec;
+    fs::rename(fs::path(dir) / ("." + chosen + ".replaced"), tag_directory(dir, chosen), ec);
+  }
   if (!fs::is_directory(tag_directory(dir, chosen)))
     throw CheckpointError("checkpoint tag '" + chosen + "' does not exist: " + tag_directory(dir, chosen) +
                           " is missing" + (tag.empty() ? " although " + dir + "/latest names it" : std::string()) +

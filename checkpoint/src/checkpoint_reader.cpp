@@ -45,6 +45,19 @@ std::vector<std::string> data_file_differences(const ShardFile& file, const std:
     differences.push_back("step " + std::to_string(mine.step) + " (micro-step " + std::to_string(mine.micro_step) +
                           ") differs from the index's step " + std::to_string(indexed.step) + " (micro-step " +
                           std::to_string(indexed.micro_step) + ")");
+  if (mine.stage != indexed.stage)
+    differences.push_back("stage " + std::to_string(mine.stage) + " differs from the index's " + std::to_string(indexed.stage));
+  if (mine.optimizer != indexed.optimizer)
+    differences.push_back("optimizer '" + mine.optimizer + "' differs from the index's '" + indexed.optimizer + "'");
+  if (mine.config != indexed.config) differences.push_back("its training configuration differs from the index's");
+  if (mine.client_state != indexed.client_state) {
+    std::string keys;  // the keys whose values differ, so the user sees which
+    for (const auto& [key, value] : mine.client_state)
+      if (!indexed.client_state.count(key) || indexed.client_state.at(key) != value) keys += (keys.empty() ? "" : ", ") + key;
+    for (const auto& [key, value] : indexed.client_state)
+      if (!mine.client_state.count(key)) keys += (keys.empty() ? "" : ", ") + key;
+    differences.push_back("client state (" + keys + ") differs from the index's");
+  }
   if (file.world_size() != index.world_size)
     differences.push_back("world size " + std::to_string(file.world_size()) + " differs from the index's " +
                           std::to_string(index.world_size));
@@ -67,12 +80,25 @@ std::vector<std::string> data_file_differences(const ShardFile& file, const std:
   return differences;
 }
 
+namespace {
+std::string joined(const std::vector<std::string>& lines) {
+  std::string text;
+  for (std::size_t i = 0; i < lines.size(); ++i) text += (i ? "; " : "") + lines[i];
+  return text;
+}
+}  // namespace
+
+std::string index_disagrees_message(const std::string& data_file_path, const std::string& index_path,
+                                    const std::vector<std::string>& differences) {
+  return "checkpoint index " + index_path + " and data file " + data_file_path +
+         " disagree on which elements belong to which tensor: " + joined(differences) +
+         ". One of them was edited or corrupted: restore both from the same save, or load another tag";
+}
+
 std::string mixed_saves_message(const std::string& data_file_path, const std::string& index_path,
                                 const std::vector<std::string>& differences) {
-  std::string message = "checkpoint shard " + data_file_path + " belongs to another save than " + index_path +
-                        " (files of two saves mixed): ";
-  for (std::size_t i = 0; i < differences.size(); ++i) message += (i ? "; " : "") + differences[i];
-  return message + ". Restore the file from the same save, or load another tag";
+  return "checkpoint shard " + data_file_path + " belongs to another save than " + index_path +
+         " (files of two saves mixed): " + joined(differences) + ". Restore the file from the same save, or load another tag";
 }
 
 CheckpointReader::CheckpointReader(const std::string& dir, const std::string& tag, int probe_rank) : dir_(dir) {
@@ -92,6 +118,9 @@ CheckpointReader::CheckpointReader(const std::string& dir, const std::string& ta
   units_ = mine.units();
   units_from_ = index_.shard_files.at(probe);
   if (units_.empty()) throw CheckpointError("checkpoint " + tag_dir_ + " holds no units");
+  const std::string index_path = (fs::path(tag_dir_) / kIndexFileName).string();
+  const std::vector<std::string> disagreements = index_layout_differences(index_path, index_, units_);
+  if (!disagreements.empty()) throw CheckpointError(index_disagrees_message(mine.path(), index_path, disagreements));
   buffers_ = units_.front().buffers;
   auto expected = buffers_;
   std::sort(expected.begin(), expected.end());

@@ -41,6 +41,9 @@ VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag) {
         expected = shard.units();
         expected_from = name;
         for (const auto& unit : expected) report.tensors += static_cast<std::int64_t>(unit.layout.tensors().size());
+        // The index against the first file's layouts; every other file is compared with those.
+        const std::vector<std::string> disagreements = index_layout_differences(index_path, index, expected);
+        if (!disagreements.empty()) report.problems.push_back(index_disagrees_message(path, index_path, disagreements));
       }
       const std::vector<std::string> differences = data_file_differences(shard, name, index, expected, expected_from);
       if (!differences.empty()) report.problems.push_back(mixed_saves_message(path, index_path, differences));

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <sstream>
+#include <charconv>
 
 #include "data_file_layout.hpp"
 #include "h5_attributes.hpp"
@@ -10,6 +10,7 @@
 #include "training_state_io.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checksum.hpp"
+#include "zeroshard/checkpoint/saved_values.hpp"
 #include "zeroshard/sharding/fragment_map.hpp"
 
 namespace zs::checkpoint {
@@ -30,9 +31,20 @@ std::string shape_to_text(const std::vector<std::int64_t>& shape) {
 
 std::vector<std::int64_t> shape_from_text(const std::string& text) {
   std::vector<std::int64_t> shape;
-  std::stringstream in(text);
-  for (std::string part; std::getline(in, part, ',');) shape.push_back(std::stoll(part));
-  return shape;
+  if (text.empty()) return shape;  // a scalar
+  std::size_t at = 0;
+  while (true) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string part = text.substr(at, comma - at);
+    std::int64_t value = 0;
+    const auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), value);
+    if (part.empty() || error != std::errc() || end != part.data() + part.size() || value < 0)
+      throw CheckpointError(detail::field_problem("tensor_shapes", "'" + text + "'",
+                                                  "comma-separated dimensions, each an integer in [0, 2^63-1]"));
+    shape.push_back(value);
+    if (comma == text.size()) return shape;
+    at = comma + 1;
+  }
 }
 
 namespace detail {
@@ -141,35 +153,103 @@ std::span<const char> build_shard_image(const ShardContents& contents, ImageAren
   }
 }
 
+namespace {
+
+using detail::field_problem;
+using detail::read_int_in_range;
+
+// The fragment table must be exactly the layout's fragment maps of the file's ranks: a
+// reordered tensor_names/tensor_shapes (moving tensors within the flat buffer) or an edited
+// table is refused here, on open, by every reader.
+void check_fragment_table(hid_t group, const ShardFile::Unit& unit, int first_rank, int rank_count) {
+  Hid dataset(ZS_H5_CHECK(H5Dopen2(group, "fragments", H5P_DEFAULT)));
+  const auto expected = fragments_in_file(unit.layout, first_rank, rank_count);
+  Hid space(ZS_H5_CHECK(H5Dget_space(dataset.get())));
+  const hssize_t stored = ZS_H5_CHECK(H5Sget_simple_extent_npoints(space.get()));
+  if (stored != static_cast<hssize_t>(expected.size() * 4))
+    throw CheckpointError("unit " + unit.name + ": " +
+                          field_problem("fragments", std::to_string(stored) + " numbers",
+                                        std::to_string(expected.size() * 4) + " (4 per fragment of its layout)"));
+  std::vector<std::int64_t> table(expected.size() * 4);
+  if (!table.empty()) ZS_H5_CHECK(H5Dread(dataset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, table.data()));
+  for (std::size_t f = 0; f < expected.size(); ++f) {
+    const auto& e = expected[f];
+    const std::int64_t want[4] = {static_cast<std::int64_t>(e.tensor), e.tensor_offset, e.shard_offset, e.length};
+    if (!std::equal(want, want + 4, table.begin() + 4 * f))
+      throw CheckpointError("unit " + unit.name + ": " +
+                            field_problem("fragments[" + std::to_string(f) + "]",
+                                          "(" + std::to_string(table[4 * f]) + ", " + std::to_string(table[4 * f + 1]) +
+                                              ", " + std::to_string(table[4 * f + 2]) + ", " +
+                                              std::to_string(table[4 * f + 3]) + ")",
+                                          "(" + std::to_string(want[0]) + ", " + std::to_string(want[1]) + ", " +
+                                              std::to_string(want[2]) + ", " + std::to_string(want[3]) + ") for tensor " +
+                                              unit.layout.tensors()[e.tensor].spec.name +
+                                              " as tensor_names/tensor_shapes lay it out"));
+  }
+}
+
+// A buffer dataset must hold rank_count shards and one checksum per block of each: checked on
+// open, so no later read computes offsets from sizes the file does not have.
+void check_buffer_dataset(hid_t group, const ShardFile::Unit& unit, const std::string& buffer, int rank_count) {
+  Hid dataset(ZS_H5_CHECK(H5Dopen2(group, buffer.c_str(), H5P_DEFAULT)));
+  const std::string where = "unit " + unit.name + ", dataset " + buffer + ": ";
+  const std::int64_t shard = unit.layout.shard_numel();
+  std::int64_t elements = 0;
+  if (__builtin_mul_overflow(shard, std::int64_t{rank_count}, &elements))
+    throw CheckpointError(where + "shard_numel x ranks overflows");
+  Hid space(ZS_H5_CHECK(H5Dget_space(dataset.get())));
+  const hssize_t stored = ZS_H5_CHECK(H5Sget_simple_extent_npoints(space.get()));
+  if (stored != elements)
+    throw CheckpointError(where + field_problem("size", std::to_string(stored) + " elements",
+                                                std::to_string(elements) + " (shard_numel " + std::to_string(shard) +
+                                                    " x " + std::to_string(rank_count) + " rank(s))"));
+  read_int_in_range(dataset.get(), "checksum_block_elements", kChecksumBlockElements, kChecksumBlockElements,
+                    std::to_string(kChecksumBlockElements));
+  const std::int64_t blocks = (shard + kChecksumBlockElements - 1) / kChecksumBlockElements * rank_count;
+  const auto crc32 = detail::read_uint32s_attribute(dataset.get(), "crc32");
+  if (static_cast<std::int64_t>(crc32.size()) != blocks)
+    throw CheckpointError(where + field_problem("crc32", std::to_string(crc32.size()) + " checksums",
+                                                std::to_string(blocks) + " (one per block of each rank's slice)"));
+}
+
+}  // namespace
+
 ShardFile::ShardFile(std::string path) : path_(std::move(path)) {
   disable_hdf5_error_printing();
   if (!std::filesystem::exists(path_))
     throw CheckpointError("checkpoint shard " + path_ + " is missing: the checkpoint is incomplete; restore the "
                           "file or load another tag");
+  if (std::filesystem::is_directory(path_))
+    throw CheckpointError("checkpoint shard " + path_ + " is a directory, not a file: restore the file or load another tag");
   try {
     file_ = Hid(ZS_H5_CHECK(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)));
   } catch (const Error& e) {
     throw CheckpointError("checkpoint shard " + path_ + " cannot be opened (truncated or corrupt): " + e.what() +
                           "\n  Restore the file or load another tag.");
   }
+  // Everything read is checked here, once, for every reader (docs/checkpoint-format.md,
+  // "Validation"): ranges before any value becomes an int, a size or an offset.
   try {
-    format_version_ = static_cast<int>(read_int_attribute(file_.get(), "format_version"));
-    if (format_version_ > kFormatVersion)
-      throw CheckpointError("checkpoint shard " + path_ + " has format version " + std::to_string(format_version_) +
-                            ", newer than this ZeroShard reads (" + std::to_string(kFormatVersion) +
-                            "): load it with a newer ZeroShard");
+    format_version_ = static_cast<int>(detail::read_format_version(file_.get()));
     state_ = detail::read_training_state(file_.get());
     identity_ = detail::read_save_identity(file_.get());
-    world_size_ = static_cast<int>(read_int_attribute(file_.get(), "world_size"));
+    world_size_ = static_cast<int>(read_int_in_range(file_.get(), "world_size", 1, kMaxSavedWorldSize, "1 to 2^24 ranks"));
+    const std::string ranks = "a rank of the world size " + std::to_string(world_size_) + ", 0 to " +
+                              std::to_string(world_size_ - 1);
     if (detail::has_attribute(file_.get(), "rank_count")) {  // the shared file
-      first_rank_ = static_cast<int>(read_int_attribute(file_.get(), "first_rank"));
+      first_rank_ = static_cast<int>(read_int_in_range(file_.get(), "first_rank", 0, world_size_ - 1, ranks));
+      const std::int64_t count = read_int_in_range(file_.get(), "rank_count", 1, world_size_ - first_rank_,
+                                                   "1 to " + std::to_string(world_size_ - first_rank_) +
+                                                       " (ranks from first_rank to the world size)");
       rng_states_ = read_strings_attribute(file_.get(), "rng_states");
-      if (static_cast<std::int64_t>(rng_states_.size()) != read_int_attribute(file_.get(), "rank_count"))
-        throw CheckpointError("rng_states does not hold one state per rank");
+      if (static_cast<std::int64_t>(rng_states_.size()) != count)
+        throw CheckpointError(field_problem("rng_states", std::to_string(rng_states_.size()) + " states",
+                                            std::to_string(count) + " (one per rank of rank_count)"));
     } else {
-      first_rank_ = static_cast<int>(read_int_attribute(file_.get(), "rank"));
+      first_rank_ = static_cast<int>(read_int_in_range(file_.get(), "rank", 0, world_size_ - 1, ranks));
       rng_states_ = {read_string_attribute(file_.get(), "rng_state")};
     }
+    for (const std::string& state : rng_states_) parse_rng_state(state);
     Hid units(ZS_H5_CHECK(H5Gopen2(file_.get(), "units", H5P_DEFAULT)));
     hsize_t count = 0;
     ZS_H5_CHECK(H5Gget_num_objs(units.get(), &count));
@@ -179,15 +259,27 @@ ShardFile::ShardFile(std::string path) : path_(std::move(path)) {
       unit.name.resize(length);
       ZS_H5_CHECK(H5Lget_name_by_idx(units.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, unit.name.data(), length + 1, H5P_DEFAULT));
       Hid group(ZS_H5_CHECK(H5Gopen2(units.get(), unit.name.c_str(), H5P_DEFAULT)));
+      const std::string where = "unit " + unit.name + ": ";
       const auto names = read_strings_attribute(group.get(), "tensor_names");
       const auto shapes = read_strings_attribute(group.get(), "tensor_shapes");
-      if (names.size() != shapes.size()) throw CheckpointError("tensor_names and tensor_shapes differ in length");
+      if (names.size() != shapes.size())
+        throw CheckpointError(where + field_problem("tensor_shapes", std::to_string(shapes.size()) + " shapes",
+                                                    std::to_string(names.size()) + ", one per entry of tensor_names"));
       std::vector<sharding::TensorSpec> specs;
       for (std::size_t t = 0; t < names.size(); ++t) specs.push_back({names[t], shape_from_text(shapes[t]), DType::float32});
-      unit.layout = sharding::FlatLayout::build(std::move(specs), static_cast<int>(read_int_attribute(group.get(), "world_size")),
-                                                read_int_attribute(group.get(), "alignment"));
-      if (unit.layout.shard_numel() != read_int_attribute(group.get(), "shard_numel"))
-        throw CheckpointError("unit " + unit.name + ": the recorded shard size does not match its tensors");
+      const std::int64_t unit_world = read_int_in_range(group.get(), "world_size", world_size_, world_size_,
+                                                        std::to_string(world_size_) + ", the file's world size");
+      const std::int64_t alignment = read_int_in_range(group.get(), "alignment", 1, kMaxAlignment, "1 to 2^30 elements");
+      try {
+        unit.layout = sharding::FlatLayout::build(std::move(specs), static_cast<int>(unit_world), alignment);
+      } catch (const InvalidArgument& e) {
+        throw CheckpointError(where + "tensor_names/tensor_shapes do not describe a layout: " + e.what());
+      }
+      const std::int64_t recorded = read_int_attribute(group.get(), "shard_numel");
+      if (unit.layout.shard_numel() != recorded)
+        throw CheckpointError(where + field_problem("shard_numel", std::to_string(recorded),
+                                                    std::to_string(unit.layout.shard_numel()) +
+                                                        " (what tensor_shapes, world_size and alignment give)"));
       hsize_t members = 0;
       ZS_H5_CHECK(H5Gget_num_objs(group.get(), &members));
       for (hsize_t m = 0; m < members; ++m) {
@@ -196,6 +288,10 @@ ShardFile::ShardFile(std::string path) : path_(std::move(path)) {
         ZS_H5_CHECK(H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, m, name.data(), n + 1, H5P_DEFAULT));
         if (name != "fragments") unit.buffers.push_back(name);
       }
+      if (std::find(unit.buffers.begin(), unit.buffers.end(), "params") == unit.buffers.end())
+        throw CheckpointError(where + "has no params dataset");
+      check_fragment_table(group.get(), unit, first_rank_, rank_count());
+      for (const std::string& buffer : unit.buffers) check_buffer_dataset(group.get(), unit, buffer, rank_count());
       units_.push_back(std::move(unit));
     }
   } catch (const CheckpointError& e) {
@@ -300,28 +396,11 @@ void ShardFile::read(int rank, std::size_t unit, const std::string& buffer, std:
 }
 
 std::vector<std::string> ShardFile::verify() {
+  // Fragment tables, dataset sizes and checksum counts were checked on open (every reader
+  // does that); what is left is reading every block against its checksum.
   std::vector<std::string> problems;
   for (std::size_t u = 0; u < units_.size(); ++u) {
     const Unit& unit = units_[u];
-    try {
-      Hid dataset(ZS_H5_CHECK(H5Dopen2(file_.get(), ("units/" + unit.name + "/fragments").c_str(), H5P_DEFAULT)));
-      const auto expected = fragments_in_file(unit.layout, first_rank_, rank_count());
-      std::vector<std::int64_t> table(expected.size() * 4);
-      Hid space(ZS_H5_CHECK(H5Dget_space(dataset.get())));
-      if (ZS_H5_CHECK(H5Sget_simple_extent_npoints(space.get())) != static_cast<hssize_t>(table.size()))
-        throw CheckpointError("the fragment map has the wrong size");
-      if (!table.empty())
-        ZS_H5_CHECK(H5Dread(dataset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, table.data()));
-      for (std::size_t f = 0; f < expected.size(); ++f) {
-        const auto& e = expected[f];
-        if (table[4 * f] != static_cast<std::int64_t>(e.tensor) || table[4 * f + 1] != e.tensor_offset ||
-            table[4 * f + 2] != e.shard_offset || table[4 * f + 3] != e.length)
-          throw CheckpointError("fragment " + std::to_string(f) + " (tensor " + unit.layout.tensors()[e.tensor].spec.name +
-                                ") does not match the unit's layout");
-      }
-    } catch (const Error& e) {
-      problems.push_back(path_ + ": units/" + unit.name + "/fragments: " + e.what());
-    }
     const std::int64_t blocks = (unit.layout.shard_numel() + kChecksumBlockElements - 1) / kChecksumBlockElements;
     for (const std::string& buffer : unit.buffers)
       for (int rank = first_rank_; rank < first_rank_ + rank_count(); ++rank) {

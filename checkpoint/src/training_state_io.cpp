@@ -1,7 +1,9 @@
 #include "training_state_io.hpp"
 
 #include "h5_attributes.hpp"
+#include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
+#include "zeroshard/checkpoint/saved_values.hpp"
 
 namespace zs::checkpoint::detail {
 
@@ -20,15 +22,32 @@ void write_training_state(hid_t file, const TrainingState& state, const SaveIden
 
 TrainingState read_training_state(hid_t file) {
   TrainingState state;
-  state.step = read_int_attribute(file, "step");
-  state.micro_step = read_int_attribute(file, "micro_step");
-  state.stage = static_cast<int>(read_int_attribute(file, "stage"));
+  // Every optimizer step takes at least one micro-step: 0 <= step <= micro_step <= 2^53.
+  state.step = read_int_in_range(file, "step", 0, kMaxSavedStep, "an integer in [0, 2^53]");
+  state.micro_step = read_int_in_range(file, "micro_step", state.step, kMaxSavedStep,
+                                       "an integer in [step = " + std::to_string(state.step) +
+                                           ", 2^53] (every optimizer step takes at least one micro-step)");
+  state.stage = static_cast<int>(read_int_in_range(file, "stage", 0, kMaxStage, "a ZeRO stage, 0 to 3"));
   state.optimizer = read_string_attribute(file, "optimizer");
+  if (!is_optimizer_name(state.optimizer))
+    throw CheckpointError(field_problem("optimizer", "'" + state.optimizer + "'",
+                                       "an optimizer name (lowercase letters, digits, '_'), e.g. 'adamw'"));
   state.config = read_string_attribute(file, "config");
   Hid group(ZS_H5_CHECK(H5Gopen2(file, "client_state", H5P_DEFAULT)));
   for (const std::string& key : attribute_names(group.get()))
     state.client_state[key] = read_int_attribute(group.get(), key);
   return state;
+}
+
+std::int64_t read_format_version(hid_t file) {
+  const std::int64_t version = read_int_attribute(file, "format_version");
+  if (version > kFormatVersion)
+    throw CheckpointError("format version " + std::to_string(version) + " is newer than this ZeroShard reads (" +
+                          std::to_string(kFormatVersion) + "): load it with a newer ZeroShard");
+  if (version < 1)
+    throw CheckpointError(field_problem("format_version", std::to_string(version),
+                                        "1 to " + std::to_string(kFormatVersion)));
+  return version;
 }
 
 SaveIdentity read_save_identity(hid_t file) {

@@ -52,7 +52,8 @@ bool RecursiveDoublingGatherOp<T>::progress() {
     started_ = true;
     if (steps_ > 0) post_step();
     T* own_in_full = full_ + bounds_.begin(ctx_.rank);
-    if (own_in_full != own_chunk_) std::memcpy(own_in_full, own_chunk_, bounds_.size(ctx_.rank) * sizeof(T));
+    // copy_n, not memcpy: an empty buffer's pointers may be null (UBSan: memcpy(nullptr, ..., 0)).
+    if (own_in_full != own_chunk_) std::copy_n(own_chunk_, bounds_.size(ctx_.rank), own_in_full);
   }
   while (step_ < steps_) {
     int done = 0;

@@ -82,7 +82,7 @@ void RingOp<T>::start() {
     post_send(source, seg.length);
   }
   if (kind_ == RingKind::all_gather && own_chunk_ != full_ + own_begin)
-    std::memcpy(full_ + own_begin, own_chunk_, bounds_.size(ctx_.rank) * sizeof(T));
+    std::copy_n(own_chunk_, bounds_.size(ctx_.rank), full_ + own_begin);  // not memcpy: may be empty and null
 }
 
 template <class T>
@@ -139,7 +139,7 @@ void RingOp<T>::finish() {
   if constexpr (!std::is_same_v<T, std::uint16_t>) {
     const T* sum = full_ + bounds_.begin(ctx_.rank);
     const std::int64_t length = bounds_.size(ctx_.rank);
-    if (own_chunk_ != sum) std::memcpy(own_chunk_, sum, length * sizeof(T));
+    if (own_chunk_ != sum) std::copy_n(sum, length, own_chunk_);
     if (average_) {
       const T divisor = static_cast<T>(ctx_.size);
       for (std::int64_t i = 0; i < length; ++i) own_chunk_[i] /= divisor;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -499,6 +500,9 @@ std::vector<ConfigKeyDoc> config_documentation() {
 TrainingConfig load_training_config(const std::string& path, const std::vector<std::string>& overrides) {
   TrainingConfig config;
   if (!path.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+      throw InvalidArgument("configuration file '" + path + "' is a directory: give the path of a JSON file");
     std::ifstream file(path);
     if (!file) throw InvalidArgument("cannot read configuration file '" + path + "': check the path and permissions");
     std::stringstream text;

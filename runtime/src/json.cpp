@@ -62,6 +62,61 @@ class Parser {
     return true;
   }
 
+  // Nesting is counted on the way into an array or object: past kMaxJsonDepth the file is
+  // refused before the recursion can exhaust the stack.
+  struct Nesting {
+    Parser& parser;
+    explicit Nesting(Parser& p) : parser(p) {
+      if (++parser.depth_ > kMaxJsonDepth)
+        parser.fail("arrays and objects nested deeper than " + std::to_string(kMaxJsonDepth) +
+                    " levels (a configuration needs 3)");
+    }
+    ~Nesting() { --parser.depth_; }
+  };
+
+  // Four hex digits of a \u escape.
+  unsigned hex4() {
+    if (at_ + 4 > text_.size()) fail("unterminated \\u escape");
+    unsigned code = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char h = text_[at_++];
+      code <<= 4;
+      if (h >= '0' && h <= '9') code |= static_cast<unsigned>(h - '0');
+      else if (h >= 'a' && h <= 'f') code |= static_cast<unsigned>(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F') code |= static_cast<unsigned>(h - 'A' + 10);
+      else fail(std::string("malformed \\u escape: '") + h + "' is not a hex digit");
+    }
+    return code;
+  }
+
+  // A \u escape (the "\u" consumed) as UTF-8; a surrogate pair is one code point.
+  void unicode_escape(std::string& out) {
+    unsigned code = hex4();
+    if (code >= 0xDC00 && code <= 0xDFFF) fail("\\u escape: a low surrogate without a high one before it");
+    if (code >= 0xD800 && code <= 0xDBFF) {
+      if (text_.substr(at_, 2) != "\\u") fail("\\u escape: a high surrogate not followed by a low one");
+      at_ += 2;
+      const unsigned low = hex4();
+      if (low < 0xDC00 || low > 0xDFFF) fail("\\u escape: a high surrogate not followed by a low one");
+      code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+    }
+    if (code < 0x80) {
+      out += static_cast<char>(code);
+    } else if (code < 0x800) {
+      out += static_cast<char>(0xC0 | (code >> 6));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else if (code < 0x10000) {
+      out += static_cast<char>(0xE0 | (code >> 12));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (code >> 18));
+      out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    }
+  }
+
   JsonValue value() {
     const char c = peek();
     JsonValue v;
@@ -124,55 +179,14 @@ class Parser {
         case 'r': out += '\r'; break;
         case 'b': out += '\b'; break;
         case 'f': out += '\f'; break;
-        case 'u': append_utf8(out, code_point()); break;
+        case 'u': unicode_escape(out); break;
         default: fail(std::string("unsupported escape '\\") + e + "'");
       }
     }
   }
 
-  // After "\\u": four hex digits, and a low surrogate's after a high one.
-  std::uint32_t code_point() {
-    auto hex4 = [&] {
-      if (at_ + 4 > text_.size()) fail("truncated \\u escape");
-      std::uint32_t v = 0;
-      for (int i = 0; i < 4; ++i) {
-        const char h = text_[at_++];
-        v <<= 4;
-        if (h >= '0' && h <= '9') v |= static_cast<std::uint32_t>(h - '0');
-        else if (h >= 'a' && h <= 'f') v |= static_cast<std::uint32_t>(h - 'a' + 10);
-        else if (h >= 'A' && h <= 'F') v |= static_cast<std::uint32_t>(h - 'A' + 10);
-        else fail("malformed \\u escape");
-      }
-      return v;
-    };
-    const std::uint32_t first = hex4();
-    if (first < 0xD800 || first > 0xDBFF) return first;
-    if (text_.substr(at_, 2) != "\\u") fail("a high surrogate without its low surrogate");
-    at_ += 2;
-    const std::uint32_t second = hex4();
-    if (second < 0xDC00 || second > 0xDFFF) fail("a high surrogate without its low surrogate");
-    return 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
-  }
-
-  static void append_utf8(std::string& out, std::uint32_t c) {
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else if (c < 0x800) {
-      out += static_cast<char>(0xC0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-      out += static_cast<char>(0xE0 | (c >> 12));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (c >> 18));
-      out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    }
-  }
-
   JsonValue array() {
+    const Nesting nesting(*this);
     expect('[');
     JsonValue v;
     v.type = JsonValue::Type::array;
@@ -185,6 +199,7 @@ class Parser {
   }
 
   JsonValue object() {
+    const Nesting nesting(*this);
     expect('{');
     JsonValue v;
     v.type = JsonValue::Type::object;
@@ -204,6 +219,7 @@ class Parser {
   std::string_view text_;
   const std::string& source_;
   std::size_t at_ = 0;
+  int depth_ = 0;  // arrays and objects open around the current position
 };
 
 }  // namespace

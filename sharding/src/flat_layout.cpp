@@ -7,14 +7,46 @@
 namespace zs::sharding {
 
 namespace {
-std::int64_t round_up(std::int64_t value, std::int64_t multiple) {
-  return (value + multiple - 1) / multiple * multiple;
+
+// Sizes come from files and users too (a checkpoint's tensor_shapes): every product and sum
+// is checked, so a shape like [4, 2^62] is refused instead of wrapping to a small number.
+[[noreturn]] void overflowed(const std::string& what, std::int64_t a, const char* op, std::int64_t b) {
+  throw InvalidArgument(what + " has more than 2^63-1 elements (" + std::to_string(a) + op + std::to_string(b) +
+                        " overflows)");
 }
+
+std::int64_t checked_multiply(std::int64_t a, std::int64_t b, const std::string& what) {
+  std::int64_t result = 0;
+  if (__builtin_mul_overflow(a, b, &result)) overflowed(what, a, " x ", b);
+  return result;
+}
+
+std::int64_t checked_add(std::int64_t a, std::int64_t b, const std::string& what) {
+  std::int64_t result = 0;
+  if (__builtin_add_overflow(a, b, &result)) overflowed(what, a, " + ", b);
+  return result;
+}
+
+std::int64_t round_up(std::int64_t value, std::int64_t multiple, const std::string& what) {
+  return checked_add(value, multiple - 1, what) / multiple * multiple;
+}
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string text;
+  for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? "," : "") + std::to_string(shape[i]);
+  return text;
+}
+
 }  // namespace
 
 std::int64_t TensorSpec::numel() const {
   std::int64_t n = 1;
-  for (std::int64_t d : shape) n *= d;
+  for (std::int64_t d : shape) {
+    if (d < 0)
+      throw InvalidArgument("tensor '" + name + "' has negative dimension " + std::to_string(d) + " in shape [" +
+                            shape_text(shape) + "]");
+    n = checked_multiply(n, d, "tensor '" + name + "' of shape [" + shape_text(shape) + "]");
+  }
   return n;
 }
 
@@ -41,13 +73,16 @@ FlatLayout FlatLayout::build(std::vector<TensorSpec> tensors, int world_size, st
       throw InvalidArgument("FlatLayout: tensor '" + spec.name + "' is " + to_string(spec.dtype) + " but '" +
                             tensors.front().name + "' is " + to_string(layout.dtype_) +
                             "; one flat buffer holds one dtype: put them in separate layouts");
-    offset = round_up(offset, alignment);
+    const std::string what = "the flat buffer up to tensor '" + spec.name + "'";
+    offset = round_up(offset, alignment, what);
     const std::int64_t numel = spec.numel();
+    const std::int64_t end = checked_add(offset, numel, what);
     layout.slots_.push_back({std::move(spec), offset, numel});
-    offset += numel;
+    offset = end;
   }
   layout.numel_ = offset;
-  layout.shard_numel_ = round_up(offset, static_cast<std::int64_t>(world_size) * alignment) / world_size;
+  const std::int64_t granule = checked_multiply(world_size, alignment, "the shard granule (world size x alignment)");
+  layout.shard_numel_ = round_up(offset, granule, "the padded flat buffer") / world_size;
   return layout;
 }
 

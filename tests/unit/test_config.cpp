@@ -89,6 +89,29 @@ TEST(FashionMnist, MissingFilesNameTheFixAndForeignFilesAreRejected) {
 // Issue 11, item 7: --gradient_accumulation_steps=4294967298 trained with 2 and
 // --zero_optimization.stage=4294967299 with stage 3 (32-bit truncation). Every integer key
 // now either holds the value exactly or refuses it naming the key and the range.
+// Issue 14, the front door: a hostile nesting depth is refused (it overflowed the stack at
+// 30,000), valid \u escapes (surrogate pairs too) are read as UTF-8, a directory given as the
+// configuration file is named as such.
+TEST(Json, DepthIsLimitedAndUnicodeEscapesAreRead) {
+  const std::string deep = std::string(30000, '[') + std::string(30000, ']');
+  EXPECT_NE(error_of([&] { runtime::parse_json(deep, "deep.json"); }).find("nested deeper than 64 levels"),
+            std::string::npos);
+  const std::string deepest = std::string(runtime::kMaxJsonDepth, '[') + std::string(runtime::kMaxJsonDepth, ']');
+  EXPECT_EQ(runtime::parse_json(deepest, "ok.json").type, runtime::JsonValue::Type::array);
+  EXPECT_EQ(runtime::parse_json(R"("A\u0041\u00e9\u20ac\ud83d\ude00")", "u.json").string,
+            "AA\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+  EXPECT_NE(error_of([] { runtime::parse_json(R"("\udc00")", "u.json"); }).find("low surrogate"), std::string::npos);
+  EXPECT_NE(error_of([] { runtime::parse_json(R"("\ud800x")", "u.json"); }).find("high surrogate"), std::string::npos);
+  EXPECT_NE(error_of([] { runtime::parse_json(R"("\u12g4")", "u.json"); }).find("hex digit"), std::string::npos);
+  EXPECT_NE(error_of([] { runtime::parse_json(R"("\u12)", "u.json"); }).find("unterminated"), std::string::npos);
+  // A key written with escapes is the same key.
+  TrainingConfig config;
+  config.apply_json(R"({"se\u0065d": 7})", "t.json");
+  EXPECT_EQ(config.engine.seed, 7u);
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  EXPECT_NE(error_of([&] { load_training_config(dir, {}); }).find("is a directory"), std::string::npos);
+}
+
 TEST(Config, NumbersAreNeverTruncatedOrNonFinite) {
   EXPECT_NE(error_of([] { TrainingConfig().apply_override("gradient_accumulation_steps=4294967298"); })
                 .find("gradient_accumulation_steps"),

@@ -3,6 +3,7 @@
 // unique value, placed where the layout says, and read back through shards and fragment maps.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <random>
 
@@ -140,6 +141,32 @@ TEST(FlatLayout, RejectsBadInputWithTheName) {
   EXPECT_THROW(FlatLayout::build({{"a", {2}}}, 0), InvalidArgument);
   EXPECT_THROW(FlatLayout::build({{"a", {2}}}, 2, 0), InvalidArgument);
   EXPECT_THROW(FlatLayout::build({{"a", {2}}}, 2).shard(2), InvalidArgument);
+}
+
+// Shapes also come from files (a checkpoint's tensor_shapes): sizes past 2^63-1 are refused
+// naming the tensor, never wrapped (issue 14: [4, 4611686018427391040] wrapped to 12,544).
+TEST(FlatLayout, RefusesSizesThatOverflowInsteadOfWrapping) {
+  const std::int64_t quarter = std::int64_t{4611686018427391040};  // 4 x this wraps to 12,544 x 1
+  auto message_of = [](auto&& build) {  // what() of the InvalidArgument thrown
+    try {
+      build();
+    } catch (const InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message_of([&] { return TensorSpec{"fc1.weight", {4, quarter}}.numel(); })
+                .find("tensor 'fc1.weight' of shape [4,4611686018427391040] has more than 2^63-1 elements"),
+            std::string::npos);
+  EXPECT_NE(message_of([&] { return FlatLayout::build({{"w", {4, quarter}}}, 2); }).find("'w'"), std::string::npos);
+  // Each tensor fits, their sum does not; nor does the padding to the shard granule.
+  const std::int64_t big = std::numeric_limits<std::int64_t>::max() - 10;
+  EXPECT_NE(message_of([&] { return FlatLayout::build({{"a", {big}}, {"b", {20}}}, 1); }).find("up to tensor 'b'"),
+            std::string::npos);
+  EXPECT_NE(message_of([&] { return FlatLayout::build({{"a", {big}}}, 4, 8); }).find("overflows"), std::string::npos);
+  EXPECT_NE(message_of([&] { return FlatLayout::build({{"a", {big}}}, 1, 64); }).find("overflows"), std::string::npos);
+  // The largest sizes that fit still build.
+  EXPECT_EQ(FlatLayout::build({{"a", {big}}}, 1).numel(), big);
 }
 
 // Reference: walk every element of each box in row-major order and compute its linear index

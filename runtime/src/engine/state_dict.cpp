@@ -6,6 +6,7 @@
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/checkpoint/collective_outcome.hpp"
+#include "zeroshard/checkpoint/saved_values.hpp"
 #include "zeroshard/error.hpp"
 
 namespace zs::detail {
@@ -78,11 +79,8 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
     // The same ranks in the same order continue the same random streams; otherwise each rank
     // starts a fresh stream derived from the seed, its rank and the step.
     if (reader.world_size() == core_.comm.size()) {
-      std::istringstream random(reader.rng_state_of(r));
-      random >> core_.dropout_random;
-      if (!random)
-        throw checkpoint::CheckpointError("checkpoint " + reader.directory() + ": rank " + std::to_string(r) +
-                                          "'s RNG state is unreadable");
+      // Checked when the file was opened (the same parse verify runs).
+      core_.dropout_random = checkpoint::parse_rng_state(reader.rng_state_of(r));
     } else {
       std::seed_seq seed{core_.config.seed, static_cast<std::uint64_t>(r),
                          static_cast<std::uint64_t>(reader.state().step)};

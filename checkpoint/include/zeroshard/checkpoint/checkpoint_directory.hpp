@@ -7,6 +7,7 @@
 // DIR/latest still naming the previous, intact checkpoint.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,12 +24,28 @@ std::string staging_directory(const std::string& dir, const std::string& tag);
 /// Creates DIR (with parents) and an empty DIR/TAG.incomplete (removing a leftover one).
 /// Throws CheckpointError naming the directory that cannot be created.
 void prepare_staging(const std::string& dir, const std::string& tag);
-/// Renames DIR/TAG.incomplete to DIR/TAG (an older DIR/TAG is replaced), then points
-/// DIR/latest at it atomically.
+/// Renames DIR/TAG.incomplete to DIR/TAG, then points DIR/latest at it atomically (write
+/// latest.tmp, fsync, rename, fsync the directory). An older DIR/TAG (a tag saved again) is
+/// swapped with the new one in one atomic exchange (renameat2 RENAME_EXCHANGE) and removed
+/// after latest is written: at every instant DIR/latest names a complete checkpoint. Where the
+/// file system cannot exchange (NFS) the old one is moved to DIR/.TAG.replaced first, and a
+/// death before the new one is in place is repaired by resolve_tag. Throws CheckpointError.
+/// docs/checkpoint-format.md, "Commit protocol".
 void commit_tag(const std::string& dir, const std::string& tag);
 
+/// The steps of commit_tag, for tests that simulate a death at each (detail::set_commit_step_hook).
+enum class CommitStep { begin, moved_aside, in_place, latest_written, latest_renamed, done };
+namespace detail {
+/// Test hook: called by commit_tag as it reaches each step (a hook that throws or _exit()s
+/// there simulates a death). Empty: none. Not thread-safe; tests only.
+void set_commit_step_hook(std::function<void(CommitStep)> hook);
+/// Test knob: commit_tag behaves as on a file system without RENAME_EXCHANGE (two renames).
+void force_two_rename_commit(bool force);
+}  // namespace detail
+
 /// `tag` itself if not empty, else the tag DIR/latest names. Throws CheckpointError if
-/// there is no DIR/latest, or the tag's directory does not exist.
+/// there is no DIR/latest, or the tag's directory does not exist. Where a commit without
+/// atomic exchange died with DIR/TAG moved to DIR/.TAG.replaced, renames it back first.
 std::string resolve_tag(const std::string& dir, const std::string& tag);
 
 struct TagEntry {

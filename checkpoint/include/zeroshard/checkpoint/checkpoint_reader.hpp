@@ -17,7 +17,8 @@ namespace zs::checkpoint {
 
 /// Whether data file `file`, named `name` in the index, belongs to the save the index
 /// describes: the same save id (where both have one: files written before save ids existed
-/// have none), step and micro-step, world size and format version, exactly the ranks the
+/// have none), training state (step, micro-step, stage, optimizer, configuration, client
+/// state), world size and format version, exactly the ranks the
 /// index maps to `name`, and, if `expected_units` is not empty, the same units (layouts and
 /// buffers) as `expected_from` holds. Returns one line per difference, each naming what
 /// differs (empty: it belongs). The one check shared by every reader: CheckpointReader runs
@@ -31,6 +32,11 @@ std::vector<std::string> data_file_differences(const ShardFile& file, const std:
 std::string mixed_saves_message(const std::string& data_file_path, const std::string& index_path,
                                 const std::vector<std::string>& differences);
 
+/// The message of an index whose virtual datasets disagree with a data file's layout
+/// (index_layout_differences()): names both files and every difference.
+std::string index_disagrees_message(const std::string& data_file_path, const std::string& index_path,
+                                    const std::vector<std::string>& differences);
+
 class CheckpointReader {
  public:
   /// Opens DIR/TAG (an empty tag: the one DIR/latest names): reads the index, checks that
@@ -38,7 +44,8 @@ class CheckpointReader {
   /// world size (ranks pass their own, so every header is checked by someone). Throws
   /// CheckpointError naming the file if any of that fails. Every data file opened, then or
   /// by a later read, must pass data_file_differences() against the index and the probed
-  /// shard's layouts, or CheckpointError names it and what differs.
+  /// shard's layouts, or CheckpointError names it and what differs; the index's virtual
+  /// datasets must map the probed layouts (index_layout_differences()).
   CheckpointReader(const std::string& dir, const std::string& tag = "", int probe_rank = 0);
   ~CheckpointReader();
 

@@ -51,4 +51,13 @@ struct IndexSummary {
 /// corrupt, of a newer format version, or names data files outside its directory.
 IndexSummary read_index_summary(const std::string& path);
 
+/// Where the index's virtual datasets (every buffer of every tensor of `units`, by name)
+/// differ from what the data files' layouts say: shape, source file, source dataset and the
+/// elements each piece maps. One line per difference (empty: they agree). The index is the
+/// second, independent record of which elements belong to which tensor: a data file whose
+/// tensor names were swapped between tensors of equal shapes passes its own fragment table
+/// but not this. Run by every reader (CheckpointReader, verify_checkpoint).
+std::vector<std::string> index_layout_differences(const std::string& index_path, const IndexSummary& index,
+                                                  const std::vector<IndexUnit>& units);
+
 }  // namespace zs::checkpoint

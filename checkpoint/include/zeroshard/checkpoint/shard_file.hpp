@@ -27,6 +27,7 @@
 
 #include "zeroshard/checkpoint/hdf5_check.hpp"
 #include "zeroshard/checkpoint/image_arena.hpp"
+#include "zeroshard/checkpoint/index_file.hpp"
 #include "zeroshard/checkpoint/shard_contents.hpp"
 #include "zeroshard/sharding/fragment_map.hpp"
 
@@ -41,14 +42,14 @@ std::span<const char> build_shard_image(const ShardContents& contents, ImageAren
 /// Reads a checkpoint data file (either mode), verifying checksums of everything it reads.
 class ShardFile {
  public:
-  struct Unit {
-    std::string name;
-    sharding::FlatLayout layout;
-    std::vector<std::string> buffers;  // dataset names, in file order
-  };
+  /// A unit: its name, layout and buffers (dataset names, in file order).
+  using Unit = IndexUnit;
 
-  /// Throws CheckpointError naming the file if it is missing, truncated, not a shard file, or
-  /// of a newer format version.
+  /// Opens and checks everything the file's header says (docs/checkpoint-format.md,
+  /// "Validation"): format version, training state ranges, world size and ranks, RNG states,
+  /// every unit's layout (overflow-checked), its fragment table against that layout, the
+  /// datasets' sizes and checksum counts. Throws CheckpointError naming the file, the field,
+  /// its value and what was expected (or that it is missing, truncated or not a shard file).
   explicit ShardFile(std::string path);
   ~ShardFile();
   ShardFile(ShardFile&&) noexcept;

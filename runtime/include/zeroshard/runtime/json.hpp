@@ -33,8 +33,12 @@ struct JsonValue {
 
 std::string type_name(JsonValue::Type type);
 
-/// Parses `text` (RFC 8259, \\u escapes decoded to UTF-8); throws InvalidArgument
-/// "SOURCE:LINE:COLUMN: what is wrong".
+/// How deep arrays and objects may nest: configurations are 3 levels deep; a limit keeps a
+/// hostile file (30,000 nested '[') from overflowing the stack of this recursive reader.
+inline constexpr int kMaxJsonDepth = 64;
+
+/// Parses `text` (RFC 8259: every escape, \uXXXX with surrogate pairs decoded to UTF-8;
+/// nesting up to kMaxJsonDepth); throws InvalidArgument "SOURCE:LINE:COLUMN: what is wrong".
 JsonValue parse_json(std::string_view text, const std::string& source);
 
 /// Appends `value` as compact JSON text: strings escaped (quote, backslash, control characters;

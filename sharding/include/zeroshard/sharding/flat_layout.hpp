@@ -21,6 +21,8 @@ struct TensorSpec {
   std::vector<std::int64_t> shape;  // empty = scalar
   DType dtype = DType::float32;
 
+  /// The product of the dimensions (1 for a scalar). Throws InvalidArgument naming the tensor
+  /// for a negative dimension or a product past 2^63-1 (checked, never wrapped).
   std::int64_t numel() const;
   bool operator==(const TensorSpec&) const = default;
 };
@@ -43,7 +45,9 @@ struct ShardRange {
 class FlatLayout {
  public:
   /// Throws InvalidArgument for an empty or duplicated name, a negative dimension, mixed dtypes
-  /// (one flat buffer holds one dtype), world_size < 1 or alignment < 1.
+  /// (one flat buffer holds one dtype), world_size < 1 or alignment < 1, or a total (tensor,
+  /// offsets, padding) past 2^63-1 elements: all arithmetic is overflow-checked, since shapes
+  /// also come from files (a checkpoint's tensor_shapes).
   static FlatLayout build(std::vector<TensorSpec> tensors, int world_size, std::int64_t alignment = 1);
 
   const std::vector<TensorSlot>& tensors() const { return slots_; }

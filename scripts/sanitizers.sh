@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The sanitizer jobs of CI (issue 14, "Keep it that way"); scripts/test.sh runs this after
+# the main suite (ZS_SANITIZERS=0 skips it). Each build has its own tree, ZS_CUDA=OFF and no
+# benchmarks:
+#  - build-asan: ASan + UBSan (halt on the first report) + LSan; the unit suites and every
+#    multi-rank suite at world sizes 1 and 3 (3 divides no size: the padding paths); the
+#    script tests that need the examples and the tool (checkpoint_*, example_*) run in build/;
+#  - build-tsan: TSan over the tests that run threads: the async checkpoint writer
+#    (checkpoint) and the progress engine (collectives), at world size 2.
+# Suppressions for Open MPI's and HDF5's own reports live in tests/sanitizers/*.supp, each
+# explained there; nothing of ZeroShard's is suppressed.
+# Usage: bash scripts/sanitizers.sh [asan|tsan]   (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${ZS_SANITIZER_JOBS:-$(nproc)}
+which=${1:-all}
+supp="$PWD/tests/sanitizers"
+
+configure_and_build() {  # configure_and_build DIR FLAGS TARGET...
+  local dir=$1 flags=$2
+  shift 2
+  mkdir -p "$dir"
+  if ! cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DZS_CUDA=OFF -DZS_BUILD_BENCH=OFF \
+       -DCMAKE_CXX_FLAGS="$flags -fno-omit-frame-pointer -g1" \
+       -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >"$dir/configure.log" 2>&1; then
+    cat "$dir/configure.log"
+    exit 1
+  fi
+  cmake --build "$dir" -j "$jobs" --target "$@"
+}
+
+if [ "$which" = all ] || [ "$which" = asan ]; then
+  echo "== ASan + UBSan: unit and multi-rank suites (build-asan) =="
+  configure_and_build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+    zs_unit_tests zs_transformer_layer_tests zs_float64_reference_tests zs_collective_tests zs_engine_tests \
+    zs_training_state_tests zs_collective_error_tests zs_unit_order_tests zs_gradient_clipping_tests \
+    zs_activation_checkpointing_tests zs_transformer_engine_tests zs_tied_parameters_tests zs_checkpoint_tests
+  # detect_leaks: LSan at exit; Open MPI's and HDF5's own allocations suppressed (lsan.supp).
+  # Suppressions match library names, so stacks must reach them: Open MPI keeps its MCA
+  # components loaded to exit (a dlclose()d component is "<unknown module>"), and the slow
+  # unwinder walks through libraries built without frame pointers.
+  OMPI_MCA_mca_base_component_disable_dlclose=1 \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:fast_unwind_on_malloc=0 \
+  LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0" \
+  UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp" \
+    ctest --test-dir build-asan --output-on-failure --timeout 600 -L "unit|mpi" -E "\.np[24]$|^example|install|^checkpoint_"
+fi
+
+if [ "$which" = all ] || [ "$which" = tsan ]; then
+  echo "== TSan: async checkpoint writer and progress engine (build-tsan) =="
+  configure_and_build build-tsan "-fsanitize=thread" zs_checkpoint_tests zs_collective_tests
+  OMPI_MCA_mca_base_component_disable_dlclose=1 \
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp" \
+    ctest --test-dir build-tsan --output-on-failure --timeout 600 -R "^(checkpoint|collectives)\.np2$"
+fi
+echo "sanitizers: ok"
