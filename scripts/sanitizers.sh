@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The sanitizer jobs of CI (issue 14, "Keep it that way"); scripts/test.sh runs this after
-# the main suite (ZS_SANITIZERS=0 skips it). Each build has its own tree, ZS_CUDA=OFF and no
+# the main suite when ZS_SANITIZERS=1 (off by default: docs/ci.md). Each build has its own tree, ZS_CUDA=OFF and no
 # benchmarks:
 #  - build-asan: ASan + UBSan (halt on the first report) + LSan; the unit suites and every
 #    multi-rank suite at world sizes 1 and 3 (3 divides no size: the padding paths); the
