@@ -105,7 +105,8 @@ def spread(values, fmt="%.1f"):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--ranks", type=int, nargs="*", default=[1, 2, 4],
+                   help="world sizes of the main table; none: only the width table")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--width", type=int, default=2048)
@@ -140,13 +141,20 @@ def main():
     zs_builds = sorted({r[0]["build"] for r in results.values() if r[0]["runtime"] == "zeroshard"})
     torch_build = next(r[0]["build"] for k, r in results.items() if r[0]["runtime"] == "pytorch")
     print("## ZeroShard vs PyTorch: %d x Linear(%d, %d) + ReLU, MSE, batch %d per rank, fp32 AdamW" %
-          (args.layers, args.width, args.width, args.batch, ))
+          (args.layers, args.width, args.width, args.batch))
     print()
     print("ZeroShard: %s. PyTorch: %s, glibc malloc tuned (%s). %d repetitions, %d timed steps each "
           "(after 2 warm-up); compute threads per rank = %d cores / ranks. Values: median over repetitions "
           "(min-max); ratio = ZeroShard / PyTorch's closest strategy (lower is better)." %
           (" / ".join(zs_builds), torch_build, TUNED_MALLOC, args.reps, args.steps, os.cpu_count() or 1))
     print()
+    if args.ranks:
+        print_main_table(args, results, reps)
+    if args.widths:
+        print_width_table(args, results, reps)
+
+
+def print_main_table(args, results, reps):
     print("| ranks | runtime | step (ms) | ratio | forward+backward (ms) | optimizer (ms) | optimizer (ns/element) "
           "| opt. ratio | peak RSS above floor (MiB) | RSS ratio | after construction (MiB) | page faults / step |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -174,21 +182,23 @@ def main():
                 spread(per_element, "%.2f"), opt_ratio, spread(rss, "%.0f"), rss_ratio,
                 spread(reps(ranks, args.width, label, "construction_above_floor_mib"), "%.0f"),
                 spread(reps(ranks, args.width, label, "faults_per_step"), "%.0f")))
-    if args.widths:
-        print()
-        print("## Cost against width: 2 ranks, %d layers, batch %d per rank" % (args.layers, args.batch))
-        print()
-        print("| width | parameters (M) | runtime | step (ms) | ms per GFLOP of model work | peak RSS above floor (MiB) |")
-        print("|---:|---:|---|---:|---:|---:|")
-        for width in args.widths:
-            for label in ("ZeroShard stage 0", "torch DDP", "ZeroShard stage 3", "torch ZeRO-1"):
-                if (2, width, label) not in results:
-                    continue
-                step = reps(2, width, label, "step")
-                flops = 6.0 * args.layers * width * width * args.batch  # forward + backward, per rank
-                print("| %d | %.1f | %s | %s | %.2f | %s |" % (
-                    width, args.layers * (width * width + width) / 1e6, label, spread(step),
-                    statistics.median(step) / (flops / 1e9), spread(reps(2, width, label, "peak_above_floor_mib"), "%.0f")))
+
+
+def print_width_table(args, results, reps):
+    print()
+    print("## Cost against width: 2 ranks, %d layers, batch %d per rank" % (args.layers, args.batch))
+    print()
+    print("| width | parameters (M) | runtime | step (ms) | ms per GFLOP of model work | peak RSS above floor (MiB) |")
+    print("|---:|---:|---|---:|---:|---:|")
+    for width in args.widths:
+        for label in ("ZeroShard stage 0", "torch DDP", "ZeroShard stage 3", "torch ZeRO-1"):
+            if (2, width, label) not in results:
+                continue
+            step = reps(2, width, label, "step")
+            flops = 6.0 * args.layers * width * width * args.batch  # forward + backward, per rank
+            print("| %d | %.1f | %s | %s | %.2f | %s |" % (
+                width, args.layers * (width * width + width) / 1e6, label, spread(step),
+                statistics.median(step) / (flops / 1e9), spread(reps(2, width, label, "peak_above_floor_mib"), "%.0f")))
 
 
 if __name__ == "__main__":
