@@ -79,6 +79,9 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
     // buf.mul_(momentum).add_(d_p, alpha=1 - dampening): 1 - dampening in double, then float.
     const float keep = static_cast<float>(1 - config_.dampening);
     const bool first = step == 1;  // torch: the momentum buffer does not exist yet, buf = d_p
+    // Locals, not members: a store through `params` may alias config_ as far as the compiler
+    // knows, which kept this loop scalar (14.7 ns/element against Adam's 1.6, zs_kernel_bench).
+    const bool nesterov = config_.nesterov;
     float* buffer = state.data();
     for (const ParameterRun& run : runs) {
       // d_p = grad.add(param, alpha=weight_decay), only when weight_decay != 0 (as torch).
@@ -90,7 +93,7 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
         float g = l2 ? grads[i] + wd * params[i] : grads[i];
         if (momentum > 0) {
           buffer[i] = first ? g : buffer[i] * momentum + keep * g;
-          g = config_.nesterov ? g + momentum * buffer[i] : buffer[i];  // d_p.add(buf, alpha=momentum)
+          g = nesterov ? g + momentum * buffer[i] : buffer[i];  // d_p.add(buf, alpha=momentum)
         }
         params[i] -= lr_f * g;
       }
