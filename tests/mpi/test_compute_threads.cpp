@@ -89,6 +89,8 @@ TEST_F(ComputeThreadsTest, AutoFollowsOmpNumThreads) {
   Communicator comm;
   ::setenv("OMP_NUM_THREADS", "3", 1);
   EXPECT_EQ(train(comm, 0, 0).threads, 3);
+  ::setenv("OMP_NUM_THREADS", "2,1", 1);  // OpenMP's per-level list: the first entry is ours
+  EXPECT_EQ(train(comm, 0, 0).threads, 2);
   ::setenv("OMP_NUM_THREADS", "many", 1);
   try {
     train(comm, 0, 0);

@@ -13,14 +13,16 @@
 namespace zs {
 namespace {
 
-// A positive whole number from the environment, or 0 when unset.
+// A positive whole number from the environment, or 0 when unset. A list ("4,2": OpenMP's
+// counts per nesting level) gives its first entry, the outermost level, which is ours.
 int positive_from_environment(const char* name) {
   const char* text = std::getenv(name);
   if (!text || !*text) return 0;
   char* end = nullptr;
   const long value = std::strtol(text, &end, 10);
-  if (*end != '\0' || value < 1 || value > 4096)
-    throw InvalidArgument(std::string(name) + "='" + text + "' is not a thread or rank count (a whole number >= 1)");
+  if ((*end != '\0' && *end != ',') || value < 1 || value > 4096)
+    throw InvalidArgument(std::string(name) + "='" + text + "' is not a thread or rank count: a whole number from 1 to 4096 " +
+                          "(or a comma-separated list of them, whose first entry counts)");
   return static_cast<int>(value);
 }
 
