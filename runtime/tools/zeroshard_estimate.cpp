@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <sstream>
 #include <string>
 
 #include "option_values.hpp"
@@ -34,6 +35,7 @@ Activations, gathered parameters and buffers come on top: the engine's planner
 
 struct Options {
   double params = -1;
+  bool params_given = false;
   long long ranks = -1;
   std::string precision = "fp32";
   std::string optimizer = "adamw";
@@ -41,22 +43,39 @@ struct Options {
   bool help = false;
 };
 
+// A number as a user would write it ("1e+20", "-1", "7.5e+09").
+std::string shortest(double v) {
+  std::ostringstream text;
+  text << v;
+  return text.str();
+}
+
 Options parse(int argc, char** argv) {
   Options o;
   for (zs::examples::CommandLine args(argc, argv); args.next();) {
     const std::string name = args.name();
     if (name == "--help" || name == "-h") o.help = true;
-    else if (name == "--params") o.params = zs::examples::finite_number(name, args.value());
+    else if (name == "--params") {
+      o.params = zs::examples::finite_number(name, args.value());
+      o.params_given = true;
+    }
     else if (name == "--ranks") o.ranks = zs::examples::whole_number<long long>(name, args.value());
-    else if (name == "--bf16" || name == "--fp16") o.precision = name.substr(2);
+    else if (name == "--bf16" || name == "--fp16") {
+      if (o.precision != "fp32" && o.precision != name.substr(2))
+        throw zs::InvalidArgument("--bf16 and --fp16 are exclusive: give one (both count 2 + 2 + 12 bytes per parameter)");
+      o.precision = name.substr(2);
+    }
     else if (name == "--optimizer") o.optimizer = args.value();
     else if (name == "--momentum") o.momentum = true;
     else throw zs::InvalidArgument("unknown argument '" + name + "' (see --help)");
   }
   if (o.help) return o;
-  if (o.params < 0) throw zs::InvalidArgument("--params N is required (the model's parameter count, e.g. 7.5e9)");
-  if (o.params != std::floor(o.params) || o.params > 9e18)
-    throw zs::InvalidArgument("--params: " + std::to_string(o.params) + " is not a whole number of parameters");
+  if (!o.params_given) throw zs::InvalidArgument("--params N is required (the model's parameter count, e.g. 7.5e9)");
+  if (o.params < 1 || o.params > 9e18)
+    throw zs::InvalidArgument("--params: " + shortest(o.params) +
+                              " is out of range: give 1 to 9e18 parameters");
+  if (o.params != std::floor(o.params))
+    throw zs::InvalidArgument("--params: " + shortest(o.params) + " is not a whole number of parameters");
   if (o.ranks < 1) throw zs::InvalidArgument("--ranks R is required and must be >= 1 (the world size)");
   if (o.ranks > 1 << 30) throw zs::InvalidArgument("--ranks: " + std::to_string(o.ranks) + " is too large");
   if (o.optimizer != "adamw" && o.optimizer != "adam" && o.optimizer != "sgd")
