@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -20,6 +19,7 @@
 
 #include "block_repeats.hpp"
 #include "fashion_mnist_data.hpp"
+#include "number_text.hpp"
 #include "option_values.hpp"
 #include "progress_estimates.hpp"
 #include "resume_plan.hpp"
@@ -33,14 +33,7 @@
 
 namespace {
 
-// JSON has no NaN or infinity: a non-finite value (a skipped step's norm) is written as null.
-std::string json_number(double value) {
-  if (!std::isfinite(value)) return "null";
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
+using zs::examples::json_number;
 
 struct Options {
   std::string config_path;

@@ -19,11 +19,11 @@
 #include <fstream>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "number_text.hpp"
 #include "option_values.hpp"
 #include "progress_estimates.hpp"
 #include "resume_plan.hpp"
@@ -39,17 +39,12 @@
 
 namespace {
 
+using zs::examples::json_number;
+
 constexpr std::int64_t kVocab = 256;      // bytes
 constexpr std::int32_t kIgnore = -100;    // targets past the text's end (padding)
 constexpr double kBigramK = 0.1;          // the bigram baseline's add-k smoothing
 
-// JSON has no NaN or infinity: a non-finite value (a skipped step's norm) is written as null.
-std::string json_number(double value) {
-  if (!std::isfinite(value)) return "null";
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
 
 struct Options {
   std::string config_path;

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
-#include <sstream>
 #include <string>
 
+#include "number_text.hpp"
 #include "option_values.hpp"
 #include "zeroshard/runtime/model_state_formula.hpp"
 
@@ -43,13 +43,6 @@ struct Options {
   bool help = false;
 };
 
-// A number as a user would write it ("1e+20", "-1", "7.5e+09").
-std::string shortest(double v) {
-  std::ostringstream text;
-  text << v;
-  return text.str();
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   for (zs::examples::CommandLine args(argc, argv); args.next();) {
@@ -72,10 +65,10 @@ Options parse(int argc, char** argv) {
   if (o.help) return o;
   if (!o.params_given) throw zs::InvalidArgument("--params N is required (the model's parameter count, e.g. 7.5e9)");
   if (o.params < 1 || o.params > 9e18)
-    throw zs::InvalidArgument("--params: " + shortest(o.params) +
+    throw zs::InvalidArgument("--params: " + zs::examples::number_text(o.params) +
                               " is out of range: give 1 to 9e18 parameters");
   if (o.params != std::floor(o.params))
-    throw zs::InvalidArgument("--params: " + shortest(o.params) + " is not a whole number of parameters");
+    throw zs::InvalidArgument("--params: " + zs::examples::number_text(o.params) + " is not a whole number of parameters");
   if (o.ranks < 1) throw zs::InvalidArgument("--ranks R is required and must be >= 1 (the world size)");
   if (o.ranks > 1 << 30) throw zs::InvalidArgument("--ranks: " + std::to_string(o.ranks) + " is too large");
   if (o.optimizer != "adamw" && o.optimizer != "adam" && o.optimizer != "sgd")
