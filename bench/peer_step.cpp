@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -110,11 +109,6 @@ int main(int argc, char** argv) {
     config.compute_threads = o.threads;
     zs::Engine engine(*model, config, comm);
     const Usage constructed = usage();
-    if (std::getenv("ZS_PEER_LEDGER") && r == 0) {
-      long pages = 0, resident = 0;
-      if (FILE* f = std::fopen("/proc/self/statm", "r")) { if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0; std::fclose(f); }
-      std::fprintf(stderr, "after construction: RSS now %.1f MiB, max %.1f, floor %.1f\n%s\n", resident * 4096 / 1048576.0, constructed.rss_mib, floor.rss_mib, engine.memory().report().c_str());
-    }
 
     zs::Tensor x({o.batch, o.width}), y({o.batch, o.width}), grad({o.batch, o.width});
     fill_pattern(x, 7919, r * 13);
