@@ -10,7 +10,8 @@ namespace zs {
 std::string to_string(MemoryCategory c) {
   static constexpr const char* kNames[kMemoryCategories] = {
       "parameters (full)", "parameters (shard)", "gradients (full)", "gradients (shard)",
-      "optimizer states",  "buffers",            "activations",      "communication"};
+      "optimizer states",  "buffers",            "activations",      "communication",
+      "master parameters"};
   return kNames[static_cast<std::size_t>(c)];
 }
 

@@ -18,8 +18,9 @@ enum class MemoryCategory : std::uint8_t {
   buffers,
   activations,
   communication,
+  master_parameters,  // mixed precision: the float32 master weights (whole at stage 0, else the shard)
 };
-inline constexpr std::size_t kMemoryCategories = 8;
+inline constexpr std::size_t kMemoryCategories = 9;
 
 std::string to_string(MemoryCategory c);
 
