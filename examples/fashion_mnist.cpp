@@ -397,7 +397,8 @@ int main(int argc, char** argv) {
     if (rank == 0) {
       const std::int64_t formula = zs::model_state_bytes_per_rank(
           engine.parameter_count(), world, zs::ShardedCategories::of_stage(engine.stage()),
-          zs::StatePrecision::float32(static_cast<int>(engine.optimizer_state_names().size()))).total();
+          zs::StatePrecision::of(engine.config().precision, static_cast<int>(engine.optimizer_state_names().size())))
+          .total();
       if (repeats)
         std::printf("\nunit order: %lld forwards left the order recorded before them\n",
                     static_cast<long long>(engine.unit_order_changes()));

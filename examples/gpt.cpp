@@ -505,7 +505,8 @@ int main(int argc, char** argv) {
     if (rank == 0) {
       const std::int64_t formula = zs::model_state_bytes_per_rank(
           engine.parameter_count(), world, zs::ShardedCategories::of_stage(engine.stage()),
-          zs::StatePrecision::float32(static_cast<int>(engine.optimizer_state_names().size()))).total();
+          zs::StatePrecision::of(engine.config().precision, static_cast<int>(engine.optimizer_state_names().size())))
+          .total();
       std::printf("\nmemory report, rank 0 (bytes held now and at peak):\n%s", engine.memory().report().c_str());
       std::printf("activation peak in training, rank 0: %.2f MiB (activation checkpointing: %s; with "
                   "validation and sampling: %.2f MiB)\n",
