@@ -16,7 +16,8 @@
 // with the ring reduce-scatter (the default, also all_reduce's first half) the partial sums
 // travel in 16 bits, rounded at each hop and added in float32 (NCCL's bf16 reduction: half
 // the bytes of float32 on the wire); with the mpi algorithm MPI reduces widened float32
-// values and the result is rounded once. Either way deterministic for a given world size.
+// values and the result is rounded once. A 16-bit all_reduce gathers the rounded 16-bit
+// chunks. Either way deterministic for a given world size.
 
 #include <mpi.h>
 
