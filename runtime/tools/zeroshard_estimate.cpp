@@ -10,6 +10,7 @@
 
 #include "number_text.hpp"
 #include "option_values.hpp"
+#include "zeroshard/runtime/engine_config.hpp"
 #include "zeroshard/runtime/model_state_formula.hpp"
 
 namespace {
@@ -20,8 +21,9 @@ const char* kHelp = R"(zeroshard-estimate: model-state bytes per rank for ZeRO s
 
   --params N        parameters in the model (7.5e9 and 350000 both work)
   --ranks R         data-parallel ranks the model states are sharded over (world size)
-  --bf16, --fp16    the ZeRO paper's mixed precision: 16-bit parameters and gradients, fp32
-                    master parameters and Adam states (2 + 2 + 12 bytes per parameter)
+  --bf16, --fp16    the ZeRO paper's mixed precision (bf16.enabled / fp16.enabled): 16-bit
+                    parameters and gradients, fp32 master parameters and optimizer states
+                    (Adam: 2 + 2 + 12 bytes per parameter; SGD: 2 + 2 + 4, with momentum + 4)
   --optimizer NAME  adamw (default) or adam: 2 fp32 states; sgd: none, 1 with --momentum
   --momentum        sgd with momentum (one fp32 state per parameter)
 
@@ -74,8 +76,6 @@ Options parse(int argc, char** argv) {
   if (o.optimizer != "adamw" && o.optimizer != "adam" && o.optimizer != "sgd")
     throw zs::InvalidArgument("--optimizer: '" + o.optimizer + "' is not adamw, adam or sgd");
   if (o.momentum && o.optimizer != "sgd") throw zs::InvalidArgument("--momentum applies to --optimizer sgd only");
-  if (o.precision != "fp32" && o.optimizer == "sgd")
-    throw zs::InvalidArgument("--" + o.precision + " is the ZeRO paper's mixed-precision Adam (K = 12); use adam or adamw");
   return o;
 }
 
@@ -89,13 +89,18 @@ int main(int argc, char** argv) {
       return 0;
     }
     const int states = o.optimizer == "sgd" ? (o.momentum ? 1 : 0) : 2;
-    const zs::StatePrecision precision =
-        o.precision == "fp32" ? zs::StatePrecision::float32(states) : zs::StatePrecision::mixed_adam();
+    // What the engine holds with bf16.enabled / fp16.enabled (one formula for both).
+    zs::MixedPrecisionConfig mixed;
+    mixed.bf16 = o.precision == "bf16";
+    mixed.fp16 = o.precision == "fp16";
+    const zs::StatePrecision precision = zs::StatePrecision::of(mixed, states);
     const auto psi = static_cast<std::int64_t>(o.params);
     const int ranks = static_cast<int>(o.ranks);
     std::printf("%.4g parameters on %d ranks, %s: P = %d, G = %d, K = %d bytes per parameter\n", o.params, ranks,
                 o.precision == "fp32" ? ("float32 " + o.optimizer + (o.momentum ? " with momentum" : "")).c_str()
-                                      : (o.precision + " mixed precision (fp32 master parameters, momentum, variance)").c_str(),
+                                      : (o.precision + " mixed precision (fp32 master parameters" +
+                                         (states == 2 ? ", momentum, variance)" : states == 1 ? ", momentum)" : ")"))
+                                            .c_str(),
                 precision.parameter_bytes, precision.gradient_bytes, precision.optimizer_bytes);
     std::printf("%-6s %14s %14s %14s %14s  %s\n", "stage", "parameters", "gradients", "optimizer", "total/rank",
                 "formula");
