@@ -274,6 +274,9 @@ int main(int argc, char** argv) {
       std::printf("Fashion-MNIST: %lld train / %lld test images, %d ranks, ZeRO stage %d, %zu units, %lld parameters\n",
                   static_cast<long long>(train.count), static_cast<long long>(test.count), world, engine.stage(),
                   engine.unit_count(), static_cast<long long>(engine.parameter_count()));
+      if (engine.shard_replicas() > 1)
+        std::printf("hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
+                    engine.shard_group_size(), engine.shard_replicas());
       std::printf("micro-batch %lld x %d ranks x %d accumulation = %lld samples per step, %lld steps\n",
                   static_cast<long long>(config.micro_batch_size), world, config.engine.gradient_accumulation_steps,
                   static_cast<long long>(config.micro_batch_size * world * config.engine.gradient_accumulation_steps),
@@ -396,7 +399,7 @@ int main(int argc, char** argv) {
     ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
     if (rank == 0) {
       const std::int64_t formula = zs::model_state_bytes_per_rank(
-          engine.parameter_count(), world, zs::ShardedCategories::of_stage(engine.stage()),
+          engine.parameter_count(), engine.shard_group_size(), zs::ShardedCategories::of_stage(engine.stage()),
           zs::StatePrecision::float32(static_cast<int>(engine.optimizer_state_names().size()))).total();
       if (repeats)
         std::printf("\nunit order: %lld forwards left the order recorded before them\n",

@@ -320,6 +320,9 @@ int main(int argc, char** argv) {
                   static_cast<long long>(options.n_layer), static_cast<long long>(options.n_head),
                   static_cast<long long>(options.n_embd), static_cast<long long>(block), options.dropout,
                   static_cast<long long>(engine.parameter_count()), engine.unit_count(), world, engine.stage());
+      if (engine.shard_replicas() > 1)
+        std::printf("hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
+                    engine.shard_group_size(), engine.shard_replicas());
       std::printf("micro-batch %lld x %d ranks x %d accumulation = %lld windows (%lld tokens) per step, %lld steps\n",
                   static_cast<long long>(micro), world, accumulation, static_cast<long long>(global_batch),
                   static_cast<long long>(global_batch * block), static_cast<long long>(total_steps));
@@ -504,7 +507,7 @@ int main(int argc, char** argv) {
     ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
     if (rank == 0) {
       const std::int64_t formula = zs::model_state_bytes_per_rank(
-          engine.parameter_count(), world, zs::ShardedCategories::of_stage(engine.stage()),
+          engine.parameter_count(), engine.shard_group_size(), zs::ShardedCategories::of_stage(engine.stage()),
           zs::StatePrecision::float32(static_cast<int>(engine.optimizer_state_names().size()))).total();
       std::printf("\nmemory report, rank 0 (bytes held now and at peak):\n%s", engine.memory().report().c_str());
       std::printf("activation peak in training, rank 0: %.2f MiB (activation checkpointing: %s; with "

@@ -110,6 +110,8 @@ double Engine::gradient_norm() const { return core_->gradient_norm; }
 bool Engine::last_step_skipped() const { return core_->last_step_skipped; }
 std::int64_t Engine::skipped_steps() const { return core_->skipped_steps; }
 int Engine::stage() const { return core_->policy.stage; }
+int Engine::shard_group_size() const { return core_->shard_groups->size(); }
+int Engine::shard_replicas() const { return core_->shard_groups->replicas(); }
 const EngineConfig& Engine::config() const { return core_->config; }
 const ShardingPolicy& Engine::policy() const { return core_->policy; }
 std::int64_t Engine::optimizer_steps() const { return core_->optimizer_steps; }

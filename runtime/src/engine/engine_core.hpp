@@ -9,7 +9,8 @@
 //             update (ShardedOptimizer) -> all-gather updated whole parameters (stages 1-2)
 //
 // Engine (engine.hpp) forwards its public calls here; StateDict (state_dict.cpp) does saves
-// and loads. Every component is handed the communicator it works over.
+// and loads. Every component is handed the communicator it works over: the shard group's
+// (shard_groups.hpp; the world under flat ZeRO).
 
 #include <cstdint>
 #include <memory>
@@ -28,6 +29,7 @@
 #include "parameter_group.hpp"
 #include "phase.hpp"
 #include "profiler.hpp"
+#include "shard_groups.hpp"
 #include "sharded_optimizer.hpp"
 
 namespace zs::detail {
@@ -57,8 +59,12 @@ class EngineCore {
   double learning_rate() const;
 
   EngineConfig config;
-  ShardingPolicy policy;
-  Communicator& comm;
+  ShardingPolicy policy;  // over shard_groups->size() ranks
+  Communicator& comm;     // the world: agreements, checkpoints, the profiler
+  /// Who shards and who replicates (hybrid sharding); the components work over its shard
+  /// group, the gradient reducer also over its replica group.
+  std::unique_ptr<ShardGroups> shard_groups;
+  Communicator& shard_comm() const { return shard_groups->shard(); }
   MemoryLedger ledger;
   BufferPool pool{ledger};  // after the ledger: buffers are returned before it goes
   std::vector<std::unique_ptr<ParameterGroup>> groups;

@@ -20,8 +20,8 @@ struct GradientReducer::Bucket {
 };
 
 GradientReducer::GradientReducer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
-                                 BufferPool& pool)
-    : policy_(policy), config_(config), comm_(group_comm), pool_(pool) {}
+                                 BufferPool& pool, Communicator* replica_comm)
+    : policy_(policy), config_(config), comm_(group_comm), pool_(pool), replica_comm_(replica_comm) {}
 
 GradientReducer::~GradientReducer() = default;
 
@@ -31,6 +31,11 @@ std::size_t GradientReducer::in_flight_limit() const {
 
 void GradientReducer::accumulate(float* accumulator, const float* reduced, std::int64_t length) {
   for (std::int64_t i = 0; i < length; ++i) accumulator[i] += reduced[i];
+}
+
+void GradientReducer::reduce_across_replicas(std::span<float> kept, const std::string& label) {
+  if (replica_comm_ == nullptr) return;
+  replica_comm_->all_reduce(kept, labelled(label + " replicas")).wait();
 }
 
 void GradientReducer::reduce(ParameterGroup& group) {
@@ -64,8 +69,12 @@ void GradientReducer::complete(ParameterGroup& group) {
   if (!group.reduction_pending) return;
   group.reduction.wait();
   group.reduction_pending = false;
-  if (!policy_.shard_gradients) return;
   const std::int64_t shard = group.shard_elems();
+  reduce_across_replicas(policy_.reduction == GradientReduction::all_reduce
+                             ? group.grads_full.span()
+                             : group.grads_full.slice(comm_.rank() * shard, shard),
+                         group.name);
+  if (!policy_.shard_gradients) return;
   accumulate(group.grads_shard.data(), group.grads_full.data() + comm_.rank() * shard, shard);
   group.grads_full.reset();
   group.bind();
@@ -146,6 +155,11 @@ void GradientReducer::complete_buckets_beyond(std::size_t keep) {
     std::unique_ptr<Bucket> bucket = std::move(buckets_in_flight_.front());
     buckets_in_flight_.pop_front();
     bucket->reduction.wait();
+    std::span<float> all = bucket->data.span().first(comm_.size() * bucket->fill);
+    reduce_across_replicas(policy_.reduction == GradientReduction::all_reduce
+                               ? all
+                               : all.subspan(comm_.rank() * bucket->fill, bucket->fill),
+                           "bucket");
     unpack(*bucket);
   }
 }

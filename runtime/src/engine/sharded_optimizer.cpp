@@ -9,8 +9,13 @@
 
 namespace zs::detail {
 
-ShardedOptimizer::ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm)
-    : policy_(policy), config_(config), comm_(group_comm), optimizer_(config.optimizer) {}
+ShardedOptimizer::ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
+                                   int averaged_ranks)
+    : policy_(policy),
+      config_(config),
+      comm_(group_comm),
+      averaged_ranks_(averaged_ranks > 0 ? averaged_ranks : group_comm.size()),
+      optimizer_(config.optimizer) {}
 
 std::int64_t ShardedOptimizer::state_elements(const ParameterGroup& group) const {
   return (policy_.shard_optimizer_states ? group.shard_elems() : group.padded_elems()) * optimizer_.state_per_element();
@@ -77,7 +82,7 @@ double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>
 }
 
 StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step) {
-  const float scale = 1.0f / static_cast<float>(comm_.size() * config_.gradient_accumulation_steps);
+  const float scale = 1.0f / static_cast<float>(averaged_ranks_ * config_.gradient_accumulation_steps);
   const int r = comm_.rank();
   // What each group updates: every element at stage 0 (the states are whole), else its own
   // slice (of whole parameters, or the master shard when parameters are sharded).

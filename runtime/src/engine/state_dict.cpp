@@ -31,7 +31,7 @@ std::vector<StateDict::NamedSlice> StateDict::own_slices(ParameterGroup& group) 
   const std::int64_t shard = group.shard_elems();
   std::vector<NamedSlice> slices;
   slices.push_back({"params", group.shards_parameters ? group.params_shard.span()
-                                                      : group.params_full.slice(core_.comm.rank() * shard, shard)});
+                                                      : group.params_full.slice(core_.shard_comm().rank() * shard, shard)});
   const auto states = core_.optimizer->optimizer().state_names();
   for (std::size_t k = 0; k < states.size(); ++k) slices.push_back({states[k], core_.optimizer->own_state(group, k)});
   return slices;
@@ -39,8 +39,11 @@ std::vector<StateDict::NamedSlice> StateDict::own_slices(ParameterGroup& group) 
 
 checkpoint::ShardContents StateDict::contents(const ClientState& client_state) const {
   checkpoint::ShardContents contents;
-  contents.rank = core_.comm.rank();
-  contents.world_size = core_.comm.size();
+  // Under hybrid sharding the checkpoint is the one replica 0's shard group would write as a
+  // flat run of that many ranks: one copy of each shard, the other replicas write nothing.
+  contents.rank = core_.shard_comm().rank();
+  contents.world_size = core_.shard_comm().size();
+  contents.replica = core_.shard_groups->replica_index() != 0;
   contents.state = {core_.optimizer_steps, core_.micro_steps, core_.policy.stage,
                     to_string(core_.config.optimizer.kind), config_text(core_.run_config), client_state};
   std::ostringstream random;
@@ -58,9 +61,10 @@ checkpoint::ShardContents StateDict::contents(const ClientState& client_state) c
 }
 
 checkpoint::TrainingState StateDict::load(const std::string& dir, const std::string& tag) {
-  const int r = core_.comm.rank();
+  const int r = core_.shard_comm().rank();
   std::unique_ptr<checkpoint::CheckpointReader> opened;
-  checkpoint::run_on_all_ranks(core_.comm, [&] { opened = std::make_unique<checkpoint::CheckpointReader>(dir, tag, r); });
+  checkpoint::run_on_all_ranks(core_.comm,
+                               [&] { opened = std::make_unique<checkpoint::CheckpointReader>(dir, tag, core_.comm.rank()); });
   checkpoint::CheckpointReader& reader = *opened;
   checkpoint::run_on_all_ranks(core_.comm, [&] {
     std::vector<sharding::TensorSpec> model;
@@ -77,8 +81,9 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
       for (const auto& [name, slice] : own_slices(*group))
         reader.read(group->layout, name, r * group->shard_elems(), slice);
     // The same ranks in the same order continue the same random streams; otherwise each rank
-    // starts a fresh stream derived from the seed, its rank and the step.
-    if (reader.world_size() == core_.comm.size()) {
+    // starts a fresh stream derived from the seed, its rank and the step. (A hybrid save holds
+    // replica 0's streams only, a hybrid load finds a world of one shard group: fresh streams.)
+    if (reader.world_size() == core_.comm.size() && !core_.shard_groups->hybrid()) {
       // Checked when the file was opened (the same parse verify runs).
       core_.dropout_random = checkpoint::parse_rng_state(reader.rng_state_of(r));
     } else {
@@ -106,14 +111,14 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
 void StateDict::gather_whole_buffers() {
   core_.gathers->gather_whole_parameters();
   if (core_.policy.shard_optimizer_states) return;
-  const int r = core_.comm.rank();
+  const int r = core_.shard_comm().rank();
   const std::size_t states = core_.optimizer->optimizer().state_names().size();
   std::vector<Work> gathers;
   for (auto& group : core_.groups) {
     const std::int64_t shard = group->shard_elems(), padded = group->padded_elems();
     for (std::size_t k = 0; k < states; ++k) {
       std::span<float> full = group->state.slice(static_cast<std::int64_t>(k) * padded, padded);
-      gathers.push_back(core_.comm.all_gather(full.subspan(r * shard, shard), full));
+      gathers.push_back(core_.shard_comm().all_gather(full.subspan(r * shard, shard), full));
     }
   }
   for (Work& w : gathers) w.wait();

@@ -54,8 +54,11 @@ struct UnitShard {
 };
 
 struct ShardContents {
-  int rank = 0;
-  int world_size = 1;
+  int rank = 0;        // the shard this rank holds (its rank in the shard group that saves)
+  int world_size = 1;  // shards of the save (the shard group's size under hybrid sharding)
+  /// Hybrid sharding: this rank holds a copy of shard `rank` that a rank of replica 0 writes;
+  /// it writes no file (CheckpointWriter::save is still collective over every rank).
+  bool replica = false;
   TrainingState state;
   std::string rng_state;  // this rank's random generator (dropout), as text
   std::vector<UnitShard> units;

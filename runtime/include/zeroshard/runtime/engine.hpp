@@ -134,6 +134,11 @@ class Engine {
   static std::uint64_t dropout_seed(std::uint64_t seed, int rank);
 
   int stage() const;
+  /// Ranks each shard group holds (zero_optimization.shard_group_size resolved: the world size
+  /// under flat ZeRO and at stage 0, the node's ranks for 0).
+  int shard_group_size() const;
+  /// Copies of each shard across the world (world size / shard_group_size(); 1 when flat).
+  int shard_replicas() const;
   const EngineConfig& config() const;
   const ShardingPolicy& policy() const;
   std::int64_t optimizer_steps() const;
