@@ -17,6 +17,7 @@
 #include "../support/engine_test_model.hpp"
 #include "../support/mpi_test.hpp"
 #include "../support/shared_temp_dir.hpp"
+#include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/engine.hpp"
@@ -255,6 +256,9 @@ TEST_F(HybridShardingTest, CheckpointsHoldOneCopyAndLoadAnywhere) {
       files += entry.path().filename().string().rfind("shard_", 0) == 0;
     // g == 1 runs as stage 0 over one rank's layout: one file.
     EXPECT_EQ(files, g) << "groups of " << g;
+    const checkpoint::CheckpointReader reader(path, "step_3");
+    EXPECT_EQ(reader.world_size(), g);
+    EXPECT_EQ(reader.state().data_parallel_size, n) << "the ranks that trained";
     auto loaded = [&](Communicator& into, const EngineConfig& config) {
       auto model = make_model(0);
       Engine engine(*model, config, into);

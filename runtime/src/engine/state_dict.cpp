@@ -46,6 +46,7 @@ checkpoint::ShardContents StateDict::contents(const ClientState& client_state) c
   contents.replica = core_.shard_groups->replica_index() != 0;
   contents.state = {core_.optimizer_steps, core_.micro_steps, core_.policy.stage,
                     to_string(core_.config.optimizer.kind), config_text(core_.run_config), client_state};
+  contents.state.data_parallel_size = core_.comm.size();
   std::ostringstream random;
   random << core_.dropout_random;
   contents.rng_state = random.str();

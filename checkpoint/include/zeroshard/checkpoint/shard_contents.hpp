@@ -26,6 +26,10 @@ struct TrainingState {
   std::string config;           // the training configuration, "key = value" lines
   /// The caller's own integers: data sampler position (epoch, batch), counters.
   std::map<std::string, std::int64_t> client_state;
+  /// Ranks that trained (each on its own data): the saving run's world size. Under hybrid
+  /// sharding more than the checkpoint's world size (its shards: one shard group's ranks).
+  /// 0 in checkpoints written before it was recorded: take the checkpoint's world size.
+  int data_parallel_size = 0;
 };
 
 /// Which save a file belongs to, and which save that one continues: written by
