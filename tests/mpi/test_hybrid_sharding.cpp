@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -289,6 +290,52 @@ TEST_F(HybridShardingTest, CheckpointsHoldOneCopyAndLoadAnywhere) {
     reference.load(flat_path, "step_2");
     testing::run_steps(reference, 2, 2);
     EXPECT_EQ(differing(engine.full_parameters(), reference.full_parameters()), 0) << "groups of " << g;
+  }
+}
+
+// What crosses between groups is each rank's reduced gradient shard, all-reduced with its
+// replicas: 2 (R - 1) / R of the shard's bytes per step (R replicas, a ring all-reduce), which
+// is the gradients' bytes the rank holds. At stage 3 that is at most 1/k of what flat ZeRO sends
+// over the whole world (k ranks per group), and flat sends nothing across replicas.
+TEST_F(HybridShardingTest, CrossGroupBytesAreTheReducedShardsOnly) {
+  Communicator comm;
+  const int n = comm.size(), steps = 3;
+  struct Sent {
+    Engine::CollectiveBytes bytes;
+    ModelStateBytes states;
+  };
+  auto run = [&](int stage, int g) {
+    auto model = make_model(0);
+    Engine engine(*model, adamw(stage, g), comm);
+    testing::run_steps(engine, 0, steps);
+    return Sent{engine.collective_bytes_sent(), engine.model_state_bytes()};
+  };
+  const Sent flat = run(3, -1);
+  EXPECT_EQ(flat.bytes.across_replicas, 0);
+  if (n > 1) EXPECT_GT(flat.bytes.within_shard_group, 0);
+  for (int g : group_sizes(n)) {
+    if (g == n) continue;
+    const int replicas = n / g;
+    for (int stage = 1; stage <= 3; ++stage) {
+      const Sent hybrid = run(stage, g);
+      // The reduced part a rank keeps (its gradient shard; every gradient when g = 1) is what
+      // the ledger counts as its gradients at stages 2-3; at stage 1 (whole gradients held) the
+      // shard is 1/g of them.
+      const double kept = static_cast<double>(hybrid.states.gradients) / (stage == 1 && g > 1 ? g : 1);
+      const double expected = steps * 2.0 * (replicas - 1) / replicas * kept;
+      EXPECT_NEAR(static_cast<double>(hybrid.bytes.across_replicas), expected, steps * 8.0)
+          << "stage " << stage << " groups of " << g;
+      if (stage == 3) {
+        EXPECT_LE(hybrid.bytes.across_replicas * g, flat.bytes.within_shard_group) << "groups of " << g;
+        if (comm.rank() == 0)
+          std::printf("np %d, stage 3, groups of %d: per rank per step %lld B within the group, %lld B across "
+                      "groups; flat: %lld B (cross-group / flat = 1/%.1f)\n",
+                      n, g, static_cast<long long>(hybrid.bytes.within_shard_group / steps),
+                      static_cast<long long>(hybrid.bytes.across_replicas / steps),
+                      static_cast<long long>(flat.bytes.within_shard_group / steps),
+                      static_cast<double>(flat.bytes.within_shard_group) / static_cast<double>(hybrid.bytes.across_replicas));
+      }
+    }
   }
 }
 

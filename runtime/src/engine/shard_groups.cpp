@@ -66,7 +66,9 @@ int resolve_shard_group_size(const EngineConfig& config, const Communicator& wor
 
 ShardGroups::ShardGroups(const EngineConfig& config, Communicator& world) : world_(world) {
   const int size = resolve_shard_group_size(config, world);
+  shard_bytes_before_ = world.bytes_sent();
   if (size == world.size()) return;
+  shard_bytes_before_ = 0;
   const int r = world.rank();
   // Shard groups are consecutive ranks (a node under a by-node mapping: gathers and
   // reduce-scatters stay inside it); replica groups take one rank of each.

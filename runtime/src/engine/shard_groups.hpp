@@ -44,11 +44,15 @@ class ShardGroups {
   int replica_index() const { return replica_ ? replica_->rank() : 0; }
   /// Not collective: advances the collectives in flight on the shard and replica groups.
   void progress() const;
+  /// Bytes this rank sent on each group since construction (Communicator::bytes_sent).
+  std::int64_t shard_bytes_sent() const { return shard().bytes_sent() - shard_bytes_before_; }
+  std::int64_t replica_bytes_sent() const { return replica_ ? replica_->bytes_sent() : 0; }
 
  private:
   Communicator& world_;
   std::unique_ptr<Communicator> shard_;    // null when flat (world_ is the shard group)
   std::unique_ptr<Communicator> replica_;  // null when flat
+  std::int64_t shard_bytes_before_ = 0;    // the world's count at construction, when flat
 };
 
 /// Collective over `world`: the group size config.shard_group_size asks for at config.stage,
