@@ -115,13 +115,19 @@ TEST_F(HybridShardingTest, GroupSizeIsResolved) {
     EXPECT_EQ(engine.shard_group_size(), g);
     EXPECT_EQ(engine.shard_replicas(), n / g);
   }
-  // -1 and stage 0: flat over the world; 0: the node (this test runs on one node).
-  for (const auto& [stage, g] : std::vector<std::pair<int, int>>{{3, -1}, {0, 1}, {2, 0}}) {
+  // -1 and stage 0: flat over the world.
+  for (const auto& [stage, g] : std::vector<std::pair<int, int>>{{3, -1}, {0, 1}}) {
     auto model = make_model(0);
     Engine engine(*model, adamw(stage, g), comm);
     EXPECT_EQ(engine.shard_group_size(), n) << "stage " << stage << " shard_group_size " << g;
     EXPECT_EQ(engine.shard_replicas(), 1);
   }
+  // 0: the ranks of this rank's node (all of them on one machine; 2 per node on 2 nodes x 2).
+  const int node_ranks = comm.split_shared_node().size();
+  auto model = make_model(0);
+  Engine by_node(*model, adamw(2, 0), comm);
+  EXPECT_EQ(by_node.shard_group_size(), node_ranks);
+  EXPECT_EQ(by_node.shard_replicas(), n / node_ranks);
 }
 
 // Stages 1-3 with one grouping do the same arithmetic: the same reduce-scatter within the
