@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "zeroshard/comm/mpi_environment.hpp"
+#include "zeroshard/error.hpp"
 #include "zeroshard/runtime/engine.hpp"
 
 namespace {
