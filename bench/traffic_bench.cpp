@@ -14,28 +14,30 @@
 #include <string>
 #include <vector>
 
+#include "option_values.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/engine.hpp"
 
 namespace {
 
+// Sizes of the step benchmark's MLP and the steps averaged, from the command line (the
+// examples' parser: whole numbers checked, unknown options named).
 struct Options {
   int layers = 8;
-  std::int64_t width = 1024;
-  std::int64_t batch = 16;
+  std::int64_t width = 1024, batch = 16;
   int steps = 2;
 };
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string arg = argv[i];
-    if (arg == "--layers") o.layers = std::stoi(argv[i + 1]);
-    else if (arg == "--width") o.width = std::stoll(argv[i + 1]);
-    else if (arg == "--batch") o.batch = std::stoll(argv[i + 1]);
-    else if (arg == "--steps") o.steps = std::stoi(argv[i + 1]);
-    else throw zs::InvalidArgument("unknown option " + arg + " (--layers, --width, --batch, --steps)");
+  for (zs::examples::CommandLine args(argc, argv); args.next();) {
+    const std::string name = args.name();
+    if (name == "--layers") o.layers = zs::examples::whole_number<int>(name, args.value());
+    else if (name == "--width") o.width = zs::examples::whole_number<std::int64_t>(name, args.value());
+    else if (name == "--batch") o.batch = zs::examples::whole_number<std::int64_t>(name, args.value());
+    else if (name == "--steps") o.steps = zs::examples::whole_number<int>(name, args.value());
+    else throw zs::InvalidArgument("unknown option " + name + " (--layers, --width, --batch, --steps)");
   }
   if (o.layers < 1 || o.width < 1 || o.batch < 1 || o.steps < 1)
     throw zs::InvalidArgument("--layers, --width, --batch and --steps must be >= 1");
