@@ -257,12 +257,22 @@ TEST_F(HybridShardingTest, CheckpointsHoldOneCopyAndLoadAnywhere) {
   const int n = comm.size();
   for (int g : group_sizes(n)) {
     const std::string path = dir.path() + "/groups_of_" + std::to_string(g);
-    const Trained saved = train(comm, adamw(3, g), 3, 5, 0, [&](Engine& engine) { engine.save(path, "step_3"); });
-    int files = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(path + "/step_3"))
-      files += entry.path().filename().string().rfind("shard_", 0) == 0;
-    // g == 1 runs as stage 0 over one rank's layout: one file.
-    EXPECT_EQ(files, g) << "groups of " << g;
+    // Saved twice: synchronously, and asynchronously (replicas' writer threads write nothing).
+    const Trained saved = train(comm, adamw(3, g), 3, 5, 0, [&](Engine& engine) {
+      engine.save(path, "step_3");
+      checkpoint::CheckpointConfig async = engine.config().checkpoint;
+      async.async = true;
+      engine.set_checkpoint_config(async);
+      engine.save(path + "_async", "step_3");
+      engine.wait_for_checkpoint();
+    });
+    for (const std::string& dir : {path, path + "_async"}) {
+      int files = 0;
+      for (const auto& entry : std::filesystem::directory_iterator(dir + "/step_3"))
+        files += entry.path().filename().string().rfind("shard_", 0) == 0;
+      // g == 1 runs as stage 0 over one rank's layout: one file.
+      EXPECT_EQ(files, g) << dir;
+    }
     const checkpoint::CheckpointReader reader(path, "step_3");
     EXPECT_EQ(reader.world_size(), g);
     EXPECT_EQ(reader.state().data_parallel_size, n) << "the ranks that trained";
@@ -279,6 +289,12 @@ TEST_F(HybridShardingTest, CheckpointsHoldOneCopyAndLoadAnywhere) {
       EXPECT_EQ(differing(back.exp_avg, saved.exp_avg), 0) << "saved in groups of " << g << ", loaded stage " << stage;
     }
     const Trained alone = loaded(self, adamw(2, -1));
+    {
+      auto model = make_model(0);
+      Engine engine(*model, adamw(1, -1), comm);
+      engine.load(path + "_async", "step_3");
+      EXPECT_EQ(differing(engine.full_parameters(), saved.params), 0) << "async save, groups of " << g;
+    }
     EXPECT_EQ(differing(alone.params, saved.params), 0) << "saved in groups of " << g << ", loaded by one process";
     EXPECT_EQ(differing(alone.exp_avg, saved.exp_avg), 0);
   }
