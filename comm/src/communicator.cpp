@@ -238,6 +238,7 @@ void Communicator::set_activity(std::string_view what) const noexcept {
 }
 
 const FlightRecorder& Communicator::flight_recorder() const { return context().recorder; }
+std::int64_t Communicator::bytes_sent() const { return context().bytes_sent; }
 
 void Communicator::progress() { context().engine.progress_all(); }
 
