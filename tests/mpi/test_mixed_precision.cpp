@@ -157,6 +157,26 @@ TEST_F(MixedPrecision, StagesAgreeBitwise) {
     }
 }
 
+// Hybrid sharding in bf16: groups of 2 (at 4 ranks) give stages 1-3 the same bits, and the
+// replicas' 16-bit gradients are all-reduced in bf16 like the shard group's.
+TEST_F(MixedPrecision, HybridShardingAgreesAcrossStages) {
+  if (testing::world_size() != 4) GTEST_SKIP() << "groups of 2 need 4 ranks here";
+  std::vector<std::vector<float>> by_stage;
+  for (int stage = 1; stage <= 3; ++stage) {
+    EngineConfig c = bf16_config(stage);
+    c.shard_group_size = 2;
+    by_stage.push_back(trained(comm, c, 3));
+  }
+  EXPECT_TRUE(bitwise_equal(by_stage[1], by_stage[0]));
+  EXPECT_TRUE(bitwise_equal(by_stage[2], by_stage[0]));
+  // The same mean gradient as flat sharding, rounded in two levels instead of one ring: equal
+  // to within the 16-bit tolerance of RanksMatchOneProcessAccumulating.
+  const std::vector<float> flat = trained(comm, bf16_config(1), 3);
+  ASSERT_EQ(flat.size(), by_stage[0].size());
+  for (std::size_t i = 0; i < flat.size(); ++i)
+    EXPECT_NEAR(by_stage[0][i], flat[i], 3 * kLr * 4.0 / 256 * 4) << "element " << i;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The rounding reference: the contract's rounding points written out independently (bit
 // arithmetic for bfloat16, the compiler's _Float16 for float16), everything else float64.
