@@ -29,6 +29,7 @@
 
 #include "../support/float64_reference.hpp"
 #include "../support/mpi_test.hpp"
+#include "../support/small_mlp.hpp"
 #include "../support/shared_temp_dir.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/config.hpp"
@@ -43,16 +44,10 @@ constexpr std::int64_t kIn = 5, kHidden = 11, kClasses = 7, kMicro = 3;
 constexpr double kLr = 0.05, kGamma = 0.8;
 const ref::Mlp kReference{.in = kIn, .hidden = kHidden, .classes = kClasses};
 
-std::unique_ptr<nn::Sequential> make_mlp() {
-  auto model = std::make_unique<nn::Sequential>("mlp");
-  model->add<nn::Linear>("fc1", kIn, kHidden);
-  model->add<nn::ReLU>("act");
-  model->add<nn::Linear>("fc2", kHidden, kClasses);
-  return model;
-}
+std::unique_ptr<nn::Sequential> make_mlp() { return testing::make_small_mlp(kIn, kHidden, kClasses); }
 
-double feature(std::int64_t i, std::int64_t j) { return static_cast<double>((7 * i + 3 * j) % 13 - 6) / 4.0; }
-std::int64_t label_of(std::int64_t i) { return (5 * i + 2) % kClasses; }
+double feature(std::int64_t i, std::int64_t j) { return testing::small_mlp_feature(i, j); }
+std::int64_t label_of(std::int64_t i) { return testing::small_mlp_label(i, kClasses); }
 
 std::int64_t first_sample(int step, int accumulation, int micro, int world, int rank) {
   return ((static_cast<std::int64_t>(step) * accumulation + micro) * world + rank) * kMicro;
