@@ -1,6 +1,7 @@
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
@@ -104,7 +105,12 @@ std::string mixed_saves_message(const std::string& data_file_path, const std::st
 CheckpointReader::CheckpointReader(const std::string& dir, const std::string& tag, int probe_rank) : dir_(dir) {
   tag_ = resolve_tag(dir, tag);
   tag_dir_ = tag_directory(dir, tag_);
+  files_ = std::make_unique<TagFiles>(tag_dir_);
+  files_->require_intact(kIndexFileName);
   index_ = read_index_summary((fs::path(tag_dir_) / kIndexFileName).string());
+  files_->require_matches_index(index_);
+  if (probe_rank == 0 && !files_->has_manifest())
+    std::fprintf(stderr, "zeroshard: warning: %s\n", files_->unchecked_warning().c_str());
   for (const std::string& name : index_.shard_files)
     if (!fs::exists(fs::path(tag_dir_) / name))
       throw CheckpointError("checkpoint shard " + (fs::path(tag_dir_) / name).string() +
@@ -141,6 +147,7 @@ ShardFile& CheckpointReader::shard(int rank) {
   const std::string& name = index_.shard_files.at(rank);
   auto it = open_shards_.find(name);
   if (it == open_shards_.end()) {
+    files_->require_intact(name);  // before HDF5 sees a byte of it
     auto file = std::make_unique<ShardFile>((fs::path(tag_dir_) / name).string());
     const std::vector<std::string> differences = data_file_differences(*file, name, index_, units_, units_from_);
     if (!differences.empty())
