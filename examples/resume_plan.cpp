@@ -40,8 +40,10 @@ std::int64_t saved_position(const checkpoint::TrainingState& saved, const std::s
 }
 
 ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch) {
-  const checkpoint::CheckpointReader reader(save_dir);
-  const auto keys = recorded_keys(reader.state().config);
+  // The index alone (checked against the manifest): every rank runs this before Engine::load,
+  // which reads and checks the data files, each rank its own.
+  const checkpoint::IndexSummary index = checkpoint::read_checked_index(save_dir);
+  const auto keys = recorded_keys(index.state.config);
   ResumePlan plan;
   for (const auto& [key, value] : keys)
     if (key.rfind("scheduler.", 0) == 0) plan.overrides.push_back(key + "=" + value);
@@ -52,7 +54,7 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
     return plan;
   }
   const std::int64_t global =
-      std::stoll(saved_micro->second) * reader.world_size() * std::stoll(saved_accumulation->second);
+      std::stoll(saved_micro->second) * index.world_size * std::stoll(saved_accumulation->second);
   // Keep this run's micro-batch if an accumulation count makes up the global batch with it;
   // otherwise the smallest accumulation whose micro-batch is no larger than this run's.
   std::int64_t accumulation = 0, micro = micro_batch;
@@ -69,7 +71,7 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
   if (accumulation == 0)
     throw InvalidArgument("the checkpoint in " + save_dir + " was trained with a global batch of " +
                           std::to_string(global) + " samples per step (micro-batch " + saved_micro->second + " x " +
-                          std::to_string(reader.world_size()) + " ranks x accumulation " + saved_accumulation->second +
+                          std::to_string(index.world_size) + " ranks x accumulation " + saved_accumulation->second +
                           "), which " + std::to_string(world) +
                           " ranks cannot split evenly: resume at a world size that divides " + std::to_string(global));
   plan.overrides.push_back("gradient_accumulation_steps=" + std::to_string(accumulation));

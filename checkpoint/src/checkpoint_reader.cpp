@@ -102,13 +102,27 @@ std::string mixed_saves_message(const std::string& data_file_path, const std::st
          " (files of two saves mixed): " + joined(differences) + ". Restore the file from the same save, or load another tag";
 }
 
+namespace {
+// The index, checked against the manifest before HDF5 opens it, and the manifest against it.
+IndexSummary checked_index(const std::string& tag_dir, TagFiles& files) {
+  files.require_intact(kIndexFileName);
+  IndexSummary index = read_index_summary((fs::path(tag_dir) / kIndexFileName).string());
+  files.require_matches_index(index);
+  return index;
+}
+}  // namespace
+
+IndexSummary read_checked_index(const std::string& dir, const std::string& tag) {
+  const std::string tag_dir = tag_directory(dir, resolve_tag(dir, tag));
+  TagFiles files(tag_dir);
+  return checked_index(tag_dir, files);
+}
+
 CheckpointReader::CheckpointReader(const std::string& dir, const std::string& tag, int probe_rank) : dir_(dir) {
   tag_ = resolve_tag(dir, tag);
   tag_dir_ = tag_directory(dir, tag_);
   files_ = std::make_unique<TagFiles>(tag_dir_);
-  files_->require_intact(kIndexFileName);
-  index_ = read_index_summary((fs::path(tag_dir_) / kIndexFileName).string());
-  files_->require_matches_index(index_);
+  index_ = checked_index(tag_dir_, *files_);
   if (probe_rank == 0 && !files_->has_manifest())
     std::fprintf(stderr, "zeroshard: warning: %s\n", files_->unchecked_warning().c_str());
   for (const std::string& name : index_.shard_files)

@@ -382,8 +382,9 @@ class BadCheckpointTest : public CheckpointTest {
   // an editor who knew the format would (rank 0 only).
   void restamp_bad() const {
     const std::string tag_dir = (fs::path(dir_) / "bad").string();
+    const auto manifest = checkpoint::read_manifest(tag_dir);
     std::vector<std::string> names;
-    for (const auto& [name, digest] : *checkpoint::read_manifest(tag_dir)) names.push_back(name);
+    for (const auto& [name, digest] : *manifest) names.push_back(name);
     checkpoint::write_manifest(tag_dir, checkpoint::manifest_of_files(tag_dir, names));
   }
   // Flips one byte of "bad"'s `file` at `offset` (rank 0 only).
@@ -583,12 +584,18 @@ TEST_P(BadCheckpointTest, AByteChangedAnywhereIsRefusedBeforeHdf5OpensTheFile) {
           std::string("Load another checkpoint (the previous one `latest` named")})
       load_bad(fragment);
     if (testing::world_rank() == 0) {
-      expect_checkpoint_error([&] { checkpoint::CheckpointReader reader(dir_, "bad"); }, "checksum mismatch");
-      const checkpoint::VerifyReport report = checkpoint::verify_checkpoint(dir_, "bad");
-      std::string problems;
-      for (const std::string& p : report.problems) problems += p + "\n";
-      if (file != checkpoint::kIndexFileName) EXPECT_NE(problems.find(file + " is corrupt"), std::string::npos) << problems;
-      EXPECT_NE(problems.find(expected_crc), std::string::npos) << problems << " lacks " << expected_crc;
+      // Opening the data file (probing the rank it holds) is what checks it.
+      expect_checkpoint_error([&] { checkpoint::CheckpointReader reader(dir_, "bad", testing::world_size() - 1); },
+                              "checksum mismatch");
+      if (file == checkpoint::kIndexFileName) {  // verify cannot open the tag at all: it throws
+        expect_checkpoint_error([&] { checkpoint::verify_checkpoint(dir_, "bad"); }, "expects " + expected_crc);
+      } else {  // verify reports the file and goes on
+        const checkpoint::VerifyReport report = checkpoint::verify_checkpoint(dir_, "bad");
+        std::string problems;
+        for (const std::string& p : report.problems) problems += p + "\n";
+        EXPECT_NE(problems.find(file + " is corrupt"), std::string::npos) << problems;
+        EXPECT_NE(problems.find("expects " + expected_crc), std::string::npos) << problems;
+      }
     }
     on_rank_zero([&] { flip_byte(file, where(file)); });  // restored for the next file
   }

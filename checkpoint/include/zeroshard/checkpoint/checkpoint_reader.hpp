@@ -38,6 +38,13 @@ std::string mixed_saves_message(const std::string& data_file_path, const std::st
 std::string index_disagrees_message(const std::string& data_file_path, const std::string& index_path,
                                     const std::vector<std::string>& differences);
 
+/// The index of DIR/TAG (an empty tag: the one DIR/latest names) alone, checked against the
+/// tag's manifest before HDF5 opens it (TagFiles): the training state, world size and data
+/// file names, without opening a data file. For a caller that needs only those (the examples'
+/// resume plan, run on every rank before Engine::load); a CheckpointReader checks the rest.
+/// Throws CheckpointError naming the file and the problem.
+IndexSummary read_checked_index(const std::string& dir, const std::string& tag = "");
+
 class CheckpointReader {
  public:
   /// Opens DIR/TAG (an empty tag: the one DIR/latest names). Every file is checked against
