@@ -245,7 +245,7 @@ def main(work):
     original = tensors(os.path.join(work, "orig.h5"))
     if not manifest.matches_reference(os.path.join(base, "ckpt", tag)):
         sys.exit("the manifest the save wrote differs from the one Python's zlib.crc32 gives")
-    refused, harmless, failures = collections.Counter(), collections.Counter(), []
+    refused, harmless, failures, harmless_cases = collections.Counter(), collections.Counter(), [], []
     before_hdf5 = 0  # refusals by the manifest check: the file never reached HDF5
     names = list(CLASSES)
     for i in range(args.mutants):
@@ -294,6 +294,7 @@ def main(work):
                 shutil.copytree(case, os.path.join(args.keep_failures, f"m{i}"), dirs_exist_ok=True)
         elif codes["consolidate"] == 0:
             harmless[kind] += 1
+            harmless_cases.append(f"mutant {i}: {what}")
         else:
             refused[kind] += 1
             message = results["consolidate"][1]
@@ -303,6 +304,8 @@ def main(work):
           f"({', '.join(f'{k} {v}' for k, v in sorted(refused.items()))}), {sum(harmless.values())} harmless, "
           f"loaded equal to the original ({', '.join(f'{k} {v}' for k, v in sorted(harmless.items()))}), "
           f"{len(failures)} failure(s); {before_hdf5} of the refusals by the manifest, before HDF5 opened a file")
+    if harmless_cases:
+        print("harmless (loaded equal):\n  " + "\n  ".join(harmless_cases))
     if failures:
         print("\n\n".join(failures))
         sys.exit(1)

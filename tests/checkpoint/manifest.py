@@ -46,3 +46,11 @@ def matches_reference(tag_dir):
         written = f.read()
     names = sorted(n for n in os.listdir(tag_dir) if n.endswith(".h5"))
     return written == text(tag_dir, names)
+
+
+def strip(tag_dir):
+    """Makes the tag one saved before manifests: no manifest.txt, no `manifest` attribute in its index."""
+    import h5py
+    os.remove(os.path.join(tag_dir, "manifest.txt"))
+    with h5py.File(os.path.join(tag_dir, "index.h5"), "r+") as f:
+        del f.attrs["manifest"]

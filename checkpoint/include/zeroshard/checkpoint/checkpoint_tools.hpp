@@ -13,7 +13,9 @@ struct VerifyReport {
   int shards = 0;  // ranks whose slices were checked
   int files = 0;   // data files: one per rank, or the one shared file
   std::int64_t tensors = 0;
-  std::int64_t bytes_checked = 0;   // dataset bytes whose checksums were recomputed
+  /// Bytes whose checksums were recomputed: every file whole against the manifest, or (a tag
+  /// without one) every dataset block against its `crc32`.
+  std::int64_t bytes_checked = 0;
   std::vector<std::string> problems;  // empty: intact
   /// Not a problem: the tag has no manifest (saved before manifests), so its files were
   /// opened without the whole-file check (TagFiles::unchecked_warning). Empty otherwise.
@@ -21,7 +23,9 @@ struct VerifyReport {
 };
 
 /// Every file against the tag's manifest first (size and CRC-32; a file that differs is
-/// reported and never opened with HDF5), then every shard present and readable, every dataset's checksums, every fragment map equal to
+/// reported and never opened with HDF5), then every shard present and readable, every
+/// dataset's block checksums (only in a tag without a manifest, whose CRC covers the same
+/// bytes: what a load checks, so verify refuses exactly what a load refuses), every fragment map equal to
 /// the one its layout implies, and every data file of the same save as the index
 /// (data_file_differences(), the check every reader runs: save id, step, ranks, layouts).
 /// Problems are collected, not thrown, except when the tag cannot be opened at all
