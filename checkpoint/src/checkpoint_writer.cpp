@@ -74,21 +74,25 @@ std::string agreed_save_id(Communicator& comm) {
 // staging directory (file_manifest.hpp), before the commit makes the tag visible. `mine` is
 // this rank's digest: per-rank mode, of its shard file; shared-file mode, of its consecutive
 // range of shared.h5, which rank 0 combines into the whole file's digest without a re-read.
+// `file_rank`: the shard file this rank wrote (its rank in the save, which under hybrid
+// sharding is its rank in the shard group), -1 for a replica that wrote nothing.
 void write_save_manifest(Communicator& comm, const std::string& dir, const std::string& tag, CheckpointMode mode,
-                         const FileDigest& mine, const FileDigest& index) {
-  const std::int64_t local[2] = {mine.bytes, static_cast<std::int64_t>(mine.crc32)};
-  std::vector<std::int64_t> all(comm.rank() == 0 ? 2 * static_cast<std::size_t>(comm.size()) : 2);
-  ZS_MPI_CHECK(MPI_Gather(local, 2, MPI_INT64_T, all.data(), 2, MPI_INT64_T, 0, comm.handle()));
+                         const FileDigest& mine, const FileDigest& index, int file_rank) {
+  const std::int64_t local[3] = {mine.bytes, static_cast<std::int64_t>(mine.crc32), file_rank};
+  std::vector<std::int64_t> all(comm.rank() == 0 ? 3 * static_cast<std::size_t>(comm.size()) : 3);
+  ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
   run_on_all_ranks(comm, [&] {
     if (comm.rank() != 0) return;
     Manifest manifest{{kIndexFileName, index}};
     FileDigest shared;
     for (int r = 0; r < comm.size(); ++r) {
-      const FileDigest digest{all[2 * r], static_cast<std::uint32_t>(all[2 * r + 1])};
-      if (mode == CheckpointMode::per_rank)
-        manifest[shard_file_name(r)] = digest;
-      else
+      const FileDigest digest{all[3 * r], static_cast<std::uint32_t>(all[3 * r + 1])};
+      const std::int64_t wrote = all[3 * r + 2];
+      if (mode == CheckpointMode::per_rank) {
+        if (wrote >= 0) manifest[shard_file_name(static_cast<int>(wrote))] = digest;
+      } else {
         shared = concatenated(shared, digest);
+      }
     }
     if (mode == CheckpointMode::shared_file) manifest[kSharedFileName] = shared;
     const std::string text = manifest_text(manifest);
@@ -149,7 +153,7 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   });
   if (!config.async) {
     run_on_all_ranks(comm_, [&] { job->write(); });
-    write_save_manifest(comm_, dir, tag, config.mode, job->shard_digest, job->index_digest);
+    write_save_manifest(comm_, dir, tag, config.mode, job->shard_digest, job->index_digest, job->replica ? -1 : job->rank);
     commit(dir, tag, job->save_id, config);
     return;
   }
@@ -173,7 +177,8 @@ bool CheckpointWriter::poll() {
   const std::unique_ptr<Job> job = std::move(job_);  // done, whatever the outcome
   if (job->thread.joinable()) job->thread.join();
   raise_if_any_rank_failed(comm_, job->error);
-  write_save_manifest(comm_, job->dir, job->tag, job->config.mode, job->shard_digest, job->index_digest);
+  write_save_manifest(comm_, job->dir, job->tag, job->config.mode, job->shard_digest, job->index_digest,
+                      job->replica ? -1 : job->rank);
   commit(job->dir, job->tag, job->save_id, job->config);
   return true;
 }
@@ -201,7 +206,7 @@ void CheckpointWriter::save_shared_file(const std::string& dir, const std::strin
     if (comm_.rank() == 0)
       index = write_file_durably((staging / kIndexFileName).string(), index_image_of(tag, config.mode, contents, index_arena_));
   });
-  write_save_manifest(comm_, dir, tag, config.mode, range, index);
+  write_save_manifest(comm_, dir, tag, config.mode, range, index, comm_.rank());
   commit(dir, tag, contents.identity.save_id, config);
 }
 
