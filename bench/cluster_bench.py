@@ -131,7 +131,8 @@ def main():
                   f"| {statistics.median(cell['peak full params (MiB)']):.1f} | {statistics.median(cell['model state (MiB)']):.1f} |")
         if args.collectives:
             print("\nzs_collective_bench across the link:\n")
-            print(on_cluster(args, [os.path.join(args.build, "bench", "zs_collective_bench")]))
+            print(on_cluster(args, [os.path.join(args.build, "bench", "zs_collective_bench"), "--min-bytes", "1M",
+                                    "--max-bytes", "64M", "--seconds-per-case", "1"]))
     finally:
         subprocess.run([CLUSTER, "--name", NAME, "down"])
 
