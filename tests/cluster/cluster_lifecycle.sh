@@ -15,7 +15,7 @@ objects() {  # every namespace and link of cluster $1, one per line
     ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^zs(br|v)$1(h[0-9]+)?$" || true; } | sort
 }
 
-"$cluster" --name "$name" up --nodes 3 --rate 500mbit >/dev/null
+"$cluster" --name "$name" up --nodes 3 --rate 500mbit --owner $$ >/dev/null
 [ "$(objects "$name" | grep -c "^zs-$name-n")" = 3 ] || fail "up --nodes 3 made $(objects "$name")"
 ip -4 -o addr show dev "zsbr$name" | grep -q "inet 10\.251\.[0-9]*\.1/24" || fail "the bridge has no 10.251.K.1/24 address"
 for i in 0 1 2; do
@@ -27,9 +27,9 @@ hosts=$("$cluster" --name "$name" run --slots 1 -np 3 hostname | sort | tr '\n' 
 [ "$hosts" = "$name-node0 $name-node1 $name-node2 " ] || fail "mpirun across the nodes ran on: $hosts"
 
 bridge_index=$(cat "/sys/class/net/zsbr$name/ifindex")
-"$cluster" --name "$name" up --nodes 3 --rate 500mbit >/dev/null
+"$cluster" --name "$name" up --nodes 3 --rate 500mbit --owner $$ >/dev/null
 [ "$(cat "/sys/class/net/zsbr$name/ifindex")" = "$bridge_index" ] || fail "a repeated up rebuilt the cluster"
-"$cluster" --name "$name" up --nodes 2 --rate 500mbit >/dev/null
+"$cluster" --name "$name" up --nodes 2 --rate 500mbit --owner $$ >/dev/null
 [ "$(objects "$name" | grep -c "^zs-$name-n")" = 2 ] || fail "up --nodes 2 over 3 nodes left $(objects "$name")"
 
 "$cluster" --name "$name" down

@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "rank killed ($scenario): FAILED: $*"; echo "--- job output ---"; cat "$work/log"; exit 1; }
 
-"$cluster" --name "$name" up --nodes 2 >/dev/null
+"$cluster" --name "$name" up --nodes 2 --owner $$ >/dev/null
 # A run far longer than the test: it can only end because of the kill.
 "$cluster" --name "$name" run -np 4 --map-by ppr:2:node "$example" --stage 3 --epochs 50 --hidden 256 \
   --log-every 1 --communication.timeout_s=60 >"$work/log" 2>&1 &
