@@ -87,7 +87,8 @@ def spread(values, digits=1):
     med = statistics.median(values)
     if len(values) == 1:
         return f"{med:.{digits}f}"
-    return f"{med:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    dash = " to " if min(values) < 0 else "-"  # "(-9 to 5)", not "(-9-5)"
+    return f"{med:.{digits}f} ({min(values):.{digits}f}{dash}{max(values):.{digits}f})"
 
 
 def main():

@@ -40,19 +40,19 @@ bridge_index=$(cat "/sys/class/net/zsbr$name/ifindex")
 # A run on a cluster that was not up: made for the run, gone after it, also when interrupted.
 "$cluster" --name "$name" run -np 2 true
 [ -z "$(objects "$name")" ] || fail "run left $(objects "$name")"
-"$cluster" --name "$name" run -np 2 sleep 60 >/dev/null 2>&1 &
-runner=$!
-for _ in $(seq 100); do [ "$(objects "$name" | grep -c "^zs-$name-n")" = 2 ] && break; sleep 0.1; done
-sleep 1
-kill -TERM $runner
-wait $runner || true
+# Starts a long run on no cluster, waits until its 2 nodes exist and mpirun started, then sends
+# signal $1 to the run.
+signal_a_run() {
+  "$cluster" --name "$name" run -np 2 sleep 60 >/dev/null 2>&1 &
+  local runner=$!
+  for _ in $(seq 100); do [ "$(objects "$name" | grep -c "^zs-$name-n")" = 2 ] && break; sleep 0.1; done
+  sleep 1
+  kill "-$1" $runner
+  wait $runner 2>/dev/null || true
+}
+signal_a_run TERM
 [ -z "$(objects "$name")" ] || fail "an interrupted run left $(objects "$name")"
-"$cluster" --name "$name" run -np 2 sleep 60 >/dev/null 2>&1 &
-runner=$!
-for _ in $(seq 100); do [ "$(objects "$name" | grep -c "^zs-$name-n")" = 2 ] && break; sleep 0.1; done
-sleep 1
-kill -KILL $runner
-wait $runner 2>/dev/null || true
+signal_a_run KILL
 [ -n "$(objects "$name")" ] || fail "expected leftovers of a SIGKILLed run"
 "$cluster" --name "$other" up --nodes 1 >/dev/null   # any up reaps clusters whose run is gone
 [ -z "$(objects "$name")" ] || fail "the next up did not reap $(objects "$name")"
