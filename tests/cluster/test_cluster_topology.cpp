@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <numeric>
 #include <set>
 #include <string>
@@ -76,6 +77,41 @@ TEST_F(ClusterTopologyTest, CollectivesAcrossTheLinkGiveExactSums) {
   world.all_reduce(std::span<float>(full)).wait();
   for (std::size_t i = 0; i < full.size(); ++i) wrong += full[i] != ranks_sum * static_cast<float>(i % 251);
   EXPECT_EQ(wrong, 0) << "rank " << r;
+}
+
+// The bytes this job's nodes have sent on `iface` (one reader per node), summed: collective.
+std::int64_t link_bytes_sent(Communicator& world, Communicator& node, const std::string& iface) {
+  std::int64_t bytes = 0;
+  if (node.rank() == 0) std::ifstream("/sys/class/net/" + iface + "/statistics/tx_bytes") >> bytes;
+  MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_INT64_T, MPI_SUM, world.handle());
+  return bytes;
+}
+
+// Across nodes, communication.all_gather = automatic takes the ring above the crossover: placed
+// node by node (ranks 0..k-1 on the first node, ...) it sends m (n-1)/n of the buffer over the
+// m nodes' links; Open MPI 4.1's all-gather at 2 x 2 ranks sends the whole buffer out of each
+// node (4/3 of the ring's). Counted on the links (tests/cluster/run_on_cluster.sh sets
+// ZS_LINK_INTERFACE): the counters are exact, so this is no timing test.
+TEST_F(ClusterTopologyTest, AutomaticAllGatherAcrossNodesSendsTheRingsBytes) {
+  const char* iface = std::getenv("ZS_LINK_INTERFACE");
+  const int nodes = expected("ZS_EXPECT_NODES");
+  if (!iface || nodes < 2) GTEST_SKIP() << "ZS_LINK_INTERFACE / ZS_EXPECT_NODES not set (run by tests/cluster/)";
+  Communicator world;
+  Communicator node = world.split_shared_node();
+  const int n = world.size(), r = world.rank();
+  const std::int64_t shard = 4 << 20;  // 16 MiB of float32 per rank: far above the crossover
+  std::vector<float> own(static_cast<std::size_t>(shard), static_cast<float>(r)), full(static_cast<std::size_t>(shard * n));
+  world.all_gather(std::span<float>(own), std::span<float>(full)).wait();  // warm-up: connections made
+  const std::int64_t before = link_bytes_sent(world, node, iface);
+  world.all_gather(std::span<float>(own), std::span<float>(full)).wait();
+  const std::int64_t sent = link_bytes_sent(world, node, iface) - before;
+  const double buffer = static_cast<double>(shard * n) * sizeof(float);
+  const double ring = nodes * (n - 1.0) / n * buffer;
+  EXPECT_GT(static_cast<double>(sent), 0.99 * ring) << "sent " << sent << " bytes";
+  EXPECT_LT(static_cast<double>(sent), 1.02 * ring) << "sent " << sent << " bytes, the ring sends " << ring;
+  std::int64_t wrong = 0;
+  for (std::size_t i = 0; i < full.size(); ++i) wrong += full[i] != static_cast<float>(static_cast<std::int64_t>(i) / shard);
+  EXPECT_EQ(wrong, 0);
 }
 
 }  // namespace
