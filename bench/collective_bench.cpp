@@ -6,7 +6,8 @@
 //   zs-mpirun -np 2 build/bench/zs_collective_bench [--min-bytes N] [--max-bytes N]
 //        [--segment-bytes N] [--window N] [--gather-segment-bytes N] [--seconds-per-case S]
 //
-// Sizes are the full (unsharded) buffer S in bytes of float32. Bus bandwidth as nccl-tests:
+// Sizes are the full (unsharded) buffer S in bytes of float32; each size also has bfloat16 rows
+// of the same element count (half the bytes; "speed-up vs MPI" against MPI's float32 time). Bus bandwidth as nccl-tests:
 // reduce-scatter and all-gather busbw = S/t * (n-1)/n, all-reduce 2(n-1)/n. Time is the mean
 // over iterations of the slowest rank's time (each iteration starts after a barrier): the
 // median, because this 2-core machine's noise comes in bursts that a mean would smear in.
@@ -260,6 +261,33 @@ int main(int argc, char** argv) {
         rows.push_back({"all_reduce", "zeroshard hierarchical (node rs, across ar, node ag)", full_bytes, hier_ar,
                         ar_factor, wrong, mpi_ar.seconds});
       }
+
+      // The same element counts in bfloat16 (mixed precision's gradients and parameters): half
+      // the bytes; the values are small integers, exact in bfloat16 at every partial sum.
+      std::vector<zs::bfloat16> input16(count), work16(count), shard16(shard), full16(count);
+      for (std::int64_t i = 0; i < count; ++i) input16[i] = zs::to_bfloat16(input[i]);
+      std::vector<float> widened(count);
+      auto wrong16 = [&](const std::vector<zs::bfloat16>& data, std::int64_t length, std::int64_t first, bool summed) {
+        for (std::int64_t i = 0; i < length; ++i) widened[i] = zs::to_float(data[i]);
+        return count_wrong(widened.data(), length, first, summed);
+      };
+      auto restore16 = [&] { std::memcpy(work16.data(), input16.data(), count * sizeof(zs::bfloat16)); };
+      auto own_shard16 = [&] {
+        for (std::int64_t i = 0; i < shard; ++i) shard16[i] = zs::to_bfloat16(contribution(r, r * shard + i));
+      };
+      Timing rs16 = measure(raw, budget, restore16, [&] {
+        comm.reduce_scatter(std::span<zs::bfloat16>(work16), std::span<zs::bfloat16>(shard16)).wait();
+      });
+      rows.push_back({"reduce_scatter", "zeroshard ring, bfloat16 (same elements)", full_bytes / 2, rs16, rs_factor,
+                      wrong16(shard16, shard, r * shard, true), mpi_rs.seconds});
+      Timing ag16 = measure(raw, budget, own_shard16, [&] {
+        comm.all_gather(std::span<zs::bfloat16>(shard16), std::span<zs::bfloat16>(full16)).wait();
+      });
+      rows.push_back({"all_gather", "zeroshard automatic, bfloat16 (same elements)", full_bytes / 2, ag16, rs_factor,
+                      wrong16(full16, count, 0, false), mpi_ag.seconds});
+      Timing ar16 = measure(raw, budget, restore16, [&] { comm.all_reduce(std::span<zs::bfloat16>(work16)).wait(); });
+      rows.push_back({"all_reduce", "zeroshard default, bfloat16 (same elements)", full_bytes / 2, ar16, ar_factor,
+                      wrong16(work16, count, 0, true), mpi_ar.seconds});
     }
 
     for (const Row& row : rows) total_wrong += row.wrong;

@@ -11,7 +11,7 @@
 //
 //   zs-mpirun -np 2 build/bench/zs_step_bench [--layers 8] [--width 2560] [--batch 16] [--steps 3]
 //        [--prefetch-bytes 67108864] [--reductions-in-flight 2] [--all-gather automatic]
-//        [--reduce-bucket-size 0] [--unit-order | --observability]
+//        [--reduce-bucket-size 0] [--unit-order | --observability | --precision]
 //        [--stages 0,1,2,3] [--overlap both|on|off] [--link-interface IFACE] [--KEY=VALUE ...]
 //
 // --KEY=VALUE applies a configuration override (docs/config.md, e.g.
@@ -32,6 +32,13 @@
 // forward: the same order every step (the cost of the cross-rank check and input copies), and
 // one layer skipped per step, a different one each step (every forward leaves the recorded
 // order: prefetching stops there and later units are gathered on demand).
+//
+// --precision prints, instead, float32 next to bf16 (bf16.enabled: 16-bit parameters and
+// gradients in compute and on the wire, float32 masters) for stages 0-3: step time (the two
+// engines interleaved step by step, medians and quartiles of the slowest rank), the bytes of
+// the collective buffers one step issues (from the communicator's flight recorder; a ring
+// moves (N-1)/N of an all-gather's or reduce-scatter's buffer per rank), and model-state
+// memory per rank next to the ZeRO formula (16Ψ at stage 0 for both; K = 12 in bf16).
 //
 // overlap efficiency = hidden communication / comm-only, hidden = compute(stage) + comm-only -
 // step, clipped to [0, 1]. Memory: this rank's peak of full (gathered) parameters, of full
@@ -64,6 +71,7 @@ struct Options {
   int steps = 3;
   bool unit_order = false;
   bool observability = false;
+  bool precision = false;
   std::vector<int> stages = {0, 1, 2, 3};
   std::vector<bool> overlaps = {true, false};
   std::string link_interface;          // empty: no link bytes column
@@ -94,8 +102,8 @@ Options parse(int argc, char** argv) {
       --i;  // KEY=VALUE in one argument
       continue;
     }
-    if (arg == "--unit-order" || arg == "--observability") {
-      (arg == "--unit-order" ? o.unit_order : o.observability) = true;
+    if (arg == "--unit-order" || arg == "--observability" || arg == "--precision") {
+      (arg == "--unit-order" ? o.unit_order : arg == "--observability" ? o.observability : o.precision) = true;
       --i;  // a flag: no value
       continue;
     }
@@ -345,6 +353,77 @@ void observability_table(zs::Communicator& comm, const Options& o) {
   }
 }
 
+// Bytes of the collective buffers issued on `comm` since sequence number `from` (scalar
+// agreements and barriers left out: they are a few bytes).
+std::int64_t bytes_since(const zs::Communicator& comm, std::uint64_t from) {
+  std::int64_t bytes = 0;
+  for (const zs::CollectiveRecord& record : comm.flight_recorder().records())
+    if (record.sequence >= from && std::string(record.op) != "all_reduce_scalars" && std::string(record.op) != "barrier")
+      bytes += record.bytes;
+  return bytes;
+}
+
+// float32 and bf16 engines per stage, interleaved step by step (see the top).
+void precision_table(zs::Communicator& comm, const Options& o) {
+  if (comm.rank() == 0)
+    std::printf("| stage | precision | step median (ms) | quartiles (ms) | vs float32 | collective bytes / step (MiB) | "
+                "vs float32 | model state / rank (MiB) | ZeRO formula (MiB) |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (int stage = 0; stage <= 3; ++stage) {
+    struct Variant {
+      const char* name;
+      bool bf16;
+      std::unique_ptr<zs::Communicator> comm;
+      std::unique_ptr<zs::nn::Sequential> model;
+      std::unique_ptr<zs::Engine> engine;
+      std::vector<double> times;
+      std::int64_t bytes = 0;
+    };
+    std::vector<Variant> variants;
+    variants.push_back({"float32", false, nullptr, nullptr, nullptr, {}, 0});
+    variants.push_back({"bf16", true, nullptr, nullptr, nullptr, {}, 0});
+    for (Variant& v : variants) {
+      v.comm = std::make_unique<zs::Communicator>(MPI_COMM_WORLD, comm.config());
+      v.model = make_model(o);
+      zs::EngineConfig config = o.config.engine;
+      config.stage = stage;
+      config.memory.print_plan = false;
+      config.precision.bf16 = v.bf16;
+      v.engine = std::make_unique<zs::Engine>(*v.model, config, *v.comm);
+    }
+    zs::Tensor x({o.batch, o.width}), grad({o.batch, o.width});
+    for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;
+    grad.fill(1.0f / static_cast<float>(grad.numel()));
+    for (int s = 0; s < o.steps + 1; ++s)  // the first step warms up (and is the one whose bytes are counted)
+      for (Variant& v : variants) {
+        const std::uint64_t first = v.comm->flight_recorder().next_sequence();
+        ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
+        const double start = MPI_Wtime();
+        v.engine->forward(x);
+        v.engine->backward(grad);
+        v.engine->step();
+        double t = MPI_Wtime() - start;
+        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm.handle()));
+        if (s == 0) v.bytes = bytes_since(*v.comm, first);
+        else v.times.push_back(t);
+      }
+    const std::int64_t psi = variants[0].engine->parameter_count();
+    for (const Variant& v : variants) {
+      std::int64_t state = v.engine->model_state_bytes().total();
+      ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &state, 1, MPI_INT64_T, MPI_MAX, comm.handle()));
+      const double formula = static_cast<double>(
+          zs::model_state_bytes_per_rank(psi, comm.size(), zs::ShardedCategories::of_stage(stage),
+                                         zs::StatePrecision::of(v.engine->config().precision, 2))
+              .total());
+      if (comm.rank() == 0)
+        std::printf("| %d | %s | %.1f | %.1f .. %.1f | %.2fx | %.1f | %.2fx | %.1f | %.1f |\n", stage, v.name,
+                    median(v.times) * 1e3, quantile(v.times, 0.25) * 1e3, quantile(v.times, 0.75) * 1e3,
+                    median(v.times) / median(variants[0].times), mib(static_cast<double>(v.bytes)),
+                    static_cast<double>(v.bytes) / static_cast<double>(std::max<std::int64_t>(1, variants[0].bytes)),
+                    mib(static_cast<double>(state)), mib(formula));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -353,15 +432,17 @@ int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     zs::Communicator comm(MPI_COMM_WORLD, o.config.communication);
     const int n = comm.size(), r = comm.rank();
-    if (o.observability || o.unit_order) {
+    if (o.observability || o.unit_order || o.precision) {
       if (r == 0)
         std::printf("ZeroShard step benchmark, %s: %d ranks, %d x Linear(%lld, %lld), batch %lld per rank, "
-                    "fp32 AdamW, %s %d steps\n\n",
-                    o.observability ? "observability" : "unit order", n, o.layers, static_cast<long long>(o.width),
-                    static_cast<long long>(o.width), static_cast<long long>(o.batch),
-                    o.observability ? "interleaved, per variant:" : "median of", o.steps);
+                    "%s AdamW, %s %d steps\n\n",
+                    o.observability ? "observability" : o.unit_order ? "unit order" : "precision", n, o.layers,
+                    static_cast<long long>(o.width), static_cast<long long>(o.width), static_cast<long long>(o.batch),
+                    o.precision ? "fp32 and bf16" : "fp32", o.unit_order ? "median of" : "interleaved, per variant:",
+                    o.steps);
       if (r == 0) std::printf("build: %s, GEMM %s\n\n", zs::describe_build().c_str(), zs::nn::gemm_backend().c_str());
       if (o.observability) observability_table(comm, o);
+      else if (o.precision) precision_table(comm, o);
       else unit_order_table(comm, o);
       return 0;
     }

@@ -25,6 +25,7 @@
 
 #include "number_text.hpp"
 #include "option_values.hpp"
+#include "model_state_report.hpp"
 #include "progress_estimates.hpp"
 #include "resume_plan.hpp"
 #include "start_up.hpp"
@@ -498,14 +499,8 @@ int main(int argc, char** argv) {
     }
 
     // Memory report: this rank's ledger, and model-state bytes of every rank next to the formula.
-    const zs::ModelStateBytes mine = engine.model_state_bytes();
-    std::vector<std::int64_t> all(3 * static_cast<std::size_t>(world));
-    const std::int64_t local[3] = {mine.parameters, mine.gradients, mine.optimizer_states};
-    ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
+    const std::string model_states = zs::examples::model_state_report(engine, comm);
     if (rank == 0) {
-      const std::int64_t formula = zs::model_state_bytes_per_rank(
-          engine.parameter_count(), world, zs::ShardedCategories::of_stage(engine.stage()),
-          zs::StatePrecision::float32(static_cast<int>(engine.optimizer_state_names().size()))).total();
       std::printf("\nmemory report, rank 0 (bytes held now and at peak):\n%s", engine.memory().report().c_str());
       std::printf("activation peak in training, rank 0: %.2f MiB (activation checkpointing: %s; with "
                   "validation and sampling: %.2f MiB)\n",
@@ -515,13 +510,7 @@ int main(int argc, char** argv) {
                                                              : "some units",
                   mib(engine.memory().high_water(zs::MemoryCategory::activations)));
       std::fputs(zs::examples::planned_against_measured(engine, training_peak).c_str(), stdout);
-      std::printf("model-state bytes per rank (fp32 Adam: 4 params + 4 grads + 8 optimizer per parameter):\n");
-      for (int r = 0; r < world; ++r)
-        std::printf("  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %lld)\n", r,
-                    static_cast<long long>(all[3 * r]), static_cast<long long>(all[3 * r + 1]),
-                    static_cast<long long>(all[3 * r + 2]),
-                    static_cast<long long>(all[3 * r] + all[3 * r + 1] + all[3 * r + 2]), engine.stage(),
-                    static_cast<long long>(formula));
+      std::fputs(model_states.c_str(), stdout);
       std::printf("final validation loss %.4f, unigram %.4f, bigram %.4f nats/byte; training %.1f s\n",
                   validation_loss, unigram, bigram, train_seconds);
     }

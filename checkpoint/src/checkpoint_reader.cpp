@@ -50,6 +50,7 @@ std::vector<std::string> data_file_differences(const ShardFile& file, const std:
   if (mine.optimizer != indexed.optimizer)
     differences.push_back("optimizer '" + mine.optimizer + "' differs from the index's '" + indexed.optimizer + "'");
   if (mine.config != indexed.config) differences.push_back("its training configuration differs from the index's");
+  if (mine.loss_scaler != indexed.loss_scaler) differences.push_back("its fp16 loss scaler state differs from the index's");
   if (mine.client_state != indexed.client_state) {
     std::string keys;  // the keys whose values differ, so the user sees which
     for (const auto& [key, value] : mine.client_state)

@@ -1,5 +1,8 @@
 #include "zeroshard/checkpoint/checkpoint_tools.hpp"
 
+#include "zeroshard/dtype_convert.hpp"
+#include "zeroshard/error.hpp"
+
 #include <algorithm>
 #include <filesystem>
 
@@ -74,8 +77,30 @@ std::int64_t consolidated_bytes_bound(const CheckpointReader& reader, std::size_
 
 }  // namespace
 
+namespace {
+
+// The HDF5 file type of exported parameters: IEEE float32 or binary16, or bfloat16 as an HDF5
+// floating-point type with bfloat16's fields (sign bit 15, 8 exponent bits biased by 127, 7
+// mantissa bits), so that HDF5 itself converts it to float on read (H5Dread to
+// H5T_NATIVE_FLOAT).
+Hid parameter_file_type(DType dtype) {
+  if (dtype == DType::float32) return Hid(ZS_H5_CHECK(H5Tcopy(H5T_IEEE_F32LE)));
+  const bool bf16 = dtype == DType::bfloat16;
+  if (!bf16 && dtype != DType::float16)
+    throw InvalidArgument("consolidate --dtype " + to_string(dtype) + ": export parameters as float32, bfloat16 or float16");
+  Hid type(ZS_H5_CHECK(H5Tcopy(H5T_IEEE_F32LE)));
+  ZS_H5_CHECK(H5Tset_fields(type.get(), 15, bf16 ? 7 : 10, bf16 ? 8 : 5, 0, bf16 ? 7 : 10));
+  ZS_H5_CHECK(H5Tset_precision(type.get(), 16));
+  ZS_H5_CHECK(H5Tset_size(type.get(), 2));
+  ZS_H5_CHECK(H5Tset_ebias(type.get(), bf16 ? 127 : 15));
+  return type;
+}
+
+}  // namespace
+
 std::string consolidate_checkpoint(const std::string& dir, const std::string& tag, const std::string& out,
-                                   bool include_optimizer) {
+                                   bool include_optimizer, DType parameter_dtype) {
+  const Hid parameter_type = parameter_file_type(parameter_dtype);
   CheckpointReader reader(dir, tag);
   const std::string temporary = out + ".tmp";
   // Past the file size limit the tool fails with "File too large" instead of dying of SIGXFSZ.
@@ -98,6 +123,8 @@ std::string consolidate_checkpoint(const std::string& dir, const std::string& ta
       Hid link_create(ZS_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)));
       ZS_H5_CHECK(H5Pset_create_intermediate_group(link_create.get(), 1));
       std::vector<float> values;
+      std::vector<std::uint16_t> rounded;  // 16-bit exports: the masters rounded to nearest even
+      detail::write_attribute(file.get(), "params_dtype", to_string(parameter_dtype));
       for (const sharding::TensorSpec& spec : reader.tensors()) {
         // The tensor alone, laid out for one rank: read() then fills it in row-major order.
         const auto alone = sharding::FlatLayout::build({spec}, 1, 1);
@@ -108,10 +135,18 @@ std::string consolidate_checkpoint(const std::string& dir, const std::string& ta
         for (const std::string& buffer : buffers) {
           reader.read(alone, buffer, 0, values);
           const std::string name = index_dataset_path(buffer, spec.name);
-          Hid dataset(ZS_H5_CHECK(H5Dcreate2(file.get(), name.c_str(), H5T_IEEE_F32LE, space.get(), link_create.get(),
-                                             H5P_DEFAULT, H5P_DEFAULT)));
-          if (!values.empty())
+          // Optimizer states stay float32 whatever the export dtype (they are float32 states).
+          const bool narrowed = buffer == "params" && parameter_dtype != DType::float32;
+          Hid dataset(ZS_H5_CHECK(H5Dcreate2(file.get(), name.c_str(), narrowed ? parameter_type.get() : H5T_IEEE_F32LE,
+                                             space.get(), link_create.get(), H5P_DEFAULT, H5P_DEFAULT)));
+          if (values.empty()) continue;
+          if (narrowed) {
+            rounded.resize(values.size());
+            narrow(values.data(), rounded.data(), parameter_dtype, static_cast<std::int64_t>(values.size()));
+            ZS_H5_CHECK(H5Dwrite(dataset.get(), parameter_type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rounded.data()));
+          } else {
             ZS_H5_CHECK(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
+          }
         }
       }
       // The close writes the metadata HDF5 still caches: a failure there (a full disk, the

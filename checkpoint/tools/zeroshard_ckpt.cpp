@@ -22,9 +22,11 @@ const char* kUsageText = R"(usage: zeroshard-ckpt COMMAND DIR [TAG] [options]
   list DIR                        every tag: step, world size, stage, size, status
   inspect DIR [TAG]               training state, config, tensors and how they are sharded
   verify DIR [TAG]                every checksum, every fragment, every shard present
-  consolidate DIR [TAG] --out FILE [--optimizer]
-                                  one plain HDF5 file with full float32 tensors under
-                                  /params/<name> (and /optimizer/<state>/<name>)
+  consolidate DIR [TAG] --out FILE [--optimizer] [--dtype float32|bf16|fp16]
+                                  one plain HDF5 file with full tensors under
+                                  /params/<name> (float32, or the masters rounded to
+                                  bf16/fp16 with --dtype) and, with --optimizer, the
+                                  float32 /optimizer/<state>/<name>
 
 TAG defaults to the one DIR/latest names. Exit codes: 0 ok, 1 the checkpoint is missing,
 damaged or incomplete, 2 usage error.
@@ -107,6 +109,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional;
   std::string out;
   bool optimizer = false;
+  zs::DType dtype = zs::DType::float32;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -114,6 +117,16 @@ int main(int argc, char** argv) {
       return kOk;
     }
     if (arg == "--optimizer") optimizer = true;
+    else if ((arg == "--dtype" && i + 1 < argc) || arg.rfind("--dtype=", 0) == 0) {
+      const std::string name = arg == "--dtype" ? argv[++i] : arg.substr(8);
+      // DeepSpeed / PyTorch spellings too.
+      const std::string canonical = name == "bf16" ? "bfloat16" : name == "fp16" ? "float16" : name == "fp32" ? "float32" : name;
+      if (canonical != "float32" && canonical != "bfloat16" && canonical != "float16") {
+        std::fprintf(stderr, "zeroshard-ckpt: --dtype %s: use float32 (fp32), bfloat16 (bf16) or float16 (fp16)\n", name.c_str());
+        return kUsage;
+      }
+      dtype = zs::parse_dtype(canonical);
+    }
     else if (arg == "--out" && i + 1 < argc) out = argv[++i];
     else if (arg.rfind("--out=", 0) == 0) out = arg.substr(6);
     else if (arg.rfind("--", 0) == 0) {
@@ -137,9 +150,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "zeroshard-ckpt consolidate needs --out FILE\n");
         return kUsage;
       }
-      const std::string done = consolidate_checkpoint(dir, tag, out, optimizer);
-      std::printf("consolidated %s/%s into %s%s\n", dir.c_str(), done.c_str(), out.c_str(),
-                  optimizer ? " (with optimizer states)" : "");
+      const std::string done = consolidate_checkpoint(dir, tag, out, optimizer, dtype);
+      std::printf("consolidated %s/%s into %s (parameters in %s%s)\n", dir.c_str(), done.c_str(), out.c_str(),
+                  zs::to_string(dtype).c_str(), optimizer ? ", with float32 optimizer states" : "");
       return kOk;
     }
   } catch (const zs::InvalidArgument& e) {

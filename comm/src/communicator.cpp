@@ -28,13 +28,17 @@ const char* kind_name(int kind) {
   return kind == kAllReduce ? "all_reduce" : kind == kReduceScatter ? "reduce_scatter" : "all_gather";
 }
 
+// `wire`: the caller's dtype. A 16-bit one, reduced over a widened float32 copy, travels in
+// 16 bits on the ring (RingOp: rounded per hop, half the bytes); MPI's own reduce-scatter
+// reduces the widened float32 values (float32 on the wire, rounded once).
 template <class T>
 std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algorithm, T* full,
-                                               std::int64_t count, T* own_chunk, bool average) {
+                                               std::int64_t count, T* own_chunk, bool average, DType wire) {
   if (algorithm == Algorithm::mpi)
     return std::make_unique<detail::MpiReduceScatterOp<T>>(ctx, full, count, own_chunk, average);
   return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::reduce_scatter, full, count,
-                                             own_chunk, average, ctx.next_tag());
+                                             own_chunk, average, ctx.next_tag(),
+                                             std::is_same_v<T, float> ? wire : dtype_of<T>());
 }
 
 // What `automatic` means for a gather of `count` elements (docs/collectives.md has the
@@ -79,10 +83,10 @@ std::unique_ptr<PendingOp> make_all_gather(CommContext& ctx, Algorithm algorithm
 // doubling; otherwise the ring serves.
 template <class T>
 std::unique_ptr<PendingOp> make_all_reduce(CommContext& ctx, Algorithm algorithm, T* data,
-                                           std::int64_t count, bool average) {
+                                           std::int64_t count, bool average, DType wire) {
   const ChunkBounds bounds{count, ctx.size};
   T* own_chunk = data + bounds.begin(ctx.rank);
-  auto reduce = make_reduce_scatter<T>(ctx, algorithm, data, count, own_chunk, average);
+  auto reduce = make_reduce_scatter<T>(ctx, algorithm, data, count, own_chunk, average, wire);
   const int gather_tag = ctx.next_tag();
   const Algorithm gather = count % ctx.size == 0 ? ctx.config.all_gather : Algorithm::ring;
   std::string description = "all_reduce of " + std::to_string(count) + " " + to_string(dtype_of<T>()) + " (" +
@@ -251,7 +255,7 @@ Work Communicator::all_reduce(HostBuffer data, CollectiveOptions options) {
   detail::require_reduce_scatter_algorithm(algorithm, "all_reduce options.algorithm");
   const bool average = options.op == ReduceOp::average;
   auto op = reduction(ctx, data, data.data, 0, data.count, [&](auto* values, auto*) {
-    return make_all_reduce(ctx, algorithm, values, data.count, average);
+    return make_all_reduce(ctx, algorithm, values, data.count, average, data.dtype);
   });
   return submit("all_reduce", data, options.label, std::move(op));
 }
@@ -265,7 +269,7 @@ Work Communicator::reduce_scatter(HostBuffer full, HostBuffer shard, CollectiveO
   const bool average = options.op == ReduceOp::average;
   const std::int64_t own_offset = shard.count * ctx.rank;
   auto op = reduction(ctx, full, shard.data, own_offset, shard.count, [&](auto* values, auto* own) {
-    return make_reduce_scatter(ctx, algorithm, values, full.count, own, average);
+    return make_reduce_scatter(ctx, algorithm, values, full.count, own, average, full.dtype);
   });
   return submit("reduce_scatter", full, options.label, std::move(op));
 }

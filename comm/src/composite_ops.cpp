@@ -1,5 +1,6 @@
 #include "composite_ops.hpp"
 
+#include "zeroshard/dtype_convert.hpp"
 #include "zeroshard/error.hpp"
 
 namespace zs::detail {
@@ -24,27 +25,13 @@ void SequenceOp::abandon() noexcept {
 }
 
 void widen(DType dtype, const void* input, float* output, std::int64_t count) {
-  if (dtype == DType::bfloat16) {
-    const auto* in = static_cast<const bfloat16*>(input);
-    for (std::int64_t i = 0; i < count; ++i) output[i] = to_float(in[i]);
-  } else if (dtype == DType::float16) {
-    const auto* in = static_cast<const float16*>(input);
-    for (std::int64_t i = 0; i < count; ++i) output[i] = to_float(in[i]);
-  } else {
-    throw InvalidArgument("widen: " + to_string(dtype) + " is not a 16-bit float type");
-  }
+  if (!is_half(dtype)) throw InvalidArgument("widen: " + to_string(dtype) + " is not a 16-bit float type");
+  zs::widen(input, dtype, output, count);
 }
 
 void narrow(DType dtype, const float* input, void* output, std::int64_t count) {
-  if (dtype == DType::bfloat16) {
-    auto* out = static_cast<bfloat16*>(output);
-    for (std::int64_t i = 0; i < count; ++i) out[i] = to_bfloat16(input[i]);
-  } else if (dtype == DType::float16) {
-    auto* out = static_cast<float16*>(output);
-    for (std::int64_t i = 0; i < count; ++i) out[i] = to_float16(input[i]);
-  } else {
-    throw InvalidArgument("narrow: " + to_string(dtype) + " is not a 16-bit float type");
-  }
+  if (!is_half(dtype)) throw InvalidArgument("narrow: " + to_string(dtype) + " is not a 16-bit float type");
+  zs::narrow(input, output, dtype, count);
 }
 
 WidenedOp::WidenedOp(CommContext& ctx, DType dtype, const void* input, std::int64_t input_count,

@@ -7,6 +7,7 @@
 #include "mpi_type.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/dtype.hpp"
+#include "zeroshard/dtype_convert.hpp"
 
 namespace zs::detail {
 
@@ -22,7 +23,7 @@ std::string element_name() {
 
 template <class T>
 RingOp<T>::RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, T* own_chunk,
-                  bool average, int tag)
+                  bool average, int tag, DType wire)
     : ctx_(ctx),
       kind_(kind),
       full_(full),
@@ -34,8 +35,13 @@ RingOp<T>::RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, 
       right_(wrap(ctx.rank + 1, ctx.size)),
       segment_elems_(std::max<std::int64_t>(
           1, (kind == RingKind::reduce_scatter ? ctx.config.segment_bytes : ctx.config.all_gather_segment_bytes) /
-                 sizeof(T))),
-      window_(ctx.config.receive_window) {
+                 size_of(wire))),
+      window_(ctx.config.receive_window),
+      wire_(wire),
+      wire_bytes_(size_of(wire)) {
+  if (narrow_wire() && !(std::is_same_v<T, float> && kind == RingKind::reduce_scatter && is_half(wire)))
+    throw InvalidArgument("ring: only a float32 reduce_scatter travels in another dtype (bfloat16 or float16), not " +
+                          to_string(wire));
   if constexpr (std::is_same_v<T, std::uint16_t>) {
     if (kind == RingKind::reduce_scatter)
       throw InvalidArgument("ring reduce_scatter cannot add raw 16-bit words; widen to float32");
@@ -70,7 +76,12 @@ template <class T>
 void RingOp<T>::start() {
   started_ = true;
   if (kind_ == RingKind::reduce_scatter)
-    receive_slots_ = ctx_.scratch.acquire(static_cast<std::size_t>(window_ * segment_elems_) * sizeof(T));
+    receive_slots_ = ctx_.scratch.acquire(static_cast<std::size_t>(window_ * segment_elems_) * wire_bytes_);
+  if (narrow_wire()) {
+    // Every chunk is sent at most once in a reduce-scatter: one staging slot per element.
+    staging_ = ctx_.scratch.acquire(static_cast<std::size_t>(bounds_.count) * wire_bytes_);
+    widened_.resize(static_cast<std::size_t>(segment_elems_));
+  }
   // Receives first: a message that finds its receive already posted skips the unexpected-
   // message queue (and, for large ones, the rendezvous can start at once).
   post_receives_in_window();
@@ -89,18 +100,32 @@ template <class T>
 void RingOp<T>::post_receives_in_window() {
   while (next_receive_to_post_ < arrivals_.size() && next_receive_to_post_ < arrived_ + window_) {
     const Segment& seg = arrivals_[next_receive_to_post_];
-    T* destination = kind_ == RingKind::reduce_scatter
-                         ? receive_slots_.as<T>() + (next_receive_to_post_ % window_) * segment_elems_
-                         : full_ + seg.offset;
-    ZS_MPI_CHECK(MPI_Irecv(destination, seg.length, mpi_type<T>(), left_, tag_, ctx_.comm,
-                           &receive_requests_[next_receive_to_post_]));
+    void* destination = kind_ == RingKind::reduce_scatter ? slot(next_receive_to_post_ % window_)
+                                                           : static_cast<void*>(full_ + seg.offset);
+    ZS_MPI_CHECK(MPI_Irecv(destination, seg.length, narrow_wire() ? MPI_UINT16_T : mpi_type<T>(), left_, tag_,
+                           ctx_.comm, &receive_requests_[next_receive_to_post_]));
     ++next_receive_to_post_;
   }
 }
 
 template <class T>
+void* RingOp<T>::slot(std::size_t index) {
+  return receive_slots_.as<std::byte>() + index * static_cast<std::size_t>(segment_elems_) * wire_bytes_;
+}
+
+template <class T>
 void RingOp<T>::post_send(const T* source, int length) {
   send_requests_.push_back(MPI_REQUEST_NULL);
+  if constexpr (std::is_same_v<T, float>) {
+    if (narrow_wire()) {
+      // Reduce-scatter sends come from `full_` only; the staging slot at the same offset
+      // stays untouched until the send completes (no chunk is sent twice).
+      std::byte* staged = staging_.as<std::byte>() + static_cast<std::size_t>(source - full_) * wire_bytes_;
+      zs::narrow(source, staged, wire_, length);
+      ZS_MPI_CHECK(MPI_Isend(staged, length, MPI_UINT16_T, right_, tag_, ctx_.comm, &send_requests_.back()));
+      return;
+    }
+  }
   ZS_MPI_CHECK(MPI_Isend(source, length, mpi_type<T>(), right_, tag_, ctx_.comm, &send_requests_.back()));
 }
 
@@ -114,7 +139,13 @@ bool RingOp<T>::progress() {
     const Segment& seg = arrivals_[arrived_];
     if constexpr (!std::is_same_v<T, std::uint16_t>) {
       if (kind_ == RingKind::reduce_scatter) {
-        const T* incoming = receive_slots_.as<T>() + (arrived_ % window_) * segment_elems_;
+        const T* incoming = static_cast<const T*>(slot(arrived_ % window_));
+        if constexpr (std::is_same_v<T, float>) {
+          if (narrow_wire()) {
+            zs::widen(slot(arrived_ % window_), wire_, widened_.data(), seg.length);
+            incoming = widened_.data();
+          }
+        }
         T* partial = full_ + seg.offset;
         for (int i = 0; i < seg.length; ++i) partial[i] = incoming[i] + partial[i];
       }
@@ -174,7 +205,8 @@ void RingOp<T>::abandon() noexcept {
 template <class T>
 std::string RingOp<T>::describe() const {
   return std::string("ring ") + (kind_ == RingKind::reduce_scatter ? "reduce_scatter" : "all_gather") +
-         " of " + std::to_string(bounds_.count) + " " + element_name<T>() + " elements (tag " +
+         " of " + std::to_string(bounds_.count) + " " + element_name<T>() + " elements" +
+         (narrow_wire() ? " in " + to_string(wire_) + " on the wire" : std::string()) + " (tag " +
          std::to_string(tag_) + ", receiving from rank " + std::to_string(left_) + ")";
 }
 

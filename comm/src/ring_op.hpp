@@ -11,13 +11,21 @@
 //     ((x[c+1] + x[c+2]) + ...) + x[c]: deterministic for a given world size.
 //   all_gather: step s sends chunk (r-s) and receives chunk (r-s-1) straight into the output.
 //
+// A float32 reduce-scatter may travel in 16 bits (`wire` bfloat16 or float16: mixed
+// precision's gradients): each partial sum is rounded to the wire dtype when sent, and each
+// arrival is widened and added in float32, as NCCL reduces bf16 (one rounding per hop; the
+// first hop sends a rank's own values, which are 16-bit already, unchanged). Half the bytes.
+//
 // Messages of one collective share one tag; MPI's non-overtaking rule matches them in order
 // because both sides post segments in the same (step, segment) order.
 
 #include <mpi.h>
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
+
+#include "zeroshard/dtype.hpp"
 
 #include "chunk_bounds.hpp"
 #include "comm_context.hpp"
@@ -38,8 +46,10 @@ class RingOp final : public PendingOp {
   ///   (it may alias the chunk inside `full`).
   /// `tag` comes from ctx.next_tag() drawn when the collective is issued (not when a stage
   /// of a composite starts), so every rank gives the same collective the same tag.
+  /// `wire`: the dtype on the wire; another than T's only for a float32 reduce_scatter
+  /// (bfloat16 or float16, see above). Throws InvalidArgument otherwise.
   RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, T* own_chunk,
-         bool average, int tag);
+         bool average, int tag, DType wire = wire_dtype_of());
   ~RingOp() override;
 
   bool progress() override;
@@ -48,6 +58,12 @@ class RingOp final : public PendingOp {
   void outstanding_requests(std::vector<MPI_Request*>& out) override;
 
  private:
+  static DType wire_dtype_of() {
+    if constexpr (std::is_same_v<T, std::uint16_t>) return DType::bfloat16;  // raw 16-bit words
+    else return dtype_of<T>();
+  }
+  bool narrow_wire() const { return wire_ != wire_dtype_of(); }
+  void* slot(std::size_t index);
   struct Segment {
     int step;
     std::int64_t offset;  // into `full`
@@ -77,6 +93,10 @@ class RingOp final : public PendingOp {
   std::size_t next_receive_to_post_ = 0;
   std::size_t arrived_ = 0;
   ScratchBuffer receive_slots_;  // reduce_scatter only: window_ segments
+  DType wire_;
+  std::size_t wire_bytes_;
+  ScratchBuffer staging_;            // 16-bit wire: the rounded partial sums sent, by offset
+  std::vector<float> widened_;       // 16-bit wire: one arrival widened
   bool started_ = false;
 };
 

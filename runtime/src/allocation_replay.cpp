@@ -66,6 +66,7 @@ struct SimulatedGroup {
   bool shards_parameters = false;
   std::vector<SimulatedGroup*> needs;  // itself, then the groups it borrows from
   SimulatedBuffer params_full, params_shard, grads_full, grads_shard, state;
+  SimulatedBuffer master, params16_full, params16_shard, grads16;  // mixed precision
   bool kept_for_backward = false, reduced_this_step = false, reduction_pending = false;
 };
 
@@ -74,7 +75,8 @@ class AllocationReplay {
  public:
   AllocationReplay(const std::vector<PlannedUnit>& units, const EngineConfig& config, int world_size, int optimizer_states)
       : config_(config), policy_(ShardingPolicy::from(config, world_size)), world_(world_size), states_(optimizer_states),
-        pool_(ledger_) {
+        mixed_(config.precision.enabled()), half_gradients_(is_half(config.precision.gradient_dtype())),
+        gradient_bytes_(static_cast<std::int64_t>(size_of(config.precision.gradient_dtype()))), pool_(ledger_) {
     groups_.resize(units.size());
     for (std::size_t k = 0; k < units.size(); ++k) {
       SimulatedGroup& g = groups_[k];
@@ -98,7 +100,7 @@ class AllocationReplay {
       }
     }
     for (const SimulatedGroup& g : groups_)
-      if (!g.shards_parameters) persistent_bytes_ += g.padded * kReplayFloat;
+      if (!g.shards_parameters) persistent_bytes_ += (mixed_ ? floats_of(g.padded, 2) : g.padded) * kReplayFloat;
   }
 
   MemoryLedger& ledger() { return ledger_; }
@@ -113,12 +115,26 @@ class AllocationReplay {
     for (SimulatedGroup& g : groups_) {
       g.params_full = pool_.take(MemoryCategory::parameters_full, g.padded);
       for (SimulatedGroup& earlier : groups_) {
-        if (last_user[earlier.index] != g.index || !earlier.shards_parameters) continue;
-        earlier.params_shard = pool_.take(MemoryCategory::parameters_shard, earlier.shard);
+        if (last_user[earlier.index] != g.index) continue;
+        if (mixed_) {  // EngineCore::make_mixed_precision_states
+          earlier.master = pool_.take(MemoryCategory::master_parameters,
+                                      policy_.shard_optimizer_states ? earlier.shard : earlier.padded);
+          if (earlier.shards_parameters)
+            earlier.params16_shard = pool_.take(MemoryCategory::parameters_shard, floats_of(earlier.shard, 2));
+          else
+            earlier.params16_full = pool_.take(MemoryCategory::parameters_full, floats_of(earlier.padded, 2));
+        } else {
+          if (!earlier.shards_parameters) continue;
+          earlier.params_shard = pool_.take(MemoryCategory::parameters_shard, earlier.shard);
+        }
         pool_.reset(earlier.params_full);
       }
-      if (policy_.shard_gradients) g.grads_shard = pool_.take(MemoryCategory::gradients_shard, g.shard);
-      else g.grads_full = pool_.take(MemoryCategory::gradients_full, g.padded);
+      if (policy_.shard_gradients)
+        g.grads_shard = pool_.take(MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
+      else if (half_gradients_)
+        g.grads16 = pool_.take(MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
+      else
+        g.grads_full = pool_.take(MemoryCategory::gradients_full, g.padded);
       const std::int64_t state = (policy_.shard_optimizer_states ? g.shard : g.padded) * states_;
       g.state = pool_.take(MemoryCategory::optimizer_states, state);
     }
@@ -156,10 +172,14 @@ class AllocationReplay {
       for (SimulatedGroup* used : g.needs) {
         if (started[used->index]) continue;
         started[used->index] = true;
-        if (policy_.shard_gradients) used->grads_full = pool_.take(MemoryCategory::gradients_full, used->padded);
+        if (policy_.shard_gradients || half_gradients_)
+          used->grads_full = pool_.take(MemoryCategory::gradients_full, used->padded);
       }
-      for (SimulatedGroup* used : g.needs)
-        if (--uses_left[used->index] == 0 && reduce_here) reduce(*used);
+      for (SimulatedGroup* used : g.needs) {
+        if (--uses_left[used->index] != 0) continue;
+        fold(*used);
+        if (reduce_here) reduce(*used);
+      }
       release(g);
     }
     finish();
@@ -173,6 +193,13 @@ class AllocationReplay {
       finish();
     }
     for (SimulatedGroup& g : groups_) g.reduced_this_step = false;
+    if (mixed_) {
+      // ShardedOptimizer::step_mixed: one float32 buffer for the largest group's gradients.
+      std::int64_t largest = 0;
+      for (const SimulatedGroup& g : groups_) largest = std::max(largest, policy_.shard_optimizer_states ? g.shard : g.padded);
+      SimulatedBuffer unscaled = pool_.take(MemoryCategory::gradients_shard, largest);
+      pool_.reset(unscaled);
+    }
   }
 
  private:
@@ -181,10 +208,23 @@ class AllocationReplay {
   }
   // GatherScheduler::issue_one / issue / gather_with_prefetch / release / release_kept /
   // drop_prefetched (max_live_bytes is checked by the engine at run time, not here).
+  // Storage floats of `elements` of `bytes` each (detail::BufferPool::take).
+  static std::int64_t floats_of(std::int64_t elements, std::int64_t bytes) { return (elements * bytes + 3) / 4; }
+  std::int64_t gathered_bytes(const SimulatedGroup& g) const {
+    return g.padded * (mixed_ ? 4 + (g.shards_parameters ? 2 : 0) : 4);
+  }
+  bool transient(const SimulatedGroup& g) const { return g.shards_parameters || mixed_; }
   void issue_one(SimulatedGroup& g, const std::vector<SimulatedGroup*>& in_use) {
-    if (!g.shards_parameters || !g.params_full.empty()) return;
-    make_room(g.padded * kReplayFloat, in_use);
+    if (!g.shards_parameters || !g.params_full.empty() || !g.params16_full.empty()) return;
+    make_room(gathered_bytes(g), in_use);
+    if (mixed_) g.params16_full = pool_.take(MemoryCategory::parameters_full, floats_of(g.padded, 2));
+    else g.params_full = pool_.take(MemoryCategory::parameters_full, g.padded);
+  }
+  // GatherScheduler::materialize (from wait).
+  void materialize(SimulatedGroup& g) {
+    if (!mixed_ || !g.params_full.empty()) return;
     g.params_full = pool_.take(MemoryCategory::parameters_full, g.padded);
+    if (g.shards_parameters) pool_.reset(g.params16_full);
   }
   void make_room(std::int64_t bytes, const std::vector<SimulatedGroup*>& in_use) {
     if (config_.max_live_bytes == 0) return;
@@ -196,13 +236,17 @@ class AllocationReplay {
       }
   }
   void gather_with_prefetch(const std::vector<SimulatedGroup*>& order, std::size_t position) {
+    issue_with_prefetch(order, position);
+    for (SimulatedGroup* g : order[position]->needs) materialize(*g);  // GatherScheduler::wait
+  }
+  void issue_with_prefetch(const std::vector<SimulatedGroup*>& order, std::size_t position) {
     for (SimulatedGroup* g : order[position]->needs) issue_one(*g, order[position]->needs);
     if (!config_.overlap_comm || !policy_.shard_parameters) return;
     std::int64_t budget = config_.prefetch_bytes;
     for (std::size_t k = position + 1; k < order.size(); ++k) {
       std::int64_t bytes = 0;
       for (const SimulatedGroup* g : order[k]->needs)
-        if (g->shards_parameters) bytes += g->padded * kReplayFloat;
+        if (g->shards_parameters) bytes += gathered_bytes(*g);
       if (bytes == 0) continue;
       if (bytes > budget || (config_.max_live_bytes > 0 && live_bytes() + bytes > config_.max_live_bytes)) break;
       budget -= bytes;
@@ -212,7 +256,7 @@ class AllocationReplay {
   void release(SimulatedGroup& group) {
     for (SimulatedGroup* g : group.needs) {
       g->kept_for_backward = false;
-      if (g->shards_parameters) pool_.reset(g->params_full);
+      if (transient(*g)) pool_.reset(g->params_full);
     }
   }
   void release_kept() {
@@ -224,7 +268,10 @@ class AllocationReplay {
   }
   void drop_prefetched() {
     for (SimulatedGroup& g : groups_)
-      if (g.shards_parameters && !g.kept_for_backward) pool_.reset(g.params_full);
+      if (g.shards_parameters && !g.kept_for_backward) {
+        pool_.reset(g.params_full);
+        pool_.reset(g.params16_full);
+      }
   }
 
   // GradientReducer: reduce / issue / complete_beyond / pack / issue_bucket / finish.
@@ -247,8 +294,15 @@ class AllocationReplay {
       groups_in_flight_.pop_front();
       if (!g.reduction_pending) continue;
       g.reduction_pending = false;
-      if (policy_.shard_gradients) pool_.reset(g.grads_full);
+      if (policy_.shard_gradients) pool_.reset(reduced(g));
     }
+  }
+  SimulatedBuffer& reduced(SimulatedGroup& g) const { return half_gradients_ ? g.grads16 : g.grads_full; }
+  // GradientReducer::fold.
+  void fold(SimulatedGroup& g) {
+    if (!half_gradients_ || g.grads_full.empty()) return;
+    if (policy_.shard_gradients) g.grads16 = pool_.take(MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
+    pool_.reset(g.grads_full);
   }
   struct Bucket {
     SimulatedBuffer data;
@@ -257,13 +311,15 @@ class AllocationReplay {
   void pack(SimulatedGroup& g) {
     const std::int64_t chunk = std::max<std::int64_t>(1, config_.reduce_bucket_size / world_);
     for (std::int64_t done = 0; done < g.shard;) {
-      if (!open_bucket_) open_bucket_ = Bucket{pool_.take(MemoryCategory::communication, world_ * chunk), chunk, 0};
+      if (!open_bucket_)
+        open_bucket_ =
+            Bucket{pool_.take(MemoryCategory::communication, floats_of(world_ * chunk, gradient_bytes_)), chunk, 0};
       const std::int64_t length = std::min(g.shard - done, open_bucket_->chunk - open_bucket_->fill);
       open_bucket_->fill += length;
       done += length;
       if (open_bucket_->fill == open_bucket_->chunk) issue_bucket();
     }
-    if (policy_.shard_gradients) pool_.reset(g.grads_full);
+    if (policy_.shard_gradients) pool_.reset(reduced(g));
   }
   void issue_bucket() {
     if (!open_bucket_ || open_bucket_->fill == 0) return;
@@ -287,6 +343,8 @@ class AllocationReplay {
   ShardingPolicy policy_;
   int world_;
   int states_;
+  bool mixed_, half_gradients_;
+  std::int64_t gradient_bytes_;
   MemoryLedger ledger_;
   SimulatedPool pool_;
   std::vector<SimulatedGroup> groups_;

@@ -131,6 +131,33 @@ const std::vector<Key>& keys() {
     boolean("zero_optimization.reshard_after_forward", "stage 3: free gathered parameters after forward",
             "FSDP: reshard_after_forward (FULL_SHARD vs SHARD_GRAD_OP)",
             [](TrainingConfig& c) -> bool& { return c.engine.reshard_after_forward; });
+    boolean("bf16.enabled", "bfloat16 parameters and gradients, float32 master weights (docs/mixed-precision.md)",
+            "DeepSpeed: bf16.enabled; FSDP2: MixedPrecisionPolicy(param_dtype=torch.bfloat16)",
+            [](TrainingConfig& c) -> bool& { return c.engine.precision.bf16; });
+    boolean("fp16.enabled", "float16 parameters and gradients with loss scaling, float32 master weights",
+            "DeepSpeed: fp16.enabled; FSDP2: MixedPrecisionPolicy(param_dtype=torch.float16) + ShardedGradScaler",
+            [](TrainingConfig& c) -> bool& { return c.engine.precision.fp16; });
+    text("mixed_precision.reduce_dtype",
+         "dtype gradients are accumulated and reduced in: float32 or the parameter dtype; empty = the parameter dtype",
+         "FSDP2: MixedPrecisionPolicy(reduce_dtype); DeepSpeed: communication_data_type",
+         [](const TrainingConfig& c) {
+           return c.engine.precision.reduce_dtype ? to_string(*c.engine.precision.reduce_dtype) : std::string();
+         },
+         [](TrainingConfig& c, const std::string& v) {
+           if (v.empty()) c.engine.precision.reduce_dtype.reset();
+           else c.engine.precision.reduce_dtype = parse_dtype(v);
+         });
+    real("fp16.loss_scale", "a fixed loss scale; 0 = dynamic", "DeepSpeed: fp16.loss_scale",
+         [](TrainingConfig& c) -> double& { return c.engine.precision.fp16_scaling.loss_scale; });
+    integer("fp16.initial_scale_power", "the dynamic loss scale starts at 2^power", "DeepSpeed: fp16.initial_scale_power",
+            [](TrainingConfig& c) -> int& { return c.engine.precision.fp16_scaling.initial_scale_power; });
+    integer("fp16.loss_scale_window", "steps without overflow before the loss scale doubles",
+            "DeepSpeed: fp16.loss_scale_window; torch.amp.GradScaler(growth_interval)",
+            [](TrainingConfig& c) -> int& { return c.engine.precision.fp16_scaling.loss_scale_window; });
+    integer("fp16.hysteresis", "overflows tolerated before the loss scale halves", "DeepSpeed: fp16.hysteresis",
+            [](TrainingConfig& c) -> int& { return c.engine.precision.fp16_scaling.hysteresis; });
+    real("fp16.min_loss_scale", "the loss scale never goes below this", "DeepSpeed: fp16.min_loss_scale",
+         [](TrainingConfig& c) -> double& { return c.engine.precision.fp16_scaling.min_loss_scale; });
     integer("compute.threads", "threads per rank for GEMMs and the optimizer; 0 = auto (node cores / ranks)",
             "torch.set_num_threads / OMP_NUM_THREADS",
             [](TrainingConfig& c) -> int& { return c.engine.compute_threads; });
@@ -461,9 +488,36 @@ void EngineConfig::validate() const {
   if (profiler.first_step < 0 || profiler.end_step <= profiler.first_step || profiler.output.empty())
     throw InvalidArgument("profiler.steps = " + std::to_string(profiler.first_step) + ":" + std::to_string(profiler.end_step) +
                           " / profiler.output = '" + profiler.output + "': give steps A:B with 0 <= A < B and a non-empty output");
+  precision.validate();
   optimizer.validate();
   scheduler.validate();
   checkpoint.validate();
+}
+
+void MixedPrecisionConfig::validate() const {
+  if (bf16 && fp16)
+    throw InvalidArgument("bf16.enabled and fp16.enabled are both true: enable one of them (bfloat16 needs no loss "
+                          "scaling; float16 has a narrower range and scales the loss)");
+  if (reduce_dtype) {
+    const DType params = param_dtype(), reduce = *reduce_dtype;
+    if (reduce != DType::float32 && reduce != params)
+      throw InvalidArgument("mixed_precision.reduce_dtype = " + to_string(reduce) + " with parameters in " +
+                            to_string(params) + (enabled() ? "" : " (bf16.enabled and fp16.enabled are false)") +
+                            ": gradients are reduced in float32 or in the parameter dtype; set it to float32" +
+                            (enabled() ? " or " + to_string(params) : "") + ", or leave it unset");
+  }
+  const LossScaleConfig& s = fp16_scaling;
+  if (!(s.loss_scale >= 0) || std::isinf(s.loss_scale))
+    throw InvalidArgument("fp16.loss_scale = " + number_text(s.loss_scale) + " must be a finite number >= 0 (0: dynamic)");
+  if (s.initial_scale_power < 0 || s.initial_scale_power > 64)
+    throw InvalidArgument("fp16.initial_scale_power = " + std::to_string(s.initial_scale_power) +
+                          " must be in [0, 64] (the dynamic scale starts at 2^power)");
+  if (s.loss_scale_window < 1)
+    throw InvalidArgument("fp16.loss_scale_window = " + std::to_string(s.loss_scale_window) + " must be >= 1");
+  if (s.hysteresis < 1)
+    throw InvalidArgument("fp16.hysteresis = " + std::to_string(s.hysteresis) + " must be >= 1");
+  if (!(s.min_loss_scale > 0) || std::isinf(s.min_loss_scale))
+    throw InvalidArgument("fp16.min_loss_scale = " + number_text(s.min_loss_scale) + " must be a finite number > 0");
 }
 
 void TrainingConfig::validate() const {

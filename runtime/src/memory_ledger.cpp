@@ -10,7 +10,8 @@ namespace zs {
 std::string to_string(MemoryCategory c) {
   static constexpr const char* kNames[kMemoryCategories] = {
       "parameters (full)", "parameters (shard)", "gradients (full)", "gradients (shard)",
-      "optimizer states",  "buffers",            "activations",      "communication"};
+      "optimizer states",  "buffers",            "activations",      "communication",
+      "master parameters"};
   return kNames[static_cast<std::size_t>(c)];
 }
 
@@ -45,6 +46,7 @@ std::string MemoryLedger::report() const {
   char line[128];
   auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
   for (std::size_t i = 0; i < kMemoryCategories; ++i) {
+    if (high_water_[i] == 0) continue;  // never used by this run (master parameters in float32)
     std::snprintf(line, sizeof line, "  %-20s %10.2f MiB (peak %10.2f MiB)\n",
                   to_string(static_cast<MemoryCategory>(i)).c_str(), mib(current_[i]), mib(high_water_[i]));
     text += line;

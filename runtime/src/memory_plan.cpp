@@ -51,7 +51,7 @@ MemoryPlan plan_memory(const std::vector<PlannedUnit>& units, const EngineConfig
   plan.world_size = world_size;
   plan.stage = config.stage;
   const ShardingPolicy policy = ShardingPolicy::from(config, world_size);
-  const StatePrecision precision = StatePrecision::float32(optimizer_states);
+  const StatePrecision precision = StatePrecision::of(config.precision, optimizer_states);
   for (const PlannedUnit& unit : units) {
     std::vector<sharding::TensorSpec> specs;
     std::int64_t parameters = 0;

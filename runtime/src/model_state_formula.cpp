@@ -21,6 +21,12 @@ ShardedCategories ShardedCategories::of_stage(int stage) {
   return of(ShardingPolicy::from(config, /*world_size=*/2), 0);
 }
 
+StatePrecision StatePrecision::of(const MixedPrecisionConfig& precision, int optimizer_states) {
+  if (!precision.enabled()) return float32(optimizer_states);
+  return {static_cast<int>(size_of(precision.param_dtype())), static_cast<int>(size_of(precision.gradient_dtype())),
+          4 * optimizer_states + 4};
+}
+
 ModelStateBytes model_state_bytes_per_rank(std::int64_t elements, int world_size, const ShardedCategories& sharded,
                                            const StatePrecision& precision) {
   if (elements < 0) throw InvalidArgument("model-state formula: " + std::to_string(elements) + " parameters");

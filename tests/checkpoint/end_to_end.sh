@@ -66,6 +66,26 @@ assert int(index.attrs["step"]) == 312 and int(full.attrs["step"]) == 312
 print("h5py: %d datasets of index.h5 equal the consolidated file" % len(names))
 PY
 
+# A 16-bit export (issue 15): /params in bfloat16 (and float16), each the float32 master
+# rounded to nearest even; h5py reads them through HDF5's conversion as float32.
+"$tool" consolidate "$dir/ckpt" --out "$dir/full_bf16.h5" --dtype bf16
+"$tool" consolidate "$dir/ckpt" --out "$dir/full_fp16.h5" --dtype fp16
+"$python" - "$dir/full.h5" "$dir/full_bf16.h5" "$dir/full_fp16.h5" <<'PY'
+import sys, h5py, numpy as np
+full, bf16, fp16 = (h5py.File(p, "r") for p in sys.argv[1:])
+def round_bf16(a):
+    u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+assert bf16.attrs["params_dtype"] == "bfloat16" and fp16.attrs["params_dtype"] == "float16"
+assert "optimizer" not in bf16
+for name in full["params"]:
+    master = full["params"][name][()]
+    assert np.array_equal(bf16["params"][name][()], round_bf16(master)), name
+    assert np.array_equal(fp16["params"][name][()], master.astype(np.float16).astype(np.float32)), name
+    assert bf16["params"][name].id.get_storage_size() == master.size * 2, name
+print("h5py: %d parameters exported in bf16 and fp16, each the master rounded" % len(full["params"]))
+PY
+
 # tensor_shapes holds each tensor's shape as the index shows it (a Linear weight is [out, in]),
 # and docs/checkpoint-format.md's example says so (issue 11 item 12: it showed "784,512").
 "$python" - "$dir/ckpt/step_312" "$(dirname "$0")/../../docs/checkpoint-format.md" <<'PY'

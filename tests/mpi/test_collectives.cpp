@@ -321,6 +321,44 @@ TEST_F(CommunicatorTest, SplitByParityReducesWithinEachGroup) {
   EXPECT_EQ(node.size(), world.size());  // all ranks of a test run share one machine
 }
 
+// 16-bit reductions on the ring travel in 16 bits: chunk c is summed in the ring's order,
+// ((x[c+1] + x[c+2]) + ...) + x[c], each partial sum rounded to 16 bits when sent and added in
+// float32; the result is rounded once more. With values that do not sum exactly, the result
+// is that sequence exactly (and differs from "rounded once" somewhere, at 3+ ranks). The mpi
+// algorithm reduces widened float32 values: rounded once.
+TEST_F(CommunicatorTest, SixteenBitRingReduceScatterRoundsPerHop) {
+  const int n = world_size(), r = world_rank();
+  constexpr std::int64_t kShard = 257;
+  // Non-dyadic values in [0.5, 4): their sums need more than bfloat16's 8 bits.
+  auto value = [](int rank, std::int64_t i) {
+    return to_float(to_bfloat16(0.5f + static_cast<float>((i * 7919 + rank * 104729) % 1000) / 285.7f));
+  };
+  std::vector<bfloat16> full(static_cast<std::size_t>(n * kShard)), shard(kShard);
+  for (std::int64_t i = 0; i < n * kShard; ++i) full[i] = to_bfloat16(value(r, i));
+  Communicator ring(MPI_COMM_WORLD, CommunicatorConfig{});
+  ring.reduce_scatter(std::span<bfloat16>(full), std::span<bfloat16>(shard)).wait();
+  std::vector<bfloat16> again(static_cast<std::size_t>(n * kShard)), shard_mpi(kShard);
+  for (std::int64_t i = 0; i < n * kShard; ++i) again[i] = to_bfloat16(value(r, i));
+  CommunicatorConfig mpi_config;
+  mpi_config.reduce_scatter = Algorithm::mpi;
+  Communicator mpi(MPI_COMM_WORLD, mpi_config);
+  mpi.reduce_scatter(std::span<bfloat16>(again), std::span<bfloat16>(shard_mpi)).wait();
+  int per_hop_differs = 0;
+  for (std::int64_t j = 0; j < kShard; ++j) {
+    const std::int64_t i = r * kShard + j;
+    float acc = value((r + 1) % n, i);
+    for (int k = 2; k <= n; ++k) acc = to_float(to_bfloat16(acc)) + value((r + k) % n, i);
+    double exact = 0;
+    for (int q = 0; q < n; ++q) exact += value(q, i);
+    EXPECT_EQ(shard[j].bits, to_bfloat16(acc).bits) << "element " << j << " of rank " << r;
+    EXPECT_EQ(shard_mpi[j].bits, to_bfloat16(static_cast<float>(exact)).bits) << "mpi, element " << j;
+    per_hop_differs += shard[j].bits != shard_mpi[j].bits;
+  }
+  int differs = per_hop_differs;
+  MPI_Allreduce(MPI_IN_PLACE, &differs, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (n >= 3) EXPECT_GT(differs, 0) << "per-hop rounding never showed: are the partial sums still float32 on the wire?";
+}
+
 TEST_F(CommunicatorTest, BroadcastFromLastRank) {
   Communicator comm;
   const int root = comm.size() - 1;

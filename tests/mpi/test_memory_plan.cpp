@@ -154,6 +154,24 @@ std::vector<Variant> variants() {
   EngineConfig some = base;
   some.checkpointed_units = {1};
   out.push_back({"stage 3 unit 1 checkpointed", some});
+  // Mixed precision: 16-bit parameters and gradients, float32 masters, compute copies.
+  for (int stage = 0; stage <= 3; ++stage) {
+    EngineConfig bf16 = quiet_config(stage);
+    bf16.precision.bf16 = true;
+    out.push_back({"stage " + std::to_string(stage) + " bf16", bf16});
+  }
+  EngineConfig fp16 = base;
+  fp16.precision.fp16 = true;
+  fp16.reduce_bucket_size = 4096;
+  fp16.gradient_accumulation_steps = 2;
+  out.push_back({"stage 3 fp16 buckets 4096, accumulation 2", fp16});
+  EngineConfig fp32_reduce = quiet_config(1);
+  fp32_reduce.precision.bf16 = true;
+  fp32_reduce.precision.reduce_dtype = DType::float32;
+  out.push_back({"stage 1 bf16 reduce float32", fp32_reduce});
+  EngineConfig bf16_keep = keep;
+  bf16_keep.precision.bf16 = true;
+  out.push_back({"stage 3 bf16 no reshard, 1 in flight", bf16_keep});
   return out;
 }
 

@@ -17,6 +17,7 @@ TEST(MemoryLedger, TracksCurrentAndHighWaterPerCategoryAndInTotal) {
   EXPECT_EQ(ledger.current_total(), 500);
   EXPECT_EQ(ledger.high_water_total(), 800);
   EXPECT_NE(ledger.report().find("gradients (shard)"), std::string::npos);
+  EXPECT_EQ(ledger.report().find("master parameters"), std::string::npos) << "a category never used is left out";
 }
 
 TEST(MemoryLedger, RejectsReleasingMoreThanHeld) {

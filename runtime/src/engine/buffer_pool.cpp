@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "zeroshard/error.hpp"
+
 namespace zs::detail {
 
 namespace {
@@ -11,27 +13,38 @@ std::int64_t bytes_of_capacity(const AlignedFloats& v) { return static_cast<std:
 }  // namespace
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : data_(std::move(other.data_)), category_(other.category_), pool_(other.pool_) {
+    : data_(std::move(other.data_)), elements_(other.elements_), dtype_(other.dtype_), category_(other.category_),
+      pool_(other.pool_) {
   other.data_ = AlignedFloats();
+  other.elements_ = 0;
 }
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     reset();
     data_ = std::move(other.data_);
+    elements_ = other.elements_;
+    dtype_ = other.dtype_;
     other.data_ = AlignedFloats();
+    other.elements_ = 0;
     category_ = other.category_;
     pool_ = other.pool_;
   }
   return *this;
 }
 
-void Buffer::fill(float value) { std::fill(data_.begin(), data_.end(), value); }
+void Buffer::fill(float value) {
+  if (dtype_ != DType::float32 && value != 0.0f)
+    throw InvalidArgument("Buffer::fill: a " + to_string(dtype_) + " buffer can only be zeroed");
+  // All-zero bits are +0 in every dtype.
+  std::fill(data_.begin(), data_.end(), value);
+}
 
 void Buffer::reset() {
   if (data_.capacity() == 0) return;
   if (pool_) pool_->give_back(data_, category_);
   data_ = AlignedFloats();
+  elements_ = 0;
 }
 
 BufferPool::~BufferPool() {
@@ -39,10 +52,16 @@ BufferPool::~BufferPool() {
 }
 
 Buffer BufferPool::take(MemoryCategory category, std::int64_t elements) {
+  return take(category, elements, DType::float32, false);
+}
+
+Buffer BufferPool::take(MemoryCategory category, std::int64_t elements, DType dtype, bool zeroed) {
+  const std::int64_t bytes = elements * static_cast<std::int64_t>(size_of(dtype));
+  const std::int64_t floats = (bytes + 3) / 4;
   // Best fit among the idle buffers reusable_for this request; else a new one.
   auto best = idle_.end();
   for (auto it = idle_.begin(); it != idle_.end(); ++it)
-    if (reusable_for(static_cast<std::int64_t>(it->capacity()), elements) &&
+    if (reusable_for(static_cast<std::int64_t>(it->capacity()), floats) &&
         (best == idle_.end() || it->capacity() < best->capacity()))
       best = it;
   Buffer buffer;
@@ -53,8 +72,11 @@ Buffer BufferPool::take(MemoryCategory category, std::int64_t elements) {
     idle_.erase(best);
     ledger_.release(MemoryCategory::buffers, bytes_of_capacity(buffer.data_));
   }
-  buffer.data_.resize(static_cast<std::size_t>(elements));
-  ledger_.allocate(category, elements * 4);
+  buffer.data_.resize(static_cast<std::size_t>(floats));
+  buffer.elements_ = elements;
+  buffer.dtype_ = dtype;
+  ledger_.allocate(category, floats * 4);
+  if (zeroed) buffer.fill(0.0f);
   return buffer;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// Float buffers that account for themselves in the memory ledger (RAII), drawn from a pool
+// Buffers of float32 or 16-bit elements that account for themselves in the memory ledger
+// (RAII), drawn from a pool
 // that keeps freed buffers for reuse instead of handing them back to the OS: a freed
 // multi-MiB buffer is faulted in again on every use otherwise, which dominated CPU step time
 // when measured (docs/performance.md). Idle pooled bytes are ledgered as "buffers".
@@ -9,14 +10,19 @@
 #include <vector>
 
 #include "zeroshard/aligned_vector.hpp"
+#include "zeroshard/comm/communicator.hpp"
+#include "zeroshard/dtype.hpp"
 #include "zeroshard/runtime/memory_ledger.hpp"
 
 namespace zs::detail {
 
 class BufferPool;
 
-/// A float buffer of size() elements recorded under one ledger category while it holds
-/// storage. Move-only. Destroying or reset()ing it returns its storage to the pool.
+/// A buffer of size() elements of dtype() (float32 unless taken otherwise; bfloat16 and
+/// float16 for mixed precision) recorded under one ledger category while it holds storage.
+/// The float accessors (data, span, slice, operator[]) are for float32 buffers only; raw()
+/// and host() serve every dtype. Move-only. Destroying or reset()ing it returns its storage
+/// to the pool.
 class Buffer {
  public:
   Buffer() = default;
@@ -28,20 +34,33 @@ class Buffer {
 
   float* data() { return data_.data(); }
   const float* data() const { return data_.data(); }
-  std::int64_t size() const { return static_cast<std::int64_t>(data_.size()); }
-  bool empty() const { return data_.empty(); }
-  std::span<float> span() { return data_; }
-  std::span<const float> span() const { return data_; }
+  /// Elements of dtype() (not floats of storage).
+  std::int64_t size() const { return elements_; }
+  bool empty() const { return elements_ == 0; }
+  DType dtype() const { return dtype_; }
+  std::span<float> span() { return {data_.data(), static_cast<std::size_t>(elements_)}; }
+  std::span<const float> span() const { return {data_.data(), static_cast<std::size_t>(elements_)}; }
   float& operator[](std::int64_t i) { return data_[static_cast<std::size_t>(i)]; }
   /// Elements [offset, offset + count).
   std::span<float> slice(std::int64_t offset, std::int64_t count) { return span().subspan(offset, count); }
+  /// The address of element `offset`, any dtype.
+  void* raw(std::int64_t offset = 0) { return reinterpret_cast<char*>(data_.data()) + offset * size_of(dtype_); }
+  const void* raw(std::int64_t offset = 0) const {
+    return reinterpret_cast<const char*>(data_.data()) + offset * size_of(dtype_);
+  }
+  /// Elements [offset, offset + count) as a collective's buffer, any dtype.
+  HostBuffer host(std::int64_t offset, std::int64_t count) { return {raw(offset), count, dtype_}; }
+  HostBuffer host() { return host(0, elements_); }
+  /// Any value for float32; 16-bit buffers can only be zeroed (fill(0)).
   void fill(float value);
   /// Gives the storage back to the pool now (no-op when empty).
   void reset();
 
  private:
   friend class BufferPool;
-  AlignedFloats data_;
+  AlignedFloats data_;  // ceil(elements x element size / 4) floats
+  std::int64_t elements_ = 0;
+  DType dtype_ = DType::float32;
   MemoryCategory category_ = MemoryCategory::buffers;
   BufferPool* pool_ = nullptr;
 };
@@ -66,6 +85,9 @@ class BufferPool {
   /// reusable_for it, or a new one. Contents are unspecified unless `fill` is given.
   Buffer take(MemoryCategory category, std::int64_t elements);
   Buffer take(MemoryCategory category, std::int64_t elements, float fill);
+  /// The same for `elements` of `dtype` (float32, bfloat16, float16), storage rounded up to
+  /// whole floats; zero-filled if `zeroed`.
+  Buffer take(MemoryCategory category, std::int64_t elements, DType dtype, bool zeroed);
   MemoryLedger& ledger() { return ledger_; }
 
  private:

@@ -109,6 +109,8 @@ bool Engine::step() { return core_->step(); }
 double Engine::gradient_norm() const { return core_->gradient_norm; }
 bool Engine::last_step_skipped() const { return core_->last_step_skipped; }
 std::int64_t Engine::skipped_steps() const { return core_->skipped_steps; }
+
+double Engine::loss_scale() const { return core_->loss_scaler ? core_->loss_scaler->scale() : 1.0; }
 int Engine::stage() const { return core_->policy.stage; }
 const EngineConfig& Engine::config() const { return core_->config; }
 const ShardingPolicy& Engine::policy() const { return core_->policy; }

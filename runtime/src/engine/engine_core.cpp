@@ -11,6 +11,7 @@
 
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/dtype_convert.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/nn/compute_threads.hpp"
 #include "zeroshard/runtime/lr_schedule.hpp"
@@ -22,6 +23,8 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
                        std::vector<std::size_t> first_child)
     : config((config_in.validate(), std::move(config_in))),
       policy(ShardingPolicy::from(config, comm_in.size())),
+      mixed(config.precision.enabled()),
+      half_gradients(is_half(config.precision.gradient_dtype())),
       comm(comm_in),
       dropout_random(Engine::dropout_seed(config.seed, comm_in.rank())),
       gradient_norm(std::numeric_limits<double>::quiet_NaN()),
@@ -42,7 +45,8 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   nn::set_compute_threads(compute_threads);
   run_config = config_entries(config, comm.config());
   require_same_model_on_all_ranks();
-  optimizer = std::make_unique<ShardedOptimizer>(policy, config, comm);
+  optimizer = std::make_unique<ShardedOptimizer>(policy, config, comm, pool);
+  if (config.precision.fp16) loss_scaler.emplace(config.precision.fp16_scaling);
   // Refused here, before any model buffer exists, if model states and transients alone exceed
   // the limit; activations join the plan at the first training forward (engine_step.cpp).
   memory_limit = resolve_memory_limit(config.memory, comm);
@@ -146,17 +150,48 @@ void EngineCore::initialize_and_shard() {
     group->bind();
     for (nn::Module* module : group->modules) nn::initialize_parameters(*module, init_random);
     for (auto& earlier : groups) {
-      if (last_user[earlier->index] != group->index || !earlier->shards_parameters) continue;
-      const std::int64_t shard = earlier->shard_elems();
-      earlier->params_shard = pool.take(MemoryCategory::parameters_shard, shard);
-      std::copy_n(earlier->params_full.data() + r * shard, shard, earlier->params_shard.data());
+      if (last_user[earlier->index] != group->index) continue;
+      if (mixed) {
+        make_mixed_precision_states(*earlier);
+      } else {
+        if (!earlier->shards_parameters) continue;
+        const std::int64_t shard = earlier->shard_elems();
+        earlier->params_shard = pool.take(MemoryCategory::parameters_shard, shard);
+        std::copy_n(earlier->params_full.data() + r * shard, shard, earlier->params_shard.data());
+      }
       earlier->params_full.reset();
       earlier->bind();
     }
-    if (policy.shard_gradients) group->grads_shard = pool.take(MemoryCategory::gradients_shard, group->shard_elems(), 0.0f);
-    else group->grads_full = pool.take(MemoryCategory::gradients_full, group->padded_elems(), 0.0f);
+    const DType gradients = config.precision.gradient_dtype();
+    if (policy.shard_gradients)
+      group->grads_shard = pool.take(MemoryCategory::gradients_shard, group->shard_elems(), gradients, /*zeroed=*/true);
+    else if (half_gradients)
+      group->grads16 = pool.take(MemoryCategory::gradients_full, group->padded_elems(), gradients, /*zeroed=*/true);
+    else
+      group->grads_full = pool.take(MemoryCategory::gradients_full, group->padded_elems(), 0.0f);
     group->state = pool.take(MemoryCategory::optimizer_states, optimizer->state_elements(*group), 0.0f);
     group->bind();
+  }
+}
+
+void EngineCore::make_mixed_precision_states(ParameterGroup& group) {
+  const std::int64_t shard = group.shard_elems(), padded = group.padded_elems();
+  const float* whole = group.params_full.data();
+  // The master is held like the optimizer states: whole at stage 0, this rank's shard otherwise.
+  if (policy.shard_optimizer_states) {
+    group.master = pool.take(MemoryCategory::master_parameters, shard);
+    std::copy_n(whole + comm.rank() * shard, shard, group.master.data());
+  } else {
+    group.master = pool.take(MemoryCategory::master_parameters, padded);
+    std::copy_n(whole, padded, group.master.data());
+  }
+  const DType dtype = config.precision.param_dtype();
+  if (group.shards_parameters) {
+    group.params16_shard = pool.take(MemoryCategory::parameters_shard, shard, dtype, /*zeroed=*/false);
+    narrow(whole + comm.rank() * shard, group.params16_shard.raw(), dtype, shard);
+  } else {
+    group.params16_full = pool.take(MemoryCategory::parameters_full, padded, dtype, /*zeroed=*/false);
+    narrow(whole, group.params16_full.raw(), dtype, padded);
   }
 }
 
@@ -175,10 +210,19 @@ std::int64_t EngineCore::parameter_count() const {
 
 ModelStateBytes EngineCore::model_state_bytes() const {
   ModelStateBytes bytes;
+  // Elements times their size (not storage, which rounds 16-bit buffers up to whole floats).
+  auto held = [](const Buffer& b) { return b.size() * static_cast<std::int64_t>(size_of(b.dtype())); };
   for (const auto& group : groups) {
-    bytes.parameters += 4 * (group->params_shard.size() + (group->shards_parameters ? 0 : group->params_full.size()));
-    bytes.gradients += 4 * (policy.shard_gradients ? group->grads_shard.size() : group->grads_full.size());
-    bytes.optimizer_states += 4 * group->state.size();
+    if (mixed) {
+      // The float32 compute copies (params_full, grads_full) are transients, not model states.
+      bytes.parameters += held(group->params16_shard) + (group->shards_parameters ? 0 : held(group->params16_full));
+      bytes.gradients += held(policy.shard_gradients ? group->grads_shard : half_gradients ? group->grads16 : group->grads_full);
+      bytes.optimizer_states += held(group->master) + held(group->state);
+      continue;
+    }
+    bytes.parameters += held(group->params_shard) + (group->shards_parameters ? 0 : held(group->params_full));
+    bytes.gradients += held(policy.shard_gradients ? group->grads_shard : group->grads_full);
+    bytes.optimizer_states += held(group->state);
   }
   return bytes;
 }
@@ -197,6 +241,17 @@ std::size_t EngineCore::unit_of_child(std::size_t child) const {
 
 std::vector<float> EngineCore::full_parameters() {
   std::vector<float> out;
+  if (mixed) {
+    // The float32 master weights (what checkpoints hold), not the 16-bit compute values.
+    for (auto& group : groups) {
+      std::vector<float> full(static_cast<std::size_t>(group->padded_elems()));
+      if (policy.shard_optimizer_states) comm.all_gather(group->master.span(), std::span<float>(full)).wait();
+      else std::copy_n(group->master.data(), group->padded_elems(), full.begin());
+      for (const auto& slot : group->layout.tensors())
+        out.insert(out.end(), full.begin() + slot.offset, full.begin() + slot.end());
+    }
+    return out;
+  }
   for (auto& group : groups) {
     gathers->wait(*group);
     for (const auto& slot : group->layout.tensors())

@@ -24,6 +24,7 @@
 #include "execution_order.hpp"
 #include "gather_scheduler.hpp"
 #include "gradient_reducer.hpp"
+#include "loss_scaler.hpp"
 #include "memory_check.hpp"
 #include "parameter_group.hpp"
 #include "phase.hpp"
@@ -46,6 +47,8 @@ class EngineCore {
   bool step();
   /// The work of step() at an accumulation boundary: reduce the rest, update, re-gather.
   void step_boundary();
+  /// Zeroes every persistent gradient accumulator (after an update or a load).
+  void clear_gradients();
 
   std::vector<float> full_parameters();
   std::vector<float> full_optimizer_state(const std::string& name);
@@ -58,6 +61,10 @@ class EngineCore {
 
   EngineConfig config;
   ShardingPolicy policy;
+  /// Mixed precision: 16-bit parameters with float32 masters (bf16 or fp16 enabled).
+  bool mixed = false;
+  /// Gradients accumulated and reduced in 16 bits (grads16), not float32 (grads_full).
+  bool half_gradients = false;
   Communicator& comm;
   MemoryLedger ledger;
   BufferPool pool{ledger};  // after the ledger: buffers are returned before it goes
@@ -69,6 +76,7 @@ class EngineCore {
   RunInputs run_inputs;
   std::unique_ptr<checkpoint::CheckpointWriter> checkpoint_writer;
   std::unique_ptr<Profiler> profiler;  // profiler.enabled only
+  std::optional<LossScaler> loss_scaler;  // fp16 only
   std::mt19937_64 dropout_random;
   std::int64_t micro_steps = 0;
   /// Micro-steps into the current accumulation window (0 at a boundary): counted apart from
@@ -94,6 +102,9 @@ class EngineCore {
   void build_groups(std::vector<std::vector<nn::Module*>> units);
   void require_same_model_on_all_ranks() const;
   void initialize_and_shard();
+  // Mixed precision: `group`'s float32 master and 16-bit parameters from its whole float32
+  // initial values (params_full).
+  void make_mixed_precision_states(ParameterGroup& group);
   // Runs `group`'s modules on `input` (a run, or its recomputation: the same code, so the
   // same activations), polling progress between them.
   const Tensor& forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context);
@@ -107,6 +118,7 @@ class EngineCore {
   nn::ForwardContext context_;
   std::function<void()> progress_hook_;  // handed to layers: advances collectives mid-layer
   std::int64_t activation_bytes_ = 0;    // ledgered under activations
+  Tensor scaled_grad_output_;            // fp16: the loss gradient times the loss scale
 };
 
 }  // namespace zs::detail

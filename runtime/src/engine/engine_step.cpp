@@ -131,6 +131,15 @@ void EngineCore::backward(const Tensor& grad_output) {
                           "one backward and one step(); to sum several micro-batches' gradients set "
                           "gradient_accumulation_steps and call step() after each backward");
   backward_ran = true;
+  if (loss_scaler) {
+    // fp16: the loss is scaled (through its gradient) so that small gradients survive the
+    // rounding to float16; the optimizer step divides the scale out again.
+    scaled_grad_output_.resize(grad_output.shape());
+    const auto scale = static_cast<float>(loss_scaler->scale());
+    const float* in = grad_output.data();
+    float* out = scaled_grad_output_.data();
+    for (std::int64_t i = 0; i < grad_output.numel(); ++i) out[i] = in[i] * scale;
+  }
   const bool last_micro_step = window_micro_steps + 1 == config.gradient_accumulation_steps;
   // Stages 2-3 reduce every micro-step; with overlap, stages 0-1 reduce during the backward of
   // the last micro-step instead of at step().
@@ -145,7 +154,7 @@ void EngineCore::backward(const Tensor& grad_output) {
   for (ParameterGroup* group : reversed)
     for (const ParameterGroup* g : group->needs()) ++uses_left[g->index];
   std::vector<bool> ran_in_backward(groups.size(), false), gradient_started(groups.size(), false);
-  const Tensor* g = &grad_output;
+  const Tensor* g = loss_scaler ? &scaled_grad_output_ : &grad_output;
   ParameterGroup* released_after_next = nullptr;
   for (std::size_t i = 0; i < reversed.size(); ++i) {
     ParameterGroup& group = *reversed[i];
@@ -156,7 +165,8 @@ void EngineCore::backward(const Tensor& grad_output) {
     for (ParameterGroup* used : needs) {
       if (gradient_started[used->index]) continue;
       gradient_started[used->index] = true;
-      if (!policy.shard_gradients) continue;  // whole gradients are the accumulator
+      // Whole float32 gradients are the accumulator (stages 0-1) unless they are 16-bit.
+      if (!policy.shard_gradients && !half_gradients) continue;
       used->grads_full = pool.take(MemoryCategory::gradients_full, used->padded_elems(), 0.0f);
       used->bind();
     }
@@ -174,8 +184,11 @@ void EngineCore::backward(const Tensor& grad_output) {
     // read the input gradient they hold (`g`); not when that was the same group again.
     if (released_after_next && released_after_next != &group) released_after_next->release_activations();
     released_after_next = group.checkpoint_activations ? &group : nullptr;
-    for (ParameterGroup* used : needs)
-      if (--uses_left[used->index] == 0 && reduce_here) reducer->reduce(*used);
+    for (ParameterGroup* used : needs) {
+      if (--uses_left[used->index] != 0) continue;
+      reducer->fold(*used);
+      if (reduce_here) reducer->reduce(*used);
+    }
     gathers->release(group);
   }
   if (released_after_next) released_after_next->release_activations();
@@ -211,18 +224,26 @@ void EngineCore::step_boundary() {
     reducer->finish();
   }
   for (auto& group : groups) group->reduced_this_step = false;
-  const StepOutcome outcome = optimizer->step(groups, learning_rate(), optimizer_steps + 1);
+  const double loss_scale = loss_scaler ? loss_scaler->scale() : 1.0;
+  const StepOutcome outcome = optimizer->step(groups, learning_rate(), optimizer_steps + 1, loss_scale);
   gradient_norm = outcome.gradient_norm;
   last_step_skipped = !outcome.applied;
+  // Every rank saw the same norm (one all-reduce), so every rank updates the scale alike.
+  if (loss_scaler) loss_scaler->update(/*overflow=*/!outcome.applied);
   if (outcome.applied) {
     if (policy.gather_after_update) gathers->gather_whole_parameters();
     ++optimizer_steps;
   } else {
     ++skipped_steps;
   }
+  clear_gradients();
+}
+
+void EngineCore::clear_gradients() {
   for (auto& group : groups) {
     group->grads_full.fill(0.0f);
     group->grads_shard.fill(0.0f);
+    group->grads16.fill(0.0f);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "zeroshard/dtype_convert.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/timeline.hpp"
 
@@ -14,15 +15,32 @@ bool contains(const std::vector<ParameterGroup*>& groups, const ParameterGroup* 
   return std::find(groups.begin(), groups.end(), group) != groups.end();
 }
 
-std::int64_t gathered_bytes(const ParameterGroup& group) { return group.padded_elems() * 4; }
-
 }  // namespace
+
+std::int64_t GatherScheduler::gathered_bytes(const ParameterGroup& group) const {
+  // Mixed precision: the float32 compute copy, and while it is widened the 16-bit gather.
+  if (mixed_) return group.padded_elems() * (4 + (group.shards_parameters ? 2 : 0));
+  return group.padded_elems() * 4;
+}
 
 GatherScheduler::GatherScheduler(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
                                  BufferPool& pool, std::vector<std::unique_ptr<ParameterGroup>>& groups)
-    : policy_(policy), config_(config), comm_(group_comm), pool_(pool), groups_(groups) {
+    : policy_(policy), config_(config), comm_(group_comm), pool_(pool), groups_(groups),
+      mixed_(config.precision.enabled()), dtype_(config.precision.param_dtype()) {
+  // Whole parameters held for good: float32 ones, or under mixed precision the 16-bit ones
+  // (their storage, as the ledger counts it).
   for (const auto& group : groups_)
-    if (!group->shards_parameters) persistent_bytes_ += gathered_bytes(*group);
+    if (!group->shards_parameters)
+      persistent_bytes_ += mixed_ ? (group->padded_elems() * 2 + 3) / 4 * 4 : gathered_bytes(*group);
+}
+
+bool GatherScheduler::transient(const ParameterGroup& group) const { return group.shards_parameters || mixed_; }
+
+void GatherScheduler::materialize(ParameterGroup& group) {
+  if (!mixed_ || !group.params_full.empty()) return;
+  group.params_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems());
+  widen(group.params16_full.raw(), dtype_, group.params_full.data(), group.padded_elems());
+  if (group.shards_parameters) group.params16_full.reset();  // gathered for this copy only
 }
 
 std::int64_t GatherScheduler::live_bytes() const {
@@ -45,9 +63,14 @@ void GatherScheduler::make_room(std::int64_t bytes, const std::vector<ParameterG
 }
 
 void GatherScheduler::issue_one(ParameterGroup& group, const std::vector<ParameterGroup*>& in_use) {
-  if (!group.shards_parameters || !group.params_full.empty()) return;
+  if (!group.shards_parameters || !group.params_full.empty() || !group.params16_full.empty()) return;
   make_room(gathered_bytes(group), in_use);
-  // The gather overwrites every element: no fill.
+  // The gather overwrites every element: no fill. Mixed precision gathers the 16-bit shards.
+  if (mixed_) {
+    group.params16_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems(), dtype_, /*zeroed=*/false);
+    group.gather = comm_.all_gather(group.params16_shard.host(), group.params16_full.host(), labelled(group.name));
+    return;
+  }
   group.params_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems());
   group.gather = comm_.all_gather(group.params_shard.span(), group.params_full.span(), labelled(group.name));
 }
@@ -61,6 +84,7 @@ void GatherScheduler::wait(ParameterGroup& group) {
   issue(group);
   for (ParameterGroup* g : group.needs()) {
     g->gather.wait();
+    materialize(*g);
     g->bind();
   }
 }
@@ -88,7 +112,7 @@ void GatherScheduler::gather_with_prefetch(const std::vector<ParameterGroup*>& o
 void GatherScheduler::release(ParameterGroup& group) {
   for (ParameterGroup* g : group.needs()) {
     g->kept_for_backward = false;
-    if (!g->shards_parameters || g->params_full.empty()) continue;
+    if (!transient(*g) || g->params_full.empty()) continue;
     g->params_full.reset();
     g->bind();
   }
@@ -105,10 +129,11 @@ void GatherScheduler::release_kept() {
 void GatherScheduler::drop_prefetched(ParameterGroup* except) {
   const std::vector<ParameterGroup*> spared = except ? except->needs() : std::vector<ParameterGroup*>{};
   for (auto& group : groups_)
-    if (!contains(spared, group.get()) && group->shards_parameters && !group->params_full.empty() &&
-        !group->kept_for_backward) {
+    if (!contains(spared, group.get()) && group->shards_parameters &&
+        (!group->params_full.empty() || !group->params16_full.empty()) && !group->kept_for_backward) {
       group->gather.wait();
       group->params_full.reset();
+      group->params16_full.reset();
       group->bind();
     }
 }
@@ -118,9 +143,9 @@ void GatherScheduler::gather_whole_parameters() {
   std::vector<Work> gathers;
   for (auto& group : groups_) {
     if (group->shards_parameters) continue;
-    std::span<float> full = group->params_full.span();
+    Buffer& full = mixed_ ? group->params16_full : group->params_full;
     const std::int64_t shard = group->shard_elems();
-    gathers.push_back(comm_.all_gather(full.subspan(r * shard, shard), full, labelled(group->name)));
+    gathers.push_back(comm_.all_gather(full.host(r * shard, shard), full.host(), labelled(group->name)));
   }
   timeline::Span span("gather updated parameters");
   for (Work& w : gathers) w.wait();

@@ -4,6 +4,10 @@
 // order within a byte budget, frees what is done, holds gathered bytes under max_live_bytes,
 // and after an update re-gathers the whole parameters that every rank keeps (stages 1-2).
 //
+// Mixed precision: every group's float32 compute copy (params_full) is transient, made when
+// the group computes by widening its 16-bit whole parameters (gathered first at stage 3) and
+// freed after; what is gathered and kept whole is 16-bit.
+//
 // Every decision depends on sizes and the order alone, never on timing, so every rank issues
 // the same all-gathers in the same order. A group's needs() (itself and the owners of the tied
 // parameters it borrows) are gathered and freed together.
@@ -48,8 +52,14 @@ class GatherScheduler {
   std::int64_t persistent_bytes() const { return persistent_bytes_; }
 
  private:
-  // Gathered bytes of sharded groups held now.
+  // Gathered bytes of sharded groups (and mixed-precision compute copies) held now.
   std::int64_t live_bytes() const;
+  // Bytes a group holds whole once it can compute.
+  std::int64_t gathered_bytes(const ParameterGroup& group) const;
+  // Whether the group's params_full comes and goes (sharded, or a mixed-precision compute copy).
+  bool transient(const ParameterGroup& group) const;
+  // Mixed precision: the float32 compute copy from the 16-bit whole parameters (no-op otherwise).
+  void materialize(ParameterGroup& group);
   void issue_one(ParameterGroup& group, const std::vector<ParameterGroup*>& in_use);
   void make_room(std::int64_t bytes, const std::vector<ParameterGroup*>& in_use);
 
@@ -59,6 +69,8 @@ class GatherScheduler {
   BufferPool& pool_;
   std::vector<std::unique_ptr<ParameterGroup>>& groups_;
   std::int64_t persistent_bytes_ = 0;
+  bool mixed_;
+  DType dtype_;  // the parameter dtype
 };
 
 }  // namespace zs::detail

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "zeroshard/dtype_convert.hpp"
+
 namespace zs::detail {
 
 struct GradientReducer::Bucket {
@@ -21,16 +23,29 @@ struct GradientReducer::Bucket {
 
 GradientReducer::GradientReducer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
                                  BufferPool& pool)
-    : policy_(policy), config_(config), comm_(group_comm), pool_(pool) {}
+    : policy_(policy), config_(config), comm_(group_comm), pool_(pool), dtype_(config.precision.gradient_dtype()),
+      element_bytes_(static_cast<std::int64_t>(size_of(dtype_))), half_(is_half(dtype_)) {}
+
+Buffer& GradientReducer::reduced(ParameterGroup& group) const { return half_ ? group.grads16 : group.grads_full; }
+
+void GradientReducer::fold(ParameterGroup& group) {
+  if (!half_ || group.grads_full.empty()) return;
+  const std::int64_t padded = group.padded_elems();
+  if (policy_.shard_gradients) {
+    // This micro-step's gradients, rounded once, wait for their reduce-scatter in 16 bits.
+    group.grads16 = pool_.take(MemoryCategory::gradients_full, padded, dtype_, /*zeroed=*/false);
+    narrow(group.grads_full.data(), group.grads16.raw(), dtype_, padded);
+  } else {
+    add_into(group.grads16.raw(), dtype_, group.grads_full.data(), padded);
+  }
+  group.grads_full.reset();
+  group.bind();
+}
 
 GradientReducer::~GradientReducer() = default;
 
 std::size_t GradientReducer::in_flight_limit() const {
   return config_.overlap_comm ? static_cast<std::size_t>(config_.reductions_in_flight) : 0;
-}
-
-void GradientReducer::accumulate(float* accumulator, const float* reduced, std::int64_t length) {
-  for (std::int64_t i = 0; i < length; ++i) accumulator[i] += reduced[i];
 }
 
 void GradientReducer::reduce(ParameterGroup& group) {
@@ -50,12 +65,12 @@ void GradientReducer::finish() {
 }
 
 void GradientReducer::issue(ParameterGroup& group) {
-  std::span<float> full = group.grads_full.span();
+  Buffer& full = reduced(group);
   const std::int64_t shard = group.shard_elems();
   // In place: this rank's reduced chunk lands in its own slice of the whole buffer.
   group.reduction = policy_.reduction == GradientReduction::all_reduce
-                        ? comm_.all_reduce(full, labelled(group.name))
-                        : comm_.reduce_scatter(full, full.subspan(comm_.rank() * shard, shard), labelled(group.name));
+                        ? comm_.all_reduce(full.host(), labelled(group.name))
+                        : comm_.reduce_scatter(full.host(), full.host(comm_.rank() * shard, shard), labelled(group.name));
   group.reduction_pending = true;
   groups_in_flight_.push_back(&group);
 }
@@ -66,8 +81,9 @@ void GradientReducer::complete(ParameterGroup& group) {
   group.reduction_pending = false;
   if (!policy_.shard_gradients) return;
   const std::int64_t shard = group.shard_elems();
-  accumulate(group.grads_shard.data(), group.grads_full.data() + comm_.rank() * shard, shard);
-  group.grads_full.reset();
+  Buffer& full = reduced(group);
+  accumulate(group.grads_shard.raw(), full.raw(comm_.rank() * shard), dtype_, shard);
+  full.reset();
   group.bind();
 }
 
@@ -86,12 +102,14 @@ void GradientReducer::pack(ParameterGroup& group) {
     if (!open_bucket_) {
       open_bucket_ = std::make_unique<Bucket>();
       open_bucket_->chunk = chunk;
-      open_bucket_->data = pool_.take(MemoryCategory::communication, ranks * chunk);
+      open_bucket_->data = pool_.take(MemoryCategory::communication, ranks * chunk, dtype_, /*zeroed=*/false);
     }
     Bucket& bucket = *open_bucket_;
     const std::int64_t length = std::min(shard - done, bucket.chunk - bucket.fill);
+    Buffer& full = reduced(group);
     for (int r = 0; r < ranks; ++r)
-      std::copy_n(group.grads_full.data() + r * shard + done, length, bucket.data.data() + r * bucket.chunk + bucket.fill);
+      std::memcpy(bucket.data.raw(r * bucket.chunk + bucket.fill), full.raw(r * shard + done),
+                  static_cast<std::size_t>(length * element_bytes_));
     bucket.pieces.push_back({&group, done, length, bucket.fill});
     bucket.fill += length;
     done += length;
@@ -99,7 +117,7 @@ void GradientReducer::pack(ParameterGroup& group) {
   }
   if (!policy_.shard_gradients) return;
   // The bucket holds copies: the group's whole gradients can go now, not when the collective ends.
-  group.grads_full.reset();
+  reduced(group).reset();
   group.bind();
 }
 
@@ -112,15 +130,15 @@ void GradientReducer::issue_bucket() {
   // rank order never overwrites a chunk not yet moved.
   if (bucket->fill < bucket->chunk)
     for (int r = 1; r < ranks; ++r)
-      std::memmove(bucket->data.data() + r * bucket->fill, bucket->data.data() + r * bucket->chunk,
-                   static_cast<std::size_t>(bucket->fill) * sizeof(float));
-  std::span<float> all = bucket->data.span().first(ranks * bucket->fill);
+      std::memmove(bucket->data.raw(r * bucket->fill), bucket->data.raw(r * bucket->chunk),
+                   static_cast<std::size_t>(bucket->fill * element_bytes_));
+  const HostBuffer all = bucket->data.host(0, ranks * bucket->fill);
   char label[32];
   std::snprintf(label, sizeof label, "bucket %lld", static_cast<long long>(buckets_issued_++));
   const CollectiveOptions options = labelled(label);
   bucket->reduction = policy_.reduction == GradientReduction::all_reduce
                           ? comm_.all_reduce(all, options)
-                          : comm_.reduce_scatter(all, all.subspan(comm_.rank() * bucket->fill, bucket->fill), options);
+                          : comm_.reduce_scatter(all, bucket->data.host(comm_.rank() * bucket->fill, bucket->fill), options);
   buckets_in_flight_.push_back(std::move(bucket));
   complete_buckets_beyond(in_flight_limit());
 }
@@ -129,15 +147,16 @@ void GradientReducer::unpack(const Bucket& bucket) {
   const int rank = comm_.rank();
   for (const Bucket::Piece& piece : bucket.pieces) {
     ParameterGroup& group = *piece.group;
-    auto reduced = [&](int r) { return bucket.data.data() + r * bucket.fill + piece.chunk_offset; };
+    auto chunk_of = [&](int r) { return bucket.data.raw(r * bucket.fill + piece.chunk_offset); };
     if (policy_.shard_gradients) {
-      accumulate(group.grads_shard.data() + piece.shard_offset, reduced(rank), piece.length);
+      accumulate(group.grads_shard.raw(piece.shard_offset), chunk_of(rank), dtype_, piece.length);
       continue;
     }
     const std::int64_t shard = group.shard_elems();
+    Buffer& full = reduced(group);
     for (int r = 0; r < comm_.size(); ++r)
       if (policy_.reduction == GradientReduction::all_reduce || r == rank)
-        std::copy_n(reduced(r), piece.length, group.grads_full.data() + r * shard + piece.shard_offset);
+        std::memcpy(full.raw(r * shard + piece.shard_offset), chunk_of(r), static_cast<std::size_t>(piece.length * element_bytes_));
   }
 }
 

@@ -8,6 +8,10 @@
 // on every rank). Every element is still summed in its owner rank's chunk, so the additions
 // happen in the same order as without buckets: results are bit-identical.
 //
+// Mixed precision: gradients are reduced in the gradient (reduce) dtype; 16-bit ones are
+// computed in float32 and folded into 16 bits first (fold()), and a 16-bit reduction sums in
+// float32 and rounds once (Communicator's contract).
+//
 // Where the reduced values go: with sharded gradients (stages 2-3) this rank's reduced chunk is
 // added to the group's shard accumulator and the whole gradients are freed; otherwise (stages
 // 0-1) the whole gradients are the accumulator and the reduced values are written back into
@@ -35,6 +39,11 @@ class GradientReducer {
   GradientReducer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm, BufferPool& pool);
   ~GradientReducer();
 
+  /// Not collective. With 16-bit gradients (mixed precision), after a group's last use in a
+  /// backward: its float32 compute gradients are rounded into the 16-bit gradients (stages
+  /// 0-1: added to the accumulator; 2-3: a new buffer awaiting reduction) and freed. No-op
+  /// for float32 gradients or a group this backward did not use.
+  void fold(ParameterGroup& group);
   /// Collective: starts reducing `group`'s whole gradients (this micro-step's, or the
   /// accumulated ones at the boundary) and marks it reduced for this step.
   void reduce(ParameterGroup& group);
@@ -51,14 +60,17 @@ class GradientReducer {
   void complete_buckets_beyond(std::size_t keep);
   void unpack(const Bucket& bucket);
   std::size_t in_flight_limit() const;
-  // Stages 2-3: adds this rank's reduced values to the shard accumulator.
-  static void accumulate(float* accumulator, const float* reduced, std::int64_t length);
+  // The whole gradients this reducer communicates: grads16 with 16-bit gradients, else grads_full.
+  Buffer& reduced(ParameterGroup& group) const;
 
   std::int64_t buckets_issued_ = 0;  // numbers the buckets' labels ("bucket 7")
   const ShardingPolicy& policy_;
   const EngineConfig& config_;
   Communicator& comm_;
   BufferPool& pool_;
+  DType dtype_;                 // the gradient (reduce) dtype
+  std::int64_t element_bytes_;  // its size
+  bool half_;                   // 16-bit: gradients live in grads16
   std::deque<ParameterGroup*> groups_in_flight_;  // issue order
   std::unique_ptr<Bucket> open_bucket_;           // being filled
   std::deque<std::unique_ptr<Bucket>> buckets_in_flight_;  // issue order

@@ -32,11 +32,20 @@ struct ParameterGroup {
   bool shards_parameters = false;           // the policy's answer for this group's size
   bool checkpoint_activations = false;      // recompute its activations in backward
 
+  // float32 training (the parameters are their own master copy):
   Buffer params_full;   // whole parameters: always unless shards_parameters, else while gathered
   Buffer params_shard;  // shards_parameters: this rank's master slice
   Buffer grads_full;    // whole gradients: stages 0-1 always; 2-3 from first backward use to reduction
-  Buffer grads_shard;   // stages 2-3: this rank's accumulated slice
+  Buffer grads_shard;   // stages 2-3: this rank's accumulated slice (in the gradient dtype)
   Buffer state;         // optimizer states, state_per_element arrays back to back (whole or shard)
+  // Mixed precision (docs/mixed-precision.md) changes three roles: params_full and grads_full
+  // become float32 *compute copies* that exist only while the group's modules run (widened
+  // from the 16-bit parameters; gradients folded into the 16-bit ones after the last use), and
+  // these hold the model states:
+  Buffer master;          // float32 master weights: whole at stage 0, this rank's shard otherwise
+  Buffer params16_full;   // 16-bit whole parameters: unless shards_parameters, else while gathered
+  Buffer params16_shard;  // shards_parameters: this rank's 16-bit slice (what is all-gathered)
+  Buffer grads16;         // 16-bit gradients, whole: stages 0-1 the accumulator; 2-3 until reduced
 
   Work gather;                     // the all-gather filling params_full
   bool kept_for_backward = false;  // gathered in forward, held until backward

@@ -6,11 +6,14 @@
 #include "phase.hpp"
 
 #include "zeroshard/comm/mpi_check.hpp"
+#include "zeroshard/dtype_convert.hpp"
 
 namespace zs::detail {
 
-ShardedOptimizer::ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm)
-    : policy_(policy), config_(config), comm_(group_comm), optimizer_(config.optimizer) {}
+ShardedOptimizer::ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
+                                   BufferPool& pool)
+    : policy_(policy), config_(config), comm_(group_comm), pool_(pool), optimizer_(config.optimizer),
+      mixed_(config.precision.enabled()) {}
 
 std::int64_t ShardedOptimizer::state_elements(const ParameterGroup& group) const {
   return (policy_.shard_optimizer_states ? group.shard_elems() : group.padded_elems()) * optimizer_.state_per_element();
@@ -25,6 +28,24 @@ std::span<float> ShardedOptimizer::own_state(ParameterGroup& group, std::size_t 
 std::span<float> ShardedOptimizer::own_gradients(ParameterGroup& group) const {
   if (policy_.shard_gradients) return group.grads_shard.span();
   return group.grads_full.slice(comm_.rank() * group.shard_elems(), group.shard_elems());
+}
+
+HostBuffer ShardedOptimizer::updated_gradients(ParameterGroup& group) const {
+  if (policy_.shard_gradients) return group.grads_shard.host();
+  Buffer& whole = group.grads16.empty() ? group.grads_full : group.grads16;
+  if (!policy_.shard_optimizer_states) return whole.host();
+  return whole.host(comm_.rank() * group.shard_elems(), group.shard_elems());
+}
+
+void ShardedOptimizer::round_master(ParameterGroup& group) const {
+  const DType dtype = config_.precision.param_dtype();
+  const std::int64_t shard = group.shard_elems();
+  if (!policy_.shard_optimizer_states)
+    narrow(group.master.data(), group.params16_full.raw(), dtype, group.padded_elems());
+  else if (group.shards_parameters)
+    narrow(group.master.data(), group.params16_shard.raw(), dtype, shard);
+  else
+    narrow(group.master.data(), group.params16_full.raw(comm_.rank() * shard), dtype, shard);
 }
 
 namespace {
@@ -70,14 +91,22 @@ double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>
       else local[0] += sum_of_squares(g, run.length);
     }
   }
+  return combine_norm(local, max_norm);
+}
+
+double ShardedOptimizer::combine_norm(double local[2], bool max_norm) {
   comm_.all_reduce_scalars(std::span<double>(local, max_norm ? 2 : 1), max_norm ? ScalarOp::max : ScalarOp::sum,
                            "gradient norm");
   if (max_norm) return local[1] != 0 ? std::nan("") : local[0];
   return std::sqrt(local[0]);
 }
 
-StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step) {
-  const float scale = 1.0f / static_cast<float>(comm_.size() * config_.gradient_accumulation_steps);
+StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step,
+                                   double loss_scale) {
+  // loss_scale is a power of two (or fp16.loss_scale): the divisor is exact in float.
+  const float scale =
+      1.0f / static_cast<float>(static_cast<double>(comm_.size() * config_.gradient_accumulation_steps) * loss_scale);
+  if (mixed_) return step_mixed(groups, lr, step, scale);
   const int r = comm_.rank();
   // What each group updates: every element at stage 0 (the states are whole), else its own
   // slice (of whole parameters, or the master shard when parameters are sharded).
@@ -115,6 +144,56 @@ StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>&
   Phase phase(comm_, "optimizer update");
   for (std::size_t k = 0; k < groups.size(); ++k)
     optimizer_.update(updates[k].params, updates[k].grads, groups[k]->state.span(), *updates[k].runs, lr, step);
+  outcome.applied = true;
+  return outcome;
+}
+
+StepOutcome ShardedOptimizer::step_mixed(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr,
+                                         std::int64_t step, float scale) {
+  // The gradients stay as they are (16-bit, or float32 with a float32 reduce dtype); each
+  // group's are widened and unscaled into one float32 buffer, twice: for the norm, then for
+  // the update. The same float32 products as the float32 path's in-place scaling, so the
+  // norm, the clipping and the update see the values a float32 gradient would hold.
+  std::int64_t largest = 0;
+  for (auto& group : groups) largest = std::max(largest, updated_gradients(*group).count);
+  Buffer unscaled = pool_.take(MemoryCategory::gradients_shard, largest);
+  auto widen_group = [&](ParameterGroup& group) {
+    const HostBuffer g = updated_gradients(group);
+    widen_scaled(g.data, g.dtype, scale, unscaled.data(), g.count);
+    return std::span<float>(unscaled.data(), static_cast<std::size_t>(g.count));
+  };
+  auto runs_of = [&](const ParameterGroup& group) -> const std::vector<ParameterRun>& {
+    return policy_.shard_optimizer_states ? group.shard_runs : group.full_runs;
+  };
+  StepOutcome outcome;
+  {
+    Phase phase(comm_, "gradient norm");
+    const bool max_norm = std::isinf(config_.gradient_clipping_norm_type);
+    double local[2] = {0, 0};
+    const int r = comm_.rank();
+    for (auto& group : groups) {
+      const std::span<const float> grads = widen_group(*group);
+      // Stage 0 holds whole gradients: this rank measures its own slice only, as the float32 path.
+      const std::int64_t base = policy_.shard_optimizer_states ? 0 : r * group->shard_elems();
+      for (const ParameterRun& run : group->shard_runs) {
+        const float* g = grads.data() + base + run.offset;
+        if (max_norm) max_abs(g, run.length, local[0], local[1]);
+        else local[0] += sum_of_squares(g, run.length);
+      }
+    }
+    outcome.gradient_norm = combine_norm(local, max_norm);
+  }
+  if (!std::isfinite(outcome.gradient_norm)) return outcome;
+  const double clip = config_.gradient_clipping > 0 ? config_.gradient_clipping / (outcome.gradient_norm + 1e-6) : 1.0;
+  const auto coefficient = static_cast<float>(clip);
+  Phase phase(comm_, "optimizer update");
+  for (auto& group : groups) {
+    const std::span<float> grads = widen_group(*group);
+    if (clip < 1.0)
+      for (float& g : grads) g *= coefficient;
+    optimizer_.update(group->master.span(), grads, group->state.span(), runs_of(*group), lr, step);
+    round_master(*group);
+  }
   outcome.applied = true;
   return outcome;
 }

@@ -14,6 +14,10 @@
 //    caller does not advance the step count or the schedule).
 // 4. Clipping (gradient_clipping > 0): if max_norm / (norm + 1e-6) < 1, every gradient is
 //    multiplied by it (PyTorch's formula), then the elementwise update of the own elements.
+//
+// Mixed precision (step_mixed): the same four steps over the float32 master weights, with the
+//   gradients widened from the reduce dtype and the loss scale divided out with the average;
+//   then the 16-bit parameters are the updated master rounded to nearest even.
 
 #include <cstdint>
 #include <memory>
@@ -35,7 +39,7 @@ struct StepOutcome {
 
 class ShardedOptimizer {
  public:
-  ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm);
+  ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm, BufferPool& pool);
 
   const Optimizer& optimizer() const { return optimizer_; }
   /// Floats of optimizer state `group` holds (whole at stage 0, its shard otherwise).
@@ -43,19 +47,33 @@ class ShardedOptimizer {
   /// State array `k` (optimizer().state_names()[k]) of `group`, this rank's slice of it.
   std::span<float> own_state(ParameterGroup& group, std::size_t k) const;
   /// Collective: steps 1-4 above over every group, with learning rate `lr` and the update
-  /// count `step` (from 1: Adam's bias correction).
-  StepOutcome step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step);
+  /// count `step` (from 1: Adam's bias correction). The gradients hold loss_scale times their
+  /// value (fp16 loss scaling; 1 otherwise): the average divides it out.
+  StepOutcome step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step,
+                   double loss_scale = 1.0);
+  /// Mixed precision: the 16-bit parameters this rank updates set to its master rounded (all
+  /// of them at stage 0; its slice or 16-bit shard otherwise). Not collective.
+  void round_master(ParameterGroup& group) const;
 
  private:
   // The gradient elements this rank updates and measures: its slice of the whole gradients
   // (stages 0-1) or its shard accumulator (stages 2-3).
   std::span<float> own_gradients(ParameterGroup& group) const;
   double global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups);
+  // Collective: the ranks' partial norms ({sum of squares} or {max, NaN seen}) combined.
+  double combine_norm(double local[2], bool max_norm);
+  // Mixed precision: steps 1-4 on the float32 master, the gradients widened and unscaled by
+  // `scale` group by group; the 16-bit parameters rounded from the updated master.
+  StepOutcome step_mixed(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step, float scale);
+  // The gradients the update reads, any dtype: whole at stage 0, else this rank's slice/shard.
+  HostBuffer updated_gradients(ParameterGroup& group) const;
 
   const ShardingPolicy& policy_;
   const EngineConfig& config_;
   Communicator& comm_;
+  BufferPool& pool_;
   Optimizer optimizer_;
+  bool mixed_;
 };
 
 }  // namespace zs::detail

@@ -30,8 +30,14 @@ std::string config_text(const std::vector<std::pair<std::string, std::string>>& 
 std::vector<StateDict::NamedSlice> StateDict::own_slices(ParameterGroup& group) const {
   const std::int64_t shard = group.shard_elems();
   std::vector<NamedSlice> slices;
-  slices.push_back({"params", group.shards_parameters ? group.params_shard.span()
-                                                      : group.params_full.slice(core_.comm.rank() * shard, shard)});
+  // "params" are the master weights: the float32 parameters themselves, or under mixed
+  // precision the float32 master (whole at stage 0), never the 16-bit copies.
+  std::span<float> params;
+  if (core_.mixed)
+    params = core_.policy.shard_optimizer_states ? group.master.span() : group.master.slice(core_.comm.rank() * shard, shard);
+  else
+    params = group.shards_parameters ? group.params_shard.span() : group.params_full.slice(core_.comm.rank() * shard, shard);
+  slices.push_back({"params", params});
   const auto states = core_.optimizer->optimizer().state_names();
   for (std::size_t k = 0; k < states.size(); ++k) slices.push_back({states[k], core_.optimizer->own_state(group, k)});
   return slices;
@@ -42,7 +48,8 @@ checkpoint::ShardContents StateDict::contents(const ClientState& client_state) c
   contents.rank = core_.comm.rank();
   contents.world_size = core_.comm.size();
   contents.state = {core_.optimizer_steps, core_.micro_steps, core_.policy.stage,
-                    to_string(core_.config.optimizer.kind), config_text(core_.run_config), client_state};
+                    to_string(core_.config.optimizer.kind), config_text(core_.run_config), client_state, std::nullopt};
+  if (core_.loss_scaler) contents.state.loss_scaler = core_.loss_scaler->state();
   std::ostringstream random;
   random << core_.dropout_random;
   contents.rng_state = random.str();
@@ -87,11 +94,12 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
       core_.dropout_random.seed(seed);
     }
   });
+  // The fp16 loss scale continues where it was; a checkpoint of a bf16 or float32 run starts
+  // a fresh scaler (as DeepSpeed does when the saved state has none).
+  if (core_.loss_scaler && reader.state().loss_scaler)
+    checkpoint::run_on_all_ranks(core_.comm, [&] { core_.loss_scaler->restore(*reader.state().loss_scaler); });
   gather_whole_buffers();
-  for (auto& group : core_.groups) {
-    group->grads_full.fill(0.0f);
-    group->grads_shard.fill(0.0f);
-  }
+  core_.clear_gradients();
   core_.optimizer_steps = reader.state().step;
   core_.micro_steps = reader.state().micro_step;
   // Saves happen at boundaries only; whatever accumulation count saved it, this engine starts
@@ -104,19 +112,25 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
 }
 
 void StateDict::gather_whole_buffers() {
-  core_.gathers->gather_whole_parameters();
-  if (core_.policy.shard_optimizer_states) return;
   const int r = core_.comm.rank();
-  const std::size_t states = core_.optimizer->optimizer().state_names().size();
   std::vector<Work> gathers;
-  for (auto& group : core_.groups) {
-    const std::int64_t shard = group->shard_elems(), padded = group->padded_elems();
-    for (std::size_t k = 0; k < states; ++k) {
-      std::span<float> full = group->state.slice(static_cast<std::int64_t>(k) * padded, padded);
-      gathers.push_back(core_.comm.all_gather(full.subspan(r * shard, shard), full));
+  if (!core_.policy.shard_optimizer_states) {
+    // Stage 0: states (and the master) are whole; each rank read its own slice.
+    const std::size_t states = core_.optimizer->optimizer().state_names().size();
+    for (auto& group : core_.groups) {
+      const std::int64_t shard = group->shard_elems(), padded = group->padded_elems();
+      for (std::size_t k = 0; k < states; ++k) {
+        std::span<float> full = group->state.slice(static_cast<std::int64_t>(k) * padded, padded);
+        gathers.push_back(core_.comm.all_gather(full.subspan(r * shard, shard), full));
+      }
+      if (core_.mixed) gathers.push_back(core_.comm.all_gather(group->master.slice(r * shard, shard), group->master.span()));
     }
   }
   for (Work& w : gathers) w.wait();
+  // The 16-bit parameters are the master rounded, as after an update.
+  if (core_.mixed)
+    for (auto& group : core_.groups) core_.optimizer->round_master(*group);
+  core_.gathers->gather_whole_parameters();
 }
 
 }  // namespace zs::detail

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+
+#include "zeroshard/dtype.hpp"
 #include <vector>
 
 namespace zs::checkpoint {
@@ -28,7 +30,11 @@ VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag = 
 /// /params/<name> and, with `include_optimizer`, /optimizer/<state>/<name>; the training state
 /// as root attributes. Written to `out`.tmp and renamed, so `out` is never half-written.
 /// Every block read is checksum-verified. Returns the tag consolidated.
+/// `parameter_dtype` bfloat16 or float16 exports /params rounded to nearest even from the
+/// float32 masters (a 16-bit HDF5 float type: HDF5, and h5py through it, converts on read;
+/// the root attribute params_dtype names it); optimizer states stay float32. Throws
+/// InvalidArgument for another dtype.
 std::string consolidate_checkpoint(const std::string& dir, const std::string& tag, const std::string& out,
-                                   bool include_optimizer);
+                                   bool include_optimizer, DType parameter_dtype = DType::float32);
 
 }  // namespace zs::checkpoint

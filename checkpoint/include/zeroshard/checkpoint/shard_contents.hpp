@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,6 +18,16 @@ namespace zs::checkpoint {
 /// Format of the files written; a reader refuses a newer one.
 inline constexpr int kFormatVersion = 1;
 
+/// The fp16 dynamic loss scaler's state (DeepSpeed's DynamicLossScaler fields): saved so
+/// that a resume continues bit for bit.
+struct LossScalerState {
+  double scale = 1;                             // cur_scale
+  std::int64_t iteration = 0;                   // cur_iter: boundaries seen
+  std::int64_t last_overflow_iteration = -1;    // last_overflow_iter
+  std::int64_t hysteresis_left = 1;             // cur_hysteresis
+  bool operator==(const LossScalerState&) const = default;
+};
+
 /// Scalars every rank holds identically.
 struct TrainingState {
   std::int64_t step = 0;        // optimizer steps taken (the LR schedule's position)
@@ -26,6 +37,8 @@ struct TrainingState {
   std::string config;           // the training configuration, "key = value" lines
   /// The caller's own integers: data sampler position (epoch, batch), counters.
   std::map<std::string, std::int64_t> client_state;
+  /// fp16 runs only (written as the loss_scale* attributes; absent otherwise).
+  std::optional<LossScalerState> loss_scaler;
 };
 
 /// Which save a file belongs to, and which save that one continues: written by

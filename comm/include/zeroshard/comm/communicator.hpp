@@ -12,8 +12,11 @@
 // with the same reduce-scatter (the algorithm configured for reduce_scatter). The engine relies
 // on it to make ZeRO stages 0-3 agree bitwise.
 //
-// Element counts are 64-bit. 16-bit float types (bfloat16, float16) are reduced in float32 and
-// rounded once at the end.
+// Element counts are 64-bit. 16-bit float types (bfloat16, float16) are reduced in float32:
+// with the ring reduce-scatter (the default, also all_reduce's first half) the partial sums
+// travel in 16 bits, rounded at each hop and added in float32 (NCCL's bf16 reduction: half
+// the bytes of float32 on the wire); with the mpi algorithm MPI reduces widened float32
+// values and the result is rounded once. Either way deterministic for a given world size.
 
 #include <mpi.h>
 

@@ -128,6 +128,9 @@ class Engine {
   bool last_step_skipped() const;
   /// Boundaries whose update was skipped so far.
   std::int64_t skipped_steps() const;
+  /// fp16 (fp16.enabled): the loss scale the next backward multiplies the loss gradient by
+  /// (DeepSpeed's cur_scale; dynamic or fixed, docs/mixed-precision.md). 1 otherwise.
+  double loss_scale() const;
 
   /// The seed of rank `rank`'s dropout stream: each rank draws its own masks, reproducibly
   /// from EngineConfig::seed.

@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "zeroshard/checkpoint/checkpoint_config.hpp"
+#include "zeroshard/dtype.hpp"
 #include "zeroshard/runtime/lr_schedule.hpp"
 #include "zeroshard/runtime/optimizer.hpp"
 
@@ -39,6 +41,44 @@ struct ProfilerConfig {
   std::int64_t first_step = 1, end_step = 4;
   /// Rank 0 writes the merged trace to <output>.json (to `output` itself if it ends in .json).
   std::string output = "zeroshard_trace";
+};
+
+/// fp16 loss scaling (fp16.* keys), DeepSpeed's DynamicLossScaler: the loss gradient is
+/// multiplied by the scale before backward and the gradients divided by it before the update;
+/// a step whose gradients overflow (inf/NaN on any rank) is skipped on every rank and the
+/// scale backed off; after `loss_scale_window` steps without overflow it doubles.
+struct LossScaleConfig {
+  /// A fixed scale; 0 = dynamic (fp16.loss_scale).
+  double loss_scale = 0;
+  /// The dynamic scale starts at 2^initial_scale_power (DeepSpeed default 16).
+  int initial_scale_power = 16;
+  /// Steps without overflow before the scale doubles (DeepSpeed default 1000).
+  int loss_scale_window = 1000;
+  /// Overflows tolerated before the scale halves (DeepSpeed's delayed shift, default 2).
+  int hysteresis = 2;
+  /// The scale never goes below this (DeepSpeed default 1).
+  double min_loss_scale = 1;
+};
+
+/// Mixed precision (docs/mixed-precision.md): 16-bit parameters gathered and computed with,
+/// gradients reduced in the reduce dtype, float32 master weights and optimizer states in the
+/// shards always. DeepSpeed's bf16.enabled / fp16.enabled; FSDP2's MixedPrecisionPolicy
+/// (param_dtype, reduce_dtype).
+struct MixedPrecisionConfig {
+  bool bf16 = false;  // bf16.enabled: parameters in bfloat16
+  bool fp16 = false;  // fp16.enabled: parameters in float16, with loss scaling
+  /// What gradients are accumulated and communicated in (mixed_precision.reduce_dtype):
+  /// float32, or the parameter dtype; unset = the parameter dtype (FSDP2's default).
+  std::optional<DType> reduce_dtype;
+  LossScaleConfig fp16_scaling;
+
+  /// bfloat16, float16 or float32 (neither enabled).
+  DType param_dtype() const { return bf16 ? DType::bfloat16 : fp16 ? DType::float16 : DType::float32; }
+  DType gradient_dtype() const { return reduce_dtype.value_or(param_dtype()); }
+  bool enabled() const { return bf16 || fp16; }
+  /// Throws InvalidArgument naming the keys: both enabled, a reduce dtype other than float32
+  /// or the parameter dtype, loss-scale settings out of range.
+  void validate() const;
 };
 
 struct EngineConfig {
@@ -110,6 +150,8 @@ struct EngineConfig {
   /// Stage 3: free a unit's gathered parameters after its forward (true) or keep them until
   /// its backward, saving one all-gather per unit at the cost of memory.
   bool reshard_after_forward = true;
+  /// Mixed precision: off (float32 everywhere) unless bf16 or fp16 is enabled.
+  MixedPrecisionConfig precision;
   /// The memory planner's limit and report.
   MemoryConfig memory;
   /// Engine::save: retention, async writes, file mode.

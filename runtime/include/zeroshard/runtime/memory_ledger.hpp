@@ -18,8 +18,9 @@ enum class MemoryCategory : std::uint8_t {
   buffers,
   activations,
   communication,
+  master_parameters,  // mixed precision: the float32 master weights (whole at stage 0, else the shard)
 };
-inline constexpr std::size_t kMemoryCategories = 8;
+inline constexpr std::size_t kMemoryCategories = 9;
 
 std::string to_string(MemoryCategory c);
 
@@ -34,7 +35,7 @@ class MemoryLedger {
   std::int64_t high_water(MemoryCategory category) const;
   std::int64_t current_total() const { return total_; }
   std::int64_t high_water_total() const { return total_high_water_; }
-  /// One line per category with bytes now and at peak (MiB), plus the total.
+  /// One line per category ever used with bytes now and at peak (MiB), plus the total.
   std::string report() const;
 
  private:

@@ -17,13 +17,17 @@
 // momentum and variance: P = G = 2, K = 12) gives 16Ψ / 4Ψ + 12Ψ/N / 2Ψ + 14Ψ/N / 16Ψ/N;
 // for 7.5e9 parameters on 64 ranks 120 / 31.4 / 16.6 / 1.9 GB. ZeroShard trains in float32
 // today: P = G = 4 and K = 4 per optimizer state (Adam/AdamW: exp_avg and exp_avg_sq, K = 8;
-// the parameters are their own master copy), i.e. 16Ψ / 8Ψ + 8Ψ/N / 4Ψ + 12Ψ/N / 16Ψ/N.
+// the parameters are their own master copy), i.e. 16Ψ / 8Ψ + 8Ψ/N / 4Ψ + 12Ψ/N / 16Ψ/N; with
+// bf16.enabled or fp16.enabled (docs/mixed-precision.md) it holds the paper's mixed-precision
+// states, K = 12 for AdamW.
 
 #include <cstdint>
 
 #include "zeroshard/runtime/sharding_policy.hpp"
 
 namespace zs {
+
+struct MixedPrecisionConfig;
 
 /// Model-state bytes one rank holds persistently (no transients).
 struct ModelStateBytes {
@@ -49,6 +53,11 @@ struct StatePrecision {
   /// The ZeRO paper's mixed-precision Adam (fp16 or bf16 parameters and gradients; fp32
   /// master parameters, momentum and variance): P = G = 2, K = 12.
   static StatePrecision mixed_adam() { return {2, 2, 12}; }
+  /// What `precision` holds with an optimizer of `optimizer_states` float32 arrays: float32
+  /// training as above; mixed precision P = the parameter dtype's size, G = the reduce
+  /// dtype's, K = 4 x optimizer_states + 4 (the float32 master): 2 / 2 / 12 for AdamW in
+  /// bf16 or fp16, the paper's figures.
+  static StatePrecision of(const MixedPrecisionConfig& precision, int optimizer_states);
 };
 
 /// Which categories a stage shards (ShardingPolicy's answers for a unit).

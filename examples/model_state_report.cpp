@@ -1,0 +1,39 @@
+#include "model_state_report.hpp"
+
+#include <cstdio>
+#include <vector>
+
+#include "zeroshard/comm/mpi_check.hpp"
+
+namespace zs::examples {
+
+std::string model_state_report(const Engine& engine, const Communicator& comm) {
+  const int world = comm.size();
+  const ModelStateBytes mine = engine.model_state_bytes();
+  std::vector<std::int64_t> all(3 * static_cast<std::size_t>(world));
+  const std::int64_t local[3] = {mine.parameters, mine.gradients, mine.optimizer_states};
+  ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
+  if (comm.rank() != 0) return {};
+  const MixedPrecisionConfig& precision = engine.config().precision;
+  const StatePrecision bytes = StatePrecision::of(precision, static_cast<int>(engine.optimizer_state_names().size()));
+  const std::int64_t formula = model_state_bytes_per_rank(engine.parameter_count(), world,
+                                                          ShardedCategories::of_stage(engine.stage()), bytes)
+                                   .total();
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "model-state bytes per rank (%s %s: %d params + %d grads + %d optimizer%s per parameter):\n",
+                precision.enabled() ? to_string(precision.param_dtype()).c_str() : "float32",
+                to_string(engine.config().optimizer.kind).c_str(), bytes.parameter_bytes, bytes.gradient_bytes,
+                bytes.optimizer_bytes, precision.enabled() ? " incl. the float32 master" : "");
+  std::string text = line;
+  for (int r = 0; r < world; ++r) {
+    const std::int64_t* b = all.data() + 3 * r;
+    std::snprintf(line, sizeof line, "  rank %d: params %lld + grads %lld + optimizer %lld = %lld bytes (formula stage %d: %lld)\n",
+                  r, static_cast<long long>(b[0]), static_cast<long long>(b[1]), static_cast<long long>(b[2]),
+                  static_cast<long long>(b[0] + b[1] + b[2]), engine.stage(), static_cast<long long>(formula));
+    text += line;
+  }
+  return text;
+}
+
+}  // namespace zs::examples
