@@ -47,7 +47,7 @@ std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algor
 // `mpi_allowed` is false (the gather stage of all_reduce, see make_all_reduce) or a chunk
 // exceeds MPI's int count, where the ring serves. Across nodes the ring: placed node by node it
 // sends (n-1)/n of the buffer out of each node, Open MPI 4.1's all-gather at 4 ranks 1/1
-// (docs/performance.md, "Across a link": 0.85x the stage-3 step over a 2 Gbit/s link).
+// (docs/performance.md, "Across a link": 0.82x the stage-3 step over a 2 Gbit/s link).
 template <class T>
 Algorithm resolve_gather(const CommContext& ctx, Algorithm algorithm, std::int64_t count, bool mpi_allowed) {
   if (algorithm != Algorithm::automatic) return algorithm;
