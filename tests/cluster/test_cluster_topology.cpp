@@ -80,7 +80,10 @@ TEST_F(ClusterTopologyTest, CollectivesAcrossTheLinkGiveExactSums) {
 }
 
 // The bytes this job's nodes have sent on `iface` (one reader per node), summed: collective.
+// The barrier first: a rank's all-gather can end while its node-mate still sends to the other
+// node; once every rank has reached the barrier, every rank has received everything.
 std::int64_t link_bytes_sent(Communicator& world, Communicator& node, const std::string& iface) {
+  MPI_Barrier(world.handle());
   std::int64_t bytes = 0;
   if (node.rank() == 0) std::ifstream("/sys/class/net/" + iface + "/statistics/tx_bytes") >> bytes;
   MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_INT64_T, MPI_SUM, world.handle());
