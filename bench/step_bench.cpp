@@ -298,6 +298,19 @@ double quantile(std::vector<double> values, double q) {
   return values[static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5)];
 }
 
+// One training step (forward, backward, step) after a barrier: the slowest rank's seconds.
+// Collective.
+double one_step_seconds(zs::Communicator& comm, zs::Engine& engine, const zs::Tensor& x, const zs::Tensor& grad) {
+  ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
+  const double start = MPI_Wtime();
+  engine.forward(x);
+  engine.backward(grad);
+  engine.step();
+  double t = MPI_Wtime() - start;
+  ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm.handle()));
+  return t;
+}
+
 // Profiler off / on / communication.timeout_s = 0, interleaved step by step (see the top).
 void observability_table(zs::Communicator& comm, const Options& o) {
   zs::CommunicatorConfig no_timeout_config = comm.config();
@@ -331,14 +344,8 @@ void observability_table(zs::Communicator& comm, const Options& o) {
       // The timeline is the process's: the profiled engine's recording must not see the others.
       const bool paused = !v.profile && zs::timeline::enabled();
       if (paused) zs::timeline::pause();
-      ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
-      const double start = MPI_Wtime();
-      v.engine->forward(x);
-      v.engine->backward(grad);
-      v.engine->step();
-      double t = MPI_Wtime() - start;
+      const double t = one_step_seconds(comm, *v.engine, x, grad);
       if (paused) zs::timeline::resume();
-      ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm.handle()));
       if (s >= 2) v.times.push_back(t);
     }
   }
@@ -396,13 +403,7 @@ void precision_table(zs::Communicator& comm, const Options& o) {
     for (int s = 0; s < o.steps + 1; ++s)  // the first step warms up (and is the one whose bytes are counted)
       for (Variant& v : variants) {
         const std::uint64_t first = v.comm->flight_recorder().next_sequence();
-        ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
-        const double start = MPI_Wtime();
-        v.engine->forward(x);
-        v.engine->backward(grad);
-        v.engine->step();
-        double t = MPI_Wtime() - start;
-        ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm.handle()));
+        const double t = one_step_seconds(comm, *v.engine, x, grad);
         if (s == 0) v.bytes = bytes_since(*v.comm, first);
         else v.times.push_back(t);
       }

@@ -275,6 +275,9 @@ int main(int argc, char** argv) {
       std::printf("Fashion-MNIST: %lld train / %lld test images, %d ranks, ZeRO stage %d, %zu units, %lld parameters\n",
                   static_cast<long long>(train.count), static_cast<long long>(test.count), world, engine.stage(),
                   engine.unit_count(), static_cast<long long>(engine.parameter_count()));
+      if (engine.shard_replicas() > 1)
+        std::printf("hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
+                    engine.shard_group_size(), engine.shard_replicas());
       std::printf("micro-batch %lld x %d ranks x %d accumulation = %lld samples per step, %lld steps\n",
                   static_cast<long long>(config.micro_batch_size), world, config.engine.gradient_accumulation_steps,
                   static_cast<long long>(config.micro_batch_size * world * config.engine.gradient_accumulation_steps),

@@ -321,6 +321,9 @@ int main(int argc, char** argv) {
                   static_cast<long long>(options.n_layer), static_cast<long long>(options.n_head),
                   static_cast<long long>(options.n_embd), static_cast<long long>(block), options.dropout,
                   static_cast<long long>(engine.parameter_count()), engine.unit_count(), world, engine.stage());
+      if (engine.shard_replicas() > 1)
+        std::printf("hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
+                    engine.shard_group_size(), engine.shard_replicas());
       std::printf("micro-batch %lld x %d ranks x %d accumulation = %lld windows (%lld tokens) per step, %lld steps\n",
                   static_cast<long long>(micro), world, accumulation, static_cast<long long>(global_batch),
                   static_cast<long long>(global_batch * block), static_cast<long long>(total_steps));

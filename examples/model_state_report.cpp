@@ -16,7 +16,8 @@ std::string model_state_report(const Engine& engine, const Communicator& comm) {
   if (comm.rank() != 0) return {};
   const MixedPrecisionConfig& precision = engine.config().precision;
   const StatePrecision bytes = StatePrecision::of(precision, static_cast<int>(engine.optimizer_state_names().size()));
-  const std::int64_t formula = model_state_bytes_per_rank(engine.parameter_count(), world,
+  // Sharded over the shard group (the world unless hybrid sharding replicates it).
+  const std::int64_t formula = model_state_bytes_per_rank(engine.parameter_count(), engine.shard_group_size(),
                                                           ShardedCategories::of_stage(engine.stage()), bytes)
                                    .total();
   char line[256];

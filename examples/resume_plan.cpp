@@ -51,8 +51,10 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
     plan.note = "the checkpoint does not record its global batch: keeping this run's";
     return plan;
   }
+  // The ranks that trained: more than the checkpoint's shards under hybrid sharding.
+  const int saved_world = reader.state().data_parallel_size > 0 ? reader.state().data_parallel_size : reader.world_size();
   const std::int64_t global =
-      std::stoll(saved_micro->second) * reader.world_size() * std::stoll(saved_accumulation->second);
+      std::stoll(saved_micro->second) * saved_world * std::stoll(saved_accumulation->second);
   // Keep this run's micro-batch if an accumulation count makes up the global batch with it;
   // otherwise the smallest accumulation whose micro-batch is no larger than this run's.
   std::int64_t accumulation = 0, micro = micro_batch;
@@ -69,7 +71,7 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
   if (accumulation == 0)
     throw InvalidArgument("the checkpoint in " + save_dir + " was trained with a global batch of " +
                           std::to_string(global) + " samples per step (micro-batch " + saved_micro->second + " x " +
-                          std::to_string(reader.world_size()) + " ranks x accumulation " + saved_accumulation->second +
+                          std::to_string(saved_world) + " ranks x accumulation " + saved_accumulation->second +
                           "), which " + std::to_string(world) +
                           " ranks cannot split evenly: resume at a world size that divides " + std::to_string(global));
   plan.overrides.push_back("gradient_accumulation_steps=" + std::to_string(accumulation));

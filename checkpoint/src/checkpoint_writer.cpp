@@ -21,6 +21,7 @@ struct CheckpointWriter::Job {
   std::string dir, tag, save_id;
   CheckpointConfig config;
   int rank = 0;
+  bool replica = false;  // writes nothing (ShardContents::replica)
   // The files' bytes, built in memory on the training thread: this is the snapshot an async
   // save writes while training changes the engine's buffers.
   std::span<const char> shard_image, index_image;  // in the writer's arenas
@@ -31,6 +32,7 @@ struct CheckpointWriter::Job {
   // Step 2: the files onto disk, each read back and checked. No HDF5 and no MPI calls.
   void write() const {
     timeline::Span span("checkpoint write files");
+    if (replica) return;
     const std::filesystem::path staging = staging_directory(dir, tag);
     write_file_durably((staging / shard_file_name(rank)).string(), shard_image);
     if (rank == 0) write_file_durably((staging / kIndexFileName).string(), index_image);
@@ -84,6 +86,13 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   ShardContents contents = unstamped;
   contents.identity = {agreed_save_id(comm_), parent_save_id_};
   if (config.mode == CheckpointMode::shared_file) {
+    // Every rank of the communicator writes its stretch of the one file; replicas would have to
+    // sit out of the collective MPI-IO calls. Known to every rank (the config agrees).
+    std::int64_t replicas = contents.replica ? 1 : 0;
+    comm_.all_reduce_scalars(std::span<std::int64_t>(&replicas, 1), ScalarOp::max, "checkpoint replicas?");
+    if (replicas != 0)
+      throw CheckpointError("checkpoint.mode = shared_file is not supported with hybrid sharding "
+                            "(zero_optimization.shard_group_size below the world size): use checkpoint.mode = per_rank");
     save_shared_file(dir, tag, contents, config);
     return;
   }
@@ -93,12 +102,13 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   job->save_id = contents.identity.save_id;
   job->config = config;
   job->rank = contents.rank;
+  job->replica = contents.replica;
   // Step 1 on rank 0 only (ranks may share one file system, and one rank's removal of a
   // leftover staging directory must not race another's writes); images everywhere.
   run_on_all_ranks(comm_, [&] {
     timeline::Span span("checkpoint build images");
     if (comm_.rank() == 0) prepare_staging(dir, tag);
-    job->shard_image = build_shard_image(contents, shard_arena_);
+    if (!contents.replica) job->shard_image = build_shard_image(contents, shard_arena_);
     if (comm_.rank() == 0) job->index_image = index_image_of(tag, config.mode, contents, index_arena_);
   });
   if (!config.async) {

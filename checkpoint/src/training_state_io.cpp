@@ -18,6 +18,7 @@ void write_training_state(hid_t file, const TrainingState& state, const SaveIden
   write_attribute(file, "stage", std::int64_t{state.stage});
   write_attribute(file, "optimizer", state.optimizer);
   write_attribute(file, "config", state.config);
+  if (state.data_parallel_size > 0) write_attribute(file, "data_parallel_size", std::int64_t{state.data_parallel_size});
   if (!identity.save_id.empty()) write_attribute(file, "save_id", identity.save_id);
   if (!identity.parent_save_id.empty()) write_attribute(file, "parent_save_id", identity.parent_save_id);
   if (state.loss_scaler) {
@@ -68,6 +69,9 @@ TrainingState read_training_state(hid_t file) {
                                        "an optimizer name (lowercase letters, digits, '_'), e.g. 'adamw'"));
   state.config = read_string_attribute(file, "config");
   if (has_attribute(file, "loss_scale")) state.loss_scaler = read_loss_scaler(file);
+  if (has_attribute(file, "data_parallel_size"))
+    state.data_parallel_size = static_cast<int>(
+        read_int_in_range(file, "data_parallel_size", 1, kMaxSavedWorldSize, "1 to 2^24 ranks"));
   Hid group(ZS_H5_CHECK(H5Gopen2(file, "client_state", H5P_DEFAULT)));
   for (const std::string& key : attribute_names(group.get()))
     state.client_state[key] = read_int_attribute(group.get(), key);

@@ -57,6 +57,9 @@ int inspect(const std::string& dir, const std::string& tag) {
   std::printf("checkpoint %s\n  step %lld, micro-step %lld, saved by %d ranks at ZeRO stage %d, optimizer %s, mode %s\n",
               reader.directory().c_str(), static_cast<long long>(s.step), static_cast<long long>(s.micro_step),
               reader.world_size(), s.stage, s.optimizer.c_str(), to_string(reader.mode()).c_str());
+  if (s.data_parallel_size > reader.world_size())
+    std::printf("  hybrid sharding: trained on %d ranks, %d replicas of these %d shards (one copy saved)\n",
+                s.data_parallel_size, s.data_parallel_size / reader.world_size(), reader.world_size());
   std::printf("  buffers per unit:");
   for (const auto& b : reader.buffers()) std::printf(" %s", b.c_str());
   std::printf("\n  client state:");

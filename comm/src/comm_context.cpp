@@ -51,6 +51,11 @@ CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
 
 std::uint64_t CommContext::issue(const char* op, std::int64_t count, DType dtype, std::string_view label) {
   const std::uint64_t sequence = recorder.issue(op, count, dtype, label);
+  // What a bandwidth-optimal algorithm sends from this rank (Communicator::bytes_sent).
+  const std::int64_t bytes = count * static_cast<std::int64_t>(size_of(dtype));
+  const std::string_view name(op);
+  if (name == "all_reduce") bytes_sent += 2 * bytes * (size - 1) / size;
+  else if (name == "reduce_scatter" || name == "all_gather") bytes_sent += bytes * (size - 1) / size;
   if (peers)
     peers->issued(static_cast<std::int64_t>(sequence), op, count * static_cast<std::int64_t>(size_of(dtype)), label);
   return sequence;

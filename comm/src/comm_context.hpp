@@ -41,6 +41,7 @@ struct CommContext {
   std::unique_ptr<PeerBoard> peers;  // when timeout_s > 0 and there are peers
   ScratchPool scratch;
   ProgressEngine engine{recorder};
+  std::int64_t bytes_sent = 0;  // Communicator::bytes_sent
 
   /// Records a new collective (flight recorder, peer board); returns its sequence number.
   std::uint64_t issue(const char* op, std::int64_t count, DType dtype, std::string_view label);

@@ -98,6 +98,31 @@ std::unique_ptr<PendingOp> make_all_reduce(CommContext& ctx, Algorithm algorithm
   return std::make_unique<detail::SequenceOp>(std::move(description), std::move(reduce), std::move(later));
 }
 
+// all_reduce of 16-bit data: the reduce-scatter over a widened float32 copy (16 bits on the
+// ring's wire), this rank's chunk rounded into `data`, then an all-gather of the 16-bit words
+// in place. The same bits as widening the whole buffer for an all-gather of float32 sums and
+// rounding after (rounding commutes with copying), with half the bytes on the wire.
+std::unique_ptr<PendingOp> make_half_all_reduce(CommContext& ctx, Algorithm algorithm, const HostBuffer& data,
+                                                bool average) {
+  const std::int64_t count = data.count;
+  const ChunkBounds bounds{count, ctx.size};
+  const std::int64_t own = bounds.begin(ctx.rank);
+  auto* words = static_cast<std::uint16_t*>(data.data);
+  auto reduce = std::make_unique<detail::WidenedOp>(
+      ctx, data.dtype, data.data, count, words + own, own, bounds.size(ctx.rank), [&](float* widened) {
+        return make_reduce_scatter<float>(ctx, algorithm, widened, count, widened + own, average, data.dtype);
+      });
+  const int gather_tag = ctx.next_tag();
+  const Algorithm gather = count % ctx.size == 0 ? ctx.config.all_gather : Algorithm::ring;
+  std::string description = "all_reduce of " + std::to_string(count) + " " + to_string(data.dtype) + " (" +
+                            reduce->describe() + ", then a 16-bit all_gather)";
+  std::vector<detail::SequenceOp::StageFactory> later;
+  later.push_back([&ctx, gather, words, count, own, gather_tag] {
+    return make_point_to_point_gather(ctx, gather, words, count, words + own, gather_tag);
+  });
+  return std::make_unique<detail::SequenceOp>(std::move(description), std::move(reduce), std::move(later));
+}
+
 // Builds a reduction for `input`'s dtype. `build(full, own)` creates the collective for one
 // element type: float32 and float64 run in the caller's buffers; 16-bit floats run in float32
 // over a widened copy (see WidenedOp), whose elements [own_offset, own_offset + own_count)
@@ -215,6 +240,7 @@ void Communicator::set_activity(std::string_view what) const noexcept {
 }
 
 const FlightRecorder& Communicator::flight_recorder() const { return context().recorder; }
+std::int64_t Communicator::bytes_sent() const { return context().bytes_sent; }
 
 void Communicator::progress() { context().engine.progress_all(); }
 
@@ -254,9 +280,10 @@ Work Communicator::all_reduce(HostBuffer data, CollectiveOptions options) {
   const Algorithm algorithm = options.algorithm.value_or(ctx.config.reduce_scatter);
   detail::require_reduce_scatter_algorithm(algorithm, "all_reduce options.algorithm");
   const bool average = options.op == ReduceOp::average;
-  auto op = reduction(ctx, data, data.data, 0, data.count, [&](auto* values, auto*) {
-    return make_all_reduce(ctx, algorithm, values, data.count, average, data.dtype);
-  });
+  auto op = is_half(data.dtype) ? make_half_all_reduce(ctx, algorithm, data, average)
+                                : reduction(ctx, data, data.data, 0, data.count, [&](auto* values, auto*) {
+                                    return make_all_reduce(ctx, algorithm, values, data.count, average, data.dtype);
+                                  });
   return submit("all_reduce", data, options.label, std::move(op));
 }
 

@@ -105,6 +105,11 @@ const std::vector<Key>& keys() {
     integer("zero_optimization.stage", "ZeRO stage 0-3 (see docs/architecture.md)",
             "DeepSpeed: zero_optimization.stage; FSDP: NO_SHARD(0) / SHARD_GRAD_OP(2) / FULL_SHARD(3)",
             [](TrainingConfig& c) -> int& { return c.engine.stage; });
+    integer("zero_optimization.shard_group_size",
+            "hybrid sharding: shard model states over groups of this many consecutive ranks, replicate across "
+            "groups; -1 = all ranks (flat ZeRO), 0 = the ranks of one node",
+            "DeepSpeed: zero_optimization.mics_shard_size; FSDP: ShardingStrategy.HYBRID_SHARD (intra-node group)",
+            [](TrainingConfig& c) -> int& { return c.engine.shard_group_size; });
     integer("zero_optimization.auto_wrap_min_params",
             "a unit closes once it holds this many parameters; 0 = one unit per layer with parameters",
             "FSDP: size_based_auto_wrap_policy(min_num_params)",
@@ -459,6 +464,10 @@ void EngineConfig::validate() const {
   if (gradient_clipping_norm_type != 2 && !std::isinf(gradient_clipping_norm_type))
     throw InvalidArgument("gradient_clipping_norm_type = " + number_text(gradient_clipping_norm_type) +
                           " is not supported: use 2 or inf");
+  if (shard_group_size < -1)
+    throw InvalidArgument("zero_optimization.shard_group_size = " + std::to_string(shard_group_size) +
+                          " is not a group size: use -1 (all ranks, flat ZeRO), 0 (the ranks of one node) or a "
+                          "number of ranks that divides the world size");
   if (auto_wrap_min_params < 0)
     throw InvalidArgument("zero_optimization.auto_wrap_min_params = " + std::to_string(auto_wrap_min_params) +
                           " must be >= 0");

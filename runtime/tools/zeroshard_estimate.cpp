@@ -10,18 +10,25 @@
 
 #include "number_text.hpp"
 #include "option_values.hpp"
+#include "zeroshard/runtime/engine_config.hpp"
 #include "zeroshard/runtime/model_state_formula.hpp"
 
 namespace {
 
 const char* kHelp = R"(zeroshard-estimate: model-state bytes per rank for ZeRO stages 0-3.
 
-  zeroshard-estimate --params N --ranks R [--bf16 | --fp16] [--optimizer adamw|adam|sgd] [--momentum]
+  zeroshard-estimate --params N --ranks R [--shard-group-size G] [--bf16 | --fp16]
+                     [--optimizer adamw|adam|sgd] [--momentum]
 
   --params N        parameters in the model (7.5e9 and 350000 both work)
-  --ranks R         data-parallel ranks the model states are sharded over (world size)
-  --bf16, --fp16    the ZeRO paper's mixed precision: 16-bit parameters and gradients, fp32
-                    master parameters and Adam states (2 + 2 + 12 bytes per parameter)
+  --ranks R         data-parallel ranks (world size)
+  --shard-group-size G
+                    hybrid sharding (zero_optimization.shard_group_size): model states are
+                    sharded over groups of G ranks and replicated R/G times, so N = G below
+                    (G must divide R; default: R, flat ZeRO)
+  --bf16, --fp16    the ZeRO paper's mixed precision (bf16.enabled / fp16.enabled): 16-bit
+                    parameters and gradients, fp32 master parameters and optimizer states
+                    (Adam: 2 + 2 + 12 bytes per parameter; SGD: 2 + 2 + 4, with momentum + 4)
   --optimizer NAME  adamw (default) or adam: 2 fp32 states; sgd: none, 1 with --momentum
   --momentum        sgd with momentum (one fp32 state per parameter)
 
@@ -37,6 +44,7 @@ struct Options {
   double params = -1;
   bool params_given = false;
   long long ranks = -1;
+  long long shard_group_size = -1;  // -1: the world (flat ZeRO)
   std::string precision = "fp32";
   std::string optimizer = "adamw";
   bool momentum = false;
@@ -53,6 +61,8 @@ Options parse(int argc, char** argv) {
       o.params_given = true;
     }
     else if (name == "--ranks") o.ranks = zs::examples::whole_number<long long>(name, args.value());
+    else if (name == "--shard-group-size")
+      o.shard_group_size = zs::examples::whole_number<long long>(name, args.value());
     else if (name == "--bf16" || name == "--fp16") {
       if (o.precision != "fp32" && o.precision != name.substr(2))
         throw zs::InvalidArgument("--bf16 and --fp16 are exclusive: give one (both count 2 + 2 + 12 bytes per parameter)");
@@ -71,11 +81,14 @@ Options parse(int argc, char** argv) {
     throw zs::InvalidArgument("--params: " + zs::examples::number_text(o.params) + " is not a whole number of parameters");
   if (o.ranks < 1) throw zs::InvalidArgument("--ranks R is required and must be >= 1 (the world size)");
   if (o.ranks > 1 << 30) throw zs::InvalidArgument("--ranks: " + std::to_string(o.ranks) + " is too large");
+  if (o.shard_group_size == -1) o.shard_group_size = o.ranks;
+  if (o.shard_group_size < 1 || o.ranks % o.shard_group_size != 0)
+    throw zs::InvalidArgument("--shard-group-size: " + std::to_string(o.shard_group_size) +
+                              " does not divide --ranks " + std::to_string(o.ranks) +
+                              " into groups of equal size: give a divisor of the world size");
   if (o.optimizer != "adamw" && o.optimizer != "adam" && o.optimizer != "sgd")
     throw zs::InvalidArgument("--optimizer: '" + o.optimizer + "' is not adamw, adam or sgd");
   if (o.momentum && o.optimizer != "sgd") throw zs::InvalidArgument("--momentum applies to --optimizer sgd only");
-  if (o.precision != "fp32" && o.optimizer == "sgd")
-    throw zs::InvalidArgument("--" + o.precision + " is the ZeRO paper's mixed-precision Adam (K = 12); use adam or adamw");
   return o;
 }
 
@@ -89,13 +102,20 @@ int main(int argc, char** argv) {
       return 0;
     }
     const int states = o.optimizer == "sgd" ? (o.momentum ? 1 : 0) : 2;
-    const zs::StatePrecision precision =
-        o.precision == "fp32" ? zs::StatePrecision::float32(states) : zs::StatePrecision::mixed_adam();
+    // What the engine holds with bf16.enabled / fp16.enabled (one formula for both).
+    zs::MixedPrecisionConfig mixed;
+    mixed.bf16 = o.precision == "bf16";
+    mixed.fp16 = o.precision == "fp16";
+    const zs::StatePrecision precision = zs::StatePrecision::of(mixed, states);
     const auto psi = static_cast<std::int64_t>(o.params);
-    const int ranks = static_cast<int>(o.ranks);
+    const int ranks = static_cast<int>(o.ranks), group = static_cast<int>(o.shard_group_size);
+    if (group < ranks)
+      std::printf("hybrid sharding: groups of N = %d ranks, %d replicas of each shard\n", group, ranks / group);
     std::printf("%.4g parameters on %d ranks, %s: P = %d, G = %d, K = %d bytes per parameter\n", o.params, ranks,
                 o.precision == "fp32" ? ("float32 " + o.optimizer + (o.momentum ? " with momentum" : "")).c_str()
-                                      : (o.precision + " mixed precision (fp32 master parameters, momentum, variance)").c_str(),
+                                      : (o.precision + " mixed precision (fp32 master parameters" +
+                                         (states == 2 ? ", momentum, variance)" : states == 1 ? ", momentum)" : ")"))
+                                            .c_str(),
                 precision.parameter_bytes, precision.gradient_bytes, precision.optimizer_bytes);
     std::printf("%-6s %14s %14s %14s %14s  %s\n", "stage", "parameters", "gradients", "optimizer", "total/rank",
                 "formula");
@@ -103,7 +123,7 @@ int main(int argc, char** argv) {
     auto gb = [](std::int64_t bytes) { return static_cast<double>(bytes) / 1e9; };
     for (int stage = 0; stage <= 3; ++stage) {
       const zs::ModelStateBytes b =
-          zs::model_state_bytes_per_rank(psi, ranks, zs::ShardedCategories::of_stage(stage), precision);
+          zs::model_state_bytes_per_rank(psi, stage == 0 ? ranks : group, zs::ShardedCategories::of_stage(stage), precision);
       std::printf("%-6d %11.3f GB %11.3f GB %11.3f GB %11.3f GB  %s\n", stage, gb(b.parameters), gb(b.gradients),
                   gb(b.optimizer_states), gb(b.total()), formulas[stage]);
     }

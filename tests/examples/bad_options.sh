@@ -102,4 +102,11 @@ expect_run "training images (--data-dir) is 1000 on some ranks, 60000 on others"
   --data-dir "$work/small" : -np 1 "$fm" "${short[@]}"
 gpt="$build/examples/zs_gpt"
 expect_run "--steps is 5 on some ranks, 6 on others" 2 -np 1 "$gpt" --steps 5 : -np 1 "$gpt" --steps 6
+# Hybrid sharding (issue 17): a group size that does not divide the world size, and one that
+# differs between ranks, end the job with the key named (every rank refuses; the first to
+# print aborts the job, so at least one message is required).
+expect_run "zero_optimization.shard_group_size = 2 does not divide the world size 3" 1 -np 3 "$fm" "${short[@]}" \
+  --stage 3 --zero_optimization.shard_group_size=2
+expect_run "zero_optimization.shard_group_size" 1 -np 1 "$fm" "${short[@]}" --stage 3 \
+  --zero_optimization.shard_group_size=2 : -np 1 "$fm" "${short[@]}" --stage 3 --zero_optimization.shard_group_size=1
 [ "$failures" = 0 ] && echo "bad options: ok"

@@ -27,6 +27,7 @@
 
 #include "../support/float64_reference.hpp"
 #include "../support/mpi_test.hpp"
+#include "../support/small_mlp.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/config.hpp"
 #include "zeroshard/runtime/engine.hpp"
@@ -55,17 +56,10 @@ const ref::Mlp kReference{.in = kIn, .hidden = kHidden, .classes = kClasses};
 // leaves that a 10x margin.
 constexpr double kNormTolerance = 1e-5, kParamTolerance = 1e-5, kParamFloor = 1e-2;
 
-std::unique_ptr<nn::Sequential> make_mlp() {
-  auto model = std::make_unique<nn::Sequential>("mlp");
-  model->add<nn::Linear>("fc1", kIn, kHidden);
-  model->add<nn::ReLU>("act");
-  model->add<nn::Linear>("fc2", kHidden, kClasses);
-  return model;
-}
+std::unique_ptr<nn::Sequential> make_mlp() { return testing::make_small_mlp(kIn, kHidden, kClasses); }
 
-// Global sample i: features ((7 i + 3 j) mod 13 - 6) / 4 (exact in float32), label (5 i + 2) mod 7.
-double feature(std::int64_t i, std::int64_t j) { return static_cast<double>((7 * i + 3 * j) % 13 - 6) / 4.0; }
-std::int64_t label_of(std::int64_t i) { return (5 * i + 2) % kClasses; }
+double feature(std::int64_t i, std::int64_t j) { return testing::small_mlp_feature(i, j); }
+std::int64_t label_of(std::int64_t i) { return testing::small_mlp_label(i, kClasses); }
 
 void engine_batch(std::int64_t first, std::int64_t count, Tensor& x, std::vector<std::int32_t>& labels) {
   x.resize({count, kIn});

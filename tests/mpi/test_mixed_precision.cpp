@@ -29,6 +29,7 @@
 
 #include "../support/float64_reference.hpp"
 #include "../support/mpi_test.hpp"
+#include "../support/small_mlp.hpp"
 #include "../support/shared_temp_dir.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/config.hpp"
@@ -43,16 +44,10 @@ constexpr std::int64_t kIn = 5, kHidden = 11, kClasses = 7, kMicro = 3;
 constexpr double kLr = 0.05, kGamma = 0.8;
 const ref::Mlp kReference{.in = kIn, .hidden = kHidden, .classes = kClasses};
 
-std::unique_ptr<nn::Sequential> make_mlp() {
-  auto model = std::make_unique<nn::Sequential>("mlp");
-  model->add<nn::Linear>("fc1", kIn, kHidden);
-  model->add<nn::ReLU>("act");
-  model->add<nn::Linear>("fc2", kHidden, kClasses);
-  return model;
-}
+std::unique_ptr<nn::Sequential> make_mlp() { return testing::make_small_mlp(kIn, kHidden, kClasses); }
 
-double feature(std::int64_t i, std::int64_t j) { return static_cast<double>((7 * i + 3 * j) % 13 - 6) / 4.0; }
-std::int64_t label_of(std::int64_t i) { return (5 * i + 2) % kClasses; }
+double feature(std::int64_t i, std::int64_t j) { return testing::small_mlp_feature(i, j); }
+std::int64_t label_of(std::int64_t i) { return testing::small_mlp_label(i, kClasses); }
 
 std::int64_t first_sample(int step, int accumulation, int micro, int world, int rank) {
   return ((static_cast<std::int64_t>(step) * accumulation + micro) * world + rank) * kMicro;
@@ -155,6 +150,26 @@ TEST_F(MixedPrecision, StagesAgreeBitwise) {
       // And not the float32 result: the 16-bit rounding happened.
       EXPECT_FALSE(bitwise_equal(by_stage[0], trained(comm, base_config(0), 3)));
     }
+}
+
+// Hybrid sharding in bf16: groups of 2 (at 4 ranks) give stages 1-3 the same bits, and the
+// replicas' 16-bit gradients are all-reduced in bf16 like the shard group's.
+TEST_F(MixedPrecision, HybridShardingAgreesAcrossStages) {
+  if (testing::world_size() != 4) GTEST_SKIP() << "groups of 2 need 4 ranks here";
+  std::vector<std::vector<float>> by_stage;
+  for (int stage = 1; stage <= 3; ++stage) {
+    EngineConfig c = bf16_config(stage);
+    c.shard_group_size = 2;
+    by_stage.push_back(trained(comm, c, 3));
+  }
+  EXPECT_TRUE(bitwise_equal(by_stage[1], by_stage[0]));
+  EXPECT_TRUE(bitwise_equal(by_stage[2], by_stage[0]));
+  // The same mean gradient as flat sharding, rounded in two levels instead of one ring: equal
+  // to within the 16-bit tolerance of RanksMatchOneProcessAccumulating.
+  const std::vector<float> flat = trained(comm, bf16_config(1), 3);
+  ASSERT_EQ(flat.size(), by_stage[0].size());
+  for (std::size_t i = 0; i < flat.size(); ++i)
+    EXPECT_NEAR(by_stage[0][i], flat[i], 3 * kLr * 4.0 / 256 * 4) << "element " << i;
 }
 
 // ---------------------------------------------------------------------------------------------

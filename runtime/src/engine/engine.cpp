@@ -112,6 +112,11 @@ std::int64_t Engine::skipped_steps() const { return core_->skipped_steps; }
 
 double Engine::loss_scale() const { return core_->loss_scaler ? core_->loss_scaler->scale() : 1.0; }
 int Engine::stage() const { return core_->policy.stage; }
+int Engine::shard_group_size() const { return core_->shard_groups->size(); }
+int Engine::shard_replicas() const { return core_->shard_groups->replicas(); }
+Engine::CollectiveBytes Engine::collective_bytes_sent() const {
+  return {core_->shard_groups->shard_bytes_sent(), core_->shard_groups->replica_bytes_sent()};
+}
 const EngineConfig& Engine::config() const { return core_->config; }
 const ShardingPolicy& Engine::policy() const { return core_->policy; }
 std::int64_t Engine::optimizer_steps() const { return core_->optimizer_steps; }

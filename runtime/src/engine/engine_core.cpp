@@ -29,7 +29,7 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
       dropout_random(Engine::dropout_seed(config.seed, comm_in.rank())),
       gradient_norm(std::numeric_limits<double>::quiet_NaN()),
       first_child_(std::move(first_child)) {
-  progress_hook_ = [this] { comm.progress(); };
+  progress_hook_ = [this] { shard_groups->progress(); };
   checkpoint_writer = std::make_unique<checkpoint::CheckpointWriter>(comm);
   build_groups(std::move(units));
   for (std::size_t unit : config.checkpointed_units) {
@@ -41,21 +41,23 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   if (config.activation_checkpointing)
     for (auto& group : groups) group->checkpoint_activations = true;
   require_same_on_all_ranks(config, comm);
+  shard_groups = std::make_unique<ShardGroups>(config, comm);
+  policy = ShardingPolicy::from(config, shard_groups->size());
   compute_threads = resolve_compute_threads(config.compute_threads, comm);
   nn::set_compute_threads(compute_threads);
   run_config = config_entries(config, comm.config());
   require_same_model_on_all_ranks();
-  optimizer = std::make_unique<ShardedOptimizer>(policy, config, comm, pool);
+  optimizer = std::make_unique<ShardedOptimizer>(policy, config, shard_comm(), pool, comm.size());
   if (config.precision.fp16) loss_scaler.emplace(config.precision.fp16_scaling);
   // Refused here, before any model buffer exists, if model states and transients alone exceed
   // the limit; activations join the plan at the first training forward (engine_step.cpp).
   memory_limit = resolve_memory_limit(config.memory, comm);
   if (memory_limit.bytes > 0)
     check_memory_plan(planned_units(groups), config, optimizer->optimizer().state_per_element(), std::nullopt,
-                      memory_limit, comm, /*print=*/false);
+                      memory_limit, comm, /*print=*/false, shard_groups->size());
   initialize_and_shard();
-  gathers = std::make_unique<GatherScheduler>(policy, config, comm, pool, groups);
-  reducer = std::make_unique<GradientReducer>(policy, config, comm, pool);
+  gathers = std::make_unique<GatherScheduler>(policy, config, shard_comm(), pool, groups);
+  reducer = std::make_unique<GradientReducer>(policy, config, shard_comm(), pool, shard_groups->replica());
   std::vector<ParameterGroup*> declared;
   for (auto& group : groups) declared.push_back(group.get());
   order = std::make_unique<ExecutionOrder>(std::move(declared));
@@ -122,7 +124,7 @@ void EngineCore::require_same_model_on_all_ranks() const {
 }
 
 void EngineCore::initialize_and_shard() {
-  const int n = comm.size(), r = comm.rank();
+  const int n = shard_comm().size(), r = shard_comm().rank();
   // A group's whole parameters stay until the last group borrowing from it is initialised
   // (a borrower's modules read them); then the group keeps only its shard (stage 3).
   std::vector<std::size_t> last_user(groups.size());
@@ -180,7 +182,7 @@ void EngineCore::make_mixed_precision_states(ParameterGroup& group) {
   // The master is held like the optimizer states: whole at stage 0, this rank's shard otherwise.
   if (policy.shard_optimizer_states) {
     group.master = pool.take(MemoryCategory::master_parameters, shard);
-    std::copy_n(whole + comm.rank() * shard, shard, group.master.data());
+    std::copy_n(whole + shard_comm().rank() * shard, shard, group.master.data());
   } else {
     group.master = pool.take(MemoryCategory::master_parameters, padded);
     std::copy_n(whole, padded, group.master.data());
@@ -188,7 +190,7 @@ void EngineCore::make_mixed_precision_states(ParameterGroup& group) {
   const DType dtype = config.precision.param_dtype();
   if (group.shards_parameters) {
     group.params16_shard = pool.take(MemoryCategory::parameters_shard, shard, dtype, /*zeroed=*/false);
-    narrow(whole + comm.rank() * shard, group.params16_shard.raw(), dtype, shard);
+    narrow(whole + shard_comm().rank() * shard, group.params16_shard.raw(), dtype, shard);
   } else {
     group.params16_full = pool.take(MemoryCategory::parameters_full, padded, dtype, /*zeroed=*/false);
     narrow(whole, group.params16_full.raw(), dtype, padded);
@@ -196,7 +198,7 @@ void EngineCore::make_mixed_precision_states(ParameterGroup& group) {
 }
 
 MemoryPlan EngineCore::plan_memory(const std::optional<Shape>& input_shape) const {
-  return zs::plan_memory(planned_units(groups), config, comm.size(), optimizer->optimizer().state_per_element(),
+  return zs::plan_memory(planned_units(groups), config, shard_groups->size(), optimizer->optimizer().state_per_element(),
                          input_shape);
 }
 
@@ -245,7 +247,7 @@ std::vector<float> EngineCore::full_parameters() {
     // The float32 master weights (what checkpoints hold), not the 16-bit compute values.
     for (auto& group : groups) {
       std::vector<float> full(static_cast<std::size_t>(group->padded_elems()));
-      if (policy.shard_optimizer_states) comm.all_gather(group->master.span(), std::span<float>(full)).wait();
+      if (policy.shard_optimizer_states) shard_comm().all_gather(group->master.span(), std::span<float>(full)).wait();
       else std::copy_n(group->master.data(), group->padded_elems(), full.begin());
       for (const auto& slot : group->layout.tensors())
         out.insert(out.end(), full.begin() + slot.offset, full.begin() + slot.end());
@@ -271,7 +273,7 @@ std::vector<float> EngineCore::full_optimizer_state(const std::string& name) {
   for (auto& group : groups) {
     std::vector<float> full(static_cast<std::size_t>(group->padded_elems()));
     const std::span<const float> own = optimizer->own_state(*group, k);
-    comm.all_gather(own, std::span<float>(full)).wait();
+    shard_comm().all_gather(own, std::span<float>(full)).wait();
     for (const auto& slot : group->layout.tensors())
       out.insert(out.end(), full.begin() + slot.offset, full.begin() + slot.end());
   }

@@ -9,7 +9,8 @@
 //             update (ShardedOptimizer) -> all-gather updated whole parameters (stages 1-2)
 //
 // Engine (engine.hpp) forwards its public calls here; StateDict (state_dict.cpp) does saves
-// and loads. Every component is handed the communicator it works over.
+// and loads. Every component is handed the communicator it works over: the shard group's
+// (shard_groups.hpp; the world under flat ZeRO).
 
 #include <cstdint>
 #include <memory>
@@ -29,6 +30,7 @@
 #include "parameter_group.hpp"
 #include "phase.hpp"
 #include "profiler.hpp"
+#include "shard_groups.hpp"
 #include "sharded_optimizer.hpp"
 
 namespace zs::detail {
@@ -60,12 +62,16 @@ class EngineCore {
   double learning_rate() const;
 
   EngineConfig config;
-  ShardingPolicy policy;
+  ShardingPolicy policy;  // over shard_groups->size() ranks
   /// Mixed precision: 16-bit parameters with float32 masters (bf16 or fp16 enabled).
   bool mixed = false;
   /// Gradients accumulated and reduced in 16 bits (grads16), not float32 (grads_full).
   bool half_gradients = false;
-  Communicator& comm;
+  Communicator& comm;     // the world: agreements, checkpoints, the profiler
+  /// Who shards and who replicates (hybrid sharding); the components work over its shard
+  /// group, the gradient reducer also over its replica group.
+  std::unique_ptr<ShardGroups> shard_groups;
+  Communicator& shard_comm() const { return shard_groups->shard(); }
   MemoryLedger ledger;
   BufferPool pool{ledger};  // after the ledger: buffers are returned before it goes
   std::vector<std::unique_ptr<ParameterGroup>> groups;

@@ -9,7 +9,7 @@
 namespace zs::detail {
 
 void EngineCore::poll() {
-  if (config.overlap_comm) comm.progress();
+  if (config.overlap_comm) shard_groups->progress();
 }
 
 void EngineCore::record_activations() {
@@ -28,7 +28,7 @@ const Tensor& EngineCore::forward(const Tensor& input, bool training, const Forw
   // The first training forward knows the batch shape: the whole plan, checked before it runs.
   if (training && !memory_plan)
     memory_plan = check_memory_plan(planned_units(groups), config, optimizer->optimizer().state_per_element(),
-                                    input.shape(), memory_limit, comm, config.memory.print_plan);
+                                    input.shape(), memory_limit, comm, config.memory.print_plan, shard_groups->size());
   if (profiler && training) profiler->before_forward(optimizer_steps + skipped_steps);
   gathers->release_kept();  // a new forward ends the last one's claim on them
   order->begin(training, program != nullptr, input.data());

@@ -22,9 +22,9 @@ struct GradientReducer::Bucket {
 };
 
 GradientReducer::GradientReducer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
-                                 BufferPool& pool)
+                                 BufferPool& pool, Communicator* replica_comm)
     : policy_(policy), config_(config), comm_(group_comm), pool_(pool), dtype_(config.precision.gradient_dtype()),
-      element_bytes_(static_cast<std::int64_t>(size_of(dtype_))), half_(is_half(dtype_)) {}
+      element_bytes_(static_cast<std::int64_t>(size_of(dtype_))), half_(is_half(dtype_)), replica_comm_(replica_comm) {}
 
 Buffer& GradientReducer::reduced(ParameterGroup& group) const { return half_ ? group.grads16 : group.grads_full; }
 
@@ -46,6 +46,11 @@ GradientReducer::~GradientReducer() = default;
 
 std::size_t GradientReducer::in_flight_limit() const {
   return config_.overlap_comm ? static_cast<std::size_t>(config_.reductions_in_flight) : 0;
+}
+
+void GradientReducer::reduce_across_replicas(HostBuffer kept, const std::string& label) {
+  if (replica_comm_ == nullptr) return;
+  replica_comm_->all_reduce(kept, labelled(label + " replicas")).wait();
 }
 
 void GradientReducer::reduce(ParameterGroup& group) {
@@ -79,9 +84,12 @@ void GradientReducer::complete(ParameterGroup& group) {
   if (!group.reduction_pending) return;
   group.reduction.wait();
   group.reduction_pending = false;
-  if (!policy_.shard_gradients) return;
   const std::int64_t shard = group.shard_elems();
   Buffer& full = reduced(group);
+  reduce_across_replicas(policy_.reduction == GradientReduction::all_reduce ? full.host()
+                                                                            : full.host(comm_.rank() * shard, shard),
+                         group.name);
+  if (!policy_.shard_gradients) return;
   accumulate(group.grads_shard.raw(), full.raw(comm_.rank() * shard), dtype_, shard);
   full.reset();
   group.bind();
@@ -165,6 +173,10 @@ void GradientReducer::complete_buckets_beyond(std::size_t keep) {
     std::unique_ptr<Bucket> bucket = std::move(buckets_in_flight_.front());
     buckets_in_flight_.pop_front();
     bucket->reduction.wait();
+    reduce_across_replicas(policy_.reduction == GradientReduction::all_reduce
+                               ? bucket->data.host(0, comm_.size() * bucket->fill)
+                               : bucket->data.host(comm_.rank() * bucket->fill, bucket->fill),
+                           "bucket");
     unpack(*bucket);
   }
 }

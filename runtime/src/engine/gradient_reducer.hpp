@@ -17,6 +17,11 @@
 // 0-1) the whole gradients are the accumulator and the reduced values are written back into
 // them (every rank's slice for an all-reduce, the own slice for a reduce-scatter).
 //
+// Hybrid sharding (replica_comm, shard_groups.hpp): once the shard group's collective is
+// complete, the part of it this rank keeps (its reduced chunk, or the whole buffer when the
+// group all-reduces) is all-reduced over the replica group, in place, before it goes anywhere.
+// All-reduce gives every replica the same bits, so replicas stay identical.
+//
 // In flight: at most reductions_in_flight collectives (with overlap; none without); the oldest
 // is completed before another starts, at points fixed by the order alone, so memory is the same
 // every step and on every rank.
@@ -36,7 +41,9 @@ namespace zs::detail {
 
 class GradientReducer {
  public:
-  GradientReducer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm, BufferPool& pool);
+  /// `replica_comm`: the ranks holding copies of this rank's shard (nullptr: none, flat ZeRO).
+  GradientReducer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm, BufferPool& pool,
+                  Communicator* replica_comm = nullptr);
   ~GradientReducer();
 
   /// Not collective. With 16-bit gradients (mixed precision), after a group's last use in a
@@ -62,6 +69,9 @@ class GradientReducer {
   std::size_t in_flight_limit() const;
   // The whole gradients this reducer communicates: grads16 with 16-bit gradients, else grads_full.
   Buffer& reduced(ParameterGroup& group) const;
+  // Hybrid sharding: all-reduces what the shard group's collective left this rank (`kept`)
+  // over the replica group; nothing when flat.
+  void reduce_across_replicas(HostBuffer kept, const std::string& label);
 
   std::int64_t buckets_issued_ = 0;  // numbers the buckets' labels ("bucket 7")
   const ShardingPolicy& policy_;
@@ -71,6 +81,7 @@ class GradientReducer {
   DType dtype_;                 // the gradient (reduce) dtype
   std::int64_t element_bytes_;  // its size
   bool half_;                   // 16-bit: gradients live in grads16
+  Communicator* replica_comm_;
   std::deque<ParameterGroup*> groups_in_flight_;  // issue order
   std::unique_ptr<Bucket> open_bucket_;           // being filled
   std::deque<std::unique_ptr<Bucket>> buckets_in_flight_;  // issue order

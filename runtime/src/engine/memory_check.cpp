@@ -47,8 +47,9 @@ std::vector<PlannedUnit> planned_units(const std::vector<std::unique_ptr<Paramet
 
 MemoryPlan check_memory_plan(const std::vector<PlannedUnit>& units, const EngineConfig& config, int optimizer_states,
                              const std::optional<Shape>& input_shape, const MemoryLimit& limit, const Communicator& comm,
-                             bool print) {
-  const MemoryPlan plan = plan_memory(units, config, comm.size(), optimizer_states, input_shape);
+                             bool print, int shard_ranks) {
+  if (shard_ranks == 0) shard_ranks = comm.size();
+  const MemoryPlan plan = plan_memory(units, config, shard_ranks, optimizer_states, input_shape);
   // Nothing to check or print (the same answer on every rank: the settings agree): no collective.
   if (limit.bytes == 0 && !print) return plan;
   const bool over = limit.bytes > 0 && plan.peak > limit.bytes;
@@ -70,7 +71,7 @@ MemoryPlan check_memory_plan(const std::vector<PlannedUnit>& units, const Engine
     throw InvalidArgument(rank_and_host() + ": another rank's predicted peak memory exceeds its limit (" + limit.source +
                           "); this rank predicts " + std::to_string(plan.peak) + " bytes. The message on that rank "
                           "names the largest categories and the settings that fit");
-  const auto fixes = settings_that_fit(units, config, comm.size(), optimizer_states, input_shape, limit.bytes);
+  const auto fixes = settings_that_fit(units, config, shard_ranks, optimizer_states, input_shape, limit.bytes);
   // Rank 0's message carries the plan's table too (the same on every rank, printed once).
   throw InvalidArgument(rank_and_host() + ": " + memory_limit_message(plan, limit.bytes, limit.source, fixes) +
                         (comm.rank() == 0 ? "\n" + plan.table() : std::string()));

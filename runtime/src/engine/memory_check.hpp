@@ -27,11 +27,12 @@ MemoryLimit resolve_memory_limit(const MemoryConfig& config, const Communicator&
 /// The planner's view of the engine's groups.
 std::vector<PlannedUnit> planned_units(const std::vector<std::unique_ptr<ParameterGroup>>& groups);
 
-/// Collective. Plans (activations too when `input_shape` is given), prints the plan on rank 0
-/// when `print`, and throws InvalidArgument on every rank when any rank's prediction exceeds
-/// its limit, naming the largest categories and the settings that would fit.
+/// Collective. Plans (activations too when `input_shape` is given) for model states sharded
+/// over `shard_ranks` ranks (hybrid sharding's group size; 0: comm.size()), prints the plan on
+/// rank 0 when `print`, and throws InvalidArgument on every rank when any rank's prediction
+/// exceeds its limit, naming the largest categories and the settings that would fit.
 MemoryPlan check_memory_plan(const std::vector<PlannedUnit>& units, const EngineConfig& config, int optimizer_states,
                              const std::optional<Shape>& input_shape, const MemoryLimit& limit, const Communicator& comm,
-                             bool print);
+                             bool print, int shard_ranks = 0);
 
 }  // namespace zs::detail

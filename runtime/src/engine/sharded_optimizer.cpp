@@ -11,8 +11,13 @@
 namespace zs::detail {
 
 ShardedOptimizer::ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm,
-                                   BufferPool& pool)
-    : policy_(policy), config_(config), comm_(group_comm), pool_(pool), optimizer_(config.optimizer),
+                                   BufferPool& pool, int averaged_ranks)
+    : policy_(policy),
+      config_(config),
+      comm_(group_comm),
+      pool_(pool),
+      averaged_ranks_(averaged_ranks > 0 ? averaged_ranks : group_comm.size()),
+      optimizer_(config.optimizer),
       mixed_(config.precision.enabled()) {}
 
 std::int64_t ShardedOptimizer::state_elements(const ParameterGroup& group) const {
@@ -105,7 +110,7 @@ StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>&
                                    double loss_scale) {
   // loss_scale is a power of two (or fp16.loss_scale): the divisor is exact in float.
   const float scale =
-      1.0f / static_cast<float>(static_cast<double>(comm_.size() * config_.gradient_accumulation_steps) * loss_scale);
+      1.0f / static_cast<float>(static_cast<double>(averaged_ranks_ * config_.gradient_accumulation_steps) * loss_scale);
   if (mixed_) return step_mixed(groups, lr, step, scale);
   const int r = comm_.rank();
   // What each group updates: every element at stage 0 (the states are whole), else its own

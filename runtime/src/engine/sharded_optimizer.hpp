@@ -2,7 +2,10 @@
 // The optimizer step over sharded gradients: average, global norm, clip, skip or update.
 //
 // 1. Gradients summed over ranks and micro-steps are divided by (world size x accumulation
-//    steps): DDP's and DeepSpeed's average.
+//    steps): DDP's and DeepSpeed's average. The world, not the shard group: under hybrid
+//    sharding the replica all-reduce has summed every rank's data (averaged_ranks).
+//    The norm needs no such care: every replica holds the same reduced shards, so the shard
+//    group alone measures each element once (and every replica gets the same bits).
 // 2. The global norm of the averaged gradient (torch.nn.utils.clip_grad_norm_: norm type 2 or
 //    inf) is computed over every parameter exactly once: each rank measures the elements of
 //    its own shard (replicated gradients at stages 0-1 are measured in slice r on rank r only;
@@ -39,7 +42,11 @@ struct StepOutcome {
 
 class ShardedOptimizer {
  public:
-  ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm, BufferPool& pool);
+  /// `group_comm`: the ranks the states are sharded over; `averaged_ranks`: the ranks whose
+  /// gradients were summed (the world size; 0: group_comm.size()). `pool` lends the mixed-
+  /// precision step its float32 gradient buffer.
+  ShardedOptimizer(const ShardingPolicy& policy, const EngineConfig& config, Communicator& group_comm, BufferPool& pool,
+                   int averaged_ranks = 0);
 
   const Optimizer& optimizer() const { return optimizer_; }
   /// Floats of optimizer state `group` holds (whole at stage 0, its shard otherwise).
@@ -72,6 +79,7 @@ class ShardedOptimizer {
   const EngineConfig& config_;
   Communicator& comm_;
   BufferPool& pool_;
+  int averaged_ranks_;
   Optimizer optimizer_;
   bool mixed_;
 };

@@ -32,11 +32,12 @@ std::vector<StateDict::NamedSlice> StateDict::own_slices(ParameterGroup& group) 
   std::vector<NamedSlice> slices;
   // "params" are the master weights: the float32 parameters themselves, or under mixed
   // precision the float32 master (whole at stage 0), never the 16-bit copies.
+  const int r = core_.shard_comm().rank();
   std::span<float> params;
   if (core_.mixed)
-    params = core_.policy.shard_optimizer_states ? group.master.span() : group.master.slice(core_.comm.rank() * shard, shard);
+    params = core_.policy.shard_optimizer_states ? group.master.span() : group.master.slice(r * shard, shard);
   else
-    params = group.shards_parameters ? group.params_shard.span() : group.params_full.slice(core_.comm.rank() * shard, shard);
+    params = group.shards_parameters ? group.params_shard.span() : group.params_full.slice(r * shard, shard);
   slices.push_back({"params", params});
   const auto states = core_.optimizer->optimizer().state_names();
   for (std::size_t k = 0; k < states.size(); ++k) slices.push_back({states[k], core_.optimizer->own_state(group, k)});
@@ -45,11 +46,15 @@ std::vector<StateDict::NamedSlice> StateDict::own_slices(ParameterGroup& group) 
 
 checkpoint::ShardContents StateDict::contents(const ClientState& client_state) const {
   checkpoint::ShardContents contents;
-  contents.rank = core_.comm.rank();
-  contents.world_size = core_.comm.size();
+  // Under hybrid sharding the checkpoint is the one replica 0's shard group would write as a
+  // flat run of that many ranks: one copy of each shard, the other replicas write nothing.
+  contents.rank = core_.shard_comm().rank();
+  contents.world_size = core_.shard_comm().size();
+  contents.replica = core_.shard_groups->replica_index() != 0;
   contents.state = {core_.optimizer_steps, core_.micro_steps, core_.policy.stage,
                     to_string(core_.config.optimizer.kind), config_text(core_.run_config), client_state, std::nullopt};
   if (core_.loss_scaler) contents.state.loss_scaler = core_.loss_scaler->state();
+  contents.state.data_parallel_size = core_.comm.size();
   std::ostringstream random;
   random << core_.dropout_random;
   contents.rng_state = random.str();
@@ -65,9 +70,10 @@ checkpoint::ShardContents StateDict::contents(const ClientState& client_state) c
 }
 
 checkpoint::TrainingState StateDict::load(const std::string& dir, const std::string& tag) {
-  const int r = core_.comm.rank();
+  const int r = core_.shard_comm().rank();
   std::unique_ptr<checkpoint::CheckpointReader> opened;
-  checkpoint::run_on_all_ranks(core_.comm, [&] { opened = std::make_unique<checkpoint::CheckpointReader>(dir, tag, r); });
+  checkpoint::run_on_all_ranks(core_.comm,
+                               [&] { opened = std::make_unique<checkpoint::CheckpointReader>(dir, tag, core_.comm.rank()); });
   checkpoint::CheckpointReader& reader = *opened;
   checkpoint::run_on_all_ranks(core_.comm, [&] {
     std::vector<sharding::TensorSpec> model;
@@ -84,8 +90,9 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
       for (const auto& [name, slice] : own_slices(*group))
         reader.read(group->layout, name, r * group->shard_elems(), slice);
     // The same ranks in the same order continue the same random streams; otherwise each rank
-    // starts a fresh stream derived from the seed, its rank and the step.
-    if (reader.world_size() == core_.comm.size()) {
+    // starts a fresh stream derived from the seed, its rank and the step. (A hybrid save holds
+    // replica 0's streams only, a hybrid load finds a world of one shard group: fresh streams.)
+    if (reader.world_size() == core_.comm.size() && !core_.shard_groups->hybrid()) {
       // Checked when the file was opened (the same parse verify runs).
       core_.dropout_random = checkpoint::parse_rng_state(reader.rng_state_of(r));
     } else {
@@ -112,7 +119,8 @@ checkpoint::TrainingState StateDict::load(const std::string& dir, const std::str
 }
 
 void StateDict::gather_whole_buffers() {
-  const int r = core_.comm.rank();
+  Communicator& shard_comm = core_.shard_comm();
+  const int r = shard_comm.rank();
   std::vector<Work> gathers;
   if (!core_.policy.shard_optimizer_states) {
     // Stage 0: states (and the master) are whole; each rank read its own slice.
@@ -121,9 +129,9 @@ void StateDict::gather_whole_buffers() {
       const std::int64_t shard = group->shard_elems(), padded = group->padded_elems();
       for (std::size_t k = 0; k < states; ++k) {
         std::span<float> full = group->state.slice(static_cast<std::int64_t>(k) * padded, padded);
-        gathers.push_back(core_.comm.all_gather(full.subspan(r * shard, shard), full));
+        gathers.push_back(shard_comm.all_gather(full.subspan(r * shard, shard), full));
       }
-      if (core_.mixed) gathers.push_back(core_.comm.all_gather(group->master.slice(r * shard, shard), group->master.span()));
+      if (core_.mixed) gathers.push_back(shard_comm.all_gather(group->master.slice(r * shard, shard), group->master.span()));
     }
   }
   for (Work& w : gathers) w.wait();

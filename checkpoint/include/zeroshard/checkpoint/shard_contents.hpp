@@ -39,6 +39,10 @@ struct TrainingState {
   std::map<std::string, std::int64_t> client_state;
   /// fp16 runs only (written as the loss_scale* attributes; absent otherwise).
   std::optional<LossScalerState> loss_scaler;
+  /// Ranks that trained (each on its own data): the saving run's world size. Under hybrid
+  /// sharding more than the checkpoint's world size (its shards: one shard group's ranks).
+  /// 0 in checkpoints written before it was recorded: take the checkpoint's world size.
+  int data_parallel_size = 0;
 };
 
 /// Which save a file belongs to, and which save that one continues: written by
@@ -67,8 +71,11 @@ struct UnitShard {
 };
 
 struct ShardContents {
-  int rank = 0;
-  int world_size = 1;
+  int rank = 0;        // the shard this rank holds (its rank in the shard group that saves)
+  int world_size = 1;  // shards of the save (the shard group's size under hybrid sharding)
+  /// Hybrid sharding: this rank holds a copy of shard `rank` that a rank of replica 0 writes;
+  /// it writes no file (CheckpointWriter::save is still collective over every rank).
+  bool replica = false;
   TrainingState state;
   std::string rng_state;  // this rank's random generator (dropout), as text
   std::vector<UnitShard> units;

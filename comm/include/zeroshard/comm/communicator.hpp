@@ -16,7 +16,8 @@
 // with the ring reduce-scatter (the default, also all_reduce's first half) the partial sums
 // travel in 16 bits, rounded at each hop and added in float32 (NCCL's bf16 reduction: half
 // the bytes of float32 on the wire); with the mpi algorithm MPI reduces widened float32
-// values and the result is rounded once. Either way deterministic for a given world size.
+// values and the result is rounded once. A 16-bit all_reduce gathers the rounded 16-bit
+// chunks. Either way deterministic for a given world size.
 
 #include <mpi.h>
 
@@ -87,6 +88,13 @@ class Communicator {
   void set_activity(std::string_view what) const noexcept;
   /// This communicator's record of its last collectives (sequence numbers, states, times).
   const FlightRecorder& flight_recorder() const;
+  /// Not collective: bytes this rank has sent in the all_reduce, reduce_scatter and all_gather
+  /// calls issued on this communicator so far, counted as a bandwidth-optimal algorithm sends
+  /// them (the ring; recursive doubling sends the same): (size - 1) / size of the full buffer
+  /// for reduce_scatter and all_gather, twice that for all_reduce (MPI's own algorithms, when
+  /// chosen, may send more). all_reduce_scalars and barrier are not counted. A traffic
+  /// measure (which group moves how much), not a timing.
+  std::int64_t bytes_sent() const;
   /// Not collective, never blocks: advances every collective in flight on this communicator.
   /// Call it between pieces of computation to overlap communication with compute (the
   /// engine does, between modules).

@@ -137,6 +137,21 @@ class Engine {
   static std::uint64_t dropout_seed(std::uint64_t seed, int rank);
 
   int stage() const;
+  /// Ranks each shard group holds (zero_optimization.shard_group_size resolved: the world size
+  /// under flat ZeRO and at stage 0, the node's ranks for 0).
+  int shard_group_size() const;
+  /// Copies of each shard across the world (world size / shard_group_size(); 1 when flat).
+  int shard_replicas() const;
+  /// Bytes this rank has sent in the engine's collectives since construction, as
+  /// Communicator::bytes_sent counts them: within its shard group (parameter gathers, gradient
+  /// reduce-scatters, re-gathers after the update; under flat ZeRO the whole world), and across
+  /// replicas (hybrid sharding's all-reduce of reduced gradient shards; 0 when flat). Not
+  /// collective. Agreement checks, norms and checkpoints are not counted; under flat ZeRO the
+  /// engine works on the caller's communicator, and what the caller sends on it counts too.
+  struct CollectiveBytes {
+    std::int64_t within_shard_group = 0, across_replicas = 0;
+  };
+  CollectiveBytes collective_bytes_sent() const;
   const EngineConfig& config() const;
   const ShardingPolicy& policy() const;
   std::int64_t optimizer_steps() const;

@@ -85,6 +85,13 @@ struct EngineConfig {
   /// ZeRO stage 0-3 (zero_optimization.stage). Read once, into a ShardingPolicy
   /// (sharding_policy.hpp); no component tests the number itself.
   int stage = 0;
+  /// Hybrid sharding (zero_optimization.shard_group_size; DeepSpeed MiCS's mics_shard_size,
+  /// FSDP's HYBRID_SHARD): model states are sharded over groups of this many consecutive ranks
+  /// and replicated across the groups (shard_groups.hpp). -1 (default): one group of every rank
+  /// (flat ZeRO); 0: the ranks of one node (MPI_COMM_TYPE_SHARED; every node must hold the same
+  /// number of consecutive ranks); k >= 1: k ranks, which must divide the world size. Stages
+  /// 1-3; stage 0 holds everything whole and ignores it.
+  int shard_group_size = -1;
   int gradient_accumulation_steps = 1;
   OptimizerConfig optimizer;
   ScheduleConfig scheduler;

@@ -65,7 +65,9 @@ struct MemoryPlan {
   std::string table() const;
 };
 
-/// Predicts one rank's peak for `units` trained with `config` on `world_size` ranks with an
+/// Predicts one rank's peak for `units` trained with `config` on `world_size` ranks (the ranks
+/// model states are sharded over: under hybrid sharding the shard group's size, since a rank
+/// holds what a flat run of that many ranks holds; Engine::plan_memory passes it) with an
 /// optimizer holding `optimizer_states` float32 arrays per parameter (Optimizer::
 /// state_per_element), for micro-batches of `input_shape` (nullopt: activations left out).
 /// Activation checkpointing is read from `config` (activation_checkpointing,

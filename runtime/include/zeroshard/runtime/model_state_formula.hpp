@@ -15,8 +15,8 @@
 //
 // The paper's mixed precision (fp16/bf16 parameters and gradients, fp32 master parameters,
 // momentum and variance: P = G = 2, K = 12) gives 16Ψ / 4Ψ + 12Ψ/N / 2Ψ + 14Ψ/N / 16Ψ/N;
-// for 7.5e9 parameters on 64 ranks 120 / 31.4 / 16.6 / 1.9 GB. ZeroShard trains in float32
-// today: P = G = 4 and K = 4 per optimizer state (Adam/AdamW: exp_avg and exp_avg_sq, K = 8;
+// for 7.5e9 parameters on 64 ranks 120 / 31.4 / 16.6 / 1.9 GB. In float32 training
+// P = G = 4 and K = 4 per optimizer state (Adam/AdamW: exp_avg and exp_avg_sq, K = 8;
 // the parameters are their own master copy), i.e. 16Ψ / 8Ψ + 8Ψ/N / 4Ψ + 12Ψ/N / 16Ψ/N; with
 // bf16.enabled or fp16.enabled (docs/mixed-precision.md) it holds the paper's mixed-precision
 // states, K = 12 for AdamW.
@@ -47,7 +47,7 @@ struct StatePrecision {
   int gradient_bytes = 4;   // G
   int optimizer_bytes = 8;  // K: optimizer states, plus fp32 master parameters under mixed precision
 
-  /// float32 training, as ZeroShard trains today: P = G = 4, K = 4 x `optimizer_states`
+  /// float32 training: P = G = 4, K = 4 x `optimizer_states`
   /// (2 for Adam/AdamW, 1 for SGD with momentum, 0 for plain SGD).
   static StatePrecision float32(int optimizer_states) { return {4, 4, 4 * optimizer_states}; }
   /// The ZeRO paper's mixed-precision Adam (fp16 or bf16 parameters and gradients; fp32
