@@ -10,10 +10,19 @@
 // parameter), the model an MLP of 8 square Linear layers at stage 3. Times are the slowest
 // rank's; GB/s aggregate = size / time, per rank = size / ranks / time. Reads of files just
 // written come from the page cache for both columns alike (no cache dropping without root).
+// Loads are the median of 3. "manifest check s" is the part of a load that checks the rank's
+// files against the tag's manifest before HDF5 opens them (the index and the rank's data
+// file, each read once, as Engine::load does at the saved world size), timed alone. "load /
+// without manifest" compares the load with a load of the same files as a checkpoint saved
+// before manifests (a copy without manifest.txt: no whole-file check, block CRCs instead),
+// alternating, in the same run: what the manifest costs a load (> 1: slower).
 #include <fcntl.h>
 #include <mpi.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +32,7 @@
 #include <vector>
 
 #include "zeroshard/build_info.hpp"
+#include "zeroshard/checkpoint/file_manifest.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
 #include "zeroshard/runtime/engine.hpp"
@@ -76,6 +86,11 @@ void raw_write(const std::string& path, const std::vector<char>& bytes) {
   ::close(fd);
 }
 
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
 void raw_read(const std::string& path, std::vector<char>& bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw zs::Error("cannot open " + path);
@@ -101,9 +116,9 @@ int main(int argc, char** argv) {
       std::filesystem::create_directories(options.dir);
       std::printf("checkpoint benchmark: %d ranks, directory %s, stage 3, AdamW (12 bytes saved per parameter); %s\n\n",
                   world, options.dir.c_str(), zs::describe_build().c_str());
-      std::printf("| state MB | ranks | raw write GB/s | save GB/s (per rank) | save / raw | first save s | raw read GB/s | load GB/s (per rank) | load / raw | sync save blocks s | async save blocks s | async save total s |%s\n",
+      std::printf("| state MB | ranks | raw write GB/s | save GB/s (per rank) | save / raw | first save s | raw read GB/s | load GB/s (per rank) | load / raw | manifest check s | load / without manifest | sync save blocks s | async save blocks s | async save total s |%s\n",
                   shared ? " shared-file save GB/s | shared-file save speed / per-rank | shared-file load GB/s |" : "");
-      std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|%s\n", shared ? "---|---|---|" : "");
+      std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|%s\n", shared ? "---|---|---|" : "");
     }
     comm.barrier();
     for (const std::int64_t size_mb : options.sizes_mb) {
@@ -127,7 +142,27 @@ int main(int argc, char** argv) {
       // the memory the files are built in (kept for later saves); it is reported apart.
       const double first_save_s = timed(comm, [&] { engine.save(options.dir, "first"); });
       const double save_s = timed(comm, [&] { engine.save(options.dir, "sync"); });
-      const double load_s = timed(comm, [&] { engine.load(options.dir, "sync"); });
+      // The same checkpoint as one saved before manifests: the files copied, without the
+      // manifest and the index's `manifest` attribute (Engine::load warns about it on stderr).
+      if (rank == 0) {
+        std::filesystem::copy(options.dir + "/sync", options.dir + "/legacy", std::filesystem::copy_options::recursive);
+        std::filesystem::remove(options.dir + "/legacy/" + zs::checkpoint::kManifestFileName);
+        const std::string index = options.dir + "/legacy/" + zs::checkpoint::kIndexFileName;
+        const hid_t file = H5Fopen(index.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+        if (file < 0 || H5Adelete(file, "manifest") < 0) throw zs::Error("cannot strip the manifest of " + index);
+        H5Fclose(file);
+      }
+      std::vector<double> loads, legacy_loads;
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        loads.push_back(timed(comm, [&] { engine.load(options.dir, "sync"); }));
+        legacy_loads.push_back(timed(comm, [&] { engine.load(options.dir, "legacy"); }));
+      }
+      const double load_s = median(loads), legacy_load_s = median(legacy_loads);
+      const double check_s = timed(comm, [&] {
+        zs::checkpoint::TagFiles files(options.dir + "/sync");
+        files.require_intact(zs::checkpoint::kIndexFileName);
+        files.require_intact(zs::checkpoint::shard_file_name(rank));
+      });
       zs::checkpoint::CheckpointConfig async;
       async.async = true;
       engine.set_checkpoint_config(async);
@@ -143,12 +178,12 @@ int main(int argc, char** argv) {
       }
       comm.barrier();
       if (rank == 0) {
-        for (const char* tag : {"/sync", "/first", "/async", "/shared"}) std::filesystem::remove_all(options.dir + tag);
+        for (const char* tag : {"/sync", "/first", "/async", "/shared", "/legacy"}) std::filesystem::remove_all(options.dir + tag);
         auto gbps = [&](double s) { return saved / s / 1e9; };
-        std::printf("| %.0f | %d | %.2f | %.2f (%.2f) | %.2f | %.2f | %.2f | %.2f (%.2f) | %.2f | %.3f | %.3f | %.3f |",
+        std::printf("| %.0f | %d | %.2f | %.2f (%.2f) | %.2f | %.2f | %.2f | %.2f (%.2f) | %.2f | %.3f | %.2f | %.3f | %.3f | %.3f |",
                     saved / 1e6, world, gbps(raw_write_s), gbps(save_s), gbps(save_s) / world, raw_write_s / save_s,
-                    first_save_s, gbps(raw_read_s), gbps(load_s), gbps(load_s) / world, raw_read_s / load_s, save_s,
-                    blocked_s, blocked_s + finish_s);
+                    first_save_s, gbps(raw_read_s), gbps(load_s), gbps(load_s) / world, raw_read_s / load_s, check_s,
+                    load_s / legacy_load_s, save_s, blocked_s, blocked_s + finish_s);
         if (shared)
           std::printf(" %.2f | %.2f | %.2f |", gbps(shared_save_s), save_s / shared_save_s, gbps(shared_load_s));
         std::printf("\n");

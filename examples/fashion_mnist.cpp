@@ -311,8 +311,7 @@ int main(int argc, char** argv) {
         ++window_steps;
         const bool stepped = engine.step();
         if (stepped && engine.last_step_skipped() && rank == 0)
-          std::printf("step skipped: the gradient norm is %g (an inf or NaN gradient); parameters left unchanged\n",
-                      engine.gradient_norm());
+          std::printf("step skipped: %s\n", zs::examples::skipped_step_reason(engine).c_str());
         if (stepped && options.save_every > 0 && engine.optimizer_steps() % options.save_every == 0) {
           save(epoch, s + 1);
           last_saved_step = engine.optimizer_steps();

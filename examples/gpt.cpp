@@ -385,8 +385,8 @@ int main(int argc, char** argv) {
       }
       window_tokens += global_batch * block;
       if (engine.last_step_skipped() && rank == 0)
-        std::printf("step %lld skipped: the gradient norm is %g (an inf or NaN gradient); parameters left unchanged\n",
-                    static_cast<long long>(step + 1), engine.gradient_norm());
+        std::printf("step %lld skipped: %s\n", static_cast<long long>(step + 1),
+                    zs::examples::skipped_step_reason(engine).c_str());
       const std::int64_t done = step + 1;
       if (options.save_every > 0 && done % options.save_every == 0 && done < total_steps) save(done);
       const bool evaluate_now = options.eval_every > 0 && done % options.eval_every == 0 && done < total_steps;

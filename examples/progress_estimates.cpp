@@ -93,4 +93,16 @@ std::string format_duration(double seconds) {
   return text;
 }
 
+std::string skipped_step_reason(const Engine& engine) {
+  char text[160];
+  std::snprintf(text, sizeof text, "the gradient norm is %g (an inf or NaN gradient); parameters left unchanged",
+                engine.gradient_norm());
+  std::string reason = text;
+  if (engine.config().precision.fp16) {
+    std::snprintf(text, sizeof text, "; fp16 loss scale now %g", engine.loss_scale());
+    reason += text;
+  }
+  return reason;
+}
+
 }  // namespace zs::examples

@@ -44,6 +44,10 @@ class EtaEstimate {
   double seconds_per_step_ = 0;
 };
 
+/// Why the last step was skipped, for a progress line: the non-finite gradient norm, and
+/// with fp16 the loss scale the next steps use (backed off after overflows).
+std::string skipped_step_reason(const Engine& engine);
+
 /// The end-of-run line: the planner's prediction (the plan made at the first training forward)
 /// against `training_peak`, the ledger's high-water mark after training steps, and the ledger's
 /// peak now (after evaluation batches of another shape). Empty without a plan.

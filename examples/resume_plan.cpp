@@ -40,8 +40,10 @@ std::int64_t saved_position(const checkpoint::TrainingState& saved, const std::s
 }
 
 ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch) {
-  const checkpoint::CheckpointReader reader(save_dir);
-  const auto keys = recorded_keys(reader.state().config);
+  // The index alone (checked against the manifest): every rank runs this before Engine::load,
+  // which reads and checks the data files, each rank its own.
+  const checkpoint::IndexSummary index = checkpoint::read_checked_index(save_dir);
+  const auto keys = recorded_keys(index.state.config);
   ResumePlan plan;
   for (const auto& [key, value] : keys)
     if (key.rfind("scheduler.", 0) == 0) plan.overrides.push_back(key + "=" + value);
@@ -52,7 +54,7 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
     return plan;
   }
   // The ranks that trained: more than the checkpoint's shards under hybrid sharding.
-  const int saved_world = reader.state().data_parallel_size > 0 ? reader.state().data_parallel_size : reader.world_size();
+  const int saved_world = index.state.data_parallel_size > 0 ? index.state.data_parallel_size : index.world_size;
   const std::int64_t global =
       std::stoll(saved_micro->second) * saved_world * std::stoll(saved_accumulation->second);
   // Keep this run's micro-batch if an accumulation count makes up the global batch with it;

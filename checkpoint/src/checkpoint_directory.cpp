@@ -1,4 +1,5 @@
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
+#include "zeroshard/checkpoint/file_manifest.hpp"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -219,7 +220,12 @@ std::vector<TagEntry> list_tags(const std::string& dir) {
       tag.problem = "an unfinished save";
     } else {
       try {
+        // The index is checked against the manifest before HDF5 opens it: list_tags also runs
+        // after every save with retention, over tags that may have been damaged since.
+        TagFiles checked(entry.path().string());
+        checked.require_intact(kIndexFileName);
         tag.summary = read_index_summary((entry.path() / kIndexFileName).string());
+        checked.require_matches_index(tag.summary);
         tag.complete = true;
       } catch (const Error& e) {
         tag.problem = e.what();

@@ -1,6 +1,7 @@
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "zeroshard/checkpoint/checkpoint_directory.hpp"
@@ -102,10 +103,29 @@ std::string mixed_saves_message(const std::string& data_file_path, const std::st
          " (files of two saves mixed): " + joined(differences) + ". Restore the file from the same save, or load another tag";
 }
 
+namespace {
+// The index, checked against the manifest before HDF5 opens it, and the manifest against it.
+IndexSummary checked_index(const std::string& tag_dir, TagFiles& files) {
+  files.require_intact(kIndexFileName);
+  IndexSummary index = read_index_summary((fs::path(tag_dir) / kIndexFileName).string());
+  files.require_matches_index(index);
+  return index;
+}
+}  // namespace
+
+IndexSummary read_checked_index(const std::string& dir, const std::string& tag) {
+  const std::string tag_dir = tag_directory(dir, resolve_tag(dir, tag));
+  TagFiles files(tag_dir);
+  return checked_index(tag_dir, files);
+}
+
 CheckpointReader::CheckpointReader(const std::string& dir, const std::string& tag, int probe_rank) : dir_(dir) {
   tag_ = resolve_tag(dir, tag);
   tag_dir_ = tag_directory(dir, tag_);
-  index_ = read_index_summary((fs::path(tag_dir_) / kIndexFileName).string());
+  files_ = std::make_unique<TagFiles>(tag_dir_);
+  index_ = checked_index(tag_dir_, *files_);
+  if (probe_rank == 0 && !files_->has_manifest())
+    std::fprintf(stderr, "zeroshard: warning: %s\n", files_->unchecked_warning().c_str());
   for (const std::string& name : index_.shard_files)
     if (!fs::exists(fs::path(tag_dir_) / name))
       throw CheckpointError("checkpoint shard " + (fs::path(tag_dir_) / name).string() +
@@ -142,7 +162,9 @@ ShardFile& CheckpointReader::shard(int rank) {
   const std::string& name = index_.shard_files.at(rank);
   auto it = open_shards_.find(name);
   if (it == open_shards_.end()) {
+    files_->require_intact(name);  // before HDF5 sees a byte of it
     auto file = std::make_unique<ShardFile>((fs::path(tag_dir_) / name).string());
+    if (files_->has_manifest()) file->set_whole_file_checked();  // its block CRCs would check the same bytes again
     const std::vector<std::string> differences = data_file_differences(*file, name, index_, units_, units_from_);
     if (!differences.empty())
       throw CheckpointError(mixed_saves_message(file->path(), (fs::path(tag_dir_) / kIndexFileName).string(), differences));

@@ -10,6 +10,7 @@
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/collective_outcome.hpp"
 #include "zeroshard/checkpoint/durable_file.hpp"
+#include "zeroshard/checkpoint/file_manifest.hpp"
 #include "zeroshard/checkpoint/index_file.hpp"
 #include "zeroshard/checkpoint/shard_file.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
@@ -28,14 +29,15 @@ struct CheckpointWriter::Job {
   std::thread thread;
   std::atomic<bool> done{false};
   std::string error;  // written by the thread before `done`
+  FileDigest shard_digest, index_digest;  // likewise: what the manifest lists
 
   // Step 2: the files onto disk, each read back and checked. No HDF5 and no MPI calls.
-  void write() const {
+  void write() {
     timeline::Span span("checkpoint write files");
     if (replica) return;
     const std::filesystem::path staging = staging_directory(dir, tag);
-    write_file_durably((staging / shard_file_name(rank)).string(), shard_image);
-    if (rank == 0) write_file_durably((staging / kIndexFileName).string(), index_image);
+    shard_digest = write_file_durably((staging / shard_file_name(rank)).string(), shard_image);
+    if (rank == 0) index_digest = write_file_durably((staging / kIndexFileName).string(), index_image);
   }
 };
 
@@ -66,6 +68,40 @@ std::string agreed_save_id(Communicator& comm) {
   }
   ZS_MPI_CHECK(MPI_Bcast(id, 32, MPI_CHAR, 0, comm.handle()));
   return std::string(id, 32);
+}
+
+// Collective, after every rank wrote its file: rank 0 writes the save's manifest into the
+// staging directory (file_manifest.hpp), before the commit makes the tag visible. `mine` is
+// this rank's digest: per-rank mode, of its shard file; shared-file mode, of its consecutive
+// range of shared.h5, which rank 0 combines into the whole file's digest without a re-read.
+void write_save_manifest(Communicator& comm, const std::string& dir, const std::string& tag, CheckpointMode mode,
+                         const FileDigest& mine, const FileDigest& index) {
+  const std::int64_t local[2] = {mine.bytes, static_cast<std::int64_t>(mine.crc32)};
+  std::vector<std::int64_t> all(comm.rank() == 0 ? 2 * static_cast<std::size_t>(comm.size()) : 2);
+  ZS_MPI_CHECK(MPI_Gather(local, 2, MPI_INT64_T, all.data(), 2, MPI_INT64_T, 0, comm.handle()));
+  run_on_all_ranks(comm, [&] {
+    if (comm.rank() != 0) return;
+    Manifest manifest{{kIndexFileName, index}};
+    FileDigest shared;
+    for (int r = 0; r < comm.size(); ++r) {
+      const FileDigest digest{all[2 * r], static_cast<std::uint32_t>(all[2 * r + 1])};
+      if (mode == CheckpointMode::per_rank)
+        manifest[shard_file_name(r)] = digest;
+      else
+        shared = concatenated(shared, digest);
+    }
+    if (mode == CheckpointMode::shared_file) manifest[kSharedFileName] = shared;
+    const std::string text = manifest_text(manifest);
+    write_file_durably((std::filesystem::path(staging_directory(dir, tag)) / kManifestFileName).string(),
+                       std::span<const char>(text.data(), text.size()));
+  });
+}
+
+// Rank `rank`'s share of the shared file's digest: bytes [size * rank / ranks, size * (rank + 1) / ranks).
+FileDigest digest_of_rank_range(const std::string& path, int rank, int ranks) {
+  const auto size = static_cast<std::int64_t>(std::filesystem::file_size(path));
+  const std::int64_t begin = size * rank / ranks, end = size * (rank + 1) / ranks;
+  return digest_of_file(path, begin, end - begin);
 }
 
 }  // namespace
@@ -113,6 +149,7 @@ void CheckpointWriter::save(const std::string& dir, const std::string& tag, cons
   });
   if (!config.async) {
     run_on_all_ranks(comm_, [&] { job->write(); });
+    write_save_manifest(comm_, dir, tag, config.mode, job->shard_digest, job->index_digest);
     commit(dir, tag, job->save_id, config);
     return;
   }
@@ -136,6 +173,7 @@ bool CheckpointWriter::poll() {
   const std::unique_ptr<Job> job = std::move(job_);  // done, whatever the outcome
   if (job->thread.joinable()) job->thread.join();
   raise_if_any_rank_failed(comm_, job->error);
+  write_save_manifest(comm_, job->dir, job->tag, job->config.mode, job->shard_digest, job->index_digest);
   commit(job->dir, job->tag, job->save_id, job->config);
   return true;
 }
@@ -153,11 +191,17 @@ void CheckpointWriter::save_shared_file(const std::string& dir, const std::strin
     if (comm_.rank() == 0) prepare_staging(dir, tag);
   });
   const std::filesystem::path staging = staging_directory(dir, tag);
-  detail::write_shared_file(comm_, (staging / kSharedFileName).string(), contents);
+  const std::string shared = (staging / kSharedFileName).string();
+  detail::write_shared_file(comm_, shared, contents);
+  FileDigest range, index;
   run_on_all_ranks(comm_, [&] {
+    // The file was written through MPI-IO, not from one buffer: each rank reads its share of
+    // it once for the manifest (one pass over the file in all).
+    range = digest_of_rank_range(shared, comm_.rank(), comm_.size());
     if (comm_.rank() == 0)
-      write_file_durably((staging / kIndexFileName).string(), index_image_of(tag, config.mode, contents, index_arena_));
+      index = write_file_durably((staging / kIndexFileName).string(), index_image_of(tag, config.mode, contents, index_arena_));
   });
+  write_save_manifest(comm_, dir, tag, config.mode, range, index);
   commit(dir, tag, contents.identity.save_id, config);
 }
 

@@ -58,7 +58,7 @@ bool reserve_file_space(const std::string& path, std::int64_t bytes) {
   return true;
 }
 
-void write_file_durably(const std::string& path, std::span<const char> bytes) {
+FileDigest write_file_durably(const std::string& path, std::span<const char> bytes) {
   // Past the file size limit: EFBIG, "File too large", not a rank killed by SIGXFSZ (also on
   // the async writer thread).
   const detail::SigxfszAsError sigxfsz;
@@ -113,6 +113,7 @@ void write_file_durably(const std::string& path, std::span<const char> bytes) {
                           (crc == expected ? "equal" : "different") +
                           "): the storage is failing; the previous checkpoint is untouched");
   }
+  return {static_cast<std::int64_t>(read_total), crc};
 }
 
 }  // namespace zs::checkpoint

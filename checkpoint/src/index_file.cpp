@@ -9,6 +9,7 @@
 #include "in_memory_file.hpp"
 #include "training_state_io.hpp"
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
+#include "zeroshard/checkpoint/file_manifest.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
 #include "zeroshard/checkpoint/saved_values.hpp"
 #include "zeroshard/checkpoint/shard_file.hpp"
@@ -166,6 +167,9 @@ std::span<const char> build_index_image(const std::string& tag, int world_size, 
     for (int r = 0; r < world_size; ++r) shards.push_back(data_file_name(mode, r));
     detail::write_attribute(file.get(), "shard_files", shards);
     detail::write_attribute(file.get(), "mode", to_string(mode));
+    // A tag whose manifest is missing is then known to have lost it (a save from before
+    // manifests has no such attribute and loads with a warning).
+    detail::write_attribute(file.get(), "manifest", std::string(kManifestFileName));
     // Tensor names may contain '/' (nested modules): create the groups on the way.
     Hid link_create(ZS_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)));
     ZS_H5_CHECK(H5Pset_create_intermediate_group(link_create.get(), 1));
@@ -199,6 +203,12 @@ IndexSummary read_index_summary(const std::string& path) {
     // Files saved before shared-file mode existed have no mode attribute: they are per-rank.
     if (detail::has_attribute(file.get(), "mode"))
       summary.mode = parse_checkpoint_mode(detail::read_string_attribute(file.get(), "mode"));
+    if (detail::has_attribute(file.get(), "manifest")) {
+      const std::string manifest = detail::read_string_attribute(file.get(), "manifest");
+      if (manifest != kManifestFileName)
+        throw CheckpointError(detail::field_problem("manifest", "'" + manifest + "'", std::string("'") + kManifestFileName + "'"));
+      summary.wrote_manifest = true;
+    }
     if (static_cast<int>(summary.shard_files.size()) != summary.world_size)
       throw CheckpointError(detail::field_problem("shard_files", std::to_string(summary.shard_files.size()) + " names",
                                                   "one data file per rank of world_size " +

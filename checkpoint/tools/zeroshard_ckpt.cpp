@@ -1,4 +1,4 @@
-// zeroshard-ckpt: list, inspect, verify and consolidate ZeroShard checkpoints. One process,
+// zeroshard-ckpt: list, inspect, verify, seal and consolidate ZeroShard checkpoints. One process,
 // no MPI. Exit codes: 0 success, 1 the checkpoint is missing, damaged or incomplete, 2 usage.
 #include <cstdio>
 #include <cstring>
@@ -9,6 +9,7 @@
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/checkpoint/checkpoint_tools.hpp"
+#include "zeroshard/checkpoint/file_manifest.hpp"
 #include "zeroshard/sharding/fragment_map.hpp"
 
 namespace {
@@ -21,7 +22,10 @@ const char* kUsageText = R"(usage: zeroshard-ckpt COMMAND DIR [TAG] [options]
 
   list DIR                        every tag: step, world size, stage, size, status
   inspect DIR [TAG]               training state, config, tensors and how they are sharded
-  verify DIR [TAG]                every checksum, every fragment, every shard present
+  verify DIR [TAG]                every file against the manifest, every checksum, every
+                                  fragment, every shard present
+  seal DIR [TAG]                  verify a checkpoint saved before manifests, then add its
+                                  manifest (its files are checked before every later load)
   consolidate DIR [TAG] --out FILE [--optimizer] [--dtype float32|bf16|fp16]
                                   one plain HDF5 file with full tensors under
                                   /params/<name> (float32, or the masters rounded to
@@ -96,6 +100,7 @@ int inspect(const std::string& dir, const std::string& tag) {
 
 int verify(const std::string& dir, const std::string& tag) {
   const VerifyReport report = verify_checkpoint(dir, tag);
+  if (!report.warning.empty()) std::printf("warning: %s\n", report.warning.c_str());
   if (report.problems.empty()) {
     std::printf("OK: %s/%s: %d shards in %d file(s), %lld tensors, %.2f MiB checksummed, every fragment present\n", dir.c_str(),
                 report.tag.c_str(), report.shards, report.files, static_cast<long long>(report.tensors), mib(report.bytes_checked));
@@ -148,6 +153,11 @@ int main(int argc, char** argv) {
     if (command == "list" && positional.size() == 2) return list(dir);
     if (command == "inspect") return inspect(dir, tag);
     if (command == "verify") return verify(dir, tag);
+    if (command == "seal") {
+      const std::string sealed = seal_checkpoint(dir, tag);
+      std::printf("sealed %s/%s: verified, and %s written\n", dir.c_str(), sealed.c_str(), kManifestFileName);
+      return kOk;
+    }
     if (command == "consolidate") {
       if (out.empty()) {
         std::fprintf(stderr, "zeroshard-ckpt consolidate needs --out FILE\n");

@@ -111,7 +111,8 @@ grep -q "final test accuracy" "$dir/resume.log"
 
 # A flipped byte inside rank 1's slice of a dataset: h5py reads the index without a complaint
 # and gets a wrong value (HDF5 does not know the CRCs: docs/checkpoint-format.md says so);
-# verify names it and exits 1.
+# verify names the file against its manifest and exits 1, without opening it; as a checkpoint
+# from before manifests (tests/checkpoint/manifest.py strips it), the block CRCs name the tensor.
 "$python" - "$dir/ckpt/step_150/index.h5" > "$dir/before_flip.txt" <<'PY'
 import sys, h5py
 print(repr(h5py.File(sys.argv[1], "r")["optimizer/exp_avg/fc1.weight"][()].tobytes()))
@@ -138,6 +139,17 @@ set +e
 "$tool" frobnicate "$dir/ckpt" 2> /dev/null; usage=$?
 set -e
 cat "$dir/verify.txt"
-[ "$code" = 1 ] && grep -q "checksum mismatch" "$dir/verify.txt" && grep -q "fc1.weight" "$dir/verify.txt"
+[ "$code" = 1 ] && grep -q "$data_file is corrupt: checksum mismatch" "$dir/verify.txt"
+"$python" -c "import sys; sys.path.insert(0, '$(cd "$(dirname "$0")" && pwd)'); import manifest; manifest.strip(sys.argv[1])" \
+  "$dir/ckpt/step_150"
+set +e
+"$tool" verify "$dir/ckpt" step_150 > "$dir/verify_unsealed.txt"; code=$?
+"$tool" seal "$dir/ckpt" step_150 > "$dir/seal.txt" 2>&1; sealed=$?
+set -e
+cat "$dir/verify_unsealed.txt" "$dir/seal.txt"
+[ "$code" = 1 ] && grep -q "checksum mismatch in .*elements" "$dir/verify_unsealed.txt" &&
+  grep -q "fc1.weight" "$dir/verify_unsealed.txt" && grep -q "has no manifest.txt" "$dir/verify_unsealed.txt"
+# seal refuses to vouch for the damaged checkpoint
+[ "$sealed" = 1 ] && grep -q "was not sealed" "$dir/seal.txt" && [ ! -e "$dir/ckpt/step_150/manifest.txt" ]
 [ "$missing" = 1 ] && [ "$usage" = 2 ]
 echo "end to end: ok"

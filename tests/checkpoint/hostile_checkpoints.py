@@ -3,7 +3,10 @@
 one mutant of a real checkpoint, made with h5py (no ZeroShard code on the writing side), that
 `zeroshard-ckpt verify`, `consolidate` and the example's resume (Engine::load) must all
 refuse with a message naming the field, its value and what was expected; the example's data
-position (client state), which only the example knows, is refused by its resume.
+position (client state), which only the example knows, is refused by its resume. Each edited
+tag gets its manifest written again (tests/checkpoint/manifest.py), as an editor who knew the
+format would, so that these checks behind the manifest are reached; the last cases leave the
+manifest as saved and must be refused by it, before HDF5 opens the edited file.
 
 Usage: hostile_checkpoints.py BUILD_DIR MPIRUN
 """
@@ -15,6 +18,9 @@ import tempfile
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import manifest  # noqa: E402  (tests/checkpoint/manifest.py)
 
 build, mpirun = sys.argv[1], sys.argv[2]
 example = os.path.join(build, "examples", "zs_fashion_mnist")
@@ -96,6 +102,21 @@ def overflowing_shape(tag_dir):
         set_attr(path, "tensor_shapes", shapes, group)
 
 
+def flip_byte(name):
+    def mutate(tag_dir):
+        path = os.path.join(tag_dir, name)
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x10]))
+    return mutate
+
+
+def remove(name):
+    return lambda tag_dir: os.remove(os.path.join(tag_dir, name))
+
+
 def drop_client_key(key):
     def mutate(tag_dir):
         for path in files(tag_dir):
@@ -127,7 +148,12 @@ CASES = [
      "`samples_into_epoch` = 4611686018427387904, expected", "resume"),
     ("epoch -5", everywhere("epoch", -5, "client_state"), "`epoch` = -5, expected", "resume"),
     ("epoch missing", drop_client_key("epoch"), "has no client state `epoch`", "resume"),
+    # The manifest as saved: refused before HDF5 opens the file.
+    ("a data file's byte flipped", flip_byte("shard_00001.h5"), "shard_00001.h5 is corrupt: checksum mismatch", "files"),
+    ("the index edited", in_file("index.h5", "stage", 2), "index.h5 is corrupt", "files"),
+    ("manifest deleted", remove("manifest.txt"), "manifest.txt is missing, but", "files"),
 ]
+KEEP_MANIFEST = ("a data file's byte flipped", "the index edited", "manifest deleted")
 
 
 def main():
@@ -140,12 +166,16 @@ def main():
         sys.exit("training the base checkpoint failed")
     with open(latest) as f:
         tag = f.read().strip()
+    if not manifest.matches_reference(os.path.join(base, "ckpt", tag)):
+        sys.exit("the manifest the save wrote differs from the one Python's zlib.crc32 gives")
     failures = []
     for name, mutate, expected, who in CASES:
         case = os.path.join(work, name.replace(" ", "_").replace("'", "q").replace("/", "_"))
         shutil.copytree(base, case)
         ckpt = os.path.join(case, "ckpt")
         mutate(os.path.join(ckpt, tag))
+        if name not in KEEP_MANIFEST:
+            manifest.restamp(os.path.join(ckpt, tag))
         outcomes = {
             "verify": run([tool, "verify", ckpt]),
             "consolidate": run([tool, "consolidate", ckpt, "--out", os.path.join(case, "full.h5")]),

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <zlib.h>
 #include <sstream>
 #include <map>
 #include <set>
@@ -29,6 +30,7 @@
 #include "zeroshard/checkpoint/checkpoint_reader.hpp"
 #include "zeroshard/checkpoint/checkpoint_tools.hpp"
 #include "zeroshard/checkpoint/checkpoint_writer.hpp"
+#include "zeroshard/checkpoint/file_manifest.hpp"
 #include "zeroshard/checkpoint/hdf5_check.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/runtime/engine.hpp"
@@ -375,6 +377,33 @@ class BadCheckpointTest : public CheckpointTest {
   }
   void write_latest(const std::string& tag) { std::ofstream(fs::path(dir_) / "latest") << tag << "\n"; }
   std::string bad(const std::string& file) const { return (fs::path(dir_) / "bad" / file).string(); }
+  // After an edit made on purpose to reach the checks behind the manifest (the field ranges,
+  // the block CRCs, files of two saves): the manifest written again for the edited files, as
+  // an editor who knew the format would (rank 0 only).
+  void restamp_bad() const {
+    const std::string tag_dir = (fs::path(dir_) / "bad").string();
+    const auto manifest = checkpoint::read_manifest(tag_dir);
+    std::vector<std::string> names;
+    for (const auto& [name, digest] : *manifest) names.push_back(name);
+    checkpoint::write_manifest(tag_dir, checkpoint::manifest_of_files(tag_dir, names));
+  }
+  // Makes "bad" a checkpoint as saved before manifests: no manifest, no `manifest` attribute
+  // in its index (rank 0 only).
+  void strip_manifest() const {
+    fs::remove(bad(checkpoint::kManifestFileName));
+    Hid file(H5Fopen(bad(checkpoint::kIndexFileName).c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    ASSERT_GE(H5Adelete(file.get(), "manifest"), 0);
+  }
+  // Flips one byte of "bad"'s `file` at `offset` (rank 0 only).
+  void flip_byte(const std::string& file, std::streamoff offset) const {
+    std::fstream io(bad(file), std::ios::in | std::ios::out | std::ios::binary);
+    io.seekg(offset);
+    char byte = 0;
+    io.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x5A);
+    io.seekp(offset);
+    io.write(&byte, 1);
+  }
   void load_bad(const std::string& fragment) {
     Communicator comm;
     auto model = make_model(0.0f);
@@ -411,13 +440,10 @@ TEST_P(BadCheckpointTest, FlippedBytesInADataset) {
       Hid dataset(H5Dopen2(file.get(), "units/unit_0001/params", H5P_DEFAULT));
       offset = H5Dget_offset(dataset.get());
     }
-    std::fstream io(bad(data_file(0)), std::ios::in | std::ios::out | std::ios::binary);
-    io.seekg(static_cast<std::streamoff>(offset) + 1);
-    char byte = 0;
-    io.read(&byte, 1);
-    byte = static_cast<char>(byte ^ 0x5A);
-    io.seekp(static_cast<std::streamoff>(offset) + 1);
-    io.write(&byte, 1);
+    flip_byte(data_file(0), static_cast<std::streamoff>(offset) + 1);
+    // Without a manifest (a checkpoint from before them) the block CRCs, which a load of a
+    // manifest-checked file skips, must find it and name the tensor.
+    strip_manifest();
   });
   // unit_0001 is fc1 (Embedding is unit_0000); its shard 0 starts with fc1.weight.
   load_bad("checksum mismatch");
@@ -476,6 +502,7 @@ TEST_P(BadCheckpointTest, FormatVersionFromTheFuture) {
       const std::int64_t future = checkpoint::kFormatVersion + 1;
       H5Awrite(attribute.get(), H5T_NATIVE_INT64, &future);
     }
+    restamp_bad();
   });
   load_bad("newer than this ZeroShard reads");
   expect_good_intact();
@@ -525,6 +552,112 @@ TEST_P(BadCheckpointTest, DiskFullDuringSave) {
   expect_good_intact();
 }
 
+// The manifest (file_manifest.hpp): every file of a save with its size and CRC-32, checked
+// before HDF5 opens the file. The reference is zlib's crc32 over the file's bytes, read here.
+std::uint32_t zlib_crc32_of_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
+}
+
+TEST_P(BadCheckpointTest, ManifestListsEveryFileOfTheSaveWithItsSizeAndCrc) {
+  on_rank_zero([&] {
+    const auto manifest = checkpoint::read_manifest((fs::path(dir_) / "bad").string());
+    ASSERT_TRUE(manifest.has_value());
+    std::set<std::string> expected{checkpoint::kIndexFileName};
+    for (int r = 0; r < testing::world_size(); ++r) expected.insert(data_file(r));
+    std::set<std::string> listed;
+    for (const auto& [name, digest] : *manifest) {
+      listed.insert(name);
+      EXPECT_EQ(digest.bytes, static_cast<std::int64_t>(fs::file_size(bad(name)))) << name;
+      EXPECT_EQ(digest.crc32, zlib_crc32_of_file(bad(name))) << name;
+    }
+    EXPECT_EQ(listed, expected);
+  });
+}
+
+TEST_P(BadCheckpointTest, AByteChangedAnywhereIsRefusedBeforeHdf5OpensTheFile) {
+  // HDF5's own metadata (the superblock at the front, object headers and heaps) is where HDF5
+  // 1.10 crashes on a bad byte: the front of the index, and the middle of a data file.
+  auto where = [&](const std::string& file) {
+    return file == checkpoint::kIndexFileName ? std::streamoff{40} : static_cast<std::streamoff>(fs::file_size(bad(file)) / 2);
+  };
+  for (const std::string& file : {std::string(checkpoint::kIndexFileName), data_file(testing::world_size() - 1)}) {
+    std::string expected_crc;
+    on_rank_zero([&] {
+      expected_crc = checkpoint::crc32_text(checkpoint::read_manifest((fs::path(dir_) / "bad").string())->at(file).crc32);
+      flip_byte(file, where(file));
+    });
+    for (const std::string& fragment :
+         {file + " is corrupt: checksum mismatch", std::string("manifest.txt expects "), std::string("it was not opened"),
+          std::string("Load another checkpoint (the previous one `latest` named")})
+      load_bad(fragment);
+    if (testing::world_rank() == 0) {
+      // Opening the data file (probing the rank it holds) is what checks it.
+      expect_checkpoint_error([&] { checkpoint::CheckpointReader reader(dir_, "bad", testing::world_size() - 1); },
+                              "checksum mismatch");
+      if (file == checkpoint::kIndexFileName) {  // verify cannot open the tag at all: it throws
+        expect_checkpoint_error([&] { checkpoint::verify_checkpoint(dir_, "bad"); }, "expects " + expected_crc);
+      } else {  // verify reports the file and goes on
+        const checkpoint::VerifyReport report = checkpoint::verify_checkpoint(dir_, "bad");
+        std::string problems;
+        for (const std::string& p : report.problems) problems += p + "\n";
+        EXPECT_NE(problems.find(file + " is corrupt"), std::string::npos) << problems;
+        EXPECT_NE(problems.find("expects " + expected_crc), std::string::npos) << problems;
+      }
+    }
+    on_rank_zero([&] { flip_byte(file, where(file)); });  // restored for the next file
+  }
+  expect_good_intact();
+}
+
+TEST_P(BadCheckpointTest, ATruncatedOrDeletedManifestIsRefused) {
+  on_rank_zero([&] { fs::resize_file(bad(checkpoint::kManifestFileName), 30); });
+  load_bad("the last line does not end with a newline");
+  on_rank_zero([&] { fs::remove(bad(checkpoint::kManifestFileName)); });
+  load_bad("manifest.txt is missing, but");
+  expect_good_intact();
+}
+
+// A checkpoint saved before manifests (no manifest, no `manifest` attribute in its index) loads,
+// with a warning naming the fix; `seal` verifies it and adds the manifest, after which a
+// damaged byte is refused before HDF5 opens the file.
+TEST_P(BadCheckpointTest, ACheckpointFromBeforeManifestsLoadsWithAWarningAndCanBeSealed) {
+  const FullState saved = full_state(*engine_);  // "bad" was saved from this state
+  on_rank_zero([&] { strip_manifest(); });
+  {
+    Communicator comm;
+    auto model = make_model(0.0f);
+    Engine engine(*model, config_for(2), comm);
+    ::testing::internal::CaptureStderr();
+    engine.load(dir_, "bad");
+    const std::string warning = ::testing::internal::GetCapturedStderr();
+    EXPECT_TRUE(full_state(engine) == saved);
+    if (testing::world_rank() == 0) {
+      EXPECT_NE(warning.find("has no manifest.txt"), std::string::npos) << warning;
+      EXPECT_NE(warning.find("zeroshard-ckpt seal"), std::string::npos) << warning;
+    }
+  }
+  on_rank_zero([&] {
+    EXPECT_EQ(checkpoint::seal_checkpoint(dir_, "bad"), "bad");
+    EXPECT_TRUE(fs::exists(bad(checkpoint::kManifestFileName)));
+    expect_checkpoint_error([&] { checkpoint::seal_checkpoint(dir_, "bad"); }, "already has a manifest");
+    flip_byte(data_file(0), 200);
+  });
+  load_bad(data_file(0) + " is corrupt");
+  expect_good_intact();
+}
+
+TEST_P(BadCheckpointTest, SealRefusesADamagedCheckpoint) {
+  on_rank_zero([&] {
+    strip_manifest();
+    fs::resize_file(bad(data_file(0)), fs::file_size(bad(data_file(0))) / 2);
+    expect_checkpoint_error([&] { checkpoint::seal_checkpoint(dir_, "bad"); }, "was not sealed");
+    EXPECT_FALSE(fs::exists(bad(checkpoint::kManifestFileName)));
+  });
+  expect_good_intact();
+}
+
 // Issue 11 item 4: a data file of another save copied into the tag. verify refuses it, and so
 // must every reader: Engine::load (CheckpointReader) and consolidate, naming the file and
 // what differs. First a file of an older step (the "good" save's), then one of a save at the
@@ -536,6 +669,7 @@ class MixedSavesTest : public BadCheckpointTest {
     const std::string victim = data_file(testing::world_size() - 1);
     on_rank_zero([&] {
       fs::copy_file(fs::path(dir_) / from / victim, bad(victim), fs::copy_options::overwrite_existing);
+      restamp_bad();  // past the manifest, which refuses any changed file: the save ids must tell
     });
     return victim;
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "zeroshard/checkpoint/file_manifest.hpp"
 #include "zeroshard/checkpoint/index_file.hpp"
 #include "zeroshard/checkpoint/shard_file.hpp"
 
@@ -37,9 +38,21 @@ std::string mixed_saves_message(const std::string& data_file_path, const std::st
 std::string index_disagrees_message(const std::string& data_file_path, const std::string& index_path,
                                     const std::vector<std::string>& differences);
 
+/// The index of DIR/TAG (an empty tag: the one DIR/latest names) alone, checked against the
+/// tag's manifest before HDF5 opens it (TagFiles): the training state, world size and data
+/// file names, without opening a data file. For a caller that needs only those (the examples'
+/// resume plan, run on every rank before Engine::load); a CheckpointReader checks the rest.
+/// Throws CheckpointError naming the file and the problem.
+IndexSummary read_checked_index(const std::string& dir, const std::string& tag = "");
+
 class CheckpointReader {
  public:
-  /// Opens DIR/TAG (an empty tag: the one DIR/latest names): reads the index, checks that
+  /// Opens DIR/TAG (an empty tag: the one DIR/latest names). Every file is checked against
+  /// the tag's manifest (size and CRC-32, TagFiles) before HDF5 opens it: the index here, a
+  /// data file when it is first opened (by this constructor or a later read): a mismatch is a
+  /// CheckpointError naming the file, the expected and found values and the fix, never a
+  /// crash inside HDF5. A tag without a manifest (saved before manifests) is opened with a
+  /// warning on stderr when probe_rank is 0 (TagFiles::unchecked_warning). Then: reads the index, checks that
   /// every shard file is present, reads the layouts from shard `probe_rank` modulo the saved
   /// world size (ranks pass their own, so every header is checked by someone). Throws
   /// CheckpointError naming the file if any of that fails. Every data file opened, then or
@@ -90,6 +103,7 @@ class CheckpointReader {
   std::vector<std::string> buffers_;
   std::map<std::string, Location, std::less<>> locations_;
   std::map<std::string, std::unique_ptr<ShardFile>> open_shards_;  // by file name
+  std::unique_ptr<TagFiles> files_;  // every file checked against the manifest before HDF5 opens it
 };
 
 }  // namespace zs::checkpoint

@@ -5,12 +5,15 @@
 #include <span>
 #include <string>
 
+#include "zeroshard/checkpoint/checksum.hpp"
+
 namespace zs::checkpoint {
 
 /// Writes `bytes` to a new file at `path` (fails if it exists), fsyncs it, reads it back and
-/// compares checksums. Throws CheckpointError naming the file and the system's reason (no
-/// space left, file too large, permission denied); a partial file is removed.
-void write_file_durably(const std::string& path, std::span<const char> bytes);
+/// compares checksums. Returns the file's size and CRC-32 as read back (what a manifest lists,
+/// file_manifest.hpp: no extra pass). Throws CheckpointError naming the file and the system's
+/// reason (no space left, file too large, permission denied); a partial file is removed.
+FileDigest write_file_durably(const std::string& path, std::span<const char> bytes);
 
 /// Allocates disk blocks for the first `bytes` bytes of the existing file `path` (Linux
 /// fallocate; the file grows to at least that size), so that later writes within them cannot

@@ -5,7 +5,8 @@
 //
 //   /                       attributes: format_version, world_size, stage, step, micro_step,
 //                           optimizer, config, tag, mode ("per_rank" / "shared_file"),
-//                           shard_files (the data file of each rank), save_id, parent_save_id
+//                           shard_files (the data file of each rank), save_id, parent_save_id,
+//                           manifest ("manifest.txt": the save wrote one, file_manifest.hpp)
 //   /client_state           attributes
 //   /params/<tensor>        float32 at the tensor's shape (virtual)
 //   /optimizer/<state>/<tensor>   e.g. optimizer/exp_avg/fc1.weight (virtual)
@@ -45,6 +46,9 @@ struct IndexSummary {
   TrainingState state;
   SaveIdentity identity;                 // empty in checkpoints written before save ids
   std::vector<std::string> shard_files;  // the data file holding each rank's slices
+  /// The save wrote DIR/TAG/manifest.txt (attribute `manifest`; absent in checkpoints from
+  /// before manifests): a tag without one was tampered with (file_manifest.hpp).
+  bool wrote_manifest = false;
 };
 
 /// Reads the index's attributes. Throws CheckpointError naming the file if it is missing,

@@ -67,9 +67,15 @@ class ShardFile {
   const std::string& rng_state(int rank) const;
   const std::vector<Unit>& units() const { return units_; }
 
+  /// The file's bytes were checked whole against the tag's manifest just before it was opened
+  /// (TagFiles::require_intact): read() then skips the block CRCs, which would check the same
+  /// bytes a second time (a committed tag is never written again: a save of the same tag
+  /// swaps in a new directory). verify() still checks every block. CheckpointReader calls it
+  /// for the files of a tag with a manifest.
+  void set_whole_file_checked() { whole_file_checked_ = true; }
   /// Elements [begin, begin + out.size()) of rank `rank`'s slice of dataset `buffer` of unit
-  /// `unit`. Every checksum block touched is verified; a mismatch throws CheckpointError
-  /// naming file, dataset and the tensors the bad block holds.
+  /// `unit`. Every checksum block touched is verified (unless set_whole_file_checked()); a
+  /// mismatch throws CheckpointError naming file, dataset and the tensors the bad block holds.
   void read(int rank, std::size_t unit, const std::string& buffer, std::int64_t begin, std::span<float> out);
   /// Reads every dataset whole and checks every checksum and fragment map. Returns one line
   /// per problem found (empty: the file is intact).
@@ -89,6 +95,7 @@ class ShardFile {
   std::vector<std::string> rng_states_;  // one per rank the file holds
   std::vector<Unit> units_;
   std::vector<float> read_buffer_;
+  bool whole_file_checked_ = false;
   // The last verified block, so consecutive small reads do not read and check it again.
   struct CachedBlock {
     int rank = -1;
