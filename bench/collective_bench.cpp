@@ -11,6 +11,17 @@
 // reduce-scatter and all-gather busbw = S/t * (n-1)/n, all-reduce 2(n-1)/n. Time is the mean
 // over iterations of the slowest rank's time (each iteration starts after a barrier): the
 // median, because this 2-core machine's noise comes in bursts that a mean would smear in.
+//
+// Across nodes (the world spans m > 1 shared-memory nodes of k ranks each), also the
+// hierarchical compositions of our ring collectives, to see whether they win across a link:
+// reduce-scatter = reduce-scatter inside the node, then across nodes among the ranks with the
+// same node rank; all-gather the reverse; all-reduce = node reduce-scatter, cross-node
+// all-reduce, node all-gather. A flat ring over n = k m ranks placed node by node sends
+// (n-1)/n of the buffer out of every node per reduce-scatter or all-gather; the hierarchical
+// ones send k (m-1)/n = (m-1)/m of it (2 nodes x 2 ranks: 0.75 vs 0.5; docs/performance.md,
+// "Across a link").
+// Rank (node b, node rank a) then owns shard a*m + b, not its world rank's: a permutation of
+// the flat layout, checked as such.
 #include <mpi.h>
 #include <sys/resource.h>
 
@@ -138,6 +149,13 @@ int main(int argc, char** argv) {
     MPI_Comm raw = comm.handle();
     std::vector<Row> rows;
     std::int64_t total_wrong = 0;
+    // Nodes of equal size, more than one: the hierarchical rows.
+    zs::Communicator node = comm.split_shared_node();
+    int node_sizes[2] = {-node.size(), node.size()};
+    ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, node_sizes, 2, MPI_INT, MPI_MAX, raw));
+    const int k = node.size(), m = n / k;
+    const bool hierarchical = -node_sizes[0] == node_sizes[1] && m > 1;
+    zs::Communicator cross = comm.split(node.rank(), r);  // the ranks with this node rank, by node
 
     for (std::int64_t bytes = options.min_bytes; bytes <= options.max_bytes; bytes *= 4) {
       const std::int64_t shard = std::max<std::int64_t>(1, bytes / 4 / n);
@@ -175,6 +193,19 @@ int main(int argc, char** argv) {
       wrong = count_wrong(out_shard.data(), shard, r * shard, true);
       rows.push_back({"reduce_scatter", "zeroshard ring", full_bytes, ring_rs, rs_factor, wrong, mpi_rs.seconds});
 
+      // The shard this rank owns after a hierarchical reduce-scatter (see the top).
+      const std::int64_t hier_shard = hierarchical ? static_cast<std::int64_t>(node.rank()) * m + cross.rank() : r;
+      std::vector<float> chunk(hierarchical ? static_cast<std::size_t>(shard) * m : 0);
+      if (hierarchical) {
+        Timing hier_rs = measure(raw, budget, restore, [&] {
+          node.reduce_scatter(std::span<float>(work), std::span<float>(chunk)).wait();
+          cross.reduce_scatter(std::span<float>(chunk), std::span<float>(out_shard)).wait();
+        });
+        wrong = count_wrong(out_shard.data(), shard, hier_shard * shard, true);
+        rows.push_back({"reduce_scatter", "zeroshard hierarchical (node ring, then across)", full_bytes, hier_rs, rs_factor,
+                        wrong, mpi_rs.seconds});
+      }
+
       // all-gather
       Timing mpi_ag = measure(raw, budget, own_input_shard, [&] {
         ZS_MPI_CHECK(MPI_Allgather(out_shard.data(), static_cast<int>(shard), MPI_FLOAT, out_full.data(),
@@ -195,6 +226,20 @@ int main(int argc, char** argv) {
         wrong = count_wrong(out_full.data(), count, 0, false);
         rows.push_back({"all_gather", name, full_bytes, ours, rs_factor, wrong, mpi_ag.seconds});
       }
+      if (hierarchical) {
+        // Each rank holds shard hier_shard of the input: the gathered buffer is the flat one.
+        auto own_hier_shard = [&] {
+          for (std::int64_t i = 0; i < shard; ++i)
+            out_shard[i] = contribution(static_cast<int>(hier_shard), hier_shard * shard + i);
+        };
+        Timing hier_ag = measure(raw, budget, own_hier_shard, [&] {
+          cross.all_gather(std::span<float>(out_shard), std::span<float>(chunk)).wait();
+          node.all_gather(std::span<float>(chunk), std::span<float>(out_full)).wait();
+        });
+        wrong = count_wrong(out_full.data(), count, 0, false);
+        rows.push_back({"all_gather", "zeroshard hierarchical (across, then node ring)", full_bytes, hier_ag, rs_factor,
+                        wrong, mpi_ag.seconds});
+      }
 
       // all-reduce
       Timing mpi_ar = measure(raw, budget, restore, [&] {
@@ -206,6 +251,16 @@ int main(int argc, char** argv) {
       wrong = count_wrong(work.data(), count, 0, true);
       rows.push_back({"all_reduce", "zeroshard default (ring rs + default ag)", full_bytes, ring_ar, ar_factor, wrong,
                       mpi_ar.seconds});
+      if (hierarchical) {
+        Timing hier_ar = measure(raw, budget, restore, [&] {
+          node.reduce_scatter(std::span<float>(work), std::span<float>(chunk)).wait();
+          cross.all_reduce(std::span<float>(chunk)).wait();
+          node.all_gather(std::span<float>(chunk), std::span<float>(work)).wait();
+        });
+        wrong = count_wrong(work.data(), count, 0, true);
+        rows.push_back({"all_reduce", "zeroshard hierarchical (node rs, across ar, node ag)", full_bytes, hier_ar,
+                        ar_factor, wrong, mpi_ar.seconds});
+      }
 
       // The same element counts in bfloat16 (mixed precision's gradients and parameters): half
       // the bytes; the values are small integers, exact in bfloat16 at every partial sum.

@@ -12,6 +12,15 @@
 //   zs-mpirun -np 2 build/bench/zs_step_bench [--layers 8] [--width 2560] [--batch 16] [--steps 3]
 //        [--prefetch-bytes 67108864] [--reductions-in-flight 2] [--all-gather automatic]
 //        [--reduce-bucket-size 0] [--unit-order | --observability | --precision]
+//        [--stages 0,1,2,3] [--overlap both|on|off] [--link-interface IFACE] [--KEY=VALUE ...]
+//
+// --KEY=VALUE applies a configuration override (docs/config.md, e.g.
+// --communication.all_reduce=ring) to every engine of the table; the table's own stage and
+// overlap columns still set zero_optimization.stage and overlap_comm per row.
+// --link-interface IFACE adds "link bytes per step": the bytes each node's IFACE sent during the
+// timed steps (its /sys/class/net/IFACE/statistics/tx_bytes, read by one rank per node between
+// barriers), summed over nodes, divided by the steps: on the emulated cluster (scripts/zs-cluster,
+// IFACE eth0) that is the traffic that crosses the links, headers included.
 //
 // --observability prints, instead, the cost of issue 18's timeline and hang detection at stage
 // 3: steps with the profiler off (the default: communication.timeout_s = 600), on (recording
@@ -39,6 +48,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -48,6 +58,7 @@
 #include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/comm/mpi_environment.hpp"
 #include "zeroshard/nn/compute_threads.hpp"
+#include "zeroshard/runtime/config.hpp"
 #include "zeroshard/runtime/engine.hpp"
 #include "zeroshard/timeline.hpp"
 
@@ -58,19 +69,39 @@ struct Options {
   std::int64_t width = 2560;
   std::int64_t batch = 16;
   int steps = 3;
-  std::int64_t prefetch_bytes = zs::EngineConfig{}.prefetch_bytes;
-  int reductions_in_flight = zs::EngineConfig{}.reductions_in_flight;
-  std::int64_t reduce_bucket_size = zs::EngineConfig{}.reduce_bucket_size;
-  zs::Algorithm all_gather = zs::CommunicatorConfig{}.all_gather;
   bool unit_order = false;
   bool observability = false;
   bool precision = false;
+  std::vector<int> stages = {0, 1, 2, 3};
+  std::vector<bool> overlaps = {true, false};
+  std::string link_interface;          // empty: no link bytes column
+  // Every engine's and the communicator's settings: the defaults, then --prefetch-bytes,
+  // --reductions-in-flight, --reduce-bucket-size, --all-gather and --KEY=VALUE in order.
+  zs::TrainingConfig config;
 };
+
+std::vector<int> parse_stages(const std::string& text) {
+  std::vector<int> stages;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    if (item.size() != 1 || item[0] < '0' || item[0] > '3')
+      throw zs::InvalidArgument("--stages '" + text + "': give a comma-separated list of 0-3, e.g. 0,3");
+    stages.push_back(item[0] - '0');
+    start = comma + 1;
+  }
+  return stages;
+}
 
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
+    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) {
+      o.config.apply_override(arg.substr(2));
+      --i;  // KEY=VALUE in one argument
+      continue;
+    }
     if (arg == "--unit-order" || arg == "--observability" || arg == "--precision") {
       (arg == "--unit-order" ? o.unit_order : arg == "--observability" ? o.observability : o.precision) = true;
       --i;  // a flag: no value
@@ -81,12 +112,21 @@ Options parse(int argc, char** argv) {
     else if (arg == "--width") o.width = std::stoll(argv[i + 1]);
     else if (arg == "--batch") o.batch = std::stoll(argv[i + 1]);
     else if (arg == "--steps") o.steps = std::stoi(argv[i + 1]);
-    else if (arg == "--prefetch-bytes") o.prefetch_bytes = std::stoll(argv[i + 1]);
-    else if (arg == "--reductions-in-flight") o.reductions_in_flight = std::stoi(argv[i + 1]);
-    else if (arg == "--reduce-bucket-size") o.reduce_bucket_size = std::stoll(argv[i + 1]);
-    else if (arg == "--all-gather") o.all_gather = zs::parse_algorithm(argv[i + 1]);
+    else if (arg == "--prefetch-bytes") o.config.engine.prefetch_bytes = std::stoll(argv[i + 1]);
+    else if (arg == "--reductions-in-flight") o.config.engine.reductions_in_flight = std::stoi(argv[i + 1]);
+    else if (arg == "--reduce-bucket-size") o.config.engine.reduce_bucket_size = std::stoll(argv[i + 1]);
+    else if (arg == "--all-gather") o.config.communication.all_gather = zs::parse_algorithm(argv[i + 1]);
+    else if (arg == "--stages") o.stages = parse_stages(argv[i + 1]);
+    else if (arg == "--link-interface") o.link_interface = argv[i + 1];
+    else if (arg == "--overlap") {
+      const std::string v = argv[i + 1];
+      if (v == "both") o.overlaps = {true, false};
+      else if (v == "on" || v == "off") o.overlaps = {v == "on"};
+      else throw zs::InvalidArgument("--overlap '" + v + "': use both, on or off");
+    }
     else throw zs::InvalidArgument("unknown option " + arg + " (see the comment at the top of bench/step_bench.cpp)");
   }
+  o.config.validate();
   return o;
 }
 
@@ -101,7 +141,37 @@ std::unique_ptr<zs::nn::Sequential> make_model(const Options& o) {
 
 struct StepTimes {
   double forward_backward = 0, update = 0;  // medians over steps, slowest rank
+  double link_bytes_per_step = 0;           // mean over the timed steps (LinkCounter), 0 without one
   double total() const { return forward_backward + update; }
+};
+
+// The bytes the job's nodes sent on one network interface (--link-interface): node rank 0 of
+// each shared-memory node reads /sys/class/net/IFACE/statistics/tx_bytes.
+class LinkCounter {
+ public:
+  // Collective over `world`. Throws InvalidArgument on every rank if some node cannot read it.
+  LinkCounter(zs::Communicator& world, const std::string& iface)
+      : world_(world), path_("/sys/class/net/" + iface + "/statistics/tx_bytes") {
+    zs::Communicator node = world.split_shared_node();
+    reader_ = node.rank() == 0;
+    std::int64_t readable = !reader_ || std::ifstream(path_).good();
+    ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &readable, 1, MPI_INT64_T, MPI_MIN, world.handle()));
+    if (!readable)
+      throw zs::InvalidArgument("--link-interface " + iface + ": some node cannot read " + path_ +
+                                " (name the interface that joins the nodes, e.g. eth0 on scripts/zs-cluster)");
+  }
+  // Collective: the sum over nodes of the counter now.
+  std::int64_t sent() const {
+    std::int64_t bytes = 0;
+    if (reader_) std::ifstream(path_) >> bytes;
+    ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_INT64_T, MPI_SUM, world_.handle()));
+    return bytes;
+  }
+
+ private:
+  zs::Communicator& world_;
+  std::string path_;
+  bool reader_ = false;
 };
 
 double median(std::vector<double> values) {
@@ -113,13 +183,17 @@ double median(std::vector<double> values) {
 using ProgramOfStep = std::function<const zs::ForwardProgram*(int step)>;
 
 // Medians over steps of the slowest rank's forward + backward and step() times.
-StepTimes timed_steps(zs::Communicator& comm, zs::Engine& engine, const Options& o, const ProgramOfStep& program_of = {}) {
+// With `link`, also the bytes the nodes sent per timed step.
+StepTimes timed_steps(zs::Communicator& comm, zs::Engine& engine, const Options& o, const ProgramOfStep& program_of = {},
+                      const LinkCounter* link = nullptr) {
   zs::Tensor x({o.batch, o.width}), grad({o.batch, o.width});
   for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;
   grad.fill(1.0f / static_cast<float>(grad.numel()));
   std::vector<double> forward_backward, update;
+  std::int64_t link_start = 0;
   for (int s = 0; s < o.steps + 1; ++s) {  // the first step warms up
     ZS_MPI_CHECK(MPI_Barrier(comm.handle()));
+    if (link && s == 1) link_start = link->sent();
     const double start = MPI_Wtime();
     const zs::ForwardProgram* program = program_of ? program_of(s) : nullptr;
     if (program) engine.forward(x, *program);
@@ -134,7 +208,8 @@ StepTimes timed_steps(zs::Communicator& comm, zs::Engine& engine, const Options&
       update.push_back(t[1]);
     }
   }
-  return {median(forward_backward), median(update)};
+  const double link_bytes = link ? static_cast<double>(link->sent() - link_start) / o.steps : 0.0;
+  return {median(forward_backward), median(update), link_bytes};
 }
 
 // The collectives one step of `stage` issues, alone: per unit of `unit_elems` elements.
@@ -206,11 +281,8 @@ void unit_order_table(zs::Communicator& comm, const Options& o) {
   double plain_per_layer = 0;
   for (const Row& row : rows) {
     auto model = make_model(o);
-    zs::EngineConfig config;
+    zs::EngineConfig config = o.config.engine;
     config.stage = 3;
-    config.prefetch_bytes = o.prefetch_bytes;
-    config.reductions_in_flight = o.reductions_in_flight;
-    config.reduce_bucket_size = o.reduce_bucket_size;
     zs::Engine engine(*model, config, comm);
     const double step = timed_steps(comm, engine, o, row.program_of).total();
     const double per_layer = step / row.layers_run;
@@ -259,11 +331,8 @@ void observability_table(zs::Communicator& comm, const Options& o) {
   const std::string trace = "/tmp/zs_step_bench_trace_" + std::to_string(comm.size()) + ".json";
   for (Variant& v : variants) {
     v.model = make_model(o);
-    zs::EngineConfig config;
+    zs::EngineConfig config = o.config.engine;
     config.stage = 3;
-    config.prefetch_bytes = o.prefetch_bytes;
-    config.reductions_in_flight = o.reductions_in_flight;
-    config.reduce_bucket_size = o.reduce_bucket_size;
     config.profiler = {.enabled = v.profile, .first_step = 1, .end_step = 1'000'000'000, .output = trace};
     v.engine = std::make_unique<zs::Engine>(*v.model, config, *v.comm);
   }
@@ -322,11 +391,8 @@ void precision_table(zs::Communicator& comm, const Options& o) {
     for (Variant& v : variants) {
       v.comm = std::make_unique<zs::Communicator>(MPI_COMM_WORLD, comm.config());
       v.model = make_model(o);
-      zs::EngineConfig config;
+      zs::EngineConfig config = o.config.engine;
       config.stage = stage;
-      config.prefetch_bytes = o.prefetch_bytes;
-      config.reductions_in_flight = o.reductions_in_flight;
-      config.reduce_bucket_size = o.reduce_bucket_size;
       config.memory.print_plan = false;
       config.precision.bf16 = v.bf16;
       v.engine = std::make_unique<zs::Engine>(*v.model, config, *v.comm);
@@ -365,9 +431,7 @@ int main(int argc, char** argv) {
   zs::MpiEnvironment mpi(&argc, &argv);
   try {
     const Options o = parse(argc, argv);
-    zs::CommunicatorConfig comm_config;
-    comm_config.all_gather = o.all_gather;
-    zs::Communicator comm(MPI_COMM_WORLD, comm_config);
+    zs::Communicator comm(MPI_COMM_WORLD, o.config.communication);
     const int n = comm.size(), r = comm.rank();
     if (o.observability || o.unit_order || o.precision) {
       if (r == 0)
@@ -396,6 +460,13 @@ int main(int argc, char** argv) {
       alone = timed_steps(comm, engine, o);
     }
     const std::int64_t unit_elems = o.width * o.width + o.width;
+    std::unique_ptr<LinkCounter> link;
+    if (!o.link_interface.empty()) link = std::make_unique<LinkCounter>(comm, o.link_interface);
+    std::string overrides;  // the --KEY=VALUE settings that differ from the defaults
+    const auto defaults = zs::TrainingConfig{}.entries();
+    for (const auto& [key, value] : o.config.entries())
+      if (std::find(defaults.begin(), defaults.end(), std::pair{key, value}) == defaults.end())
+        overrides += (overrides.empty() ? "" : ", ") + key + " = " + value;
 
     if (r == 0) {
       std::printf("ZeroShard step benchmark: %d ranks, %d x Linear(%lld, %lld) = %.1f M parameters, batch %lld per "
@@ -406,30 +477,30 @@ int main(int argc, char** argv) {
                   zs::nn::gemm_backend().c_str(), zs::nn::compute_threads());
       std::printf("world of one, same batch: forward + backward %.1f ms, optimizer step %.1f ms\n\n",
                   alone.forward_backward * 1e3, alone.update * 1e3);
+      if (!overrides.empty()) std::printf("settings besides the defaults: %s\n\n", overrides.c_str());
       std::printf("| stage | overlap | step (ms) | vs stage 0 | compute only (ms) | comm only (ms) | overlap efficiency "
-                  "| peak full params (MiB) | peak full grads (MiB) | peak buckets (MiB) | model state (MiB) | formula 16Ψ... (MiB) |\n");
-      std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                  "| peak full params (MiB) | peak full grads (MiB) | peak buckets (MiB) | model state (MiB) | formula 16Ψ... (MiB) |%s\n",
+                  link ? " link bytes per step (MiB) |" : "");
+      std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", link ? "---:|" : "");
     }
     double stage0_step = 0;
     std::string plan_rows;  // the memory planner's prediction against the ledger, per row
-    for (int stage = 0; stage <= 3; ++stage) {
+    for (int stage : o.stages) {
       const double comm_time = comm_only(comm, stage, o.layers, unit_elems, o.steps);
       const double compute = alone.forward_backward + alone.update / (stage == 0 ? 1 : n);
-      for (bool overlap : {true, false}) {
+      for (bool overlap : o.overlaps) {
         auto model = make_model(o);
-        zs::EngineConfig config;
+        zs::EngineConfig config = o.config.engine;
         config.stage = stage;
         config.overlap_comm = overlap;
-        config.prefetch_bytes = o.prefetch_bytes;
-        config.reductions_in_flight = o.reductions_in_flight;
-        config.reduce_bucket_size = o.reduce_bucket_size;
         config.memory.print_plan = false;
         zs::Engine engine(*model, config, comm);
-        const double step = timed_steps(comm, engine, o).total();
+        const StepTimes times = timed_steps(comm, engine, o, {}, link.get());
+        const double step = times.total();
         const double formula = static_cast<double>(
             zs::model_state_bytes_per_rank(psi, n, zs::ShardedCategories::of_stage(stage),
                                            zs::StatePrecision::float32(2)).total());
-        if (stage == 0 && overlap) stage0_step = step;
+        if (stage0_step == 0) stage0_step = step;  // the first row: stage 0 with overlap unless --stages/--overlap say otherwise
         const double hidden = std::clamp((compute + comm_time - step) / comm_time, 0.0, 1.0);
         std::int64_t peaks[6] = {engine.memory().high_water(zs::MemoryCategory::parameters_full),
                                  engine.memory().high_water(zs::MemoryCategory::gradients_full),
@@ -443,10 +514,13 @@ int main(int argc, char** argv) {
                       mib(peaks[4]), mib(peaks[5]),
                       100.0 * static_cast<double>(peaks[4] - peaks[5]) / static_cast<double>(peaks[5]));
         plan_rows += row;
+        char link_cell[32] = "";
+        if (link) std::snprintf(link_cell, sizeof link_cell, " %.1f |", mib(times.link_bytes_per_step));
         if (r == 0)
-          std::printf("| %d | %s | %.1f | %.2fx | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.1f | %.1f | %.1f |\n", stage,
+          std::printf("| %d | %s | %.1f | %.2fx | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.1f | %.1f | %.1f |%s\n", stage,
                       overlap ? "on" : "off", step * 1e3, step / stage0_step, compute * 1e3, comm_time * 1e3, 100 * hidden,
-                      mib(peaks[0]), mib(peaks[1]), mib(peaks[2]), mib(peaks[3]), mib(formula));
+                      mib(peaks[0]), mib(peaks[1]), mib(peaks[2]), mib(peaks[3]), mib(formula),
+                      link_cell);
       }
     }
     if (r == 0)

@@ -8,4 +8,5 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/ZeroShardConfigVers
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/ZeroShardConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/ZeroShardConfigVersion.cmake
         DESTINATION ${ZS_CMAKE_DIR})
-install(PROGRAMS scripts/zs-mpirun DESTINATION ${CMAKE_INSTALL_BINDIR})
+# zs-cluster calls zs-mpirun from its own directory: installed side by side.
+install(PROGRAMS scripts/zs-mpirun scripts/zs-cluster DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -20,7 +20,7 @@ done
 
 packages=(build-essential cmake libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-dev
           libeigen3-dev libopenblas-pthread-dev libgtest-dev zlib1g-dev python3-h5py python3-numpy
-          python3-matplotlib dataset-fashion-mnist
+          python3-matplotlib dataset-fashion-mnist iproute2
           fortunes)
 sudo_cmd=""
 [ "$(id -u)" = 0 ] || sudo_cmd="sudo"

@@ -37,6 +37,15 @@ CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
   int found = 0;
   ZS_MPI_CHECK(MPI_Comm_get_attr(comm, MPI_TAG_UB, &value, &found));
   if (found) tag_upper_bound = *static_cast<int*>(value);
+  if (size > 1) {
+    // Every rank agrees: "my node holds fewer ranks than the world" is true on all or on none.
+    MPI_Comm node = MPI_COMM_NULL;
+    ZS_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+    int node_size = size;
+    ZS_MPI_CHECK(MPI_Comm_size(node, &node_size));
+    ZS_MPI_CHECK(MPI_Comm_free(&node));
+    spans_nodes = node_size < size;
+  }
   if (config.timeout_s > 0 && size > 1) peers = std::make_unique<PeerBoard>(comm, rank, size);
 }
 

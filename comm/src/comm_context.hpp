@@ -32,6 +32,9 @@ struct CommContext {
   int rank = 0;
   int size = 1;
   int tag_upper_bound = 32767;
+  /// Whether the ranks live on more than one shared-memory node (MPI_COMM_TYPE_SHARED): there
+  /// `automatic` all-gathers take the ring, which sends less over the links (resolve_gather).
+  bool spans_nodes = false;
   int tag_counter = 0;
   CommunicatorConfig config;
   FlightRecorder recorder;

@@ -43,16 +43,18 @@ std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algor
 
 // What `automatic` means for a gather of `count` elements (docs/collectives.md has the
 // measurements behind it): recursive doubling below the crossover (the ring where the world
-// size is not a power of two); at and above it MPI's own all-gather, unless `mpi_allowed` is
-// false (the gather stage of all_reduce, see make_all_reduce) or a chunk exceeds MPI's int
-// count, where the ring serves.
+// size is not a power of two); at and above it MPI's own all-gather on one node, unless
+// `mpi_allowed` is false (the gather stage of all_reduce, see make_all_reduce) or a chunk
+// exceeds MPI's int count, where the ring serves. Across nodes the ring: placed node by node it
+// sends (n-1)/n of the buffer out of each node, Open MPI 4.1's all-gather at 4 ranks 1/1
+// (docs/performance.md, "Across a link": 0.82x the stage-3 step over a 2 Gbit/s link).
 template <class T>
 Algorithm resolve_gather(const CommContext& ctx, Algorithm algorithm, std::int64_t count, bool mpi_allowed) {
   if (algorithm != Algorithm::automatic) return algorithm;
   if (static_cast<std::size_t>(count) * sizeof(T) < ctx.config.all_gather_crossover_bytes)
     return Algorithm::recursive_doubling;
   const bool fits_mpi = ChunkBounds{count, ctx.size}.chunk_elems() <= std::numeric_limits<int>::max();
-  return mpi_allowed && fits_mpi ? Algorithm::mpi : Algorithm::ring;
+  return mpi_allowed && fits_mpi && !ctx.spans_nodes ? Algorithm::mpi : Algorithm::ring;
 }
 
 // Point-to-point all-gathers take a tag drawn by the caller (see make_all_reduce).

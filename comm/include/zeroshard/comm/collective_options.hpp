@@ -18,8 +18,11 @@ enum class ReduceOp { sum, average };
 ///  - mpi:  MPI's own nonblocking collectives (MPI_Ireduce_scatter_block, MPI_Iallgather).
 ///  - automatic: all_gather only; below CommunicatorConfig::all_gather_crossover_bytes
 ///    recursive doubling (the ring on other world sizes), at and above it MPI's own
-///    all-gather (the ring inside all_reduce, whose gather stage cannot be an MPI collective).
-///    The choice the benchmark showed fastest here (docs/collectives.md).
+///    all-gather (the ring inside all_reduce, whose gather stage cannot be an MPI collective),
+///    except on a communicator whose ranks span several shared-memory nodes
+///    (MPI_COMM_TYPE_SHARED): there the ring, which sends fewer bytes over the links.
+///    The choices the benchmark showed fastest (docs/collectives.md; across nodes
+///    docs/performance.md, "Across a link").
 enum class Algorithm { ring, recursive_doubling, mpi, automatic };
 
 std::string to_string(Algorithm a);
