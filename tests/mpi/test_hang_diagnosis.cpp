@@ -97,7 +97,9 @@ TEST_P(SleepingRankTest, IsNamedWithWhatItWasDoing) {
   const int sleeper = comm.size() - 1;
   auto model = std::make_unique<nn::Sequential>("model");
   model->add<nn::Embedding>("emb", 23, 7);
-  model->add<Sleeper>(sleeper, /*at_call=*/1, kTimeout + 2.0);  // in the second step's forward
+  // In the second step's forward, long enough that the others time out while it sleeps even
+  // when a loaded machine delays them by seconds (2 s of slack failed once under load).
+  model->add<Sleeper>(sleeper, /*at_call=*/1, kTimeout + 6.0);
   model->add<nn::Linear>("fc", 7, 5);
   EngineConfig config;
   config.stage = GetParam();
