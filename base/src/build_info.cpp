@@ -38,6 +38,9 @@ std::string compiled_isa() {
 #ifdef __FMA__
   isa.push_back("fma");
 #endif
+#ifdef __F16C__
+  isa.push_back("f16c");  // float16 conversions (dtype_convert.cpp)
+#endif
 #ifdef __SSE4_2__
   isa.push_back("sse4.2");
 #endif
@@ -61,6 +64,7 @@ std::string cpu_isa() {
   if (__builtin_cpu_supports("avx512bf16")) isa.push_back("avx512bf16");
   if (__builtin_cpu_supports("avx2")) isa.push_back("avx2");
   if (__builtin_cpu_supports("fma")) isa.push_back("fma");
+  if (__builtin_cpu_supports("f16c")) isa.push_back("f16c");
   if (__builtin_cpu_supports("sse4.2")) isa.push_back("sse4.2");
   return joined(isa);
 #else
