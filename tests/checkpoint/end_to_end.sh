@@ -21,11 +21,14 @@ trap 'rm -rf "$dir"' EXIT
 
 "$mpirun" -np 3 "$example" --stage 3 --epochs 1 --hidden 64 --log-every 1000 \
   --save-dir "$dir/ckpt" --save-every 150 --metrics "$dir/m.jsonl" --checkpoint.mode="$mode" > "$dir/train.log"
-grep -q "checkpoint $dir/ckpt/step_150 written" "$dir/train.log"
+grep -q "checkpoint $dir/ckpt/step_150 written" "$dir/train.log" ||
+  { echo "the training run did not report step_150 written:"; cat "$dir/train.log"; exit 1; }
 if [ "$mode" = shared_file ]; then
-  [ "$(ls "$dir/ckpt/step_312")" = "$(printf 'index.h5\nshared.h5')" ]
+  listing=$(ls "$dir/ckpt/step_312")
+  [ "$listing" = "$(printf 'index.h5\nmanifest.txt\nshared.h5')" ] ||
+    { echo "a shared-file save holds index.h5, manifest.txt and shared.h5; found: $listing"; exit 1; }
 else
-  [ -f "$dir/ckpt/step_312/shard_00002.h5" ]
+  [ -f "$dir/ckpt/step_312/shard_00002.h5" ] || { echo "a per-rank save of 3 ranks lacks shard_00002.h5"; exit 1; }
 fi
 
 "$tool" list "$dir/ckpt" | tee "$dir/list.txt"
