@@ -82,6 +82,9 @@ Options parse(int argc, char** argv) {
   if (o.ranks < 1) throw zs::InvalidArgument("--ranks R is required and must be >= 1 (the world size)");
   if (o.ranks > 1 << 30) throw zs::InvalidArgument("--ranks: " + std::to_string(o.ranks) + " is too large");
   if (o.shard_group_size == -1) o.shard_group_size = o.ranks;
+  if (o.shard_group_size == 0)
+    throw zs::InvalidArgument("--shard-group-size 0 means \"the ranks of one node\" to the engine, which this tool "
+                              "cannot see: give the ranks per node (e.g. --shard-group-size 8)");
   if (o.shard_group_size < 1 || o.ranks % o.shard_group_size != 0)
     throw zs::InvalidArgument("--shard-group-size: " + std::to_string(o.shard_group_size) +
                               " does not divide --ranks " + std::to_string(o.ranks) +
