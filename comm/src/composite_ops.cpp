@@ -24,16 +24,6 @@ void SequenceOp::abandon() noexcept {
   if (current_) current_->abandon();
 }
 
-void widen(DType dtype, const void* input, float* output, std::int64_t count) {
-  if (!is_half(dtype)) throw InvalidArgument("widen: " + to_string(dtype) + " is not a 16-bit float type");
-  zs::widen(input, dtype, output, count);
-}
-
-void narrow(DType dtype, const float* input, void* output, std::int64_t count) {
-  if (!is_half(dtype)) throw InvalidArgument("narrow: " + to_string(dtype) + " is not a 16-bit float type");
-  zs::narrow(input, output, dtype, count);
-}
-
 WidenedOp::WidenedOp(CommContext& ctx, DType dtype, const void* input, std::int64_t input_count,
                      void* output, std::int64_t output_offset, std::int64_t output_count,
                      const InnerFactory& build_inner)
@@ -42,13 +32,13 @@ WidenedOp::WidenedOp(CommContext& ctx, DType dtype, const void* input, std::int6
       output_offset_(output_offset),
       output_count_(output_count),
       widened_(ctx.scratch.acquire(static_cast<std::size_t>(input_count) * sizeof(float))) {
-  widen(dtype, input, widened_.as<float>(), input_count);
+  zs::widen(input, dtype, widened_.as<float>(), input_count);
   inner_ = build_inner(widened_.as<float>());
 }
 
 bool WidenedOp::progress() {
   if (!inner_->progress()) return false;
-  narrow(dtype_, widened_.as<float>() + output_offset_, output_, output_count_);
+  zs::narrow(widened_.as<float>() + output_offset_, output_, dtype_, output_count_);
   return true;
 }
 

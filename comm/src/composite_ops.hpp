@@ -61,8 +61,5 @@ class WidenedOp final : public PendingOp {
   std::unique_ptr<PendingOp> inner_;
 };
 
-/// Converts between 16-bit float storage and float32.
-void widen(DType dtype, const void* input, float* output, std::int64_t count);
-void narrow(DType dtype, const float* input, void* output, std::int64_t count);
 
 }  // namespace zs::detail
