@@ -10,7 +10,7 @@ else()
 endif()
 message(STATUS "ZeroShard: HDF5 ${HDF5_VERSION} is ${ZS_HDF5_FLAVOUR}")
 # Boost: header-only parts only (the GPU machine has no compiled Boost).
-find_package(Boost 1.74 REQUIRED)
+find_package(Boost 1.74 REQUIRED CONFIG)  # BoostConfig.cmake: CMake >= 3.30 dropped FindBoost (CMP0167)
 find_package(Threads REQUIRED)
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)  # header-only CPU math
 find_package(OpenMP REQUIRED COMPONENTS CXX)  # compute threads per rank (GEMMs, optimizer)

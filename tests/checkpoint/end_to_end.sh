@@ -15,7 +15,7 @@ reader=${4:-$build}
 example="$build/examples/zs_fashion_mnist"
 tool="$reader/checkpoint/zeroshard-ckpt"
 [ -x "$tool" ] || { echo "no $tool: build $reader first"; exit 1; }
-python=/usr/bin/python3  # Debian's, which has h5py (a pyenv python may not)
+python=${ZS_PYTHON:-/usr/bin/python3}  # set by CTest (tests/CMakeLists.txt): a Python with h5py
 dir=$(mktemp -d /tmp/zs_e2e_XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 

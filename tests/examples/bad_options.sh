@@ -61,11 +61,11 @@ expect zs_fashion_mnist "exceeds memory.limit_bytes" --memory.limit_bytes=1000
 # Files and data.
 fm="$build/examples/zs_fashion_mnist"
 expect zs_fashion_mnist "configuration file '/tmp' is a directory" --config /tmp
-/usr/bin/python3 -c "print('{\"a\":' * 30000 + '1' + '}' * 30000)" > "$work/deep.json"
+"${ZS_PYTHON:-/usr/bin/python3}" -c "print('{\"a\":' * 30000 + '1' + '}' * 30000)" > "$work/deep.json"
 expect zs_fashion_mnist "nested deeper than 64 levels" --config "$work/deep.json"
 # Fashion-MNIST-format data sets of a given size (idx files, as the real ones).
 make_data() {  # make_data DIR TRAIN_IMAGES TEST_IMAGES
-  /usr/bin/python3 - "$@" <<'PY'
+  "${ZS_PYTHON:-/usr/bin/python3}" - "$@" <<'PY'
 import gzip, os, struct, sys
 out, sizes = sys.argv[1], {"train": int(sys.argv[2]), "t10k": int(sys.argv[3])}
 os.makedirs(out, exist_ok=True)

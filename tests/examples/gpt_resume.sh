@@ -10,7 +10,7 @@ set -euo pipefail
 build=$1
 mpirun=$2
 example="$build/examples/zs_gpt"
-python=/usr/bin/python3
+python=${ZS_PYTHON:-/usr/bin/python3}  # set by CTest (tests/CMakeLists.txt): a Python with h5py
 dir=$(mktemp -d /tmp/zs_gpt_resume_XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 model=(--n-layer 2 --n-head 2 --n-embd 32 --block-size 32 --batch 8 --steps 40 --log-every 1 --eval-every 0

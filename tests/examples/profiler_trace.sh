@@ -12,8 +12,8 @@ trap 'rm -rf "$dir"' EXIT
   --steps 6 --eval-every 0 --sample-bytes 0 --metrics "$dir/metrics.jsonl" \
   --profiler.enabled=true --profiler.steps=2:4 --profiler.output="$dir/trace" | tee "$dir/out.txt"
 grep -qF "profiler: Chrome trace in $dir/trace.json" "$dir/out.txt"
-/usr/bin/python3 -m json.tool "$dir/trace.json" >/dev/null
-/usr/bin/python3 - "$dir/trace.json" <<'PY'
+"${ZS_PYTHON:-/usr/bin/python3}" -m json.tool "$dir/trace.json" >/dev/null
+"${ZS_PYTHON:-/usr/bin/python3}" - "$dir/trace.json" <<'PY'
 import json, sys
 trace = json.load(open(sys.argv[1]))
 events = trace["traceEvents"]

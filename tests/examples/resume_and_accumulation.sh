@@ -12,7 +12,7 @@ set -euo pipefail
 build=$1
 mpirun=$2
 example="$build/examples/zs_fashion_mnist"
-python=/usr/bin/python3
+python=${ZS_PYTHON:-/usr/bin/python3}  # set by CTest (tests/CMakeLists.txt): a Python with h5py
 dir=$(mktemp -d /tmp/zs_resume_XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 

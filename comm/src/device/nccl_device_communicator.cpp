@@ -16,7 +16,14 @@ ncclDataType_t nccl_type(DType dtype) {
   }
   throw InvalidArgument("NCCL: unsupported dtype " + to_string(dtype));
 }
-ncclRedOp_t nccl_op(ReduceOp op) { return op == ReduceOp::sum ? ncclSum : ncclAvg; }
+// At world size 1 an average is the sum (x / 1 == x, exactly), and ncclAvg must not be used
+// there: NCCL before 2.29.7 leaves the last count % 32 elements of a one-rank ncclAvg unwritten
+// (its oneRankReduce kernel splits the range with floor division; NVIDIA/nccl#1950, seen here
+// with NCCL 2.28.3 on an H200 by tests/gpu: 3 of 100003 elements wrong). A one-rank ncclSum is a
+// plain copy and is not affected.
+ncclRedOp_t nccl_op(ReduceOp op, int world_size) {
+  return op == ReduceOp::sum || world_size == 1 ? ncclSum : ncclAvg;
+}
 
 }  // namespace
 
@@ -50,7 +57,7 @@ void NcclDeviceCommunicator::end(cudaStream_t stream) {
 void NcclDeviceCommunicator::all_reduce(DeviceBuffer data, ReduceOp op, cudaStream_t stream) {
   begin(stream);
   ZS_NCCL_CHECK(ncclAllReduce(data.data, data.data, static_cast<std::size_t>(data.count), nccl_type(data.dtype),
-                              nccl_op(op), comm_, comm_stream_));
+                              nccl_op(op, size_), comm_, comm_stream_));
   end(stream);
 }
 
@@ -58,7 +65,7 @@ void NcclDeviceCommunicator::reduce_scatter(DeviceBuffer full, DeviceBuffer shar
   check_shard_contract("reduce_scatter", full.count, full.dtype, shard.count, shard.dtype, size_);
   begin(stream);
   ZS_NCCL_CHECK(ncclReduceScatter(full.data, shard.data, static_cast<std::size_t>(shard.count),
-                                  nccl_type(full.dtype), nccl_op(op), comm_, comm_stream_));
+                                  nccl_type(full.dtype), nccl_op(op, size_), comm_, comm_stream_));
   end(stream);
 }
 
