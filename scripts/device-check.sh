@@ -5,6 +5,8 @@
 # rank, the staged path at two ranks on one GPU, cuBLAS against float64), then the rest of the
 # suite that needs neither the Fashion-MNIST package nor network namespaces, so a second
 # machine (other CPU, compiler and HDF5) checks the CPU path too.
+# With ZS_DEVICE_BENCH=1 it also runs bf16 against fp32 at 4 ranks on this machine's cores
+# (zs_step_bench --precision, zs_collective_bench), each bounded in time.
 # Usage: bash scripts/device-check.sh [OUT_DIR]   (logs land in OUT_DIR, default $OUT or /tmp)
 # Exit status: non-zero when the build or any gpu test fails.
 set -uo pipefail
@@ -40,4 +42,12 @@ timeout "${ZS_DEVICE_CPU_SUITE_S:-150}" ctest --test-dir build-gpu -j"$((jobs / 
   -LE "gpu|cluster|example|install|parallel_hdf5" --timeout 120 >"$out/cpu-suite.log" 2>&1
 echo "cpu suite exit $? (124 = cut at its time limit)"
 tail -25 "$out/cpu-suite.log"
+if [ "${ZS_DEVICE_BENCH:-0}" = 1 ]; then
+  timeout 150 scripts/zs-mpirun -np 4 build-gpu/bench/zs_step_bench --precision --layers 8 --width 1024 \
+    --batch 32 --steps 7 >"$out/step-bench-np4.txt" 2>&1
+  echo "step bench exit $?"; cat "$out/step-bench-np4.txt"
+  timeout 100 scripts/zs-mpirun -np 4 build-gpu/bench/zs_collective_bench --min-bytes 4M --max-bytes 64M \
+    --seconds-per-case 0.3 >"$out/collective-bench-np4.txt" 2>&1
+  echo "collective bench exit $?"; grep -i "bf16\|bfloat16" "$out/collective-bench-np4.txt" | head -20
+fi
 exit $gpu_status
