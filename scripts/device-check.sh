@@ -7,6 +7,8 @@
 # machine (other CPU, compiler and HDF5) checks the CPU path too.
 # With ZS_DEVICE_BENCH=1 it also runs bf16 against fp32 at 4 ranks on this machine's cores
 # (zs_step_bench --precision, zs_collective_bench), each bounded in time.
+# ZS_DEVICE_DATA=DIR: a copy of Debian's Fashion-MNIST folder (the device machine has none),
+# installed where the example looks, so the checkpoint tests that train it run too.
 # Usage: bash scripts/device-check.sh [OUT_DIR]   (logs land in OUT_DIR, default $OUT or /tmp)
 # Exit status: non-zero when the build or any gpu test fails.
 set -uo pipefail
@@ -38,8 +40,11 @@ gpu_status=$?
 grep -E "^\[ *(OK|FAILED|SKIPPED) *\]|tests passed|tests failed|Passed|Failed|\*\*\*" "$out/gpu.log" | sort | uniq -c | head -40
 
 # The CPU suite on this machine, bounded so the logs always come back.
+if [ -n "${ZS_DEVICE_DATA:-}" ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  mkdir -p /usr/share/datasets && cp -r "$ZS_DEVICE_DATA" /usr/share/datasets/fashion-mnist
+fi
 timeout "${ZS_DEVICE_CPU_SUITE_S:-150}" ctest --test-dir build-gpu -j"$((jobs / 2))" \
-  -LE "gpu|cluster|example|install|parallel_hdf5" --timeout 120 >"$out/cpu-suite.log" 2>&1
+  -LE "gpu|cluster|example|install|parallel_hdf5" --timeout 120 --output-on-failure >"$out/cpu-suite.log" 2>&1
 echo "cpu suite exit $? (124 = cut at its time limit)"
 tail -25 "$out/cpu-suite.log"
 if [ "${ZS_DEVICE_BENCH:-0}" = 1 ]; then
