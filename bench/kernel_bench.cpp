@@ -1,9 +1,16 @@
 // Compute kernels at the machine's speed, two tables.
 //
-// 1. The GEMMs of a Linear layer, three ways: ZeroShard's nn::Linear (Eigen, in
+// 1. The GEMMs of a Linear layer, several ways: ZeroShard's nn::Linear (Eigen, in
 // blocks of output features with a progress call between blocks, as in training), the same
 // products as one unblocked Eigen call, and OpenBLAS's cblas_sgemm when the library can be
 // loaded (dlopen: no build dependency; bench/peer/setup.sh installs libopenblas0-pthread).
+// Two bf16 rows answer issue 15's question (does a bf16 GEMM beat float32 on a CPU with
+// AVX-512 BF16?): what mixed precision does today, bf16 weights widened to float32 (zs::widen,
+// once before the forward and once before the backward, as GatherScheduler::materialize does)
+// and then cblas_sgemm; and OpenBLAS's cblas_sbgemm (bf16 operands, float32 accumulation:
+// vdpbf16ps in its Cooper Lake / Sapphire Rapids kernels) where the library exports it (Debian
+// 12's OpenBLAS 0.3.21 does not; the row is then left out). The last column compares each way's
+// forward output with float32's (max |diff| / max |y|): bf16 operands carry 8 significant bits.
 // GFLOP/s, median (min-max) of interleaved repetitions, at 1 thread and at every core.
 //
 // 2. The fused optimizer update (AdamW and SGD with momentum: one pass over parameters,
@@ -26,6 +33,7 @@
 #include <vector>
 
 #include "zeroshard/build_info.hpp"
+#include "zeroshard/dtype_convert.hpp"
 #include "zeroshard/error.hpp"
 #include "zeroshard/nn/compute_threads.hpp"
 #include "zeroshard/nn/layers.hpp"
@@ -39,13 +47,18 @@ using Map = Eigen::Map<Matrix>;
 // cblas_sgemm and openblas_set_num_threads, when OpenBLAS is installed.
 struct OpenBlas {
   using Sgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+  // bf16 operands as their 16-bit patterns (OpenBLAS's bfloat16 is a uint16_t).
+  using Sbgemm = void (*)(int, int, int, int, int, int, float, const std::uint16_t*, int, const std::uint16_t*, int,
+                          float, float*, int);
   Sgemm sgemm = nullptr;
+  Sbgemm sbgemm = nullptr;
   void (*set_threads)(int) = nullptr;
   const char* (*corename)() = nullptr;
   OpenBlas() {
     for (const char* name : {"libopenblas.so.0", "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"}) {
       if (void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) {
         sgemm = reinterpret_cast<Sgemm>(dlsym(lib, "cblas_sgemm"));
+        sbgemm = reinterpret_cast<Sbgemm>(dlsym(lib, "cblas_sbgemm"));
         set_threads = reinterpret_cast<void (*)(int)>(dlsym(lib, "openblas_set_num_threads"));
         corename = reinterpret_cast<const char* (*)()>(dlsym(lib, "openblas_get_corename"));
         if (sgemm) return;
@@ -54,7 +67,7 @@ struct OpenBlas {
   }
 };
 enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
-constexpr std::size_t kOpenBlasRow = 2;  // the rows: nn::Linear, Eigen, OpenBLAS
+constexpr std::size_t kFirstOpenBlasRow = 2;  // the rows: nn::Linear, Eigen, then OpenBLAS's
 
 double seconds_of(const std::function<void()>& f, int inner) {
   f();  // warm: caches, first-touch of outputs
@@ -132,13 +145,16 @@ int main(int argc, char** argv) {
     }
     const std::int64_t in = width, out = width;
     OpenBlas blas;
-    std::printf("Linear(%lld, %lld) GEMMs, %lld rows; %s; nn GEMM kernels: %s; OpenBLAS (dlopen): %s\n\n", static_cast<long long>(in),
-                static_cast<long long>(out), static_cast<long long>(rows), zs::describe_build().c_str(), zs::nn::gemm_backend().c_str(),
-                blas.sgemm ? (blas.corename ? blas.corename() : "loaded") : "not installed");
+    std::printf("Linear(%lld, %lld) GEMMs, %lld rows; %s; nn GEMM kernels: %s; OpenBLAS (dlopen): %s, cblas_sbgemm %s\n\n",
+                static_cast<long long>(in), static_cast<long long>(out), static_cast<long long>(rows), zs::describe_build().c_str(),
+                zs::nn::gemm_backend().c_str(), blas.sgemm ? (blas.corename ? blas.corename() : "loaded") : "not installed",
+                blas.sbgemm ? "exported" : "not exported");
 
     zs::nn::Linear linear("fc", in, out);
     linear.allocate_parameters();
     zs::nn::initialize_parameters(linear, 1);
+    // No bias: every way then computes the same y = x W^T (the max-diff column compares them).
+    std::fill(linear.bias.value.data(), linear.bias.value.data() + linear.bias.value.numel(), 0.0f);
     zs::Tensor x({rows, in}), g({rows, out});
     for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(i % 97) / 97.0f - 0.5f;
     for (std::int64_t i = 0; i < g.numel(); ++i) g.data()[i] = static_cast<float>(i % 89) / 89.0f - 0.5f;
@@ -151,6 +167,18 @@ int main(int argc, char** argv) {
     context.progress = &progress;
 
     const double flops = 2.0 * rows * in * out;  // per product; forward+backward is 3 products
+    // The bf16 rows' operands: the same values rounded to bf16 (round to nearest even).
+    std::vector<std::uint16_t> w16(w.size()), x16(x.numel()), g16(g.numel());
+    zs::narrow(w.data(), w16.data(), zs::DType::bfloat16, w.size());
+    zs::narrow(x.data(), x16.data(), zs::DType::bfloat16, x.numel());
+    zs::narrow(g.data(), g16.data(), zs::DType::bfloat16, g.numel());
+    Matrix widened(out, in);
+    const auto sgemm_products = [&](const float* weight) {
+      const int m = static_cast<int>(rows), n = static_cast<int>(out), k = static_cast<int>(in);
+      blas.sgemm(kRowMajor, kNoTrans, kTrans, m, n, k, 1.0f, x.data(), k, weight, k, 0.0f, y.data(), n);
+      blas.sgemm(kRowMajor, kTrans, kNoTrans, n, k, m, 1.0f, g.data(), n, x.data(), k, 1.0f, dw.data(), k);
+      blas.sgemm(kRowMajor, kNoTrans, kNoTrans, m, k, n, 1.0f, g.data(), n, weight, k, 0.0f, dx.data(), k);
+    };
     struct Way {
       const char* name;
       std::function<void()> forward_backward;
@@ -168,16 +196,36 @@ int main(int argc, char** argv) {
            dx.noalias() = gm * w;
          }},
     };
+    if (blas.sgemm) ways.push_back({"OpenBLAS cblas_sgemm", [&] { sgemm_products(w.data()); }});
+
     if (blas.sgemm)
-      ways.push_back({"OpenBLAS cblas_sgemm", [&] {
-                        const int m = static_cast<int>(rows), n = static_cast<int>(out), k = static_cast<int>(in);
-                        blas.sgemm(kRowMajor, kNoTrans, kTrans, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y.data(), n);
-                        blas.sgemm(kRowMajor, kTrans, kNoTrans, n, k, m, 1.0f, g.data(), n, x.data(), k, 1.0f, dw.data(), k);
-                        blas.sgemm(kRowMajor, kNoTrans, kNoTrans, m, k, n, 1.0f, g.data(), n, w.data(), k, 0.0f, dx.data(), k);
+      ways.push_back({"bf16 weights widened (zs::widen) + cblas_sgemm", [&] {
+                        zs::widen(w16.data(), zs::DType::bfloat16, widened.data(), widened.size());  // before forward
+                        zs::widen(w16.data(), zs::DType::bfloat16, widened.data(), widened.size());  // before backward
+                        sgemm_products(widened.data());
                       }});
+    if (blas.sbgemm)
+      ways.push_back({"OpenBLAS cblas_sbgemm (bf16 x bf16 -> float32)", [&] {
+                        const int m = static_cast<int>(rows), n = static_cast<int>(out), k = static_cast<int>(in);
+                        blas.sbgemm(kRowMajor, kNoTrans, kTrans, m, n, k, 1.0f, x16.data(), k, w16.data(), k, 0.0f, y.data(), n);
+                        blas.sbgemm(kRowMajor, kTrans, kNoTrans, n, k, m, 1.0f, g16.data(), n, x16.data(), k, 1.0f, dw.data(), k);
+                        blas.sbgemm(kRowMajor, kNoTrans, kNoTrans, m, k, n, 1.0f, g16.data(), n, w16.data(), k, 0.0f, dx.data(), k);
+                      }});
+    // Each way's forward output against float32 Eigen's: max |y - reference| / max |reference|
+    // (relative to the output's scale, so outputs near zero do not inflate it).
+    Matrix reference = xm * w.transpose();
+    std::vector<double> max_rel_diff;
+    for (std::size_t k = 0; k < ways.size(); ++k) {
+      y.setZero();
+      ways[k].forward_backward();
+      // nn::Linear keeps its own output; every other way writes y.
+      const Matrix produced = k == 0 ? Matrix(Eigen::Map<const Matrix>(linear.forward(x, context).data(), rows, out)) : y;
+      max_rel_diff.push_back((produced - reference).cwiseAbs().maxCoeff() / reference.cwiseAbs().maxCoeff());
+    }
 
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    std::printf("| threads | implementation | forward+backward GFLOP/s | vs best |\n|---:|---|---:|---:|\n");
+    std::printf("| threads | implementation | forward+backward GFLOP/s | vs best | max abs diff of y / max abs y (vs float32) |\n"
+                "|---:|---|---:|---:|---:|\n");
     for (int threads : {1, cores}) {
       zs::nn::set_compute_threads(threads);
       std::vector<std::vector<double>> rates(ways.size());
@@ -187,7 +235,7 @@ int main(int argc, char** argv) {
         for (std::size_t k = 0; k < ways.size(); ++k) {
           // The dlopen'ed OpenBLAS is the library nn's GEMMs run on: its own threads only for
           // its own row; nn::Linear keeps it at 1 (its threads share the blocks instead).
-          if (blas.set_threads) blas.set_threads(k == kOpenBlasRow ? threads : 1);
+          if (blas.set_threads) blas.set_threads(k >= kFirstOpenBlasRow ? threads : 1);
           rates[k].push_back(3 * flops / seconds_of(ways[k].forward_backward, inner) / 1e9);
         }
       double best = 0;
@@ -196,8 +244,8 @@ int main(int argc, char** argv) {
         best = std::max(best, r[r.size() / 2]);
       }
       for (std::size_t k = 0; k < ways.size(); ++k)
-        std::printf("| %d | %s | %s | %.2fx |\n", threads, ways[k].name, spread(rates[k]).c_str(),
-                    rates[k][rates[k].size() / 2] / best);
+        std::printf("| %d | %s | %s | %.2fx | %.1e |\n", threads, ways[k].name, spread(rates[k]).c_str(),
+                    rates[k][rates[k].size() / 2] / best, max_rel_diff[k]);
       if (threads == cores) break;
     }
     polls = 0;
