@@ -1,10 +1,13 @@
 // Compute threads (EngineConfig::compute_threads, key compute.threads): the count never changes
-// results, auto never oversubscribes the node, and bad counts are refused naming the setting.
+// results, in float32 and in bf16 (whose dtype conversions are spread over the threads,
+// runtime/src/engine/parallel_conversion.hpp), auto never oversubscribes the node, and bad
+// counts are refused naming the setting.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include "../support/mpi_test.hpp"
 #include "zeroshard/error.hpp"
@@ -15,8 +18,8 @@
 namespace zs {
 namespace {
 
-// Large enough that Eigen splits the GEMMs over threads and the optimizer's runs (>= 2^15
-// elements) are updated in parallel: 96*512 + 512*256 weights.
+// Large enough that Eigen splits the GEMMs over threads and the optimizer's runs and the
+// dtype conversions (>= 2^15 elements) run in parallel: 96*512 + 512*256 weights.
 std::unique_ptr<nn::Sequential> wide_model() {
   auto model = std::make_unique<nn::Sequential>("wide");
   model->add<nn::Linear>("fc1", 96, 512);
@@ -32,11 +35,12 @@ struct Trained {
   int threads = 0;
 };
 
-Trained train(Communicator& comm, int stage, int threads) {
+Trained train(Communicator& comm, int stage, int threads, bool bf16 = false) {
   auto model = wide_model();
   EngineConfig config;
   config.stage = stage;
   config.compute_threads = threads;
+  config.precision.bf16 = bf16;
   Engine engine(*model, config, comm);
   nn::SoftmaxCrossEntropy loss;
   const std::int64_t micro = 48;
@@ -57,18 +61,19 @@ class ComputeThreadsTest : public testing::MpiTest {};
 
 TEST_F(ComputeThreadsTest, ThreadCountDoesNotChangeResults) {
   Communicator comm;
-  for (int stage : {0, 3}) {
-    const Trained one = train(comm, stage, 1);
+  for (const auto& [bf16, stage] : {std::pair{false, 0}, {false, 3}, {true, 0}, {true, 3}}) {
+    const Trained one = train(comm, stage, 1, bf16);
     ASSERT_EQ(one.threads, 1);
     for (int threads : {2, 3}) {
-      const Trained many = train(comm, stage, threads);
+      const Trained many = train(comm, stage, threads, bf16);
       EXPECT_EQ(many.threads, threads);
       EXPECT_EQ(nn::compute_threads(), threads);
       ASSERT_EQ(many.params.size(), one.params.size());
       std::int64_t differing = 0;
       for (std::size_t i = 0; i < one.params.size(); ++i)
         differing += std::memcmp(&many.params[i], &one.params[i], sizeof(float)) != 0;
-      EXPECT_EQ(differing, 0) << "stage " << stage << ": " << threads << " threads vs 1";
+      EXPECT_EQ(differing, 0) << (bf16 ? "bf16" : "float32") << " stage " << stage << ": " << threads
+                              << " threads vs 1";
     }
   }
 }

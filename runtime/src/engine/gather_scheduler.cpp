@@ -1,4 +1,5 @@
 #include "gather_scheduler.hpp"
+#include "parallel_conversion.hpp"
 
 #include <algorithm>
 #include <string>
@@ -39,7 +40,11 @@ bool GatherScheduler::transient(const ParameterGroup& group) const { return grou
 void GatherScheduler::materialize(ParameterGroup& group) {
   if (!mixed_ || !group.params_full.empty()) return;
   group.params_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems());
-  widen(group.params16_full.raw(), dtype_, group.params_full.data(), group.padded_elems());
+  const void* narrow_values = group.params16_full.raw();
+  float* wide = group.params_full.data();
+  detail::for_each_chunk(group.padded_elems(), [&](std::int64_t first, std::int64_t count) {
+    widen(detail::element_at(narrow_values, dtype_, first), dtype_, wide + first, count);
+  });
   if (group.shards_parameters) group.params16_full.reset();  // gathered for this copy only
 }
 

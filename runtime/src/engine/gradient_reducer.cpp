@@ -1,4 +1,5 @@
 #include "gradient_reducer.hpp"
+#include "parallel_conversion.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -34,9 +35,13 @@ void GradientReducer::fold(ParameterGroup& group) {
   if (policy_.shard_gradients) {
     // This micro-step's gradients, rounded once, wait for their reduce-scatter in 16 bits.
     group.grads16 = pool_.take(MemoryCategory::gradients_full, padded, dtype_, /*zeroed=*/false);
-    narrow(group.grads_full.data(), group.grads16.raw(), dtype_, padded);
+    detail::for_each_chunk(padded, [&](std::int64_t first, std::int64_t count) {
+      narrow(group.grads_full.data() + first, group.grads16.raw(first), dtype_, count);
+    });
   } else {
-    add_into(group.grads16.raw(), dtype_, group.grads_full.data(), padded);
+    detail::for_each_chunk(padded, [&](std::int64_t first, std::int64_t count) {
+      add_into(group.grads16.raw(first), dtype_, group.grads_full.data() + first, count);
+    });
   }
   group.grads_full.reset();
   group.bind();

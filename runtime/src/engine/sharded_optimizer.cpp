@@ -1,4 +1,5 @@
 #include "sharded_optimizer.hpp"
+#include "parallel_conversion.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -45,12 +46,15 @@ HostBuffer ShardedOptimizer::updated_gradients(ParameterGroup& group) const {
 void ShardedOptimizer::round_master(ParameterGroup& group) const {
   const DType dtype = config_.precision.param_dtype();
   const std::int64_t shard = group.shard_elems();
-  if (!policy_.shard_optimizer_states)
-    narrow(group.master.data(), group.params16_full.raw(), dtype, group.padded_elems());
-  else if (group.shards_parameters)
-    narrow(group.master.data(), group.params16_shard.raw(), dtype, shard);
-  else
-    narrow(group.master.data(), group.params16_full.raw(comm_.rank() * shard), dtype, shard);
+  // Where the rounded master lands: the whole 16-bit copy, the 16-bit shard, or this rank's
+  // slice of the whole copy.
+  void* rounded = !policy_.shard_optimizer_states ? group.params16_full.raw()
+                  : group.shards_parameters       ? group.params16_shard.raw()
+                                                  : group.params16_full.raw(comm_.rank() * shard);
+  const std::int64_t elements = policy_.shard_optimizer_states ? shard : group.padded_elems();
+  detail::for_each_chunk(elements, [&](std::int64_t first, std::int64_t count) {
+    narrow(group.master.data() + first, detail::element_at(rounded, dtype, first), dtype, count);
+  });
 }
 
 namespace {
@@ -164,7 +168,9 @@ StepOutcome ShardedOptimizer::step_mixed(std::vector<std::unique_ptr<ParameterGr
   Buffer unscaled = pool_.take(MemoryCategory::gradients_shard, largest);
   auto widen_group = [&](ParameterGroup& group) {
     const HostBuffer g = updated_gradients(group);
-    widen_scaled(g.data, g.dtype, scale, unscaled.data(), g.count);
+    detail::for_each_chunk(g.count, [&](std::int64_t first, std::int64_t count) {
+      widen_scaled(detail::element_at(g.data, g.dtype, first), g.dtype, scale, unscaled.data() + first, count);
+    });
     return std::span<float>(unscaled.data(), static_cast<std::size_t>(g.count));
   };
   auto runs_of = [&](const ParameterGroup& group) -> const std::vector<ParameterRun>& {
