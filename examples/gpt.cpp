@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
       overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
       config = zs::load_training_config(options.config_path, overrides);
       // A resumed run continues the saved run's schedule and global batch (resume_plan.hpp).
-      resume_note = zs::examples::resume_into(config, options.save_dir, options.resume, world);
+      resume_note = zs::examples::resume_into(config, options.save_dir, options.resume, world, options.overrides);
       loaded = zs::examples::load_text_corpus(options.data_dir, options.validation_fraction);
     });
     const zs::examples::TextCorpus& corpus = *loaded;
@@ -260,11 +260,12 @@ int main(int argc, char** argv) {
                                                            options.epochs * static_cast<double>(corpus.train.size()) /
                                                            static_cast<double>(global_batch * block))))
                            : options.steps;
-    // The cosine schedule spans the run unless the user set its length or the run resumes one.
+    // The cosine schedule spans the run unless the user set its length (in a file or an
+    // override) or the run resumes one (the saved schedule is kept); a warning if it ends first.
     bool total_given = !options.config_path.empty() || resuming;
     for (const auto& o : options.overrides) total_given |= o.rfind("scheduler.params.total_steps=", 0) == 0;
-    if (!total_given && config.engine.scheduler.kind == zs::ScheduleKind::cosine)
-      config.engine.scheduler.total_steps = std::max<std::int64_t>(1, total_steps - config.engine.scheduler.warmup_steps);
+    const std::optional<std::string> schedule_warning = zs::examples::fit_schedule_to_run(config, total_steps, total_given);
+    if (schedule_warning && rank == 0) std::printf("%s\n", schedule_warning->c_str());
     config.validate();
     zs::require_same_on_all_ranks(config, comm);
 

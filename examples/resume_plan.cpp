@@ -1,5 +1,6 @@
 #include "resume_plan.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -84,12 +85,33 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
   return plan;
 }
 
-std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world) {
+std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world,
+                                       const std::vector<std::string>& command_line_overrides) {
   if (!resume || !std::filesystem::exists(std::filesystem::path(save_dir) / "latest")) return std::nullopt;
   const ResumePlan plan = plan_resume(save_dir, world, config.micro_batch_size);
-  for (const std::string& o : plan.overrides) config.apply_override(o);
+  const auto key_of = [](const std::string& override_text) { return override_text.substr(0, override_text.find('=')); };
+  std::string kept_from_command_line;
+  for (const std::string& o : plan.overrides) {
+    const bool user_set = std::any_of(command_line_overrides.begin(), command_line_overrides.end(),
+                                      [&](const std::string& c) { return key_of(c) == key_of(o); });
+    if (!user_set) config.apply_override(o);
+    else if (o.rfind("scheduler.", 0) == 0) kept_from_command_line += (kept_from_command_line.empty() ? "" : ", ") + key_of(o);
+  }
   config.validate();
-  return plan.note;
+  if (kept_from_command_line.empty()) return plan.note;
+  return plan.note + "; " + kept_from_command_line + " as given on the command line, not as saved";
+}
+
+std::optional<std::string> fit_schedule_to_run(TrainingConfig& config, std::int64_t run_steps, bool length_given) {
+  ScheduleConfig& schedule = config.engine.scheduler;
+  if (schedule.kind != ScheduleKind::cosine) return std::nullopt;
+  if (!length_given) schedule.total_steps = std::max<std::int64_t>(1, run_steps - schedule.warmup_steps);
+  const std::int64_t schedule_end = schedule.warmup_steps + schedule.total_steps;
+  if (schedule_end >= run_steps) return std::nullopt;
+  return "warning: the cosine LR schedule ends at step " + std::to_string(schedule_end) + " but this run trains to step " +
+         std::to_string(run_steps) + "; past its end the LR rises back towards its base (PyTorch's CosineAnnealingLR). "
+         "To stretch it over the run, pass --scheduler.params.total_steps=" +
+         std::to_string(run_steps - schedule.warmup_steps);
 }
 
 }  // namespace zs::examples

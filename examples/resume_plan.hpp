@@ -1,7 +1,8 @@
 #pragma once
 // What a resumed run keeps from the run it continues, whatever the world size now:
 // - the learning-rate schedule: every scheduler.* key as saved (total steps, warmup, floor),
-//   so step k has the LR it would have had without the interruption;
+//   so step k has the LR it would have had without the interruption, except the keys the user
+//   sets again on the resuming command line (to stretch the schedule over more epochs);
 // - the global batch (samples per optimizer step = micro-batch x ranks x accumulation), as
 //   DeepSpeed keeps train_batch_size: gradient_accumulation_steps is chosen for this world
 //   size so that each step averages the same number of samples, keeping this run's
@@ -44,6 +45,18 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
 std::int64_t saved_position(const checkpoint::TrainingState& saved, const std::string& checkpoint, const std::string& key,
                             std::int64_t min, std::int64_t max, const std::string& expected, std::int64_t multiple_of = 1);
 
-std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world);
+/// `command_line_overrides` ("key=value", the user's own): a saved scheduler.* key the user set
+/// again on this command line keeps the user's value (named in the note); the others are the
+/// saved ones.
+std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world,
+                                       const std::vector<std::string>& command_line_overrides);
+
+/// Both examples' cosine schedule length. Unless `length_given` (a config file, an override of
+/// scheduler.params.total_steps, or a resumed schedule), a cosine schedule spans the run:
+/// total_steps = run_steps - warmup_steps. Returns a warning for the log when a cosine schedule
+/// ends before the run does (warmup_steps + total_steps < run_steps): past its end PyTorch's
+/// CosineAnnealingLR, which ZeroShard's follows, rises back towards the base LR. The warning
+/// names both steps and the override that stretches the schedule over the run. Not collective.
+std::optional<std::string> fit_schedule_to_run(TrainingConfig& config, std::int64_t run_steps, bool length_given);
 
 }  // namespace zs::examples

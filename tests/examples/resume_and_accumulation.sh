@@ -6,7 +6,11 @@
 # 3. a run trained at 4 ranks and resumed from step 300 at 2 ranks continues the saved LR
 #    schedule (the LR of every step 301..468 equals the uninterrupted run's; it was recomputed
 #    from the new world size) and the saved global batch (accumulation 2 at 2 ranks), and
-#    ends at the same step, at the schedule's floor.
+#    ends at the same step, at the schedule's floor;
+# 4. resumed for more epochs (3 instead of 2): the saved schedule ends at step 468, before the
+#    run does, and the example says so with the fix; with that fix on the command line
+#    (--scheduler.params.total_steps) the user's value wins over the saved one (it was
+#    silently replaced, and the LR rose again past step 468) and the LR falls to the floor.
 # Usage: resume_and_accumulation.sh BUILD_DIR MPIRUN
 set -euo pipefail
 build=$1
@@ -44,5 +48,31 @@ assert min(resumed) == 301 and max(resumed) == max(whole) == 468, (min(resumed),
 bad = [(s, whole[s], lr) for s, lr in resumed.items() if abs(lr - whole[s]) > 1e-9 * max(abs(whole[s]), 1e-12)]
 assert not bad, f"LR differs after the resume at 2 ranks (step, uninterrupted, resumed): {bad[:5]}"
 print(f"resize: LR of steps 301..468 equal to the uninterrupted run's (step 301: {resumed[301]:.6g}, last: {resumed[468]:.6g})")
+PY
+# 4. More epochs than the saved schedule covers.
+mkdir "$dir/longer"
+cp -r "$dir/run/step_300" "$dir/longer/"
+echo step_300 > "$dir/longer/latest"
+"$mpirun" -np 2 "$example" --epochs 3 --hidden 32 --log-every 1000 --save-dir "$dir/longer" --resume \
+  --save-every 0 > "$dir/longer_warned.log"
+grep -q "warning: the cosine LR schedule ends at step 468 but this run trains to step 702" "$dir/longer_warned.log" ||
+  { echo "no warning that the saved schedule ends before the run:"; cat "$dir/longer_warned.log"; exit 1; }
+grep -q -- "--scheduler.params.total_steps=502" "$dir/longer_warned.log"
+mkdir "$dir/stretched"
+cp -r "$dir/run/step_300" "$dir/stretched/"
+echo step_300 > "$dir/stretched/latest"
+"$mpirun" -np 2 "$example" --epochs 3 --hidden 32 --log-every 1 --save-dir "$dir/stretched" --resume --save-every 0 \
+  --scheduler.params.total_steps=502 --metrics "$dir/longer.jsonl" > "$dir/longer.log"
+grep -q "scheduler.params.total_steps as given on the command line" "$dir/longer.log" ||
+  { echo "the resume note does not say the command line's total_steps was kept:"; grep resume "$dir/longer.log"; exit 1; }
+! grep -q "warning: the cosine LR schedule" "$dir/longer.log"
+"$python" - "$dir/longer.jsonl" <<'PY'
+import json, sys
+lr = {r["step"]: r["lr"] for r in map(json.loads, open(sys.argv[1])) if r["kind"] == "train"}
+steps = sorted(lr)
+assert steps[0] == 301 and steps[-1] == 702, (steps[0], steps[-1])
+rises = [(a, lr[a], lr[b]) for a, b in zip(steps, steps[1:]) if lr[b] > lr[a] * (1 + 1e-12)]
+assert not rises, f"the LR rose after the resume: {rises[:3]}"
+print(f"longer: LR falls from {lr[301]:.6g} at step 301 to {lr[702]:.6g} at step 702, never rising")
 PY
 echo "resume and accumulation: ok"
