@@ -23,6 +23,7 @@
 #include <functional>
 #include <algorithm>
 #include <limits>
+#include <numeric>
 #include <memory>
 #include <string>
 #include <vector>
@@ -372,6 +373,43 @@ TEST_F(MixedPrecision, InjectedOverflowSkipsTheSameStepEverywhere) {
   ASSERT_EQ(got.size(), want.size());
   for (std::size_t i = 0; i < got.size(); ++i)
     EXPECT_NEAR(got[i], want[i], 1e-6 * std::max(std::abs(want[i]), 1e-2f)) << "element " << i;
+}
+
+// Training that cannot progress stops with an error on every rank instead of skipping every
+// step and ending "successfully" untrained: a dynamic scale at fp16.min_loss_scale that
+// overflows again (DeepSpeed's raise_error_at_min_scale), and a fixed scale that overflows on
+// LossScaler::kFixedScaleOverflowLimit (10) consecutive steps; fewer, or interrupted, go on.
+TEST_F(MixedPrecision, LossScaleThatCannotAvoidOverflowStopsTraining) {
+  const auto stops = [&](Engine& engine, int step, const GradientHook& hook, const std::string& expected) {
+    try {
+      train(engine, step, 1, comm.size(), comm.rank(), hook);
+      ADD_FAILURE() << "step " << step << " did not stop training";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  };
+  EngineConfig fixed = fp16_config(2, 12);
+  fixed.precision.fp16_scaling.loss_scale = 1024;
+  auto model = make_mlp();
+  Engine engine(*model, fixed, comm);
+  // Overflows at steps 0-8 and 10-19, a clean step 9 between them.
+  std::vector<int> overflowing(20);
+  std::iota(overflowing.begin(), overflowing.end(), 0);
+  overflowing.erase(overflowing.begin() + 9);
+  const GradientHook hook = overflow_at(overflowing, comm.size() - 1);
+  train(engine, 0, 19, comm.size(), comm.rank(), hook);
+  EXPECT_EQ(engine.skipped_steps(), 18);
+  stops(engine, 19, hook, "on 10 consecutive steps at the fixed fp16.loss_scale = 1024");
+
+  EngineConfig dynamic = fp16_config(1, 1);  // scale 2
+  dynamic.precision.fp16_scaling.hysteresis = 1;
+  dynamic.precision.fp16_scaling.min_loss_scale = 1;
+  auto dynamic_model = make_mlp();
+  Engine at_floor(*dynamic_model, dynamic, comm);
+  const GradientHook always = overflow_at({0, 1}, 0);
+  train(at_floor, 0, 1, comm.size(), comm.rank(), always);
+  EXPECT_EQ(at_floor.loss_scale(), 1.0);
+  stops(at_floor, 1, always, "at the minimum loss scale fp16.min_loss_scale = 1");
 }
 
 // The scaler's state (scale, iteration, last overflow, hysteresis left) is in the checkpoint:

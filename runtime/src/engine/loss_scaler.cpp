@@ -25,6 +25,12 @@ LossScaler::LossScaler(const LossScaleConfig& config) : config_(config) {
 
 void LossScaler::update(bool overflow) {
   const bool dynamic = config_.loss_scale == 0;
+  consecutive_overflows_ = overflow ? consecutive_overflows_ + 1 : 0;
+  if (!dynamic && consecutive_overflows_ >= kFixedScaleOverflowLimit)
+    throw InvalidArgument("fp16: the gradients overflowed (inf/NaN) on " + std::to_string(consecutive_overflows_) +
+                          " consecutive steps at the fixed fp16.loss_scale = " + number(config_.loss_scale) +
+                          " (every one skipped): training makes no progress. Use a lower fp16.loss_scale, "
+                          "or fp16.loss_scale = 0 for a dynamic scale, or train in bf16 (bf16.enabled)");
   if (dynamic && overflow) {
     if (state_.hysteresis_left == 1) {
       if (state_.scale <= config_.min_loss_scale)

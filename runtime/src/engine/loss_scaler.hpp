@@ -9,7 +9,10 @@
 //                  hysteresis_left = hysteresis; scale *= 2
 //   then iteration += 1
 //
-// With fp16.loss_scale > 0 the scale is fixed and update() only counts. Not collective: every
+// With fp16.loss_scale > 0 the scale is fixed and update() only counts, except that
+// kFixedScaleOverflowLimit consecutive overflows stop training with an error (DeepSpeed would
+// go on skipping every step: the run would end "successfully" with an untrained model). Not
+// collective: every
 // rank makes the same update from the same agreed overflow flag (the gradient norm's
 // all-reduce), so every rank holds the same state.
 
@@ -22,6 +25,9 @@ namespace zs::detail {
 
 class LossScaler {
  public:
+  /// Consecutive overflowing (skipped) steps at a fixed fp16.loss_scale that end training.
+  static constexpr std::int64_t kFixedScaleOverflowLimit = 10;
+
   explicit LossScaler(const LossScaleConfig& config);
 
   /// The factor the loss gradient is multiplied by now.
@@ -29,7 +35,8 @@ class LossScaler {
   /// After an accumulation boundary: `overflow` says the step's gradients were not finite
   /// (the step was skipped). Throws InvalidArgument when a dynamic scale already at
   /// fp16.min_loss_scale overflows again with no hysteresis left (DeepSpeed's
-  /// raise_error_at_min_scale): training would make no progress.
+  /// raise_error_at_min_scale), or when a fixed scale overflows kFixedScaleOverflowLimit steps
+  /// in a row: training would make no progress.
   void update(bool overflow);
 
   const checkpoint::LossScalerState& state() const { return state_; }
@@ -41,6 +48,7 @@ class LossScaler {
  private:
   LossScaleConfig config_;
   checkpoint::LossScalerState state_;
+  std::int64_t consecutive_overflows_ = 0;  // fixed scale only; restarts at a resume
 };
 
 }  // namespace zs::detail
