@@ -275,6 +275,7 @@ int main(int argc, char** argv) {
       std::printf("Fashion-MNIST: %lld train / %lld test images, %d ranks, ZeRO stage %d, %zu units, %lld parameters\n",
                   static_cast<long long>(train.count), static_cast<long long>(test.count), world, engine.stage(),
                   engine.unit_count(), static_cast<long long>(engine.parameter_count()));
+      std::printf("%s\n", zs::examples::precision_summary(config.engine).c_str());
       if (engine.shard_replicas() > 1)
         std::printf("hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
                     engine.shard_group_size(), engine.shard_replicas());
@@ -311,7 +312,8 @@ int main(int argc, char** argv) {
         ++window_steps;
         const bool stepped = engine.step();
         if (stepped && engine.last_step_skipped() && rank == 0)
-          std::printf("step skipped: %s\n", zs::examples::skipped_step_reason(engine).c_str());
+          std::printf("step skipped after optimizer step %lld: %s\n", static_cast<long long>(engine.optimizer_steps()),
+                      zs::examples::skipped_step_reason(engine).c_str());
         if (stepped && options.save_every > 0 && engine.optimizer_steps() % options.save_every == 0) {
           save(epoch, s + 1);
           last_saved_step = engine.optimizer_steps();
@@ -329,14 +331,15 @@ int main(int argc, char** argv) {
         const double eta_seconds = eta.eta_seconds(total_steps - engine.optimizer_steps());
         const double mfu = flops_per_step * static_cast<double>(window_optimizer_steps) / seconds / peak.flops_per_second;
         if (rank == 0) {
-          std::printf("epoch %d step %lld/%lld loss %.4f lr %.2e grad-norm %.3f %.0f samples/s MFU %.2f%% ETA %s "
+          std::printf("epoch %d step %lld/%lld loss %.4f lr %.2e grad-norm %.3f%s %.0f samples/s MFU %.2f%% ETA %s "
                       "model-state/rank %.2f-%.2f MiB\n",
                       epoch + 1, static_cast<long long>(engine.optimizer_steps()), static_cast<long long>(total_steps),
-                      mean_loss, lr, engine.gradient_norm(), window_samples / seconds, 100 * mfu,
-                      zs::examples::format_duration(eta_seconds).c_str(), mib(low), mib(high));
+                      mean_loss, lr, engine.gradient_norm(), zs::examples::loss_scale_text(engine).c_str(),
+                      window_samples / seconds, 100 * mfu, zs::examples::format_duration(eta_seconds).c_str(), mib(low),
+                      mib(high));
           metrics << "{\"kind\":\"train\",\"epoch\":" << epoch + 1 << ",\"step\":" << engine.optimizer_steps()
                   << ",\"loss\":" << mean_loss << ",\"lr\":" << lr << ",\"grad_norm\":" << json_number(engine.gradient_norm())
-                  << ",\"skipped_steps\":" << engine.skipped_steps()
+                  << ",\"skipped_steps\":" << engine.skipped_steps() << ",\"loss_scale\":" << engine.loss_scale()
                   << ",\"samples_per_second\":" << window_samples / seconds << ",\"model_state_bytes_max\":" << high
                   << ",\"memory_peak_bytes\":" << engine.memory().high_water_total() << ",\"mfu\":" << json_number(mfu)
                   << ",\"eta_seconds\":" << json_number(eta_seconds) << "}\n";

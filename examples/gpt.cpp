@@ -322,6 +322,7 @@ int main(int argc, char** argv) {
                   static_cast<long long>(options.n_layer), static_cast<long long>(options.n_head),
                   static_cast<long long>(options.n_embd), static_cast<long long>(block), options.dropout,
                   static_cast<long long>(engine.parameter_count()), engine.unit_count(), world, engine.stage());
+      std::printf("%s\n", zs::examples::precision_summary(config.engine).c_str());
       if (engine.shard_replicas() > 1)
         std::printf("hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
                     engine.shard_group_size(), engine.shard_replicas());
@@ -414,14 +415,15 @@ int main(int argc, char** argv) {
       if (rank == 0) {
         char val_text[32] = "-";
         if (evaluate_now) std::snprintf(val_text, sizeof val_text, "%.4f", validation_loss);
-        std::printf("step %lld/%lld loss %.4f val %s lr %.2e grad-norm %.3f %.0f tokens/s MFU %.2f%% ETA %s "
+        std::printf("step %lld/%lld loss %.4f val %s lr %.2e grad-norm %.3f%s %.0f tokens/s MFU %.2f%% ETA %s "
                     "model-state/rank %.2f-%.2f MiB %.0f s\n",
                     static_cast<long long>(done), static_cast<long long>(total_steps), mean_loss, val_text, lr,
-                    engine.gradient_norm(), static_cast<double>(window_tokens) / seconds, 100 * mfu,
+                    engine.gradient_norm(), zs::examples::loss_scale_text(engine).c_str(),
+                    static_cast<double>(window_tokens) / seconds, 100 * mfu,
                     zs::examples::format_duration(eta_seconds).c_str(), mib(low), mib(high), elapsed);
         metrics << "{\"kind\":\"train\",\"step\":" << done << ",\"loss\":" << json_number(mean_loss)
                 << ",\"lr\":" << json_number(lr) << ",\"grad_norm\":" << json_number(engine.gradient_norm())
-                << ",\"skipped_steps\":" << engine.skipped_steps()
+                << ",\"skipped_steps\":" << engine.skipped_steps() << ",\"loss_scale\":" << engine.loss_scale()
                 << ",\"tokens_per_second\":" << json_number(static_cast<double>(window_tokens) / seconds)
                 << ",\"model_state_bytes_max\":" << high << ",\"memory_peak_bytes\":" << engine.memory().high_water_total()
                 << ",\"mfu\":" << json_number(mfu) << ",\"eta_seconds\":" << json_number(eta_seconds)

@@ -37,4 +37,20 @@ std::string model_state_report(const Engine& engine, const Communicator& comm) {
   return text;
 }
 
+std::string precision_summary(const EngineConfig& config) {
+  const MixedPrecisionConfig& precision = config.precision;
+  if (!precision.enabled()) return "precision: float32";
+  std::string text = "precision: " + to_string(precision.param_dtype()) + " parameters and gradients (reduced in " +
+                     to_string(precision.gradient_dtype()) + "), float32 master weights and optimizer states";
+  if (!precision.fp16) return text;
+  const LossScaleConfig& scaling = precision.fp16_scaling;
+  char scale[160];
+  if (scaling.loss_scale > 0)
+    std::snprintf(scale, sizeof scale, "; fixed loss scale %g", scaling.loss_scale);
+  else
+    std::snprintf(scale, sizeof scale, "; dynamic loss scale from 2^%d (window %d, hysteresis %d, min %g)",
+                  scaling.initial_scale_power, scaling.loss_scale_window, scaling.hysteresis, scaling.min_loss_scale);
+  return text + scale;
+}
+
 }  // namespace zs::examples

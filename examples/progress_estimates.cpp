@@ -105,4 +105,12 @@ std::string skipped_step_reason(const Engine& engine) {
   return reason;
 }
 
+std::string loss_scale_text(const Engine& engine) {
+  if (!engine.config().precision.fp16) return "";
+  char text[64];
+  std::snprintf(text, sizeof text, " loss-scale %g skipped %lld", engine.loss_scale(),
+                static_cast<long long>(engine.skipped_steps()));
+  return text;
+}
+
 }  // namespace zs::examples

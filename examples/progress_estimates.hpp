@@ -48,6 +48,10 @@ class EtaEstimate {
 /// with fp16 the loss scale the next steps use (backed off after overflows).
 std::string skipped_step_reason(const Engine& engine);
 
+/// For a progress line under fp16: " loss-scale S skipped N" (the scale the next step uses and
+/// the steps skipped so far); empty otherwise, where the scale is always 1.
+std::string loss_scale_text(const Engine& engine);
+
 /// The end-of-run line: the planner's prediction (the plan made at the first training forward)
 /// against `training_peak`, the ledger's high-water mark after training steps, and the ledger's
 /// peak now (after evaluation batches of another shape). Empty without a plan.

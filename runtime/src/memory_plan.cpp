@@ -50,6 +50,7 @@ MemoryPlan plan_memory(const std::vector<PlannedUnit>& units, const EngineConfig
   MemoryPlan plan;
   plan.world_size = world_size;
   plan.stage = config.stage;
+  plan.param_dtype = config.precision.param_dtype();
   const ShardingPolicy policy = ShardingPolicy::from(config, world_size);
   const StatePrecision precision = StatePrecision::of(config.precision, optimizer_states);
   for (const PlannedUnit& unit : units) {
@@ -85,8 +86,9 @@ std::vector<std::pair<std::string, std::int64_t>> MemoryPlan::largest() const {
 }
 
 std::string MemoryPlan::table() const {
-  std::string text = "memory plan per rank (ZeRO stage " + std::to_string(stage) + ", " + std::to_string(world_size) +
-                     " ranks, " + std::to_string(parameters) + " parameters):\n";
+  std::string text = "memory plan per rank (ZeRO stage " + std::to_string(stage) + ", sharded over " +
+                     std::to_string(world_size) + (world_size == 1 ? " rank, " : " ranks, ") +
+                     std::to_string(parameters) + " parameters in " + to_string(param_dtype) + "):\n";
   char line[160];
   for (std::size_t i = 0; i < kMemoryCategories; ++i) {
     if (at_peak[i] == 0 && category_peaks[i] == 0) continue;

@@ -43,8 +43,9 @@ struct PlannedUnit {
 };
 
 struct MemoryPlan {
-  int world_size = 1;
+  int world_size = 1;  // the ranks model states are sharded over (the shard group's under hybrid)
   int stage = 0;
+  DType param_dtype = DType::float32;  // what parameters are gathered and computed in
   std::int64_t parameters = 0;  // unpadded, a tied parameter once
   /// Persistent model states per rank (the ZeRO formula over padded units).
   ModelStateBytes model_states;
