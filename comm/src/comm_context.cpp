@@ -37,6 +37,15 @@ CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
   int found = 0;
   ZS_MPI_CHECK(MPI_Comm_get_attr(comm, MPI_TAG_UB, &value, &found));
   if (found) tag_upper_bound = *static_cast<int*>(value);
+  world_ranks.resize(static_cast<std::size_t>(size));
+  std::vector<int> own(static_cast<std::size_t>(size));
+  for (int r = 0; r < size; ++r) own[static_cast<std::size_t>(r)] = r;
+  MPI_Group group = MPI_GROUP_NULL, world_group = MPI_GROUP_NULL;
+  ZS_MPI_CHECK(MPI_Comm_group(comm, &group));
+  ZS_MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
+  ZS_MPI_CHECK(MPI_Group_translate_ranks(group, size, own.data(), world_group, world_ranks.data()));
+  ZS_MPI_CHECK(MPI_Group_free(&group));
+  ZS_MPI_CHECK(MPI_Group_free(&world_group));
   if (size > 1) {
     // Every rank agrees: "my node holds fewer ranks than the world" is true on all or on none.
     MPI_Comm node = MPI_COMM_NULL;

@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <memory>
+#include <vector>
 
 #include "peer_board.hpp"
 #include "progress_engine.hpp"
@@ -32,6 +33,9 @@ struct CommContext {
   int rank = 0;
   int size = 1;
   int tag_upper_bound = 32767;
+  /// world_ranks[r]: MPI_COMM_WORLD's rank of this communicator's rank r (reports name ranks
+  /// by it: under hybrid sharding a shard group's rank 0 is not the job's rank 0).
+  std::vector<int> world_ranks;
   /// Whether the ranks live on more than one shared-memory node (MPI_COMM_TYPE_SHARED): there
   /// `automatic` all-gathers take the ring, which sends less over the links (resolve_gather).
   bool spans_nodes = false;

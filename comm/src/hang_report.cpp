@@ -39,6 +39,16 @@ std::string doing(const PeerState& s, std::int64_t now) {
   return text;
 }
 
+// "rank W" by the job's (MPI_COMM_WORLD) rank, then in parentheses "this rank" and a
+// sub-communicator's own number where it differs (hybrid sharding's shard and replica groups).
+std::string rank_name(const CommContext& ctx, int r) {
+  const int world = ctx.world_ranks.empty() ? r : ctx.world_ranks[static_cast<std::size_t>(r)];
+  std::string notes;
+  if (r == ctx.rank) notes = "this rank";
+  if (world != r) notes += (notes.empty() ? "" : "; ") + ("rank " + std::to_string(r) + " of this communicator");
+  return "rank " + std::to_string(world) + (notes.empty() ? "" : " (" + notes + ")");
+}
+
 bool same_collective(const PeerCollective& a, const PeerCollective& b) {
   return std::strcmp(a.op, b.op) == 0 && a.bytes == b.bytes;
 }
@@ -63,34 +73,40 @@ std::string hang_report(const CommContext& ctx, std::uint64_t sequence, const st
       waited.bytes = mine->bytes;
     }
     const std::vector<PeerState> peers = ctx.peers->read_all();
-    std::string behind, different, unseen;
+    std::string behind, different, unseen, not_waiting;
     for (int r = 0; r < ctx.size; ++r) {
       const PeerState& s = peers[static_cast<std::size_t>(r)];
       if (r == ctx.rank) continue;
       if (!s.visible) {
-        (unseen += ' ') += std::to_string(r);
+        (unseen += ' ') += std::to_string(ctx.world_ranks.empty() ? r : ctx.world_ranks[static_cast<std::size_t>(r)]);
         continue;
       }
-      const std::string rank_text = std::string("\n  rank ").append(std::to_string(r));
+      const std::string rank_text = "\n  " + rank_name(ctx, r);
       const std::string number = std::string("#").append(std::to_string(sequence));
       if (s.issued <= static_cast<std::int64_t>(sequence))
         behind += rank_text + " has not issued " + number + ": " + doing(s, now);
       else if (mine && s.waiting.sequence == static_cast<std::int64_t>(sequence) && !same_collective(s.waiting, waited))
         different += rank_text + " issued " + number + " as " + collective_text(s.waiting, false) + " (this rank: " +
                      collective_text(waited, false) + ")";
+      else if (s.waiting.sequence < 0)
+        not_waiting += rank_text;
     }
     if (!behind.empty()) report += "\nRanks that have not reached #" + std::to_string(sequence) + ":" + behind;
     if (!different.empty())
       report += "\nRanks that issued a different collective as #" + std::to_string(sequence) +
                 " (a rank skipped or reordered a collective):" + different;
-    if (behind.empty() && different.empty())
+    if (behind.empty() && different.empty() && !not_waiting.empty())
+      report += "\nEvery rank of this node has issued #" + std::to_string(sequence) +
+                ". These are not waiting on any collective, so their part should progress in the background: "
+                "if one of these processes is stopped or stalled it holds the collective up, otherwise a rank on "
+                "another node or the network does:" + not_waiting;
+    else if (behind.empty() && different.empty())
       report += "\nEvery rank of this node has issued #" + std::to_string(sequence) +
                 "; a rank on another node, or the network, holds it up.";
     report += "\nEvery rank of this node:";
     for (int r = 0; r < ctx.size; ++r)
       if (peers[static_cast<std::size_t>(r)].visible)
-        report += "\n  rank " + std::to_string(r) + (r == ctx.rank ? " (this rank): " : ": ") +
-                  doing(peers[static_cast<std::size_t>(r)], now);
+        report += "\n  " + rank_name(ctx, r) + ": " + doing(peers[static_cast<std::size_t>(r)], now);
     if (!unseen.empty()) report += "\n  ranks not visible from here (other nodes; see their own reports):" + unseen;
   }
   report += "\nThis rank's last collectives (flight recorder, oldest first):";

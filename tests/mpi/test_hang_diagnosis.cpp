@@ -72,6 +72,35 @@ TEST_F(HangDiagnosisTest, ARankThatSkipsACollectiveIsNamedWithTheCollective) {
   EXPECT_TRUE(contains(message, "#0 all_reduce 4000 B float32 'warm-up' completed")) << "no flight record: " << message;
 }
 
+// On a sub-communicator (hybrid sharding's shard and replica groups are such), reports name
+// ranks by their rank in the job, with the communicator's own number beside it: the group
+// here holds world ranks 1..n-1 in reverse order, so its rank 0 is world rank n-1.
+TEST_F(HangDiagnosisTest, ASubCommunicatorsReportNamesTheJobsRanks) {
+  Communicator world(MPI_COMM_WORLD, {.timeout_s = kTimeout});
+  if (world.size() < 3) GTEST_SKIP() << "needs a group of two ranks beside rank 0";
+  Communicator group = world.split(world.rank() == 0 ? 0 : 1, -world.rank());
+  if (world.rank() == 0) return;
+  std::vector<float> data(1000, 1.0f);
+  group.all_reduce(std::span<float>(data), {.label = "warm-up"}).wait();
+  const int skipper = 0;  // of the group
+  std::string message;
+  try {
+    if (group.rank() != skipper) group.all_reduce(std::span<float>(data), {.label = "skipped"}).wait();
+    std::int64_t value = 7;
+    group.all_reduce_scalars(std::span<std::int64_t>(&value, 1), ScalarOp::min, "after the skip");
+  } catch (const TimeoutError& e) {
+    message = e.what();
+  }
+  show(world.rank(), message);
+  ASSERT_FALSE(message.empty()) << "world rank " << world.rank() << " did not time out";
+  const std::string skipper_world = "rank " + std::to_string(world.size() - 1);
+  if (group.rank() != skipper)
+    EXPECT_TRUE(contains(message, skipper_world + " (rank 0 of this communicator) issued #1 as all_reduce_scalars"))
+        << message;
+  else
+    EXPECT_TRUE(contains(message, skipper_world + " (this rank; rank 0 of this communicator): ")) << message;
+}
+
 // A module that sleeps in its forward on one rank at one call: a rank stuck in compute.
 class Sleeper final : public nn::Module {
  public:
