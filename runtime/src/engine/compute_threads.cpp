@@ -50,4 +50,18 @@ int resolve_compute_threads(int requested, const Communicator& comm) {
   return std::max(1, std::min(cpus_of_this_process(), node_cpus / ranks_on_this_node(comm)));
 }
 
+std::string oversubscription_warning(int threads) {
+  if (threads <= 1) return "";
+  int ranks = 0;
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (!ranks) ranks = positive_from_environment(name);
+  const int node_cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (ranks == 0 || threads * ranks <= node_cpus) return "";
+  return "ZeroShard warning: " + std::to_string(threads) + " compute threads per rank x " + std::to_string(ranks) +
+         " ranks on this node = " + std::to_string(threads * ranks) + " threads on " + std::to_string(node_cpus) +
+         " CPUs. OpenMP threads spin while they wait, so oversubscribed they slow training many times over. Use "
+         "compute.threads = 0 (auto: the node's CPUs / its ranks) and leave OMP_NUM_THREADS unset, or set "
+         "OMP_WAIT_POLICY=passive.";
+}
+
 }  // namespace zs
