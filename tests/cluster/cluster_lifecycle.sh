@@ -3,7 +3,8 @@
 # promises; a repeated `up` keeps them; another shape rebuilds; `down` leaves nothing (twice is
 # fine); a `run` on a cluster that was not up removes it when it ends, also when it is
 # interrupted (SIGTERM), and one killed outright (SIGKILL: no trap runs) is reaped by the next
-# `up`. Exits 77 (skip) where namespaces cannot be created.
+# `up`, its orphaned mpirun with it; `down` during a run ends the run. Exits 77 (skip) where
+# namespaces cannot be created.
 set -euo pipefail
 cluster="$(cd "$(dirname "$0")/../../scripts" && pwd)/zs-cluster"
 "$cluster" check || exit $?
@@ -37,6 +38,17 @@ bridge_index=$(cat "/sys/class/net/zsbr$name/ifindex")
 [ ! -e "/run/zs-cluster/$name" ] || fail "down left the state directory"
 "$cluster" --name "$name" down || fail "a second down failed"
 
+# `down` while a run is going: the run ends (its mpirun was left waiting forever for the
+# daemons the namespaces took with them).
+"$cluster" --name "$name" up --nodes 2 >/dev/null
+"$cluster" --name "$name" run -np 2 sleep 60 >/dev/null 2>&1 &
+runner=$!
+sleep 2
+"$cluster" --name "$name" down
+for _ in $(seq 100); do kill -0 $runner 2>/dev/null || break; sleep 0.1; done
+! kill -0 $runner 2>/dev/null || { kill -KILL $runner; fail "a run went on for 10 s after down"; }
+! pgrep -f "mpirun .*-np 2 sleep 60" >/dev/null || fail "down left the run's mpirun running"
+
 # A run on a cluster that was not up: made for the run, gone after it, also when interrupted.
 "$cluster" --name "$name" run -np 2 true
 [ -z "$(objects "$name")" ] || fail "run left $(objects "$name")"
@@ -56,5 +68,6 @@ signal_a_run KILL
 [ -n "$(objects "$name")" ] || fail "expected leftovers of a SIGKILLed run"
 "$cluster" --name "$other" up --nodes 1 >/dev/null   # any up reaps clusters whose run is gone
 [ -z "$(objects "$name")" ] || fail "the next up did not reap $(objects "$name")"
+! pgrep -f "mpirun .*-np 2 sleep 60" >/dev/null || fail "the reaped cluster's orphaned mpirun still runs"
 "$cluster" --name "$other" down
 echo "cluster lifecycle: ok"
