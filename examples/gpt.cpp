@@ -521,12 +521,7 @@ int main(int argc, char** argv) {
                   validation_loss, unigram, bigram, train_seconds);
     }
     return 0;
-  } catch (const zs::examples::RefusedOnEveryRank& e) {  // every rank is here: no abort needed
-    std::fprintf(stderr, "zs_gpt (%s): %s\n", zs::rank_and_host().c_str(), e.what());
-    return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "zs_gpt (%s): %s\n", zs::rank_and_host().c_str(), e.what());
-    MPI_Abort(MPI_COMM_WORLD, 2);
-    return 2;
+    return zs::examples::exit_on_error("zs_gpt", e);
   }
 }

@@ -3,15 +3,21 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <mpi.h>
+
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "zeroshard/checkpoint/checkpoint_error.hpp"
 #include "zeroshard/checkpoint/collective_outcome.hpp"
 #include "zeroshard/comm/agreement.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/error.hpp"
 
 namespace zs::examples {
@@ -86,6 +92,18 @@ void agree_on_options(std::vector<AgreedValue> options, const std::string& save_
   require_same_on_every_rank(options, comm);
   // Found now, not at the first save after the work is done.
   if (!save_dir.empty()) require_writable_save_dir(save_dir, comm);
+}
+
+int exit_on_error(const char* program, const std::exception& error) {
+  const std::string prefix = rank_and_host();
+  std::string message = error.what();
+  if (message.rfind(prefix + ": ", 0) == 0) message.erase(0, prefix.size() + 2);
+  std::fprintf(stderr, "%s (%s): %s\n", program, prefix.c_str(), message.c_str());
+  std::fflush(stderr);
+  if (dynamic_cast<const RefusedOnEveryRank*>(&error)) return 2;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  MPI_Abort(MPI_COMM_WORLD, 2);
+  return 2;
 }
 
 }  // namespace zs::examples

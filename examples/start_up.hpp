@@ -23,6 +23,14 @@ class RefusedOnEveryRank : public InvalidArgument {
   using InvalidArgument::InvalidArgument;
 };
 
+/// The examples' last word on an error, on stderr: "PROGRAM (rank R/N on HOST): MESSAGE" (a
+/// message that already begins with this rank's "rank R/N on HOST: " keeps one). For
+/// RefusedOnEveryRank it returns 2 (every rank refuses together and exits through
+/// MPI_Finalize); otherwise it aborts the job (MPI_Abort, status 2) after half a second, so that
+/// other ranks that met the same error (a bad setting every rank validates) print it first, and
+/// a rank alone with its error still ends the ranks waiting on it in a collective.
+int exit_on_error(const char* program, const std::exception& error);
+
 /// Collective over `comm`: runs `body` on this rank; if it threw on any rank, every rank
 /// throws RefusedOnEveryRank with the lowest failing rank's message (checkpoint::run_on_all_ranks).
 void on_every_rank(Communicator& comm, const std::function<void()>& body);

@@ -19,7 +19,9 @@ void raise_if_any_rank_failed(Communicator& comm, const std::string& local_error
   ZS_MPI_CHECK(MPI_Bcast(&length, 1, MPI_LONG_LONG, static_cast<int>(first), comm.handle()));
   std::string message = comm.rank() == first ? local_error : std::string(length, '\0');
   ZS_MPI_CHECK(MPI_Bcast(message.data(), static_cast<int>(length), MPI_CHAR, static_cast<int>(first), comm.handle()));
-  std::string text = "rank " + std::to_string(first) + ": " + message;
+  // "failed on rank R": every rank prints this under its own "rank r/N" prefix, so the failing
+  // rank must not read like a second prefix.
+  std::string text = "failed on rank " + std::to_string(first) + ": " + message;
   if (count > 1) text += "\n  (" + std::to_string(count) + " ranks failed; the lowest rank's error is shown)";
   throw CheckpointError(text);
 }
