@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -46,8 +47,13 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::puts("zs_checkpoint_bench [--sizes-mb 100,500,2000] [--dir DIR]   (bench/checkpoint_bench.cpp's header)");
+      std::exit(0);
+    }
+    if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value");
     if (arg == "--sizes-mb") {
       o.sizes_mb.clear();
       std::stringstream in(argv[i + 1]);

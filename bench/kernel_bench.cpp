@@ -135,8 +135,14 @@ int main(int argc, char** argv) {
   try {
     std::int64_t rows = 32, width = 2048, elements = std::int64_t{1} << 24;
     int reps = 7;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
       const std::string arg = argv[i];
+      if (arg == "--help" || arg == "-h") {
+        std::puts("zs_kernel_bench [--rows 32] [--width 2048] [--reps 7] [--elements 16777216]   "
+                  "(bench/kernel_bench.cpp's header)");
+        return 0;
+      }
+      if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value");
       if (arg == "--rows") rows = std::stoll(argv[i + 1]);
       else if (arg == "--width") width = std::stoll(argv[i + 1]);
       else if (arg == "--reps") reps = std::stoi(argv[i + 1]);

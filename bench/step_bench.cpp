@@ -48,6 +48,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -106,6 +107,13 @@ Options parse(int argc, char** argv) {
       (arg == "--unit-order" ? o.unit_order : arg == "--observability" ? o.observability : o.precision) = true;
       --i;  // a flag: no value
       continue;
+    }
+    if (arg == "--help" || arg == "-h") {
+      std::puts("zs_step_bench [--layers 8] [--width 2560] [--batch 16] [--steps 3] [--prefetch-bytes N]\n"
+                "  [--reductions-in-flight 2] [--all-gather automatic] [--reduce-bucket-size 0]\n"
+                "  [--unit-order | --observability | --precision] [--stages 0,1,2,3] [--overlap both|on|off]\n"
+                "  [--link-interface IFACE] [--KEY=VALUE ...]   (bench/step_bench.cpp's header says what each does)");
+      std::exit(0);
     }
     if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value");
     if (arg == "--layers") o.layers = std::stoi(argv[i + 1]);
