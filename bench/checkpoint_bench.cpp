@@ -51,6 +51,7 @@ Options parse(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::puts("zs_checkpoint_bench [--sizes-mb 100,500,2000] [--dir DIR]   (bench/checkpoint_bench.cpp's header)");
+      MPI_Finalize();  // --help ends the job cleanly (mpirun reports an exit without it)
       std::exit(0);
     }
     if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value");

@@ -76,6 +76,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--help") {
       std::puts("zs_collective_bench [--min-bytes 64K] [--max-bytes 256M] [--segment-bytes 1M] [--window 4] "
                 "[--gather-segment-bytes 16M] [--seconds-per-case 0.5]");
+      MPI_Finalize();  // --help ends the job cleanly (mpirun reports an exit without it)
       std::exit(0);
     } else throw zs::InvalidArgument("unknown option " + arg + " (see --help)");
   }

@@ -113,6 +113,7 @@ Options parse(int argc, char** argv) {
                 "  [--reductions-in-flight 2] [--all-gather automatic] [--reduce-bucket-size 0]\n"
                 "  [--unit-order | --observability | --precision] [--stages 0,1,2,3] [--overlap both|on|off]\n"
                 "  [--link-interface IFACE] [--KEY=VALUE ...]   (bench/step_bench.cpp's header says what each does)");
+      MPI_Finalize();  // --help ends the job cleanly (mpirun reports an exit without it)
       std::exit(0);
     }
     if (i + 1 >= argc) throw zs::InvalidArgument(arg + " needs a value");
