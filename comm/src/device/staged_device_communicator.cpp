@@ -38,7 +38,7 @@ void* PinnedBuffer::reserve(std::size_t bytes) {
 void StagedDeviceCommunicator::all_reduce(DeviceBuffer data, ReduceOp op, cudaStream_t stream) {
   void* host = full_.reserve(bytes_of(data));
   download(host, data, stream);
-  host_.all_reduce(HostBuffer{host, data.count, data.dtype}, {.op = op, .algorithm = std::nullopt}).wait();
+  host_.all_reduce(HostBuffer{host, data.count, data.dtype}, {.op = op, .algorithm = std::nullopt, .label = "staged device"}).wait();
   upload(data, host, stream);
 }
 
@@ -49,7 +49,7 @@ void StagedDeviceCommunicator::reduce_scatter(DeviceBuffer full, DeviceBuffer sh
   void* host_shard = shard_.reserve(bytes_of(shard));
   download(host_full, full, stream);
   host_.reduce_scatter(HostBuffer{host_full, full.count, full.dtype}, HostBuffer{host_shard, shard.count, shard.dtype},
-                       {.op = op, .algorithm = std::nullopt})
+                       {.op = op, .algorithm = std::nullopt, .label = "staged device"})
       .wait();
   upload(shard, host_shard, stream);
 }
