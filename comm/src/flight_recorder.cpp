@@ -52,7 +52,7 @@ std::uint64_t FlightRecorder::issue(const char* op, std::int64_t count, DType dt
   r.dtype = dtype;
   r.bytes = count * static_cast<std::int64_t>(size_of(dtype));
   const std::size_t n = std::min(label.size(), r.label.size() - 1);
-  std::memcpy(r.label.data(), label.data(), n);
+  std::copy_n(label.data(), n, r.label.data());  // not memcpy: an empty label's data() may be null
   r.label[n] = '\0';
   r.state = CollectiveState::issued;
   r.issued_ns = monotonic_ns();

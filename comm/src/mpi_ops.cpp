@@ -1,5 +1,6 @@
 #include "mpi_ops.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 
@@ -93,7 +94,8 @@ MpiSmallOp::MpiSmallOp(CommContext& ctx, void* data, int count, MPI_Datatype typ
   ZS_MPI_CHECK(MPI_Type_size(type, &type_size));
   bytes_ = static_cast<std::size_t>(count) * static_cast<std::size_t>(type_size);
   storage_ = new std::byte[bytes_ ? bytes_ : 1];
-  std::memcpy(storage_, data, bytes_);
+  // copy_n, not memcpy: zero scalars may come with a null pointer (UBSan: memcpy(_, nullptr, 0)).
+  std::copy_n(static_cast<const std::byte*>(data), bytes_, storage_);
   ZS_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, storage_, count, type, op, ctx.comm, &request_));
 }
 
@@ -106,7 +108,7 @@ std::string MpiSmallOp::describe() const {
 
 bool MpiSmallOp::progress() {
   if (!request_complete()) return false;
-  std::memcpy(data_, storage_, bytes_);
+  std::copy_n(storage_, bytes_, static_cast<std::byte*>(data_));
   return true;
 }
 

@@ -22,7 +22,7 @@ namespace {
 
 void copy_text(char* to, std::size_t capacity, std::string_view from) {
   const std::size_t n = std::min(from.size(), capacity - 1);
-  std::memcpy(to, from.data(), n);
+  std::copy_n(from.data(), n, to);  // not memcpy: an empty view's data() may be null
   to[n] = '\0';
 }
 
