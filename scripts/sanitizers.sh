@@ -44,7 +44,7 @@ if [ "$which" = all ] || [ "$which" = asan ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:fast_unwind_on_malloc=0 \
   LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp" \
-    ctest --test-dir build-asan --output-on-failure --timeout 600 -L "unit|mpi" -E "\.np[24]$|^example|install|^checkpoint_|^cluster_"
+    ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 600 -L "unit|mpi" -E "\.np[24]$|^example|install|^checkpoint_|^cluster_"
 fi
 
 if [ "$which" = all ] || [ "$which" = tsan ]; then
