@@ -35,16 +35,22 @@ if [ "$which" = all ] || [ "$which" = asan ]; then
   echo "== ASan + UBSan: unit and multi-rank suites (build-asan) =="
   # Every target (no benchmarks): a hand-kept list of test binaries went stale as suites were
   # added, and their tests then failed as "not found".
-  configure_and_build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+  asan_flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+  configure_and_build build-asan "$asan_flags" all
   # detect_leaks: LSan at exit; Open MPI's and HDF5's own allocations suppressed (lsan.supp).
   # Suppressions match library names, so stacks must reach them: Open MPI keeps its MCA
   # components loaded to exit (a dlclose()d component is "<unknown module>"), and the slow
   # unwinder walks through libraries built without frame pointers.
-  OMPI_MCA_mca_base_component_disable_dlclose=1 \
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:fast_unwind_on_malloc=0 \
-  LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0" \
-  UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp" \
-    ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 600 -L "unit|mpi" -E "\.np[24]$|^example|install|^checkpoint_|^cluster_"
+  export OMPI_MCA_mca_base_component_disable_dlclose=1
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:fast_unwind_on_malloc=0
+  export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp"
+  ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 600 -L "unit|mpi" -E "\.np[24]$|^example|install|^checkpoint_|^cluster_"
+  # The installed package in a user project built with the same flags (CMake takes CXXFLAGS
+  # and LDFLAGS from the environment when it configures the consumer).
+  CXXFLAGS="$asan_flags -fno-omit-frame-pointer" LDFLAGS="$asan_flags" \
+    ctest --test-dir build-asan --output-on-failure --timeout 600 -R "^install_consumer$"
+  unset OMPI_MCA_mca_base_component_disable_dlclose ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
 fi
 
 if [ "$which" = all ] || [ "$which" = tsan ]; then
