@@ -42,7 +42,7 @@ std::string doing(const PeerState& s, std::int64_t now) {
 // "rank W" by the job's (MPI_COMM_WORLD) rank, then in parentheses "this rank" and a
 // sub-communicator's own number where it differs (hybrid sharding's shard and replica groups).
 std::string rank_name(const CommContext& ctx, int r) {
-  const int world = ctx.world_ranks.empty() ? r : ctx.world_ranks[static_cast<std::size_t>(r)];
+  const int world = ctx.world_ranks[static_cast<std::size_t>(r)];
   std::string notes;
   if (r == ctx.rank) notes = "this rank";
   if (world != r) notes += (notes.empty() ? "" : "; ") + ("rank " + std::to_string(r) + " of this communicator");
@@ -78,7 +78,7 @@ std::string hang_report(const CommContext& ctx, std::uint64_t sequence, const st
       const PeerState& s = peers[static_cast<std::size_t>(r)];
       if (r == ctx.rank) continue;
       if (!s.visible) {
-        (unseen += ' ') += std::to_string(ctx.world_ranks.empty() ? r : ctx.world_ranks[static_cast<std::size_t>(r)]);
+        (unseen += ' ') += std::to_string(ctx.world_ranks[static_cast<std::size_t>(r)]);
         continue;
       }
       const std::string rank_text = "\n  " + rank_name(ctx, r);
