@@ -6,17 +6,14 @@
 
 #include "zeroshard/nn/layers.hpp"
 #include "zeroshard/nn/transformer.hpp"
+#include "layer_kernels.hpp"
 
 namespace zs::nn {
 
 namespace {
 
 constexpr std::int64_t kFloat = 4;
-
-Shape with_last(Shape shape, std::int64_t last) {
-  shape.back() = last;
-  return shape;
-}
+using detail::with_last;
 
 }  // namespace
 

@@ -14,6 +14,12 @@
 
 namespace zs::nn::detail {
 
+/// `shape` with its last dimension replaced by `last` (a layer's output shape from its input's).
+inline Shape with_last(Shape shape, std::int64_t last) {
+  shape.back() = last;
+  return shape;
+}
+
 /// Calls the forward context's progress hook when one is set.
 inline void call(const std::function<void()>* progress) {
   if (progress && *progress) (*progress)();

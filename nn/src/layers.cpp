@@ -17,14 +17,7 @@ using detail::rows_of;
 
 using detail::call;
 using detail::require_features;
-
-namespace {
-Shape with_last(const Shape& shape, std::int64_t last) {
-  Shape out = shape;
-  out.back() = last;
-  return out;
-}
-}  // namespace
+using detail::with_last;
 
 namespace {
 // The products run in blocks of output features so that communication can advance between

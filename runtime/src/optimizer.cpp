@@ -59,7 +59,8 @@ constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
 }  // namespace
 
 void Optimizer::update(std::span<float> params, std::span<const float> grads, std::span<float> state,
-                       const std::vector<ParameterRun>& runs, double lr, std::int64_t step) const {
+                       const std::vector<ParameterRun>& runs, double lr, std::int64_t step,
+                       GradientFactors factors) const {
   const auto n = static_cast<std::int64_t>(params.size());
   if (static_cast<std::int64_t>(grads.size()) != n ||
       static_cast<std::int64_t>(state.size()) != n * state_per_element())
@@ -67,6 +68,8 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
                           std::to_string(grads.size()) + " grads and " + std::to_string(state.size()) +
                           " state floats do not match");
   const double decay = config_.effective_weight_decay();
+  // Locals: the loops below must not reread them through memory `params` may alias.
+  const float unscale = factors.unscale, clip = factors.clip;
   // The arithmetic is PyTorch 1.13's single-tensor (foreach=False) CPU path, op for op
   // (torch/optim/sgd.py, adam.py, adamw.py): Python-double scalars are combined in double and
   // cast to float32 once (at::Scalar::to<float>), and every tensor op rounds its float32 result
@@ -90,7 +93,8 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
       const std::int64_t begin = run.offset, end = run.offset + run.length;
 #pragma omp parallel for schedule(static) if (end - begin >= kParallelElements)
       for (std::int64_t i = begin; i < end; ++i) {
-        float g = l2 ? grads[i] + wd * params[i] : grads[i];
+        const float grad = (grads[i] * unscale) * clip;
+        float g = l2 ? grad + wd * params[i] : grad;
         if (momentum > 0) {
           buffer[i] = first ? g : buffer[i] * momentum + keep * g;
           g = nesterov ? g + momentum * buffer[i] : buffer[i];  // d_p.add(buf, alpha=momentum)
@@ -122,7 +126,8 @@ void Optimizer::update(std::span<float> params, std::span<const float> grads, st
     const std::int64_t begin = run.offset, end = run.offset + run.length;
 #pragma omp parallel for schedule(static) if (end - begin >= kParallelElements)
     for (std::int64_t i = begin; i < end; ++i) {
-      const float g = l2 ? grads[i] + wd * params[i] : grads[i];
+      const float grad = (grads[i] * unscale) * clip;
+      const float g = l2 ? grad + wd * params[i] : grad;
       if (decoupled) params[i] *= shrink;
       m[i] = m[i] * beta1 + one_minus_beta1 * g;      // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
       v[i] = v[i] * beta2 + one_minus_beta2 * g * g;  // .mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

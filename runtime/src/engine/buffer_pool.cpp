@@ -1,4 +1,5 @@
 #include "buffer_pool.hpp"
+#include "parallel_conversion.hpp"
 
 #include <algorithm>
 
@@ -36,8 +37,11 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
 void Buffer::fill(float value) {
   if (dtype_ != DType::float32 && value != 0.0f)
     throw InvalidArgument("Buffer::fill: a " + to_string(dtype_) + " buffer can only be zeroed");
-  // All-zero bits are +0 in every dtype.
-  std::fill(data_.begin(), data_.end(), value);
+  // All-zero bits are +0 in every dtype. On the compute threads: the engine clears whole
+  // gradient buffers every step (4 bytes per parameter written).
+  detail::for_each_chunk(static_cast<std::int64_t>(data_.size()), [&](std::int64_t first, std::int64_t count) {
+    std::fill_n(data_.begin() + first, count, value);
+  });
 }
 
 void Buffer::reset() {

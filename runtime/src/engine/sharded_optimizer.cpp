@@ -62,24 +62,30 @@ namespace {
 // Sum of squares in double over 8 partial sums, combined in a fixed order: 8 independent
 // chains the compiler vectorises, where one chain of dependent additions ran at one add per
 // latency (4.3% of a stage-1 step, perf). The order depends on the index within the run only,
-// so every stage (all sum the same runs of the same shards) gets the same bits.
-double sum_of_squares(const float* g, std::int64_t n) {
+// so every stage (all sum the same runs of the same shards) gets the same bits. Each element is
+// g * unscale rounded to float first: the value the update will read (GradientFactors).
+double sum_of_squares(const float* g, std::int64_t n, float unscale) {
   constexpr int kParts = 8;
   double part[kParts] = {};
+  auto square = [&](std::int64_t i) {
+    const auto x = static_cast<double>(g[i] * unscale);
+    return x * x;
+  };
   std::int64_t i = 0;
   for (; i + kParts <= n; i += kParts)
-    for (int k = 0; k < kParts; ++k) part[k] += static_cast<double>(g[i + k]) * static_cast<double>(g[i + k]);
-  for (; i < n; ++i) part[0] += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+    for (int k = 0; k < kParts; ++k) part[k] += square(i + k);
+  for (; i < n; ++i) part[0] += square(i);
   return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
-// max |g| over the run, and whether a NaN was seen (std::max would drop it).
-void max_abs(const float* g, std::int64_t n, double& max, double& nan_seen) {
+// max |g * unscale| over the run, and whether a NaN was seen (std::max would drop it).
+void max_abs(const float* g, std::int64_t n, float unscale, double& max, double& nan_seen) {
   float m = 0;
   bool nan = false;
   for (std::int64_t i = 0; i < n; ++i) {
-    nan |= g[i] != g[i];
-    m = std::max(m, std::abs(g[i]));
+    const float x = g[i] * unscale;
+    nan |= x != x;
+    m = std::max(m, std::abs(x));
   }
   max = std::max(max, static_cast<double>(m));
   if (nan) nan_seen = 1;
@@ -87,7 +93,7 @@ void max_abs(const float* g, std::int64_t n, double& max, double& nan_seen) {
 
 }  // namespace
 
-double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups) {
+double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups, float unscale) {
   const bool max_norm = std::isinf(config_.gradient_clipping_norm_type);
   // {sum of squares} for the 2-norm; {max |g|, NaN seen} for the inf-norm (MPI_MAX would
   // drop a NaN, so it travels as a flag).
@@ -96,11 +102,18 @@ double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>
     const std::span<const float> grads = own_gradients(*group);
     for (const ParameterRun& run : group->shard_runs) {
       const float* g = grads.data() + run.offset;
-      if (max_norm) max_abs(g, run.length, local[0], local[1]);
-      else local[0] += sum_of_squares(g, run.length);
+      if (max_norm) max_abs(g, run.length, unscale, local[0], local[1]);
+      else local[0] += sum_of_squares(g, run.length, unscale);
     }
   }
   return combine_norm(local, max_norm);
+}
+
+float ShardedOptimizer::clip_coefficient(double norm) const {
+  // torch.nn.utils.clip_grad_norm_: max_norm / (total_norm + 1e-6), applied only below 1.
+  if (config_.gradient_clipping <= 0) return 1.0f;
+  const double clip = config_.gradient_clipping / (norm + 1e-6);
+  return clip < 1.0 ? static_cast<float>(clip) : 1.0f;
 }
 
 double ShardedOptimizer::combine_norm(double local[2], bool max_norm) {
@@ -118,7 +131,9 @@ StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>&
   if (mixed_) return step_mixed(groups, lr, step, scale);
   const int r = comm_.rank();
   // What each group updates: every element at stage 0 (the states are whole), else its own
-  // slice (of whole parameters, or the master shard when parameters are sharded).
+  // slice (of whole parameters, or the master shard when parameters are sharded). The
+  // gradients are read as they were reduced (sums): the norm and the update apply `scale`
+  // (and the clip coefficient) as they read them (GradientFactors), with no pass of their own.
   struct Update {
     std::span<float> params, grads;
     const std::vector<ParameterRun>* runs;
@@ -134,25 +149,19 @@ StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>&
       u.grads = own_gradients(*group);
       u.runs = &group->shard_runs;
     }
-    for (float& g : u.grads) g *= scale;
     updates.push_back(u);
   }
   StepOutcome outcome;
   {
     Phase phase(comm_, "gradient norm");
-    outcome.gradient_norm = global_norm(groups);
+    outcome.gradient_norm = global_norm(groups, scale);
   }
   if (!std::isfinite(outcome.gradient_norm)) return outcome;
-  const double clip = config_.gradient_clipping > 0 ? config_.gradient_clipping / (outcome.gradient_norm + 1e-6) : 1.0;
-  if (clip < 1.0) {
-    Phase phase(comm_, "gradient clipping");
-    const auto coefficient = static_cast<float>(clip);
-    for (Update& u : updates)
-      for (float& g : u.grads) g *= coefficient;
-  }
+  const GradientFactors factors{scale, clip_coefficient(outcome.gradient_norm)};
   Phase phase(comm_, "optimizer update");
   for (std::size_t k = 0; k < groups.size(); ++k)
-    optimizer_.update(updates[k].params, updates[k].grads, groups[k]->state.span(), *updates[k].runs, lr, step);
+    optimizer_.update(updates[k].params, updates[k].grads, groups[k]->state.span(), *updates[k].runs, lr, step,
+                      factors);
   outcome.applied = true;
   return outcome;
 }
@@ -188,21 +197,19 @@ StepOutcome ShardedOptimizer::step_mixed(std::vector<std::unique_ptr<ParameterGr
       const std::int64_t base = policy_.shard_optimizer_states ? 0 : r * group->shard_elems();
       for (const ParameterRun& run : group->shard_runs) {
         const float* g = grads.data() + base + run.offset;
-        if (max_norm) max_abs(g, run.length, local[0], local[1]);
-        else local[0] += sum_of_squares(g, run.length);
+        if (max_norm) max_abs(g, run.length, 1.0f, local[0], local[1]);
+        else local[0] += sum_of_squares(g, run.length, 1.0f);
       }
     }
     outcome.gradient_norm = combine_norm(local, max_norm);
   }
   if (!std::isfinite(outcome.gradient_norm)) return outcome;
-  const double clip = config_.gradient_clipping > 0 ? config_.gradient_clipping / (outcome.gradient_norm + 1e-6) : 1.0;
-  const auto coefficient = static_cast<float>(clip);
+  // widen_group has unscaled them already.
+  const GradientFactors factors{1.0f, clip_coefficient(outcome.gradient_norm)};
   Phase phase(comm_, "optimizer update");
   for (auto& group : groups) {
     const std::span<float> grads = widen_group(*group);
-    if (clip < 1.0)
-      for (float& g : grads) g *= coefficient;
-    optimizer_.update(group->master.span(), grads, group->state.span(), runs_of(*group), lr, step);
+    optimizer_.update(group->master.span(), grads, group->state.span(), runs_of(*group), lr, step, factors);
     round_master(*group);
   }
   outcome.applied = true;

@@ -66,9 +66,12 @@ class ShardedOptimizer {
   // The gradient elements this rank updates and measures: its slice of the whole gradients
   // (stages 0-1) or its shard accumulator (stages 2-3).
   std::span<float> own_gradients(ParameterGroup& group) const;
-  double global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups);
+  double global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups, float unscale);
   // Collective: the ranks' partial norms ({sum of squares} or {max, NaN seen}) combined.
   double combine_norm(double local[2], bool max_norm);
+  /// The factor clipping multiplies the gradients by (1 when gradient_clipping is off or the
+  /// norm is within it).
+  float clip_coefficient(double norm) const;
   // Mixed precision: steps 1-4 on the float32 master, the gradients widened and unscaled by
   // `scale` group by group; the 16-bit parameters rounded from the updated master.
   StepOutcome step_mixed(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step, float scale);
