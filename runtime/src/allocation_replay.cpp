@@ -147,7 +147,8 @@ class AllocationReplay {
     for (SimulatedGroup& g : groups_) order.push_back(&g);
     for (std::size_t i = 0; i < order.size(); ++i) {
       gather_with_prefetch(order, i);
-      if (training && !policy_.reshard_after_forward) {
+      // The last unit stays for backward (the engine's run_unit, in the recorded order).
+      if (training && (!policy_.reshard_after_forward || i + 1 == order.size())) {
         for (SimulatedGroup* g : order[i]->needs)
           if (g->shards_parameters) g->kept_for_backward = true;
       } else {

@@ -133,7 +133,7 @@ const std::vector<Key>& keys() {
     integer("zero_optimization.param_persistence_threshold", "stage 3: units with fewer parameters stay whole",
             "DeepSpeed: stage3_param_persistence_threshold",
             [](TrainingConfig& c) -> std::int64_t& { return c.engine.param_persistence_threshold; });
-    boolean("zero_optimization.reshard_after_forward", "stage 3: free gathered parameters after forward",
+    boolean("zero_optimization.reshard_after_forward", "stage 3: free gathered parameters after forward (but the last unit's, which backward runs first)",
             "FSDP: reshard_after_forward (FULL_SHARD vs SHARD_GRAD_OP)",
             [](TrainingConfig& c) -> bool& { return c.engine.reshard_after_forward; });
     boolean("bf16.enabled", "bfloat16 parameters and gradients, float32 master weights (docs/mixed-precision.md)",

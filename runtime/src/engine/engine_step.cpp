@@ -90,7 +90,12 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
     x = &forward_modules(group, *x, context_);
   }
   if (checkpointed) group.release_activations();
-  if (order->training() && !policy.reshard_after_forward) {
+  // FSDP's heuristic for its root: the last unit of a training forward is the first one
+  // backward runs, so its gathered parameters stay (one all-gather less per step, and backward
+  // does not open on a gather nothing can hide). Known only while the forward follows the
+  // recorded order; reshard_after_forward = false keeps every unit.
+  const bool runs_first_in_backward = following && position + 1 == order->expected().size();
+  if (order->training() && (!policy.reshard_after_forward || runs_first_in_backward)) {
     for (ParameterGroup* g : group.needs())
       if (g->shards_parameters) g->kept_for_backward = true;
   } else {

@@ -155,7 +155,9 @@ struct EngineConfig {
   /// traffic for tiny layers; updated like stage 2). DeepSpeed defaults to 1e5; 0 = off.
   std::int64_t param_persistence_threshold = 0;
   /// Stage 3: free a unit's gathered parameters after its forward (true) or keep them until
-  /// its backward, saving one all-gather per unit at the cost of memory.
+  /// its backward, saving one all-gather per unit at the cost of memory. Even when true, the
+  /// last unit of a training forward that follows the recorded unit order keeps them: backward
+  /// runs it first (FSDP2 keeps its root's parameters after forward for the same reason).
   bool reshard_after_forward = true;
   /// Mixed precision: off (float32 everywhere) unless bf16 or fp16 is enabled.
   MixedPrecisionConfig precision;
