@@ -67,13 +67,13 @@ def pytorch(args, ranks, strategy, width, threads):
                               os.path.join(tmp, "rendezvous")], env, drop)
 
 
-def configurations(ranks, baseline=False):
+def configurations(ranks, baseline=False, baseline_label="baseline build"):
     """(label, runtime, strategy, peer label) in the order run within a repetition."""
     peer0 = "torch single" if ranks == 1 else "torch DDP"
     peer123 = "torch single" if ranks == 1 else "torch ZeRO-1"
     rows = [("ZeroShard stage %d" % s, "zs", s, peer0 if s == 0 else peer123) for s in range(4)]
     if baseline:  # the same code built for the x86-64 baseline with Eigen's GEMMs
-        rows += [("ZeroShard stage %d, baseline build" % s, "zs-baseline", s, peer0 if s == 0 else peer123)
+        rows += [("ZeroShard stage %d, %s" % (s, baseline_label), "zs-baseline", s, peer0 if s == 0 else peer123)
                  for s in range(4)]
     if ranks == 1:
         rows.append(("torch single", "torch", "single", None))
@@ -118,14 +118,16 @@ def main():
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--raw", help="append every run's JSON line to this file")
     p.add_argument("--baseline-build", help="a build tree configured with -DZS_SIMD=BASELINE -DZS_BLAS=Eigen: its "
-                   "stages run too, at 2 ranks (how much the build options give)")
+                   "stages run too, at 2 ranks (how much the build options give); any other build tree "
+                   "compares two versions of the code the same way (--baseline-label names its rows)")
+    p.add_argument("--baseline-label", default="baseline build", help="what the --baseline-build rows are called")
     args = p.parse_args()
 
     results = {}  # (ranks, width, label) -> [result per repetition]
     for rep in range(args.reps):
         print("repetition %d of %d" % (rep + 1, args.reps), file=sys.stderr, flush=True)
         for ranks in args.ranks:
-            for label, runtime, strategy, _ in configurations(ranks, args.baseline_build and ranks == 2):
+            for label, runtime, strategy, _ in configurations(ranks, args.baseline_build and ranks == 2, args.baseline_label):
                 results.setdefault((ranks, args.width, label), []).append(
                     run(args, ranks, args.width, label, runtime, strategy))
         for width in args.widths:
@@ -160,7 +162,7 @@ def print_main_table(args, results, reps):
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     params = args.layers * (args.width * args.width + args.width)
     for ranks in args.ranks:
-        for label, runtime, strategy, peer in configurations(ranks, args.baseline_build and ranks == 2):
+        for label, runtime, strategy, peer in configurations(ranks, args.baseline_build and ranks == 2, args.baseline_label):
             step = reps(ranks, args.width, label, "step")
             # Elements this rank updates: all of them, except where optimizer states are sharded.
             sharded = (runtime.startswith("zs") and strategy >= 1 and ranks > 1) or strategy == "zero"

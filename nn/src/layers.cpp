@@ -55,9 +55,11 @@ void affine_forward(const Tensor& input, const Tensor& weight, const Parameter* 
   });
 }
 
-// Accumulates dW (and db) and returns dx in `grad_input`.
+// Accumulates dW (and db) and returns dx in `grad_input`, or an empty grad_input when
+// `input_requires_grad` is false (nothing reads it: the model's input).
 void affine_backward(const Tensor& grad_output, const Tensor& input, Parameter& weight, Parameter* bias,
-                     std::int64_t in, std::int64_t out, Tensor& grad_input, const std::function<void()>* progress) {
+                     std::int64_t in, std::int64_t out, bool input_requires_grad, Tensor& grad_input,
+                     const std::function<void()>* progress) {
   const std::int64_t rows = rows_of(input);
   const auto g = matrix(grad_output, rows, out);
   const auto x = matrix(input, rows, in);
@@ -67,6 +69,10 @@ void affine_backward(const Tensor& grad_output, const Tensor& input, Parameter& 
     dw.middleRows(j, n).noalias() += g.middleCols(j, n).transpose() * x;
   });
   if (bias) Eigen::Map<Eigen::RowVectorXf>(bias->grad.data(), out) += g.colwise().sum();
+  if (!input_requires_grad) {
+    grad_input = Tensor();
+    return;
+  }
   grad_input.resize(input.shape());
   auto dx = matrix(grad_input, rows, in);
   for_each_block(in, progress, [&](std::int64_t k, std::int64_t n) {
@@ -100,12 +106,14 @@ const Tensor& Affine::forward(const Tensor& input, const ForwardContext& context
   require_features(name(), input, in_);
   input_ = input;  // shares storage: backward needs x
   progress_ = context.progress;
+  input_requires_grad_ = context.input_requires_grad;
   affine_forward(input, weight_->value, has_bias_ ? &bias : nullptr, in_, out_, output_, progress_);
   return output_;
 }
 
 const Tensor& Affine::backward(const Tensor& grad_output) {
-  affine_backward(grad_output, input_, *weight_, has_bias_ ? &bias : nullptr, in_, out_, grad_input_, progress_);
+  affine_backward(grad_output, input_, *weight_, has_bias_ ? &bias : nullptr, in_, out_, input_requires_grad_,
+                  grad_input_, progress_);
   return grad_input_;
 }
 
@@ -322,7 +330,11 @@ const Tensor& Dropout::backward(const Tensor& grad_output) {
 // ---- Sequential ----
 const Tensor& Sequential::forward(const Tensor& input, const ForwardContext& context) {
   const Tensor* x = &input;
-  for (auto& child : children_) x = &child->forward(*x, context);
+  ForwardContext inner = context;  // only the first child sees this forward's own input
+  for (auto& child : children_) {
+    x = &child->forward(*x, inner);
+    inner.input_requires_grad = true;
+  }
   return *x;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <vector>
 
 #include "zeroshard/error.hpp"
 #include "zeroshard/nn/layers.hpp"
@@ -70,6 +71,34 @@ Tensor random_input(Shape shape, unsigned seed) {
 TEST(Layers, LinearGradients) {
   Linear m("fc", 5, 3);
   check_gradients(m, random_input({4, 5}, 1));
+}
+
+// An input nobody differentiates (ForwardContext::input_requires_grad = false, the engine's
+// batch): Linear skips dx, returns an empty tensor, and its parameter gradients are those of
+// the full backward, bit for bit. A Sequential passes the flag to its first child only.
+TEST(Layers, LinearSkipsTheGradientOfAnInputNobodyReads) {
+  auto gradients = [](bool input_requires_grad) {
+    Sequential m("mlp");
+    m.add<Linear>("fc1", 5, 4);
+    m.add<Linear>("fc2", 4, 3);
+    m.allocate_parameters();
+    initialize_parameters(m, 11);
+    ForwardContext context{.training = true, .random = nullptr, .input_requires_grad = input_requires_grad};
+    const Tensor x = random_input({4, 5}, 1);
+    const Tensor& y = m.forward(x, context);
+    Tensor grad_output(y.shape());
+    for (std::int64_t i = 0; i < grad_output.numel(); ++i) grad_output.data()[i] = 0.1f * static_cast<float>(i % 5);
+    const Tensor grad_input = m.backward(grad_output);
+    std::vector<float> values(grad_input.data(), grad_input.data() + grad_input.numel());
+    for (Parameter* p : all_parameters(m)) values.insert(values.end(), p->grad.data(), p->grad.data() + p->grad.numel());
+    return std::pair(grad_input.numel(), values);
+  };
+  const auto [full_numel, full] = gradients(true);
+  const auto [skipped_numel, skipped] = gradients(false);
+  EXPECT_EQ(full_numel, 4 * 5);
+  EXPECT_EQ(skipped_numel, 0);
+  // Parameter gradients (after the full run's dx): identical.
+  EXPECT_EQ(std::vector<float>(full.begin() + full_numel, full.end()), skipped);
 }
 
 TEST(Layers, GeluGradients) {

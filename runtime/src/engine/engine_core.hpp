@@ -112,8 +112,10 @@ class EngineCore {
   // initial values (params_full).
   void make_mixed_precision_states(ParameterGroup& group);
   // Runs `group`'s modules on `input` (a run, or its recomputation: the same code, so the
-  // same activations), polling progress between them.
-  const Tensor& forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context);
+  // same activations), polling progress between them. `position` is the run's place in this
+  // forward (0: its input is the batch, whose gradient nobody reads).
+  const Tensor& forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context,
+                                std::size_t position);
   // The run at `position` again from its saved input and dropout stream, so that its modules
   // hold that run's activations for backward (a unit run twice).
   void recompute_run(std::size_t position);

@@ -87,7 +87,7 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
     x = &run_inputs.save(position, input, dropout_random, /*copy=*/order->program());
   {
     Phase phase(comm, "forward", group.name);
-    x = &forward_modules(group, *x, context_);
+    x = &forward_modules(group, *x, context_, position);
   }
   if (checkpointed) group.release_activations();
   // FSDP's heuristic for its root: the last unit of a training forward is the first one
@@ -105,10 +105,15 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
   return *x;
 }
 
-const Tensor& EngineCore::forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context) {
+const Tensor& EngineCore::forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context,
+                                          std::size_t position) {
   const Tensor* x = &input;
+  // Backward stops at the first run: the gradient of its input (the batch) is never read.
+  nn::ForwardContext inner = context;
+  inner.input_requires_grad = position != 0;
   for (nn::Module* module : group.modules) {
-    x = &module->forward(*x, context);
+    x = &module->forward(*x, inner);
+    inner.input_requires_grad = true;
     poll();
   }
   return *x;
@@ -122,7 +127,7 @@ void EngineCore::recompute_run(std::size_t position) {
   std::mt19937_64 random = run_inputs.random(position);
   nn::ForwardContext context = context_;
   context.random = &random;
-  forward_modules(group, run_inputs.input(position), context);
+  forward_modules(group, run_inputs.input(position), context, position);
 }
 
 void EngineCore::backward(const Tensor& grad_output) {

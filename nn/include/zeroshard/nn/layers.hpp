@@ -39,6 +39,7 @@ class Affine : public Module {
   std::int64_t in_, out_;
   bool has_bias_;
   const std::function<void()>* progress_ = nullptr;  // from the forward context
+  bool input_requires_grad_ = true;                   // from the forward context
   Tensor input_, output_, grad_input_;
 };
 

@@ -40,6 +40,12 @@ struct ForwardContext {
   /// while a layer computes (the engine sets it; it must stay valid until the matching
   /// backward has run). Null: nothing to advance.
   const std::function<void()>* progress = nullptr;
+  /// False when nothing will read the gradient with respect to this forward's input: the
+  /// batch the engine feeds its first unit (PyTorch skips the same product for an input that
+  /// does not require grad). A module may then skip computing it, and its backward returns
+  /// an empty tensor (Linear saves one of its three GEMMs). Containers pass it to their first
+  /// child only.
+  bool input_requires_grad = true;
 };
 
 /// What a forward on an input of a given shape produces and caches, predicted from shapes
