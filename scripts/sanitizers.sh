@@ -26,6 +26,9 @@ which=${1:-all}
 supp="$PWD/tests/sanitizers"
 started=${ZS_TEST_STARTED:-$(date +%s)}
 budget=${ZS_CI_BUDGET_S:-1800}
+for setting in "ZS_TEST_STARTED=$started" "ZS_CI_BUDGET_S=$budget"; do
+  [[ "${setting#*=}" =~ ^[0-9]+$ ]] || { echo "sanitizers: $setting is not a whole number of seconds" >&2; exit 2; }
+done
 # What a job's tests take after its build, and a margin for what follows (seconds, measured
 # upper ends on the CI machine: docs/ci.md).
 declare -A test_seconds=([asan]=330 [tsan]=120)
