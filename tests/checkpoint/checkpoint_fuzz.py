@@ -248,7 +248,11 @@ def main(work):
     refused, harmless, failures, harmless_cases = collections.Counter(), collections.Counter(), [], []
     before_hdf5 = 0  # refusals by the manifest check: the file never reached HDF5
     names = list(CLASSES)
+    global rng
     for i in range(args.mutants):
+        # One stream per mutant: what mutant i is does not depend on how many draws the
+        # earlier mutants took (rejection sampling in randrange takes more or fewer by size).
+        rng = random.Random(f"{args.seed}/{i}")
         kind = rng.choices(names, weights=[WEIGHTS[n] for n in names])[0]
         case = os.path.join(work, f"m{i}")
         shutil.copytree(base, case)
