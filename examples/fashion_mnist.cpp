@@ -197,8 +197,7 @@ int main(int argc, char** argv) {
     const std::int64_t total_steps = steps_per_epoch * options.epochs;
     // The cosine schedule spans the run unless the user set its length (in a file or an
     // override) or the run resumes one (the saved schedule is kept); a warning if it ends first.
-    bool total_given = !options.config_path.empty() || resuming;
-    for (const auto& o : options.overrides) total_given |= o.rfind("scheduler.params.total_steps=", 0) == 0;
+    const bool total_given = zs::examples::schedule_length_given(!options.config_path.empty(), resuming, options.overrides);
     const std::optional<std::string> schedule_warning = zs::examples::fit_schedule_to_run(config, total_steps, total_given);
     if (schedule_warning && rank == 0) std::printf("%s\n", schedule_warning->c_str());
     config.validate();

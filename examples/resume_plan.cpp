@@ -102,6 +102,12 @@ std::optional<std::string> resume_into(TrainingConfig& config, const std::string
   return plan.note + "; " + kept_from_command_line + " as given on the command line, not as saved";
 }
 
+bool schedule_length_given(bool config_file, bool resuming, const std::vector<std::string>& overrides) {
+  if (config_file || resuming) return true;
+  return std::any_of(overrides.begin(), overrides.end(),
+                     [](const std::string& o) { return o.rfind("scheduler.params.total_steps=", 0) == 0; });
+}
+
 std::optional<std::string> fit_schedule_to_run(TrainingConfig& config, std::int64_t run_steps, bool length_given) {
   ScheduleConfig& schedule = config.engine.scheduler;
   if (schedule.kind != ScheduleKind::cosine) return std::nullopt;

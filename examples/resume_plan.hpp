@@ -51,6 +51,11 @@ std::int64_t saved_position(const checkpoint::TrainingState& saved, const std::s
 std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world,
                                        const std::vector<std::string>& command_line_overrides);
 
+/// Whether the user fixed the cosine schedule's length: a config file (which may set it), an
+/// override of scheduler.params.total_steps among `overrides` (command-line `key=value`s), or a
+/// resumed run (the saved schedule is kept). The `length_given` of fit_schedule_to_run.
+bool schedule_length_given(bool config_file, bool resuming, const std::vector<std::string>& overrides);
+
 /// Both examples' cosine schedule length. Unless `length_given` (a config file, an override of
 /// scheduler.params.total_steps, or a resumed schedule), a cosine schedule spans the run:
 /// total_steps = run_steps - warmup_steps. Returns a warning for the log when a cosine schedule
