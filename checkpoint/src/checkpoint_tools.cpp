@@ -113,11 +113,27 @@ Hid parameter_file_type(DType dtype) {
   return type;
 }
 
+// Refuses an output whose directory is missing or not a directory, or that is a directory
+// itself, before any reading: HDF5's own error for these is a stack of five lines.
+void require_writable_output(const std::string& out) {
+  namespace fs = std::filesystem;
+  if (out.empty()) throw InvalidArgument("consolidate: the output file name is empty");
+  std::error_code error;
+  if (fs::is_directory(out, error))
+    throw InvalidArgument("consolidate: the output " + out + " is a directory; give a file name (e.g. " +
+                          (fs::path(out) / "consolidated.h5").string() + ")");
+  const fs::path parent = fs::path(out).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent, error))
+    throw InvalidArgument("consolidate: the output's directory " + parent.string() +
+                          (fs::exists(parent, error) ? " is not a directory" : " does not exist: create it first"));
+}
+
 }  // namespace
 
 std::string consolidate_checkpoint(const std::string& dir, const std::string& tag, const std::string& out,
                                    bool include_optimizer, DType parameter_dtype) {
   const Hid parameter_type = parameter_file_type(parameter_dtype);
+  require_writable_output(out);
   CheckpointReader reader(dir, tag);
   const std::string temporary = out + ".tmp";
   // Past the file size limit the tool fails with "File too large" instead of dying of SIGXFSZ.

@@ -52,6 +52,18 @@ cat "$dir/limited.txt"
 grep -q "File too large" "$dir/limited.txt"
 [ ! -e "$dir/limited.h5" ] && [ ! -e "$dir/limited.h5.tmp" ]
 
+# An output in a missing directory, in a file posing as a directory, or a directory itself:
+# refused as a usage error (exit 2) naming the path, before anything is read.
+for bad in "$dir/no_such_dir/full.h5" "$dir/full.h5/inner.h5" "$dir"; do
+  set +e
+  "$tool" consolidate "$dir/ckpt" --out "$bad" > "$dir/bad_out.txt" 2>&1
+  status=$?
+  set -e
+  cat "$dir/bad_out.txt"
+  [ "$status" = 2 ] || { echo "consolidate --out $bad exited $status, expected 2"; exit 1; }
+  grep -Eq "does not exist: create it first|is not a directory|is a directory; give a file name" "$dir/bad_out.txt"
+done
+
 "$python" - "$dir/ckpt/step_312/index.h5" "$dir/full.h5" <<'PY'
 import sys, h5py, numpy as np
 index, full = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")

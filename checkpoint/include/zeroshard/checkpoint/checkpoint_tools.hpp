@@ -41,7 +41,8 @@ VerifyReport verify_checkpoint(const std::string& dir, const std::string& tag = 
 /// `parameter_dtype` bfloat16 or float16 exports /params rounded to nearest even from the
 /// float32 masters (a 16-bit HDF5 float type: HDF5, and h5py through it, converts on read;
 /// the root attribute params_dtype names it); optimizer states stay float32. Throws
-/// InvalidArgument for another dtype.
+/// InvalidArgument for another dtype, and before reading anything for an `out` that is a
+/// directory or whose directory does not exist.
 std::string consolidate_checkpoint(const std::string& dir, const std::string& tag, const std::string& out,
                                    bool include_optimizer, DType parameter_dtype = DType::float32);
 
