@@ -23,11 +23,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${ZS_SANITIZER_JOBS:-$(nproc)}
 which=${1:-all}
+case "$which" in
+  all | asan | tsan) ;;
+  *) echo "sanitizers: unknown job '$which' (usage: bash scripts/sanitizers.sh [asan|tsan])" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "sanitizers: one job at most (usage: bash scripts/sanitizers.sh [asan|tsan])" >&2; exit 2; }
 supp="$PWD/tests/sanitizers"
 started=${ZS_TEST_STARTED:-$(date +%s)}
 budget=${ZS_CI_BUDGET_S:-1800}
 for setting in "ZS_TEST_STARTED=$started" "ZS_CI_BUDGET_S=$budget"; do
-  [[ "${setting#*=}" =~ ^[0-9]+$ ]] || { echo "sanitizers: $setting is not a whole number of seconds" >&2; exit 2; }
+  # No leading zeros: bash arithmetic would read them as octal.
+  [[ "${setting#*=}" =~ ^(0|[1-9][0-9]*)$ ]] || { echo "sanitizers: $setting is not a whole number of seconds" >&2; exit 2; }
 done
 # What a job's tests take after its build, and a margin for what follows (seconds, measured
 # upper ends on the CI machine: docs/ci.md).
@@ -61,9 +67,15 @@ configure_and_build() {
     return 1
   fi
   # timeout stops make and its compilers (its own process group); status 124 = the deadline.
-  # A build that fails ends the script (the caller's `if` would otherwise take it for a skip).
-  local status=0
-  timeout "$build_deadline" cmake --build "$dir" -j "$jobs" --target "$@" || status=$?
+  # That group does not get the terminal's Ctrl-C, so it is passed on as SIGTERM (a background
+  # job ignores SIGINT, and so would make and the compilers). A build that
+  # fails ends the script (the caller's `if` would otherwise take it for a skip).
+  local status=0 build_pid
+  timeout "$build_deadline" cmake --build "$dir" -j "$jobs" --target "$@" &
+  build_pid=$!
+  trap 'kill -TERM -- "-$build_pid" 2>/dev/null; wait "$build_pid"; exit 130' INT TERM
+  wait "$build_pid" || status=$?
+  trap - INT TERM
   if [ "$status" = 124 ]; then
     skip "$job" "its build was stopped after ${build_deadline} s, to leave its tests time within the ${budget} s budget"
     return 1
@@ -86,12 +98,12 @@ if [ "$which" = all ] || [ "$which" = asan ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:fast_unwind_on_malloc=0
     export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp"
-    ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 600 -L "unit|mpi" \
+    ctest --test-dir build-asan -j "$jobs" --output-on-failure --no-tests=error --timeout 600 -L "unit|mpi" \
       -E "\.np[124]$|^example|install|^checkpoint_|^cluster_"
     # The installed package in a user project built with the same flags (CMake takes CXXFLAGS
     # and LDFLAGS from the environment when it configures the consumer).
     CXXFLAGS="$asan_flags -fno-omit-frame-pointer" LDFLAGS="$asan_flags" \
-      ctest --test-dir build-asan --output-on-failure --timeout 600 -R "^install_consumer$"
+      ctest --test-dir build-asan --output-on-failure --no-tests=error --timeout 600 -R "^install_consumer$"
     unset OMPI_MCA_mca_base_component_disable_dlclose ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
     ran+=(asan)
   fi
@@ -102,8 +114,12 @@ if [ "$which" = all ] || [ "$which" = tsan ]; then
   if configure_and_build tsan build-tsan "-fsanitize=thread" zs_checkpoint_tests zs_collective_tests; then
     OMPI_MCA_mca_base_component_disable_dlclose=1 \
     TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp" \
-      ctest --test-dir build-tsan --output-on-failure --timeout 600 -R "^(checkpoint|collectives)\.np2$"
+      ctest --test-dir build-tsan --output-on-failure --no-tests=error --timeout 600 -R "^(checkpoint|collectives)\.np2$"
     ran+=(tsan)
   fi
 fi
-echo "sanitizers: ok (jobs run: ${ran[*]:-none}; $(($(date +%s) - started)) s since the tests started)"
+if [ ${#ran[@]} = 0 ]; then
+  echo "sanitizers: NO JOB RAN (all skipped for time, above); $(($(date +%s) - started)) s since the tests started"
+else
+  echo "sanitizers: ok (jobs run: ${ran[*]}; $(($(date +%s) - started)) s since the tests started)"
+fi

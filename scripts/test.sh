@@ -17,6 +17,6 @@ if [ -f build-parallel-hdf5/CTestTestfile.cmake ] && [ "${ZS_PARALLEL_HDF5:-1}" 
   echo "== parallel-HDF5 tree (checkpoint.mode = shared_file) =="
   ctest --test-dir build-parallel-hdf5 --output-on-failure --timeout 600 -L parallel_hdf5 "$@"
 fi
-if [ "${ZS_SANITIZERS:-1}" = 1 ] && [ $# = 0 ]; then
+if [ "${ZS_SANITIZERS:-1}" != 0 ] && [ $# = 0 ]; then
   bash scripts/sanitizers.sh
 fi

@@ -117,9 +117,9 @@ def main():
     p.add_argument("--openblas-coretype", help="OPENBLAS_CORETYPE for the peer (e.g. SkylakeX where 0.3.21 misdetects)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--raw", help="append every run's JSON line to this file")
-    p.add_argument("--baseline-build", help="a build tree configured with -DZS_SIMD=BASELINE -DZS_BLAS=Eigen: its "
-                   "stages run too, at 2 ranks (how much the build options give); any other build tree "
-                   "compares two versions of the code the same way (--baseline-label names its rows)")
+    p.add_argument("--baseline-build", help="another build tree whose stages run too, at 2 ranks: one configured with "
+                   "-DZS_SIMD=BASELINE -DZS_BLAS=Eigen shows how much the build options give; one of an older "
+                   "commit compares two versions of the code (--baseline-label names its rows)")
     p.add_argument("--baseline-label", default="baseline build", help="what the --baseline-build rows are called")
     args = p.parse_args()
 

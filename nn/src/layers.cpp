@@ -330,8 +330,11 @@ const Tensor& Dropout::backward(const Tensor& grad_output) {
 // ---- Sequential ----
 const Tensor& Sequential::forward(const Tensor& input, const ForwardContext& context) {
   const Tensor* x = &input;
-  ForwardContext inner = context;  // only the first child sees this forward's own input
+  // Only the first child reads this forward's own input, and only a leaf is told that its
+  // gradient is not needed (a container might hand the flag to children reading other inputs).
+  ForwardContext inner = context;
   for (auto& child : children_) {
+    if (!child->children().empty()) inner.input_requires_grad = true;
     x = &child->forward(*x, inner);
     inner.input_requires_grad = true;
   }

@@ -147,10 +147,11 @@ class AllocationReplay {
     for (SimulatedGroup& g : groups_) order.push_back(&g);
     for (std::size_t i = 0; i < order.size(); ++i) {
       gather_with_prefetch(order, i);
-      // The last unit stays for backward (the engine's run_unit, in the recorded order).
-      if (training && (!policy_.reshard_after_forward || i + 1 == order.size())) {
+      // Stage 3: the last unit stays for backward (the engine's run_unit, in the recorded
+      // order), as GatherScheduler::keep_for_backward marks it.
+      if (training && policy_.shard_parameters && (!policy_.reshard_after_forward || i + 1 == order.size())) {
         for (SimulatedGroup* g : order[i]->needs)
-          if (g->shards_parameters) g->kept_for_backward = true;
+          if (transient(*g)) g->kept_for_backward = true;
       } else {
         release(*order[i]);
       }

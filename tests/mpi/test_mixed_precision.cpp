@@ -534,5 +534,46 @@ TEST_F(MixedPrecision, BadConfigurationsAreRefusedOnEveryRank) {
   EXPECT_EQ(parsed.engine.precision.param_dtype(), DType::float16);
 }
 
+// A training forward that no backward follows (its loss was NaN, say), then a rollback with
+// load(): the next forward must compute with the loaded parameters. Every compute copy a
+// forward keeps for backward (stage 3's last unit; reshard_after_forward = false, with units
+// that stay whole) must go with the next forward. Found by a review: at stages 0-2 the last
+// unit's float32 copy was neither kept nor freed, and evaluate() computed with stale values.
+TEST_F(MixedPrecision, ARollbackAfterAnAbandonedForwardComputesWithTheLoadedParameters) {
+  std::vector<EngineConfig> configs;
+  for (int stage = 0; stage <= 3; ++stage) configs.push_back(bf16_config(stage));
+  EngineConfig kept = bf16_config(3);
+  kept.reshard_after_forward = false;
+  kept.param_persistence_threshold = kHidden * kClasses + kClasses + 1;  // the head stays whole
+  configs.push_back(kept);
+  for (const EngineConfig& config : configs) {
+    testing::SharedTempDir dir;
+    Tensor x;
+    std::vector<std::int32_t> labels;
+    engine_batch(first_sample(9, 1, 0, comm.size(), comm.rank()), x, labels);
+    std::vector<float> rolled_back, fresh;
+    {
+      auto model = make_mlp();
+      Engine engine(*model, config, comm);
+      train(engine, 0, 1, comm.size(), comm.rank());
+      engine.save(dir.path(), "a");
+      train(engine, 1, 2, comm.size(), comm.rank());
+      engine.forward(x);  // abandoned micro-step
+      engine.load(dir.path(), "a");
+      const Tensor& y = engine.evaluate(x);
+      rolled_back.assign(y.data(), y.data() + y.numel());
+    }
+    {
+      auto model = make_mlp();
+      Engine engine(*model, config, comm);
+      engine.load(dir.path(), "a");
+      const Tensor& y = engine.evaluate(x);
+      fresh.assign(y.data(), y.data() + y.numel());
+    }
+    EXPECT_TRUE(bitwise_equal(rolled_back, fresh))
+        << "stage " << config.stage << " reshard_after_forward " << config.reshard_after_forward;
+  }
+}
+
 }  // namespace
 }  // namespace zs

@@ -96,5 +96,40 @@ TEST_F(TransformerEngineTest, TiedHeadLearnsThePattern) {
   EXPECT_LT(end, 0.6 * start) << "mean loss of the first 10 steps " << start << ", of the last 10 " << end;
 }
 
+// A unit that opens with a container (a TransformerBlock fed a continuous input): the engine
+// tells only a leaf first module that the batch's gradient is not needed, so the block's
+// children all compute theirs. Found by a review: every child of the block skipped it and
+// backward crashed. Training with an identity Dropout(0) in front (same unit, now the first
+// module) must give the same parameters.
+std::vector<float> train_block_first(Communicator& comm, bool identity_in_front) {
+  nn::Dropout front{"front", 0.0f};
+  nn::TransformerBlock block0{"h0", kEmbd, kHeads, 0.0f}, block1{"h1", kEmbd, kHeads, 0.0f};
+  nn::LayerNorm ln_f{"ln_f", kEmbd};
+  nn::Linear head{"head", kEmbd, 3};
+  std::vector<nn::Module*> first = {&block0};
+  if (identity_in_front) first.insert(first.begin(), &front);
+  Engine engine({first, {&block1}, {&ln_f, &head}}, adamw(0), comm);
+  Tensor x({kMicro, kBlock, kEmbd}), grad({kMicro, kBlock, 3});
+  for (int m = 0; m < 3; ++m) {
+    for (std::int64_t i = 0; i < x.numel(); ++i)
+      x.data()[i] = 0.1f * static_cast<float>((i * 7 + m + comm.rank()) % 11) - 0.5f;
+    for (std::int64_t i = 0; i < grad.numel(); ++i) grad.data()[i] = 0.01f * static_cast<float>((i * 3 + m) % 5) - 0.02f;
+    engine.forward(x);
+    engine.backward(grad);
+    engine.step();
+  }
+  return engine.full_parameters();
+}
+
+TEST_F(TransformerEngineTest, AUnitOpeningWithAContainerTrainsAsWithALeafInFront) {
+  Communicator comm;
+  const std::vector<float> with_front = train_block_first(comm, true);
+  const std::vector<float> block_first = train_block_first(comm, false);
+  ASSERT_EQ(with_front.size(), block_first.size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < with_front.size(); ++i) differ += with_front[i] != block_first[i];
+  EXPECT_EQ(differ, 0u) << "of " << with_front.size() << " parameters";
+}
+
 }  // namespace
 }  // namespace zs

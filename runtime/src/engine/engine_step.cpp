@@ -90,17 +90,15 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
     x = &forward_modules(group, *x, context_, position);
   }
   if (checkpointed) group.release_activations();
-  // FSDP's heuristic for its root: the last unit of a training forward is the first one
-  // backward runs, so its gathered parameters stay (one all-gather less per step, and backward
-  // does not open on a gather nothing can hide). Known only while the forward follows the
-  // recorded order; reshard_after_forward = false keeps every unit.
+  // Stage 3, FSDP's heuristic for its root: the last unit of a training forward is the first
+  // one backward runs, so its gathered parameters stay (one all-gather less per step, and
+  // backward does not open on a gather nothing can hide). Known only while the forward
+  // follows the recorded order; reshard_after_forward = false keeps every unit.
   const bool runs_first_in_backward = following && position + 1 == order->expected().size();
-  if (order->training() && (!policy.reshard_after_forward || runs_first_in_backward)) {
-    for (ParameterGroup* g : group.needs())
-      if (g->shards_parameters) g->kept_for_backward = true;
-  } else {
+  if (order->training() && policy.shard_parameters && (!policy.reshard_after_forward || runs_first_in_backward))
+    gathers->keep_for_backward(group);
+  else
     gathers->release(group);
-  }
   order->set_last_output(x->data());
   return *x;
 }
@@ -108,9 +106,10 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
 const Tensor& EngineCore::forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context,
                                           std::size_t position) {
   const Tensor* x = &input;
-  // Backward stops at the first run: the gradient of its input (the batch) is never read.
+  // Backward stops at the first run: the gradient of its input (the batch) is never read. Only
+  // a leaf module is told (a container could hand the flag to children that read other inputs).
   nn::ForwardContext inner = context;
-  inner.input_requires_grad = position != 0;
+  inner.input_requires_grad = position != 0 || group.modules.empty() || !group.modules.front()->children().empty();
   for (nn::Module* module : group.modules) {
     x = &module->forward(*x, inner);
     inner.input_requires_grad = true;

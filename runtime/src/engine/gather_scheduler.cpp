@@ -123,6 +123,13 @@ void GatherScheduler::release(ParameterGroup& group) {
   }
 }
 
+void GatherScheduler::keep_for_backward(ParameterGroup& group) {
+  // Everything release() would free is marked, so that release_kept() (the next forward,
+  // before it gathers) frees it; what is not transient stays anyway.
+  for (ParameterGroup* g : group.needs())
+    if (transient(*g)) g->kept_for_backward = true;
+}
+
 void GatherScheduler::release_kept() {
   for (auto& group : groups_)
     if (group->kept_for_backward) {

@@ -48,6 +48,9 @@ class GatherScheduler {
   /// Collective: every rank's slice of each whole-parameter group all-gathered into its
   /// params_full (after an update of the own slice, after a load).
   void gather_whole_parameters();
+  /// Keeps what `group`'s forward made (gathered parameters, mixed precision's float32 compute
+  /// copies) for its backward instead of freeing it; backward or the next forward frees it.
+  void keep_for_backward(ParameterGroup& group);
   /// Bytes of whole parameters of groups that never shard them (not "live").
   std::int64_t persistent_bytes() const { return persistent_bytes_; }
 

@@ -43,8 +43,10 @@ struct ForwardContext {
   /// False when nothing will read the gradient with respect to this forward's input: the
   /// batch the engine feeds its first unit (PyTorch skips the same product for an input that
   /// does not require grad). A module may then skip computing it, and its backward returns
-  /// an empty tensor (Linear saves one of its three GEMMs). Containers pass it to their first
-  /// child only.
+  /// an empty tensor (Linear saves one of its three GEMMs). The engine and Sequential set it
+  /// false for leaf modules only (no children()), so a container never sees false and need
+  /// not handle it; a container that does set it must give false only to the child reading
+  /// its input, and only if that child is a leaf.
   bool input_requires_grad = true;
 };
 
