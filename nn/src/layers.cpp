@@ -330,13 +330,11 @@ const Tensor& Dropout::backward(const Tensor& grad_output) {
 // ---- Sequential ----
 const Tensor& Sequential::forward(const Tensor& input, const ForwardContext& context) {
   const Tensor* x = &input;
-  // Only the first child reads this forward's own input, and only a leaf is told that its
-  // gradient is not needed (a container might hand the flag to children reading other inputs).
-  ForwardContext inner = context;
+  // Only the first child reads this forward's own input.
+  bool input_gradient_needed = context.input_requires_grad;
   for (auto& child : children_) {
-    if (!child->children().empty()) inner.input_requires_grad = true;
-    x = &child->forward(*x, inner);
-    inner.input_requires_grad = true;
+    x = &child->forward(*x, context_for_input(context, *child, input_gradient_needed));
+    input_gradient_needed = true;
   }
   return *x;
 }

@@ -11,6 +11,12 @@ void Module::allocate_parameters() {
   }
 }
 
+ForwardContext context_for_input(const ForwardContext& context, Module& module, bool input_gradient_needed) {
+  ForwardContext result = context;
+  result.input_requires_grad = input_gradient_needed || !module.children().empty();
+  return result;
+}
+
 std::vector<Parameter*> all_parameters(Module& module) {
   std::vector<Parameter*> out = module.parameters();
   for (Module* child : module.children()) {

@@ -106,13 +106,11 @@ const Tensor& EngineCore::run_unit(std::size_t index, const Tensor& input) {
 const Tensor& EngineCore::forward_modules(ParameterGroup& group, const Tensor& input, const nn::ForwardContext& context,
                                           std::size_t position) {
   const Tensor* x = &input;
-  // Backward stops at the first run: the gradient of its input (the batch) is never read. Only
-  // a leaf module is told (a container could hand the flag to children that read other inputs).
-  nn::ForwardContext inner = context;
-  inner.input_requires_grad = position != 0 || group.modules.empty() || !group.modules.front()->children().empty();
+  // Backward stops at the first run: the gradient of its input (the batch) is never read.
+  bool input_gradient_needed = position != 0;
   for (nn::Module* module : group.modules) {
-    x = &module->forward(*x, inner);
-    inner.input_requires_grad = true;
+    x = &module->forward(*x, nn::context_for_input(context, *module, input_gradient_needed));
+    input_gradient_needed = true;
     poll();
   }
   return *x;

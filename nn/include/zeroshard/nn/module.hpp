@@ -103,6 +103,10 @@ std::optional<ActivationPlan> plan_chain(const std::vector<const Module*>& modul
 
 /// Every parameter of `module` and its descendants, in a fixed depth-first order.
 std::vector<Parameter*> all_parameters(Module& module);
+/// `context` for `module`'s forward, with input_requires_grad = `input_gradient_needed` if
+/// `module` is a leaf (no children()), true otherwise: a container could hand false on to
+/// children that read other inputs. Sequential and the engine pass contexts through this.
+ForwardContext context_for_input(const ForwardContext& context, Module& module, bool input_gradient_needed);
 /// Calls reset_parameters on `module` and its descendants depth-first with one random stream
 /// seeded by `seed`: every rank passing the same seed gets the same values.
 void initialize_parameters(Module& module, std::uint64_t seed);
