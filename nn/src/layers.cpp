@@ -55,7 +55,8 @@ void affine_forward(const Tensor& input, const Tensor& weight, const Parameter* 
   });
 }
 
-// Accumulates dW (and db) and returns dx in `grad_input`, or an empty grad_input when
+// Accumulates dW (and db), or writes them when they are stale (claim_gradient: no separate
+// clearing pass), and returns dx in `grad_input`, or an empty grad_input when
 // `input_requires_grad` is false (nothing reads it: the model's input).
 void affine_backward(const Tensor& grad_output, const Tensor& input, Parameter& weight, Parameter* bias,
                      std::int64_t in, std::int64_t out, bool input_requires_grad, Tensor& grad_input,
@@ -65,10 +66,12 @@ void affine_backward(const Tensor& grad_output, const Tensor& input, Parameter& 
   const auto x = matrix(input, rows, in);
   const auto w = matrix(weight.value, out, in);
   auto dw = matrix(weight.grad, out, in);
+  const bool overwrite = claim_gradient(weight) == GradientWrite::overwrite;
   for_each_block(out, progress, [&](std::int64_t j, std::int64_t n) {
-    dw.middleRows(j, n).noalias() += g.middleCols(j, n).transpose() * x;
+    if (overwrite) dw.middleRows(j, n).noalias() = g.middleCols(j, n).transpose() * x;
+    else dw.middleRows(j, n).noalias() += g.middleCols(j, n).transpose() * x;
   });
-  if (bias) Eigen::Map<Eigen::RowVectorXf>(bias->grad.data(), out) += g.colwise().sum();
+  if (bias) Eigen::Map<Eigen::RowVectorXf>(accumulable_gradient(*bias).data(), out) += g.colwise().sum();
   if (!input_requires_grad) {
     grad_input = Tensor();
     return;
@@ -232,6 +235,8 @@ const Tensor& LayerNorm::forward(const Tensor& input, const ForwardContext&) {
 const Tensor& LayerNorm::backward(const Tensor& grad_output) {
   const std::int64_t rows = rows_of(normalized_);
   grad_input_.resize(normalized_.shape());
+  accumulable_gradient(gain);
+  accumulable_gradient(bias);
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* g = grad_output.data() + r * features_;
     const float* n = normalized_.data() + r * features_;
@@ -287,8 +292,9 @@ const Tensor& Embedding::forward(const Tensor& input, const ForwardContext&) {
 }
 
 const Tensor& Embedding::backward(const Tensor& grad_output) {
+  Tensor& grad = accumulable_gradient(weight);
   for (std::size_t i = 0; i < indices_.size(); ++i) {
-    float* row = weight.grad.data() + indices_[i] * dim_;
+    float* row = grad.data() + indices_[i] * dim_;
     const float* g = grad_output.data() + i * dim_;
     for (std::int64_t k = 0; k < dim_; ++k) row[k] += g[k];
   }

@@ -8,7 +8,26 @@ void Module::allocate_parameters() {
   for (Parameter* p : all_parameters(*this)) {
     p->value = Tensor(p->shape);
     p->grad = Tensor(p->shape);
+    p->grad_stale = false;
   }
+}
+
+GradientWrite claim_gradient(Parameter& p) {
+  const bool stale = p.grad_stale;
+  p.grad_stale = false;
+  return stale ? GradientWrite::overwrite : GradientWrite::accumulate;
+}
+
+Tensor& accumulable_gradient(Parameter& p) {
+  if (claim_gradient(p) == GradientWrite::overwrite) p.grad.fill(0.0f);
+  return p.grad;
+}
+
+void prepare_gradients_for_backward(Module& module) {
+  if (!module.writes_stale_gradients())
+    for (Parameter* p : module.parameters())
+      if (p->grad_stale) accumulable_gradient(*p);
+  for (Module* child : module.children()) prepare_gradients_for_backward(*child);
 }
 
 ForwardContext context_for_input(const ForwardContext& context, Module& module, bool input_gradient_needed) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "../support/engine_test_model.hpp"
@@ -215,6 +216,82 @@ TEST_F(EngineTest, FiveHundredStepsDoNotLeak) {
       EXPECT_EQ(engine.memory().high_water(static_cast<MemoryCategory>(c)), after_warmup[c])
           << "stage " << stage << " " << to_string(static_cast<MemoryCategory>(c)) << " grew after step 5";
   }
+}
+
+// Custom modules that only add into `grad` (writes_stale_gradients() false, as every module
+// written before the engine stopped clearing gradients): y = x * a (per feature) in one unit,
+// z = y + b in the next, loss = sum(z). Both gradients are constants of the data, G_a[j] =
+// sum over rows of x[:, j] and G_b[j] = rows, so plain SGD gives a = 1 - k lr G_a and
+// b = -k lr G_b after k steps, in closed form. Were a stale gradient added to rather than
+// zeroed, step k would apply k G: every stage, with accumulation and buckets, at any world size.
+class AddsIntoGradient : public nn::Module {
+ public:
+  AddsIntoGradient(std::string name, bool multiply)
+      : Module(name), weight(name + ".weight", {kFeatures}, false), multiply_(multiply) {}
+  const Tensor& forward(const Tensor& x, const nn::ForwardContext&) override {
+    input_ = x;
+    output_.resize(x.shape());
+    for (std::int64_t i = 0; i < x.numel(); ++i)
+      output_.data()[i] = multiply_ ? x.data()[i] * weight.value.data()[i % kFeatures]
+                                    : x.data()[i] + weight.value.data()[i % kFeatures];
+    return output_;
+  }
+  const Tensor& backward(const Tensor& g) override {
+    grad_input_.resize(g.shape());
+    for (std::int64_t i = 0; i < g.numel(); ++i) {
+      weight.grad.data()[i % kFeatures] += multiply_ ? g.data()[i] * input_.data()[i] : g.data()[i];
+      grad_input_.data()[i] = multiply_ ? g.data()[i] * weight.value.data()[i % kFeatures] : g.data()[i];
+    }
+    return grad_input_;
+  }
+  std::vector<nn::Parameter*> parameters() override { return {&weight}; }
+  void reset_parameters(std::mt19937_64&) override { weight.value.fill(multiply_ ? 1.0f : 0.0f); }
+  static constexpr std::int64_t kFeatures = 5;  // shards padded at 2-4 ranks
+  nn::Parameter weight;
+
+ private:
+  bool multiply_;
+  Tensor input_, output_, grad_input_;
+};
+
+TEST_F(EngineTest, ModulesThatOnlyAddIntoGradientsSeeZerosEveryStep) {
+  Communicator comm;
+  constexpr std::int64_t rows = 3, features = AddsIntoGradient::kFeatures;
+  constexpr int steps = 3;
+  constexpr double lr = 0.01;
+  Tensor x({rows, features});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = 0.25f * static_cast<float>(i % 7) - 0.5f;
+  Tensor ones({rows, features});
+  ones.fill(1.0f);
+  for (int stage = 0; stage <= 3; ++stage)
+    for (int accumulation : {1, 2})
+      for (std::int64_t bucket : {0, 4}) {
+        nn::Sequential model("model");
+        model.add<AddsIntoGradient>("scale", true);
+        model.add<AddsIntoGradient>("shift", false);
+        EngineConfig config;
+        config.stage = stage;
+        config.optimizer = {.kind = OptimizerKind::sgd, .lr = lr};
+        config.gradient_accumulation_steps = accumulation;
+        config.reduce_bucket_size = bucket;
+        config.unit_starts = {0, 1};
+        Engine engine(model, config, comm);
+        for (int s = 0; s < steps * accumulation; ++s) {
+          engine.forward(x);
+          engine.backward(ones);
+          engine.step();
+        }
+        const std::vector<float> params = engine.full_parameters();
+        ASSERT_EQ(params.size(), static_cast<std::size_t>(2 * features));
+        for (std::int64_t j = 0; j < features; ++j) {
+          double column = 0;
+          for (std::int64_t r = 0; r < rows; ++r) column += x.data()[r * features + j];
+          const std::string where = "stage " + std::to_string(stage) + ", accumulation " + std::to_string(accumulation) +
+                                    ", bucket " + std::to_string(bucket) + ", feature " + std::to_string(j);
+          EXPECT_NEAR(params[j], 1.0 - steps * lr * column, 1e-5) << where;
+          EXPECT_NEAR(params[features + j], -steps * lr * rows, 1e-5) << where;
+        }
+      }
 }
 
 // N ranks x micro-batch b must match one process accumulating the same N micro-batches.

@@ -101,6 +101,81 @@ TEST(Layers, LinearSkipsTheGradientOfAnInputNobodyReads) {
   EXPECT_EQ(std::vector<float>(full.begin() + full_numel, full.end()), skipped);
 }
 
+// Parameter::grad_stale (the engine's "no gradient yet this step", instead of clearing its
+// buffers): a built-in layer writes a stale gradient whole, so garbage in it (NaN here) never
+// reaches the result, and the gradients equal those of a backward into zeroed storage, bit for
+// bit; a gradient not stale is added to. Covers the GEMM (Linear), the row sums (bias,
+// LayerNorm) and the scatter (Embedding), and a weight two modules share (TiedLinear's LM head
+// writes it first, the Embedding then adds its rows).
+TEST(Layers, StaleGradientsAreWrittenWholeNotAddedTo) {
+  Sequential m("model");
+  auto& embedding = m.add<Embedding>("wte", 6, 4);
+  m.add<LayerNorm>("ln", 4);
+  m.add<Linear>("fc", 4, 4);
+  m.add<TiedLinear>("head", embedding.weight, /*bias=*/true);
+  m.allocate_parameters();
+  initialize_parameters(m, 5);
+  Tensor indices({3});
+  const float ids[] = {1, 4, 1};
+  std::copy(ids, ids + 3, indices.data());
+  const ForwardContext context{.training = true, .random = nullptr};
+  const Tensor& y = m.forward(indices, context);
+  Tensor grad_output(y.shape());
+  for (std::int64_t i = 0; i < grad_output.numel(); ++i) grad_output.data()[i] = 0.01f * static_cast<float>(i % 7 - 3);
+  auto gradients = [&] {
+    std::vector<float> all;
+    for (Parameter* p : all_parameters(m)) all.insert(all.end(), p->grad.data(), p->grad.data() + p->grad.numel());
+    return all;
+  };
+  m.backward(grad_output);
+  const std::vector<float> reference = gradients();  // into zeroed storage
+
+  for (Parameter* p : all_parameters(m)) {
+    p->grad.fill(std::nanf(""));
+    p->grad_stale = true;
+  }
+  m.backward(grad_output);
+  EXPECT_EQ(gradients(), reference);
+  for (Parameter* p : all_parameters(m)) EXPECT_FALSE(p->grad_stale) << p->name;
+
+  m.backward(grad_output);  // not stale: accumulates
+  const std::vector<float> twice = gradients();
+  ASSERT_EQ(twice.size(), reference.size());
+  for (std::size_t i = 0; i < twice.size(); ++i) EXPECT_FLOAT_EQ(twice[i], 2 * reference[i]) << i;
+}
+
+// A module that simply adds into `grad` (writes_stale_gradients() false, every custom module
+// written before grad_stale existed): prepare_gradients_for_backward zeroes its stale
+// gradients, also inside a container, and leaves a built-in layer's stale gradient to it.
+TEST(Layers, PrepareGradientsZeroesOnlyForModulesThatAddIntoThem) {
+  class AddsIntoGrad final : public Module {
+   public:
+    AddsIntoGrad() : Module("adds"), scale("adds.scale", {2}) {}
+    const Tensor& forward(const Tensor& input, const ForwardContext&) override { return input; }
+    const Tensor& backward(const Tensor& grad_output) override {
+      for (std::int64_t i = 0; i < 2; ++i) scale.grad.data()[i] += 1.0f;
+      return grad_output;
+    }
+    std::vector<Parameter*> parameters() override { return {&scale}; }
+    Parameter scale;
+  };
+  Sequential m("model");
+  auto& adds = m.add<AddsIntoGrad>();
+  auto& fc = m.add<Linear>("fc", 2, 2);
+  m.allocate_parameters();
+  for (Parameter* p : all_parameters(m)) {
+    p->grad.fill(std::nanf(""));
+    p->grad_stale = true;
+  }
+  prepare_gradients_for_backward(m);
+  EXPECT_FALSE(adds.scale.grad_stale);
+  EXPECT_EQ(adds.scale.grad.data()[0], 0.0f);
+  EXPECT_TRUE(fc.weight.grad_stale);  // Linear writes it whole itself
+  EXPECT_TRUE(std::isnan(fc.weight.grad.data()[0]));
+  adds.backward(Tensor({1, 2}));
+  EXPECT_EQ(adds.scale.grad.data()[1], 1.0f);
+}
+
 TEST(Layers, GeluGradients) {
   GELU m("gelu");
   check_gradients(m, random_input({3, 7}, 2));

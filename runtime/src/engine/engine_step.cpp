@@ -174,8 +174,10 @@ void EngineCore::backward(const Tensor& grad_output) {
       gradient_started[used->index] = true;
       // Whole float32 gradients are the accumulator (stages 0-1) unless they are 16-bit.
       if (!policy.shard_gradients && !half_gradients) continue;
-      used->grads_full = pool.take(MemoryCategory::gradients_full, used->padded_elems(), 0.0f);
+      // Not cleared: the first backward to use each parameter writes its gradient whole.
+      used->grads_full = pool.take(MemoryCategory::gradients_full, used->padded_elems());
       used->bind();
+      used->mark_gradients_unwritten();
     }
     // The modules hold this run's activations only if it was the group's last run and the
     // group is not checkpointed; otherwise the run is computed again first.
@@ -183,6 +185,7 @@ void EngineCore::backward(const Tensor& grad_output) {
     {
       Phase phase(comm, "backward", group.name);
       for (auto module = group.modules.rbegin(); module != group.modules.rend(); ++module) {
+        nn::prepare_gradients_for_backward(**module);  // zeroes stale gradients a module would add into
         g = &(*module)->backward(*g);
         poll();
       }
@@ -230,7 +233,12 @@ void EngineCore::step_boundary() {
       if (!group->reduced_this_step) reducer->reduce(*group);
     reducer->finish();
   }
-  for (auto& group : groups) group->reduced_this_step = false;
+  for (auto& group : groups) {
+    group->reduced_this_step = false;
+    // Stages 2-3: a group no backward of this window used has nothing in its shard yet.
+    if (group->grads_shard_unwritten) group->grads_shard.fill(0.0f);
+    group->grads_shard_unwritten = false;
+  }
   const double loss_scale = loss_scaler ? loss_scaler->scale() : 1.0;
   const StepOutcome outcome = optimizer->step(groups, learning_rate(), optimizer_steps + 1, loss_scale);
   gradient_norm = outcome.gradient_norm;
@@ -248,8 +256,10 @@ void EngineCore::step_boundary() {
 
 void EngineCore::clear_gradients() {
   for (auto& group : groups) {
-    group->grads_full.fill(0.0f);
-    group->grads_shard.fill(0.0f);
+    // Stages 0-1 in float32 keep whole gradients: marked stale, not cleared (PyTorch's
+    // zero_grad(set_to_none=True)); the next backward writes them whole.
+    group->mark_gradients_unwritten();
+    group->grads_shard_unwritten = !group->grads_shard.empty();
     group->grads16.fill(0.0f);
   }
 }

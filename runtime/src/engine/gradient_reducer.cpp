@@ -30,6 +30,7 @@ GradientReducer::GradientReducer(const ShardingPolicy& policy, const EngineConfi
 Buffer& GradientReducer::reduced(ParameterGroup& group) const { return half_ ? group.grads16 : group.grads_full; }
 
 void GradientReducer::fold(ParameterGroup& group) {
+  group.zero_unwritten_gradients();  // parameters no backward used this micro-step: zeros, not leftovers
   if (!half_ || group.grads_full.empty()) return;
   const std::int64_t padded = group.padded_elems();
   if (policy_.shard_gradients) {
@@ -59,6 +60,7 @@ void GradientReducer::reduce_across_replicas(HostBuffer kept, const std::string&
 }
 
 void GradientReducer::reduce(ParameterGroup& group) {
+  group.zero_unwritten_gradients();  // groups no backward used this step: zeros, not last step's values
   group.reduced_this_step = true;
   if (config_.reduce_bucket_size > 0) {
     pack(group);
@@ -74,13 +76,22 @@ void GradientReducer::finish() {
   complete_beyond(0);
 }
 
+HostBuffer GradientReducer::kept_part(ParameterGroup& group) const {
+  if (group.reduction_writes_shard) return group.grads_shard.host();
+  if (policy_.reduction == GradientReduction::all_reduce) return reduced(group).host();
+  const std::int64_t shard = group.shard_elems();
+  return reduced(group).host(comm_.rank() * shard, shard);
+}
+
 void GradientReducer::issue(ParameterGroup& group) {
   Buffer& full = reduced(group);
-  const std::int64_t shard = group.shard_elems();
-  // In place: this rank's reduced chunk lands in its own slice of the whole buffer.
+  // The window's first reduction of a sharded gradient writes the shard itself; otherwise this
+  // rank's reduced chunk lands in place, in its own slice of the whole buffer.
+  group.reduction_writes_shard = policy_.shard_gradients && group.grads_shard_unwritten;
+  group.grads_shard_unwritten = false;
   group.reduction = policy_.reduction == GradientReduction::all_reduce
                         ? comm_.all_reduce(full.host(), labelled(group.name))
-                        : comm_.reduce_scatter(full.host(), full.host(comm_.rank() * shard, shard), labelled(group.name));
+                        : comm_.reduce_scatter(full.host(), kept_part(group), labelled(group.name));
   group.reduction_pending = true;
   groups_in_flight_.push_back(&group);
 }
@@ -89,13 +100,12 @@ void GradientReducer::complete(ParameterGroup& group) {
   if (!group.reduction_pending) return;
   group.reduction.wait();
   group.reduction_pending = false;
-  const std::int64_t shard = group.shard_elems();
-  Buffer& full = reduced(group);
-  reduce_across_replicas(policy_.reduction == GradientReduction::all_reduce ? full.host()
-                                                                            : full.host(comm_.rank() * shard, shard),
-                         group.name);
+  reduce_across_replicas(kept_part(group), group.name);
   if (!policy_.shard_gradients) return;
-  accumulate(group.grads_shard.raw(), full.raw(comm_.rank() * shard), dtype_, shard);
+  Buffer& full = reduced(group);
+  if (!group.reduction_writes_shard)
+    accumulate(group.grads_shard.raw(), full.raw(comm_.rank() * group.shard_elems()), dtype_, group.shard_elems());
+  group.reduction_writes_shard = false;
   full.reset();
   group.bind();
 }
@@ -110,6 +120,9 @@ void GradientReducer::complete_beyond(std::size_t keep) {
 void GradientReducer::pack(ParameterGroup& group) {
   const int ranks = comm_.size();
   const std::int64_t shard = group.shard_elems();
+  // A group's pieces complete in different buckets, each adding into the shard.
+  if (policy_.shard_gradients && group.grads_shard_unwritten) group.grads_shard.fill(0.0f);
+  group.grads_shard_unwritten = false;
   const std::int64_t chunk = std::max<std::int64_t>(1, config_.reduce_bucket_size / ranks);
   for (std::int64_t done = 0; done < shard;) {
     if (!open_bucket_) {

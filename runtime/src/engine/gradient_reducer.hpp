@@ -69,6 +69,9 @@ class GradientReducer {
   std::size_t in_flight_limit() const;
   // The whole gradients this reducer communicates: grads16 with 16-bit gradients, else grads_full.
   Buffer& reduced(ParameterGroup& group) const;
+  // Where this rank's reduced values land and stay: grads_shard when the reduce-scatter writes
+  // it directly, else the whole buffer (all-reduce) or this rank's slice of it.
+  HostBuffer kept_part(ParameterGroup& group) const;
   // Hybrid sharding: all-reduces what the shard group's collective left this rank (`kept`)
   // over the replica group; nothing when flat.
   void reduce_across_replicas(HostBuffer kept, const std::string& label);

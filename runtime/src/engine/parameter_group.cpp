@@ -1,5 +1,7 @@
 #include "parameter_group.hpp"
 
+#include <algorithm>
+
 namespace zs::detail {
 
 std::int64_t ParameterGroup::parameter_count() const {
@@ -25,6 +27,24 @@ void ParameterGroup::bind() {
     p.value = params_full.empty() ? Tensor() : Tensor::view(params_full.data() + slot.offset, p.shape);
     p.grad = grads_full.empty() ? Tensor() : Tensor::view(grads_full.data() + slot.offset, p.shape);
   }
+}
+
+void ParameterGroup::mark_gradients_unwritten() {
+  if (grads_full.empty()) return;
+  std::int64_t written_up_to = 0;  // slots are in layout order, ascending offsets
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const auto& slot = layout.tensors()[i];
+    std::fill(grads_full.data() + written_up_to, grads_full.data() + slot.offset, 0.0f);
+    written_up_to = slot.end();
+    params[i]->grad_stale = true;
+  }
+  std::fill(grads_full.data() + written_up_to, grads_full.data() + padded_elems(), 0.0f);
+}
+
+void ParameterGroup::zero_unwritten_gradients() {
+  if (grads_full.empty()) return;
+  for (nn::Parameter* p : params)
+    if (p->grad_stale) nn::accumulable_gradient(*p);
 }
 
 }  // namespace zs::detail

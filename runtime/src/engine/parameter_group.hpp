@@ -52,6 +52,11 @@ struct ParameterGroup {
   Work reduction;                  // this micro-step's gradient collective
   bool reduction_pending = false;
   bool reduced_this_step = false;  // reduced during the last backward (stages 0-1)
+  // Stages 2-3: grads_shard holds nothing of this accumulation window (set at each step instead
+  // of clearing it). The window's first reduce-scatter writes it directly (no accumulate pass
+  // over the shard); a bucketed reduction zeroes it first.
+  bool grads_shard_unwritten = false;
+  bool reduction_writes_shard = false;  // the collective in flight outputs into grads_shard
 
   std::int64_t shard_elems() const { return layout.shard_numel(); }
   std::int64_t padded_elems() const { return layout.padded_numel(); }
@@ -65,6 +70,15 @@ struct ParameterGroup {
   /// Points each owned parameter's value and grad at the whole buffers (empty tensors while a
   /// buffer is not held), so modules read and accumulate in place.
   void bind();
+  /// grads_full holds nothing of this step (a buffer fresh from the pool, or the step just
+  /// ended): every owned parameter's gradient is marked stale (Parameter::grad_stale, written
+  /// whole by its first backward) and the alignment gaps and padding, which no module writes,
+  /// are zeroed. Replaces clearing the whole buffer (a pass of 4 bytes per element). Call
+  /// after bind(); no-op while grads_full is not held.
+  void mark_gradients_unwritten();
+  /// Zeroes the gradients still stale (parameters no backward used since the mark), so that
+  /// a reduction or the optimizer never reads undefined values. No-op while grads_full is not held.
+  void zero_unwritten_gradients();
 };
 
 }  // namespace zs::detail

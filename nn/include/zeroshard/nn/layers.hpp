@@ -20,6 +20,7 @@ class Affine : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override;
+  bool writes_stale_gradients() const override { return true; }
   std::int64_t activation_bytes() const override { return (input_.numel() + output_.numel()) * 4; }
   std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
@@ -109,6 +110,7 @@ class LayerNorm final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override { return {&gain, &bias}; }
+  bool writes_stale_gradients() const override { return true; }
   std::int64_t activation_bytes() const override { return (normalized_.numel() + output_.numel()) * 4; }
   std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;
@@ -134,6 +136,7 @@ class Embedding final : public Module {
   const Tensor& forward(const Tensor& input, const ForwardContext& context) override;
   const Tensor& backward(const Tensor& grad_output) override;
   std::vector<Parameter*> parameters() override { return {&weight}; }
+  bool writes_stale_gradients() const override { return true; }
   std::int64_t activation_bytes() const override { return output_.numel() * 4; }
   std::optional<ActivationPlan> plan_activations(const Shape& input, bool training) const override;
   void release_activations(bool keep_output) override;

@@ -1,7 +1,9 @@
 #pragma once
 // Modules with explicit forward and backward (no autograd tape): forward caches what its
 // backward needs, backward *accumulates* parameter gradients (so micro-steps add up) and
-// returns the gradient of its input.
+// returns the gradient of its input. A gradient the engine marks stale (Parameter::grad_stale,
+// PyTorch's `.grad is None`) holds nothing of this step: a module that says so
+// (writes_stale_gradients) overwrites it, any other gets it zeroed first by the engine.
 //
 // Writing your own module: derive from Module, hold your weights as Parameter members, list
 // them in parameters(), implement forward/backward. Read parameter values through
@@ -27,6 +29,13 @@ struct Parameter {
   /// False for biases and norm gains: optimizers skip weight decay on them (a per-group
   /// setting, as PyTorch users configure by hand).
   bool weight_decay = true;
+  /// True while `grad` holds nothing of the current step (PyTorch's `.grad is None` after
+  /// zero_grad(set_to_none=True)): its contents are undefined, and the first backward to use
+  /// the parameter must write the gradient whole instead of adding to it (claim_gradient,
+  /// accumulable_gradient). The engine sets it instead of clearing its gradient buffers every
+  /// step (a pass of 4 bytes per parameter saved) and zeroes whatever is still stale before a
+  /// reduction reads it. False for standalone storage (allocate_parameters zeroes it).
+  bool grad_stale = false;
 
   Parameter(std::string n, Shape s, bool decay = true);
   std::int64_t numel() const { return numel_of(shape); }
@@ -88,6 +97,13 @@ class Module {
   /// default initialisers.
   virtual void reset_parameters(std::mt19937_64& /*random*/) {}
 
+  /// True if this module's backward honours Parameter::grad_stale for every parameter it
+  /// lists: it writes a stale gradient whole (claim_gradient) or zeroes it before adding to it
+  /// (accumulable_gradient). The built-in layers do. False (the default, right for a module
+  /// that simply adds into `grad`): the engine zeroes this module's stale gradients before its
+  /// backward (prepare_gradients_for_backward), so such a module stays correct.
+  virtual bool writes_stale_gradients() const { return false; }
+
   const std::string& name() const { return name_; }
   /// Gives each parameter its own value and gradient storage (standalone use, tests); the
   /// engine instead points them into its flat buffers.
@@ -107,6 +123,21 @@ std::vector<Parameter*> all_parameters(Module& module);
 /// `module` is a leaf (no children()), true otherwise: a container could hand false on to
 /// children that read other inputs. Sequential and the engine pass contexts through this.
 ForwardContext context_for_input(const ForwardContext& context, Module& module, bool input_gradient_needed);
+/// How a backward must write a parameter's gradient.
+enum class GradientWrite {
+  overwrite,   // the gradient was stale: write it whole (`=`, a GEMM with beta 0)
+  accumulate,  // it holds this step's earlier contributions: add to it (`+=`)
+};
+/// Claims `p.grad` for a backward whose result covers the whole gradient: overwrite if it was
+/// stale, else accumulate; clears grad_stale either way. Not thread-safe for one parameter.
+GradientWrite claim_gradient(Parameter& p);
+/// `p.grad`, ready to be added into (for kernels that add piecewise: scatters, row sums):
+/// zeroed first if it was stale; clears grad_stale.
+Tensor& accumulable_gradient(Parameter& p);
+/// Zeroes the stale gradients of the parameters listed by `module` and its descendants whose
+/// class does not write stale gradients itself (writes_stale_gradients() false), so that a
+/// module that adds into `grad` reads zeros. The engine calls it before each module's backward.
+void prepare_gradients_for_backward(Module& module);
 /// Calls reset_parameters on `module` and its descendants depth-first with one random stream
 /// seeded by `seed`: every rank passing the same seed gets the same values.
 void initialize_parameters(Module& module, std::uint64_t seed);
