@@ -61,7 +61,7 @@ def pytorch(args, ranks, strategy, width, threads):
         if args.openblas_coretype:
             env["OPENBLAS_CORETYPE"] = args.openblas_coretype
         drop = [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n not in env]
-        return launch(ranks, ["/usr/bin/python3", os.path.join(ROOT, "bench/peer/torch_step.py"), "--strategy", strategy,
+        return launch(ranks, [args.torch_python, os.path.join(ROOT, "bench/peer/torch_step.py"), "--strategy", strategy,
                               "--layers", str(args.layers), "--width", str(width), "--batch", str(args.batch),
                               "--steps", str(args.steps), "--threads", str(threads), "--init-file",
                               os.path.join(tmp, "rendezvous")], env, drop)
@@ -116,6 +116,8 @@ def main():
                    help="the scaling table's widths (2 ranks, stages 0 and 3 and their peers); none: skip it")
     p.add_argument("--openblas-coretype", help="OPENBLAS_CORETYPE for the peer (e.g. SkylakeX where 0.3.21 misdetects)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
+    p.add_argument("--torch-python", default="/usr/bin/python3",
+                   help="the Python that runs the PyTorch peer (a virtual environment's, where torch is not Debian's)")
     p.add_argument("--raw", help="append every run's JSON line to this file")
     p.add_argument("--baseline-build", help="another build tree whose stages run too, at 2 ranks: one configured with "
                    "-DZS_SIMD=BASELINE -DZS_BLAS=Eigen shows how much the build options give; one of an older "
