@@ -147,7 +147,12 @@ bool RingOp<T>::progress() {
           }
         }
         T* partial = full_ + seg.offset;
-        for (int i = 0; i < seg.length; ++i) partial[i] = incoming[i] + partial[i];
+        // The last step's sums are this rank's results: written straight to own_chunk when it
+        // lies outside `full` (no copy at finish()).
+        const std::int64_t own_begin = bounds_.begin(ctx_.rank);
+        T* sum = seg.step == ctx_.size - 2 && own_chunk_ != full_ + own_begin ? own_chunk_ + (seg.offset - own_begin)
+                                                                              : partial;
+        for (int i = 0; i < seg.length; ++i) sum[i] = incoming[i] + partial[i];
       }
     }
     // What arrived at step s is what this rank forwards at step s+1, segment for segment.
@@ -170,7 +175,8 @@ void RingOp<T>::finish() {
   if constexpr (!std::is_same_v<T, std::uint16_t>) {
     const T* sum = full_ + bounds_.begin(ctx_.rank);
     const std::int64_t length = bounds_.size(ctx_.rank);
-    if (own_chunk_ != sum) std::copy_n(sum, length, own_chunk_);
+    // With more than one rank the last step wrote own_chunk already (progress()).
+    if (own_chunk_ != sum && ctx_.size == 1) std::copy_n(sum, length, own_chunk_);
     if (average_) {
       const T divisor = static_cast<T>(ctx_.size);
       for (std::int64_t i = 0; i < length; ++i) own_chunk_[i] /= divisor;
