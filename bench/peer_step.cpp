@@ -4,7 +4,7 @@
 // `batch` per rank, AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01).
 //
 //   zs-mpirun -np 2 build/bench/zs_peer_step --stage 3 [--layers 8] [--width 2048] [--batch 32]
-//        [--steps 10] [--warmup 2] [--threads 0] [--profile TRACE.json]
+//        [--steps 10] [--warmup 2] [--threads 0] [--profile TRACE.json] [--node-shared 0|1]
 //
 // Prints one JSON line (rank 0): per-step times of the slowest rank, forward+backward and
 // optimizer medians, RSS high-water above the process floor (after MPI_Init, before the model),
@@ -35,6 +35,7 @@ struct Options {
   int warmup = 2;
   int threads = 0;
   std::string profile;  // write the timeline of timed steps 1-3 here (the profiler's trace)
+  bool node_shared = false;  // zero_optimization.node_shared_parameters
 };
 
 long long whole(const std::string& option, const char* text, long long low) {
@@ -64,6 +65,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--warmup") o.warmup = static_cast<int>(whole(arg, v, 0));
     else if (arg == "--threads") o.threads = static_cast<int>(whole(arg, v, 0));
     else if (arg == "--profile") o.profile = v;
+    else if (arg == "--node-shared") o.node_shared = whole(arg, v, 0) != 0;
     else throw zs::InvalidArgument("unknown option " + arg + " (see the comment at the top of bench/peer_step.cpp)");
   }
   return o;
@@ -109,6 +111,7 @@ int main(int argc, char** argv) {
     config.optimizer.kind = zs::OptimizerKind::adamw;
     config.optimizer.weight_decay = 0.01;
     config.compute_threads = o.threads;
+    config.node_shared_parameters = o.node_shared;
     if (!o.profile.empty()) {
       config.profiler.enabled = true;
       config.profiler.first_step = o.warmup + 1;

@@ -100,7 +100,8 @@ class AllocationReplay {
       }
     }
     for (const SimulatedGroup& g : groups_)
-      if (!g.shards_parameters) persistent_bytes_ += (mixed_ ? floats_of(g.padded, 2) : g.padded) * kReplayFloat;
+      if (!g.shards_parameters && !policy_.node_shared_parameters)
+        persistent_bytes_ += (mixed_ ? floats_of(g.padded, 2) : g.padded) * kReplayFloat;
   }
 
   MemoryLedger& ledger() { return ledger_; }
@@ -123,6 +124,9 @@ class AllocationReplay {
             earlier.params16_shard = pool_.take(MemoryCategory::parameters_shard, floats_of(earlier.shard, 2));
           else
             earlier.params16_full = pool_.take(MemoryCategory::parameters_full, floats_of(earlier.padded, 2));
+        } else if (policy_.node_shared_parameters) {
+          // EngineCore::move_to_shared_parameters: the slice of the node's copy, outside the pool.
+          ledger_.allocate(MemoryCategory::parameters_shard, earlier.shard * kReplayFloat);
         } else {
           if (!earlier.shards_parameters) continue;
           earlier.params_shard = pool_.take(MemoryCategory::parameters_shard, earlier.shard);

@@ -136,6 +136,10 @@ const std::vector<Key>& keys() {
     boolean("zero_optimization.reshard_after_forward", "stage 3: free gathered parameters after forward (but the last unit's, which backward runs first)",
             "FSDP: reshard_after_forward (FULL_SHARD vs SHARD_GRAD_OP)",
             [](TrainingConfig& c) -> bool& { return c.engine.reshard_after_forward; });
+    boolean("zero_optimization.node_shared_parameters",
+            "stages 1-3, float32: whole parameters once per node in shared memory, never all-gathered",
+            "(none; closest: DeepSpeed ZeRO++ zero_hpz_partition_size)",
+            [](TrainingConfig& c) -> bool& { return c.engine.node_shared_parameters; });
     boolean("bf16.enabled", "bfloat16 parameters and gradients, float32 master weights (docs/mixed-precision.md)",
             "DeepSpeed: bf16.enabled; FSDP2: MixedPrecisionPolicy(param_dtype=torch.bfloat16)",
             [](TrainingConfig& c) -> bool& { return c.engine.precision.bf16; });
@@ -455,6 +459,12 @@ void TrainingConfig::apply_override(const std::string& assignment) {
 void EngineConfig::validate() const {
   if (stage < 0 || stage > 3)
     throw InvalidArgument("zero_optimization.stage = " + std::to_string(stage) + " is not a ZeRO stage: use 0, 1, 2 or 3");
+  if (node_shared_parameters && stage == 0)
+    throw InvalidArgument("zero_optimization.node_shared_parameters = true needs stage 1, 2 or 3: at stage 0 every rank "
+                          "updates every parameter, so no rank owns a slice of a shared copy");
+  if (node_shared_parameters && precision.enabled())
+    throw InvalidArgument("zero_optimization.node_shared_parameters = true is float32 only for now: turn off bf16.enabled / "
+                          "fp16.enabled, or node_shared_parameters");
   if (gradient_accumulation_steps < 1)
     throw InvalidArgument("gradient_accumulation_steps = " + std::to_string(gradient_accumulation_steps) +
                           " must be >= 1");

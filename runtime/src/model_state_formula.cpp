@@ -8,7 +8,8 @@
 namespace zs {
 
 ShardedCategories ShardedCategories::of(const ShardingPolicy& policy, std::int64_t unit_parameters) {
-  return {.parameters = policy.shards_group_parameters(unit_parameters),
+  // Node-shared parameters: a rank's share of the node's one copy is its slice.
+  return {.parameters = policy.node_shared_parameters || policy.shards_group_parameters(unit_parameters),
           .gradients = policy.shard_gradients,
           .optimizer_states = policy.shard_optimizer_states};
 }

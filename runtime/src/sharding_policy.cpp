@@ -19,7 +19,8 @@ ShardingPolicy ShardingPolicy::from(const EngineConfig& config, int world_size) 
   if (world_size == 1) return policy;
   policy.shard_optimizer_states = config.stage >= 1;
   policy.shard_gradients = config.stage >= 2;
-  policy.shard_parameters = config.stage == 3;
+  policy.node_shared_parameters = config.node_shared_parameters && config.stage >= 1;
+  policy.shard_parameters = config.stage == 3 && !policy.node_shared_parameters;
   policy.reduction = config.stage == 0 ? GradientReduction::all_reduce : GradientReduction::reduce_scatter;
   policy.reduce_every_micro_step = policy.shard_gradients;
   policy.gather_after_update = policy.shard_optimizer_states;

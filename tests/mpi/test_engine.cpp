@@ -74,6 +74,43 @@ TEST_F(EngineTest, StagesZeroToThreeGiveBitIdenticalParameters) {
   EXPECT_EQ(train(comm, one_unit_stage3, 6, 5, 0.2f), train(comm, one_unit_stage0, 6, 5, 0.2f));
 }
 
+// zero_optimization.node_shared_parameters: one copy of the whole parameters per node, each
+// rank updating its slice in place, nothing gathered. Every stage 1-3 must still give stage 0's
+// parameters bit for bit (flat, and with accumulation, buckets, overlap off, one unit), the
+// ledger must hold a rank's slice of them (the stage-3 formula for parameters), and the engine
+// must stay usable after a load. One rank: a no-op (nothing is shared).
+TEST_F(EngineTest, NodeSharedParametersGiveBitIdenticalParametersAtEveryStage) {
+  Communicator comm;
+  const int n = comm.size();
+  const auto reference = train(comm, adamw(0), 6, 5, /*dropout=*/0.2f);
+  for (int stage = 1; stage <= 3; ++stage) {
+    EngineConfig config = adamw(stage);
+    config.node_shared_parameters = true;
+    EXPECT_EQ(train(comm, config, 6, 5, 0.2f), reference) << "stage " << stage;
+    EngineConfig accumulation = config, reference_config = adamw(stage);
+    accumulation.gradient_accumulation_steps = reference_config.gradient_accumulation_steps = 2;
+    accumulation.reduce_bucket_size = 7;
+    accumulation.overlap_comm = false;
+    EXPECT_EQ(train(comm, accumulation, 3, 5, 0.2f), train(comm, reference_config, 3, 5, 0.2f))
+        << "stage " << stage << ", accumulation 2, buckets of 7, overlap off";
+
+    auto model = make_model(0);
+    Engine engine(*model, config, comm);
+    const double psi = static_cast<double>(engine.parameter_count());
+    const double slack = 16.0 * (16 * 8 + 16 * n) * engine.unit_count();
+    if (n == 1) continue;  // nothing shared: stage 0's whole private parameters
+    EXPECT_NEAR(static_cast<double>(engine.model_state_bytes().parameters), 4 * psi / n, slack) << "stage " << stage;
+    EXPECT_EQ(engine.memory().current(MemoryCategory::parameters_full), 0) << "stage " << stage << ": nothing gathered";
+    run_steps(engine, 0, 3);
+    EXPECT_EQ(engine.memory().current(MemoryCategory::parameters_full), 0)
+        << "stage " << stage << ": a gathered or whole private copy appeared while training";
+  }
+  EngineConfig one_unit = adamw(3), one_unit_stage0 = adamw(0);
+  one_unit.unit_starts = one_unit_stage0.unit_starts = {0};
+  one_unit.node_shared_parameters = true;
+  EXPECT_EQ(train(comm, one_unit, 6, 5, 0.2f), train(comm, one_unit_stage0, 6, 5, 0.2f)) << "one unit";
+}
+
 // Overlap on or off changes when collectives run, never what they compute.
 TEST_F(EngineTest, OverlapOnAndOffGiveBitIdenticalParameters) {
   Communicator comm;

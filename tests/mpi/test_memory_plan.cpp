@@ -184,6 +184,11 @@ std::vector<Variant> variants(int world_size) {
   fp32_reduce.precision.bf16 = true;
   fp32_reduce.precision.reduce_dtype = DType::float32;
   out.push_back({"stage 1 bf16 reduce float32", fp32_reduce});
+  for (int stage = 1; stage <= 3; ++stage) {
+    EngineConfig shared = quiet_config(stage);
+    shared.node_shared_parameters = true;
+    out.push_back({"stage " + std::to_string(stage) + " node-shared parameters", shared});
+  }
   EngineConfig bf16_keep = keep;
   bf16_keep.precision.bf16 = true;
   out.push_back({"stage 3 bf16 no reshard, 1 in flight", bf16_keep});

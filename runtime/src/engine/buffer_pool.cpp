@@ -14,16 +14,34 @@ std::int64_t bytes_of_capacity(const AlignedFloats& v) { return static_cast<std:
 }  // namespace
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : data_(std::move(other.data_)), elements_(other.elements_), dtype_(other.dtype_), category_(other.category_),
-      pool_(other.pool_) {
+    : data_(std::move(other.data_)), external_(other.external_), external_bytes_(other.external_bytes_),
+      external_ledger_(other.external_ledger_), elements_(other.elements_), dtype_(other.dtype_),
+      category_(other.category_), pool_(other.pool_) {
   other.data_ = AlignedFloats();
+  other.external_ = nullptr;
   other.elements_ = 0;
+}
+
+Buffer Buffer::external(float* data, std::int64_t elements, MemoryCategory category, std::int64_t ledgered_bytes,
+                        MemoryLedger& ledger) {
+  Buffer buffer;
+  buffer.external_ = data;
+  buffer.external_bytes_ = ledgered_bytes;
+  buffer.external_ledger_ = &ledger;
+  buffer.elements_ = elements;
+  buffer.category_ = category;
+  ledger.allocate(category, ledgered_bytes);
+  return buffer;
 }
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     reset();
     data_ = std::move(other.data_);
+    external_ = other.external_;
+    external_bytes_ = other.external_bytes_;
+    external_ledger_ = other.external_ledger_;
+    other.external_ = nullptr;
     elements_ = other.elements_;
     dtype_ = other.dtype_;
     other.data_ = AlignedFloats();
@@ -39,12 +57,17 @@ void Buffer::fill(float value) {
     throw InvalidArgument("Buffer::fill: a " + to_string(dtype_) + " buffer can only be zeroed");
   // All-zero bits are +0 in every dtype. On the compute threads: the engine clears whole
   // gradient buffers every step (4 bytes per parameter written).
-  detail::for_each_chunk(static_cast<std::int64_t>(data_.size()), [&](std::int64_t first, std::int64_t count) {
-    std::fill_n(data_.begin() + first, count, value);
-  });
+  const std::int64_t floats = external_ ? elements_ : static_cast<std::int64_t>(data_.size());
+  detail::for_each_chunk(floats, [&](std::int64_t first, std::int64_t count) { std::fill_n(base() + first, count, value); });
 }
 
 void Buffer::reset() {
+  if (external_) {
+    external_ledger_->release(category_, external_bytes_);
+    external_ = nullptr;
+    elements_ = 0;
+    return;
+  }
   if (data_.capacity() == 0) return;
   if (pool_) pool_->give_back(data_, category_);
   data_ = AlignedFloats();

@@ -32,21 +32,28 @@ class Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
-  float* data() { return data_.data(); }
-  const float* data() const { return data_.data(); }
+  /// A buffer over `elements` float32 elements at `data` that it does not own (the node-shared
+  /// parameters, node_shared_memory.hpp), ledgered as `ledgered_bytes` under `category` while
+  /// it lives (a rank's share of memory the node holds once). reset() forgets it.
+  static Buffer external(float* data, std::int64_t elements, MemoryCategory category, std::int64_t ledgered_bytes,
+                         MemoryLedger& ledger);
+  bool is_external() const { return external_ != nullptr; }
+
+  float* data() { return base(); }
+  const float* data() const { return base(); }
   /// Elements of dtype() (not floats of storage).
   std::int64_t size() const { return elements_; }
   bool empty() const { return elements_ == 0; }
   DType dtype() const { return dtype_; }
-  std::span<float> span() { return {data_.data(), static_cast<std::size_t>(elements_)}; }
-  std::span<const float> span() const { return {data_.data(), static_cast<std::size_t>(elements_)}; }
-  float& operator[](std::int64_t i) { return data_[static_cast<std::size_t>(i)]; }
+  std::span<float> span() { return {base(), static_cast<std::size_t>(elements_)}; }
+  std::span<const float> span() const { return {base(), static_cast<std::size_t>(elements_)}; }
+  float& operator[](std::int64_t i) { return base()[i]; }
   /// Elements [offset, offset + count).
   std::span<float> slice(std::int64_t offset, std::int64_t count) { return span().subspan(offset, count); }
   /// The address of element `offset`, any dtype.
-  void* raw(std::int64_t offset = 0) { return reinterpret_cast<char*>(data_.data()) + offset * size_of(dtype_); }
+  void* raw(std::int64_t offset = 0) { return reinterpret_cast<char*>(base()) + offset * size_of(dtype_); }
   const void* raw(std::int64_t offset = 0) const {
-    return reinterpret_cast<const char*>(data_.data()) + offset * size_of(dtype_);
+    return reinterpret_cast<const char*>(base()) + offset * size_of(dtype_);
   }
   /// Elements [offset, offset + count) as a collective's buffer, any dtype.
   HostBuffer host(std::int64_t offset, std::int64_t count) { return {raw(offset), count, dtype_}; }
@@ -58,7 +65,12 @@ class Buffer {
 
  private:
   friend class BufferPool;
+  float* base() { return external_ ? external_ : data_.data(); }
+  const float* base() const { return external_ ? external_ : data_.data(); }
   AlignedFloats data_;  // ceil(elements x element size / 4) floats
+  float* external_ = nullptr;  // or storage owned elsewhere (external())
+  std::int64_t external_bytes_ = 0;
+  MemoryLedger* external_ledger_ = nullptr;
   std::int64_t elements_ = 0;
   DType dtype_ = DType::float32;
   MemoryCategory category_ = MemoryCategory::buffers;

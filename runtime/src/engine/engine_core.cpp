@@ -140,9 +140,8 @@ void EngineCore::initialize_and_shard() {
     for (const ParameterGroup* owner : group->borrowed_from)
       last_user[owner->index] = std::max(last_user[owner->index], group->index);
   }
-  // One random stream over the modules in order: the initial values do not depend on the
-  // unit split, the stage or the world size.
-  std::mt19937_64 init_random(config.seed);
+  std::vector<std::int64_t> shared_offset(groups.size(), 0);  // bytes into shared_parameters
+  std::int64_t shared_bytes = 0;
   for (auto& group : groups) {
     std::vector<sharding::TensorSpec> specs;
     for (const nn::Parameter* p : group->params) specs.push_back({p->name, p->shape, DType::float32});
@@ -154,7 +153,15 @@ void EngineCore::initialize_and_shard() {
     for (const sharding::Fragment& f : sharding::fragment_map(group->layout, r))
       group->shard_runs.push_back({f.shard_offset, f.length, group->params[f.tensor]->weight_decay});
     group->shards_parameters = policy.shards_group_parameters(group->parameter_count());
-
+    // Each group page-aligned in the shared memory.
+    shared_offset[group->index] = shared_bytes;
+    shared_bytes += (group->padded_elems() * 4 + 4095) / 4096 * 4096;
+  }
+  if (policy.node_shared_parameters) open_shared_parameters(shared_bytes);
+  // One random stream over the modules in order: the initial values do not depend on the
+  // unit split, the stage or the world size.
+  std::mt19937_64 init_random(config.seed);
+  for (auto& group : groups) {
     group->params_full = pool.take(MemoryCategory::parameters_full, group->padded_elems(), 0.0f);
     group->bind();
     for (nn::Module* module : group->modules) nn::initialize_parameters(*module, init_random);
@@ -163,6 +170,10 @@ void EngineCore::initialize_and_shard() {
       if (mixed) {
         make_mixed_precision_states(*earlier);
       } else {
+        if (shared_parameters) {
+          move_to_shared_parameters(*earlier, shared_offset[earlier->index]);
+          continue;
+        }
         if (!earlier->shards_parameters) continue;
         const std::int64_t shard = earlier->shard_elems();
         earlier->params_shard = pool.take(MemoryCategory::parameters_shard, shard);
@@ -181,6 +192,33 @@ void EngineCore::initialize_and_shard() {
     group->state = pool.take(MemoryCategory::optimizer_states, optimizer->state_elements(*group), 0.0f);
     group->bind();
   }
+  synchronize_shared_parameters();  // every slice written before anyone computes
+}
+
+void EngineCore::open_shared_parameters(std::int64_t bytes) {
+  Communicator node = shard_comm().split_shared_node();
+  std::int64_t on_one_node = node.size() == shard_comm().size() ? 1 : 0;
+  shard_comm().all_reduce_scalars(std::span<std::int64_t>(&on_one_node, 1), ScalarOp::min, "node_shared_parameters");
+  if (on_one_node == 0)
+    throw InvalidArgument(rank_and_host() + ": zero_optimization.node_shared_parameters = true needs every rank of a "
+                          "shard group on one node, but a shard group of " + std::to_string(shard_comm().size()) +
+                          " ranks spans nodes (this node holds " + std::to_string(node.size()) +
+                          " of them): set zero_optimization.shard_group_size = 0 (shard within each node, replicate "
+                          "across nodes) or node_shared_parameters = false");
+  shared_parameters = std::make_unique<NodeSharedMemory>(shard_comm(), bytes);
+}
+
+void EngineCore::move_to_shared_parameters(ParameterGroup& group, std::int64_t byte_offset) {
+  const std::int64_t shard = group.shard_elems(), r = shard_comm().rank();
+  auto* whole = reinterpret_cast<float*>(shared_parameters->data() + byte_offset);
+  std::copy_n(group.params_full.data() + r * shard, shard, whole + r * shard);
+  // The rank's share of what the node holds once: its slice.
+  group.params_full = Buffer::external(whole, group.padded_elems(), MemoryCategory::parameters_shard, shard * 4, ledger);
+  group.bind();
+}
+
+void EngineCore::synchronize_shared_parameters() {
+  if (shared_parameters) shard_comm().barrier();
 }
 
 void EngineCore::make_mixed_precision_states(ParameterGroup& group) {
@@ -229,7 +267,10 @@ ModelStateBytes EngineCore::model_state_bytes() const {
       bytes.optimizer_states += held(group->master) + held(group->state);
       continue;
     }
-    bytes.parameters += held(group->params_shard) + (group->shards_parameters ? 0 : held(group->params_full));
+    // Node-shared parameters count as this rank's slice of the node's one copy.
+    const std::int64_t whole =
+        group->params_full.is_external() ? group->shard_elems() * 4 : held(group->params_full);
+    bytes.parameters += held(group->params_shard) + (group->shards_parameters ? 0 : whole);
     bytes.gradients += held(policy.shard_gradients ? group->grads_shard : group->grads_full);
     bytes.optimizer_states += held(group->state);
   }

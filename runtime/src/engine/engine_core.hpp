@@ -31,6 +31,7 @@
 #include "phase.hpp"
 #include "profiler.hpp"
 #include "shard_groups.hpp"
+#include "node_shared_memory.hpp"
 #include "sharded_optimizer.hpp"
 
 namespace zs::detail {
@@ -74,6 +75,12 @@ class EngineCore {
   Communicator& shard_comm() const { return shard_groups->shard(); }
   MemoryLedger ledger;
   BufferPool pool{ledger};  // after the ledger: buffers are returned before it goes
+  /// policy.node_shared_parameters: every group's whole parameters, once per node; before the
+  /// groups, whose buffers point into it.
+  std::unique_ptr<NodeSharedMemory> shared_parameters;
+  /// Node-shared parameters: waits until every rank of the shard group is here, so that no rank
+  /// writes its slice (an update, a load) while another still reads, or reads before all wrote.
+  void synchronize_shared_parameters();
   std::vector<std::unique_ptr<ParameterGroup>> groups;
   std::unique_ptr<GatherScheduler> gathers;
   std::unique_ptr<GradientReducer> reducer;
@@ -108,6 +115,12 @@ class EngineCore {
   void build_groups(std::vector<std::vector<nn::Module*>> units);
   void require_same_model_on_all_ranks() const;
   void initialize_and_shard();
+  // Node-shared parameters: checks that the shard group is on one node (else InvalidArgument on
+  // every rank) and maps `bytes` of shared memory for every group's whole parameters.
+  void open_shared_parameters(std::int64_t bytes);
+  // Copies this rank's slice of `group`'s initial values (params_full, private) into the shared
+  // memory at `byte_offset`, which then backs params_full.
+  void move_to_shared_parameters(ParameterGroup& group, std::int64_t byte_offset);
   // Mixed precision: `group`'s float32 master and 16-bit parameters from its whole float32
   // initial values (params_full).
   void make_mixed_precision_states(ParameterGroup& group);

@@ -240,6 +240,9 @@ void EngineCore::step_boundary() {
     group->grads_shard_unwritten = false;
   }
   const double loss_scale = loss_scaler ? loss_scaler->scale() : 1.0;
+  // Node-shared parameters: no rank may still read them (its backward, an evaluate) when another
+  // starts updating its slice.
+  synchronize_shared_parameters();
   const StepOutcome outcome = optimizer->step(groups, learning_rate(), optimizer_steps + 1, loss_scale);
   gradient_norm = outcome.gradient_norm;
   last_step_skipped = !outcome.applied;

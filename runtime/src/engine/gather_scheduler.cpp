@@ -30,8 +30,9 @@ GatherScheduler::GatherScheduler(const ShardingPolicy& policy, const EngineConfi
       mixed_(config.precision.enabled()), dtype_(config.precision.param_dtype()) {
   // Whole parameters held for good: float32 ones, or under mixed precision the 16-bit ones
   // (their storage, as the ledger counts it).
+  // (Node-shared parameters are ledgered as this rank's slice, under parameters_shard.)
   for (const auto& group : groups_)
-    if (!group->shards_parameters)
+    if (!group->shards_parameters && !group->params_full.is_external())
       persistent_bytes_ += mixed_ ? (group->padded_elems() * 2 + 3) / 4 * 4 : gathered_bytes(*group);
 }
 
@@ -153,14 +154,21 @@ void GatherScheduler::drop_prefetched(ParameterGroup* except) {
 void GatherScheduler::gather_whole_parameters() {
   const int r = comm_.rank();
   std::vector<Work> gathers;
+  bool node_shared = false;
   for (auto& group : groups_) {
     if (group->shards_parameters) continue;
+    // Node-shared: every rank updated its slice of the one copy in place; nothing to move.
+    if (group->params_full.is_external()) {
+      node_shared = true;
+      continue;
+    }
     Buffer& full = mixed_ ? group->params16_full : group->params_full;
     const std::int64_t shard = group->shard_elems();
     gathers.push_back(comm_.all_gather(full.host(r * shard, shard), full.host(), labelled(group->name)));
   }
   timeline::Span span("gather updated parameters");
   for (Work& w : gathers) w.wait();
+  if (node_shared) comm_.barrier();  // every slice written before anyone reads the next forward
 }
 
 }  // namespace zs::detail

@@ -4,7 +4,10 @@
 // unit orders) must all find out together and throw together, never hang.
 
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "zeroshard/comm/communicator.hpp"
@@ -23,5 +26,13 @@ struct RangeAcrossRanks {
 /// there is no overflow at INT64_MIN), through Communicator::all_reduce_scalars: throws
 /// zs::MpiError if MPI fails, TimeoutError (a hang report) past communication.timeout_s.
 std::vector<RangeAcrossRanks> range_across_ranks(std::span<const std::int64_t> values, const Communicator& comm);
+
+/// Collective over `comm` (every rank calls it at the same point): a failure that happened on
+/// some ranks made everybody's. nullopt when `local_error` is empty on every rank; otherwise the
+/// text every rank should raise, "failed on rank R: <rank R's local_error>" for the lowest
+/// failing rank R (and how many ranks failed, when more than one). `label` names the
+/// collectives in hang reports. Throws zs::MpiError / TimeoutError as all_reduce_scalars does.
+std::optional<std::string> failure_on_any_rank(Communicator& comm, const std::string& local_error,
+                                               std::string_view label);
 
 }  // namespace zs

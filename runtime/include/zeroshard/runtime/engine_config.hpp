@@ -159,6 +159,15 @@ struct EngineConfig {
   /// last unit of a training forward that follows the recorded unit order keeps them: backward
   /// runs it first (FSDP2 keeps its root's parameters after forward for the same reason).
   bool reshard_after_forward = true;
+  /// Stages 1-3, float32: every unit's whole parameters live once per node in shared memory
+  /// (/dev/shm), each rank updating only its own shard's slice in place; no parameter is ever
+  /// all-gathered (stage 3's gathers before forward and backward, stages 1-2's after every
+  /// update) and a rank's parameter memory is its shard, as at stage 3. The ranks of a node
+  /// synchronise (a barrier) before and after each update. Needs every rank of a shard group on
+  /// one node (flat ZeRO on one node, or zero_optimization.shard_group_size = 0 across nodes);
+  /// not with bf16/fp16 yet. Results are bit-identical to false. docs/architecture.md
+  /// "Node-shared parameters". No DeepSpeed/FSDP equivalent (closest: ZeRO++'s hpZ).
+  bool node_shared_parameters = false;
   /// Mixed precision: off (float32 everywhere) unless bf16 or fp16 is enabled.
   MixedPrecisionConfig precision;
   /// The memory planner's limit and report.
