@@ -47,10 +47,11 @@ def launch(ranks, command, env_changes, drop=()):
     return json.loads(lines[-1])
 
 
-def zeroshard(args, ranks, stage, width, threads, build=None):
+def zeroshard(args, ranks, stage, width, threads, build=None, node_shared=False):
     exe = os.path.join(build or args.build, "bench/zs_peer_step")
     return launch(ranks, [exe, "--stage", str(stage), "--layers", str(args.layers), "--width", str(width),
-                          "--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(threads)], {})
+                          "--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(threads),
+                          "--node-shared", "1" if node_shared else "0"], {})
 
 
 def pytorch(args, ranks, strategy, width, threads):
@@ -72,6 +73,8 @@ def configurations(ranks, baseline=False, baseline_label="baseline build"):
     peer0 = "torch single" if ranks == 1 else "torch DDP"
     peer123 = "torch single" if ranks == 1 else "torch ZeRO-1"
     rows = [("ZeroShard stage %d" % s, "zs", s, peer0 if s == 0 else peer123) for s in range(4)]
+    if ranks > 1:  # zero_optimization.node_shared_parameters (stages 1-3; nothing to share at one rank)
+        rows += [("ZeroShard stage %d, node-shared" % s, "zs-shared", s, peer123) for s in range(1, 4)]
     if baseline:  # the same code built for the x86-64 baseline with Eigen's GEMMs
         rows += [("ZeroShard stage %d, %s" % (s, baseline_label), "zs-baseline", s, peer0 if s == 0 else peer123)
                  for s in range(4)]
@@ -86,6 +89,8 @@ def run(args, ranks, width, label, runtime, strategy):
     threads = max(1, (os.cpu_count() or 1) // ranks)
     if runtime == "zs":
         result = zeroshard(args, ranks, strategy, width, threads)
+    elif runtime == "zs-shared":
+        result = zeroshard(args, ranks, strategy, width, threads, node_shared=True)
     elif runtime == "zs-baseline":
         result = zeroshard(args, ranks, strategy, width, threads, args.baseline_build)
     else:

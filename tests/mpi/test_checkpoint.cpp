@@ -160,6 +160,36 @@ TEST_P(CheckpointTest, LoadsAtAnyWorldSizeStageAndUnitSplitBitwise) {
   }
 }
 
+// Node-shared parameters change where a rank's slice lives, not what is saved: a save of a
+// node-shared stage-3 run loads into a plain stage-2 engine and the reverse, bit for bit, and
+// the loaded node-shared engine continues like the uninterrupted plain run.
+TEST_P(CheckpointTest, NodeSharedParametersSaveAndLoadLikeAnyOther) {
+  Communicator comm;
+  EngineConfig shared = config_for(3, GetParam()), plain = config_for(2, GetParam());
+  shared.node_shared_parameters = true;
+  auto model = make_model(0.2f);
+  Engine saver(*model, shared, comm);
+  run_steps(saver, 0, 3);
+  saver.save(dir_, "shared");
+  auto plain_model = make_model(0.2f);
+  Engine plain_loader(*plain_model, plain, comm);
+  plain_loader.load(dir_, "shared");
+  EXPECT_TRUE(full_state(plain_loader) == full_state(saver)) << "node-shared save, plain load";
+
+  auto uninterrupted_model = make_model(0.2f);
+  Engine uninterrupted(*uninterrupted_model, plain, comm);
+  run_steps(uninterrupted, 0, 3);
+  uninterrupted.save(dir_, "plain");
+  auto shared_model = make_model(0.2f);
+  Engine shared_loader(*shared_model, shared, comm);
+  run_steps(shared_loader, 0, 1);  // its own values first: the load must replace them everywhere
+  shared_loader.load(dir_, "plain");
+  EXPECT_TRUE(full_state(shared_loader) == full_state(uninterrupted)) << "plain save, node-shared load";
+  run_steps(shared_loader, 3, 2);
+  run_steps(uninterrupted, 3, 2);
+  EXPECT_TRUE(full_state(shared_loader) == full_state(uninterrupted)) << "after two more steps";
+}
+
 // Async saves are per-rank only (a background thread cannot join collective MPI-IO).
 TEST_F(CheckpointTest, AsyncSaveWritesWhatWasThereWhenItWasCalled) {
   Communicator comm;

@@ -145,6 +145,8 @@ TEST_F(HybridShardingTest, StagesOneToThreeAreBitIdenticalWithinAGrouping) {
           EngineConfig config = adamw(stage, g);
           config.gradient_accumulation_steps = accumulation;
           config.overlap_comm = overlap;
+          // Each shard group is on this node: its ranks share one copy; replicas each their own.
+          config.node_shared_parameters = !overlap;
           config.prefetch_bytes = 3000;
           const Trained run = train(comm, config, 4, 5, 0.2f);
           // Stages 0-1 sum micro-steps before reducing, 2-3 after: with accumulation, only

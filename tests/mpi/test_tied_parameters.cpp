@@ -227,13 +227,18 @@ TEST_F(TiedParametersTest, StagesAndBuildsAgreeBitwise) {
   Communicator comm;
   std::vector<float> first;
   for (Build build : {Build::groups, Build::sequential})
-    for (int stage = 0; stage <= 3; ++stage) {
-      TiedModel model(build, adamw(stage), comm);
-      run_steps(model.engine(), comm, 0, kSteps, kMicro);
-      const std::vector<float> params = model.engine().full_parameters();
-      if (first.empty()) first = params;
-      EXPECT_TRUE(bitwise_equal(params, first)) << describe(build, stage) << " vs group list, stage 0";
-    }
+    for (int stage = 0; stage <= 3; ++stage)
+      for (bool node_shared : {false, true}) {
+        if (node_shared && stage == 0) continue;
+        EngineConfig config = adamw(stage);
+        config.node_shared_parameters = node_shared;  // the head reads the table from the node's copy
+        TiedModel model(build, config, comm);
+        run_steps(model.engine(), comm, 0, kSteps, kMicro);
+        const std::vector<float> params = model.engine().full_parameters();
+        if (first.empty()) first = params;
+        EXPECT_TRUE(bitwise_equal(params, first))
+            << describe(build, stage) << (node_shared ? ", node-shared parameters" : "") << " vs group list, stage 0";
+      }
 }
 
 // Each test gets a fresh directory shared by every rank.

@@ -59,6 +59,15 @@ TEST(Config, BadInputNamesTheKey) {
   TrainingConfig impossible;
   impossible.apply_override("zero_optimization.stage=5");
   EXPECT_NE(error_of([&] { impossible.validate(); }).find("zero_optimization.stage = 5"), std::string::npos);
+  TrainingConfig shared_at_stage0;
+  shared_at_stage0.apply_override("zero_optimization.node_shared_parameters=true");
+  EXPECT_NE(error_of([&] { shared_at_stage0.validate(); }).find("node_shared_parameters = true needs stage 1, 2 or 3"),
+            std::string::npos);
+  TrainingConfig shared_bf16 = shared_at_stage0;
+  shared_bf16.apply_override("zero_optimization.stage=3");
+  shared_bf16.apply_override("bf16.enabled=true");
+  EXPECT_NE(error_of([&] { shared_bf16.validate(); }).find("node_shared_parameters = true is float32 only"),
+            std::string::npos);
   TrainingConfig negative;
   negative.apply_override("train_micro_batch_size_per_gpu=0");
   EXPECT_NE(error_of([&] { negative.validate(); }).find("train_micro_batch_size_per_gpu"), std::string::npos);
