@@ -80,6 +80,19 @@ std::vector<int> group_sizes(int n) {
   return sizes;
 }
 
+// Whether every shard group of `g` consecutive ranks has all its ranks on one node (the
+// emulated cluster puts 2 ranks on each of 2 nodes; a plain mpirun, all on one). The same
+// answer on every rank.
+bool groups_on_one_node(Communicator& comm, int g) {
+  Communicator node = comm.split_shared_node();
+  std::int64_t node_id = comm.rank();
+  node.all_reduce_scalars(std::span<std::int64_t>(&node_id, 1), ScalarOp::min);
+  Communicator group = comm.split(comm.rank() / g, comm.rank());
+  std::int64_t one = range_across_ranks(std::span<const std::int64_t>(&node_id, 1), group)[0].agreed() ? 1 : 0;
+  comm.all_reduce_scalars(std::span<std::int64_t>(&one, 1), ScalarOp::min);
+  return one == 1;
+}
+
 std::int64_t differing(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return -1;
   std::int64_t count = 0;
@@ -145,8 +158,8 @@ TEST_F(HybridShardingTest, StagesOneToThreeAreBitIdenticalWithinAGrouping) {
           EngineConfig config = adamw(stage, g);
           config.gradient_accumulation_steps = accumulation;
           config.overlap_comm = overlap;
-          // Each shard group is on this node: its ranks share one copy; replicas each their own.
-          config.node_shared_parameters = !overlap;
+          // Where each shard group is on one node its ranks share one copy, replicas each their own.
+          config.node_shared_parameters = !overlap && groups_on_one_node(comm, g);
           config.prefetch_bytes = 3000;
           const Trained run = train(comm, config, 4, 5, 0.2f);
           // Stages 0-1 sum micro-steps before reducing, 2-3 after: with accumulation, only
@@ -391,6 +404,28 @@ TEST_F(HybridShardingTest, BadGroupSizesAreRefusedOnEveryRank) {
   }
   // Still usable after the refusals.
   EXPECT_EQ(train(comm, adamw(3, 1), 1, 5).params.size(), train(comm, adamw(3, -1), 1, 5).params.size());
+}
+
+// node_shared_parameters needs each shard group on one node: refused on every rank where a
+// group spans nodes (the emulated cluster: groups of 4 over 2 nodes), naming the fix; with
+// shard_group_size = 0 (a group per node) it trains like the same grouping without it.
+TEST_F(HybridShardingTest, NodeSharedParametersNeedEachShardGroupOnOneNode) {
+  Communicator comm;
+  for (int g : group_sizes(comm.size())) {
+    EngineConfig config = adamw(3, g);
+    config.node_shared_parameters = true;
+    if (groups_on_one_node(comm, g)) {
+      EXPECT_EQ(differing(train(comm, config, 2, 5).params, train(comm, adamw(3, g), 2, 5).params), 0) << "groups of " << g;
+      continue;
+    }
+    const std::string error = refusal(comm, config);
+    EXPECT_NE(error.find("node_shared_parameters = true needs every rank of a shard group on one node"), std::string::npos)
+        << error;
+    EXPECT_NE(error.find("shard_group_size = 0"), std::string::npos) << error;
+  }
+  EngineConfig per_node = adamw(3, 0);
+  per_node.node_shared_parameters = true;
+  EXPECT_EQ(differing(train(comm, per_node, 2, 5).params, train(comm, adamw(3, 0), 2, 5).params), 0) << "groups per node";
 }
 
 }  // namespace
