@@ -118,7 +118,7 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--widths", type=int, nargs="*", default=[1024, 2048, 4096],
-                   help="the scaling table's widths (2 ranks, stages 0 and 3 and their peers); none: skip it")
+                   help="the scaling table's widths (2 ranks, stages 0 and 3 (also node-shared) and their peers); none: skip it")
     p.add_argument("--openblas-coretype", help="OPENBLAS_CORETYPE for the peer (e.g. SkylakeX where 0.3.21 misdetects)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--torch-python", default="/usr/bin/python3",
@@ -141,7 +141,8 @@ def main():
             if width == args.width and 2 in args.ranks:
                 continue  # the main table has it
             for label, runtime, strategy, _ in configurations(2):
-                if label in ("ZeroShard stage 0", "ZeroShard stage 3", "torch DDP", "torch ZeRO-1"):
+                if label in ("ZeroShard stage 0", "ZeroShard stage 3", "ZeroShard stage 3, node-shared", "torch DDP",
+                             "torch ZeRO-1"):
                     results.setdefault((2, width, label), []).append(run(args, 2, width, label, runtime, strategy))
 
     def reps(ranks, width, label, key):
@@ -200,7 +201,7 @@ def print_width_table(args, results, reps):
     print("| width | parameters (M) | runtime | step (ms) | ms per GFLOP of model work | peak RSS above floor (MiB) |")
     print("|---:|---:|---|---:|---:|---:|")
     for width in args.widths:
-        for label in ("ZeroShard stage 0", "torch DDP", "ZeroShard stage 3", "torch ZeRO-1"):
+        for label in ("ZeroShard stage 0", "torch DDP", "ZeroShard stage 3", "ZeroShard stage 3, node-shared", "torch ZeRO-1"):
             if (2, width, label) not in results:
                 continue
             step = reps(2, width, label, "step")
