@@ -167,27 +167,31 @@ TEST_P(CheckpointTest, NodeSharedParametersSaveAndLoadLikeAnyOther) {
   Communicator comm;
   EngineConfig shared = config_for(3, GetParam()), plain = config_for(2, GetParam());
   shared.node_shared_parameters = true;
-  auto model = make_model(0.2f);
-  Engine saver(*model, shared, comm);
-  run_steps(saver, 0, 3);
-  saver.save(dir_, "shared");
-  auto plain_model = make_model(0.2f);
-  Engine plain_loader(*plain_model, plain, comm);
-  plain_loader.load(dir_, "shared");
-  EXPECT_TRUE(full_state(plain_loader) == full_state(saver)) << "node-shared save, plain load";
-
-  auto uninterrupted_model = make_model(0.2f);
-  Engine uninterrupted(*uninterrupted_model, plain, comm);
-  run_steps(uninterrupted, 0, 3);
-  uninterrupted.save(dir_, "plain");
-  auto shared_model = make_model(0.2f);
-  Engine shared_loader(*shared_model, shared, comm);
-  run_steps(shared_loader, 0, 1);  // its own values first: the load must replace them everywhere
-  shared_loader.load(dir_, "plain");
-  EXPECT_TRUE(full_state(shared_loader) == full_state(uninterrupted)) << "plain save, node-shared load";
-  run_steps(shared_loader, 3, 2);
-  run_steps(uninterrupted, 3, 2);
-  EXPECT_TRUE(full_state(shared_loader) == full_state(uninterrupted)) << "after two more steps";
+  // `from` trains 3 steps and saves; a fresh `to` engine, after one step of its own (values the
+  // load must replace everywhere), loads it.
+  struct Run {
+    std::unique_ptr<nn::Sequential> model;
+    std::unique_ptr<Engine> engine;
+  };
+  auto round_trip = [&](const EngineConfig& from, const EngineConfig& to, const std::string& tag) {
+    std::pair<Run, Run> runs;
+    auto& [saver, loader] = runs;
+    saver.model = make_model(0.2f);
+    saver.engine = std::make_unique<Engine>(*saver.model, from, comm);
+    run_steps(*saver.engine, 0, 3);
+    saver.engine->save(dir_, tag);
+    loader.model = make_model(0.2f);
+    loader.engine = std::make_unique<Engine>(*loader.model, to, comm);
+    run_steps(*loader.engine, 0, 1);
+    loader.engine->load(dir_, tag);
+    EXPECT_TRUE(full_state(*loader.engine) == full_state(*saver.engine)) << tag;
+    return runs;
+  };
+  round_trip(shared, plain, "saved_node_shared");
+  auto [uninterrupted, resumed] = round_trip(plain, shared, "saved_plain");
+  run_steps(*resumed.engine, 3, 2);
+  run_steps(*uninterrupted.engine, 3, 2);
+  EXPECT_TRUE(full_state(*resumed.engine) == full_state(*uninterrupted.engine)) << "after two more steps";
 }
 
 // Async saves are per-rank only (a background thread cannot join collective MPI-IO).

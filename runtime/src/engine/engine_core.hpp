@@ -50,7 +50,9 @@ class EngineCore {
   bool step();
   /// The work of step() at an accumulation boundary: reduce the rest, update, re-gather.
   void step_boundary();
-  /// Zeroes every persistent gradient accumulator (after an update or a load).
+  /// Empties every gradient accumulator for the next window (after an update or a load): whole
+  /// gradients are marked stale (written whole by their next backward), shards unwritten (the
+  /// next reduce-scatter writes them), 16-bit accumulators zeroed.
   void clear_gradients();
 
   std::vector<float> full_parameters();
