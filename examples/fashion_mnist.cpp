@@ -275,9 +275,7 @@ int main(int argc, char** argv) {
                   static_cast<long long>(train.count), static_cast<long long>(test.count), world, engine.stage(),
                   engine.unit_count(), static_cast<long long>(engine.parameter_count()));
       std::printf("%s\n", zs::examples::precision_summary(config.engine).c_str());
-      if (engine.shard_replicas() > 1)
-        std::printf("hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
-                    engine.shard_group_size(), engine.shard_replicas());
+      std::printf("%s", zs::examples::sharding_summary(engine).c_str());
       std::printf("micro-batch %lld x %d ranks x %d accumulation = %lld samples per step, %lld steps\n",
                   static_cast<long long>(config.micro_batch_size), world, config.engine.gradient_accumulation_steps,
                   static_cast<long long>(config.micro_batch_size * world * config.engine.gradient_accumulation_steps),

@@ -322,9 +322,7 @@ int main(int argc, char** argv) {
                   static_cast<long long>(options.n_embd), static_cast<long long>(block), options.dropout,
                   static_cast<long long>(engine.parameter_count()), engine.unit_count(), world, engine.stage());
       std::printf("%s\n", zs::examples::precision_summary(config.engine).c_str());
-      if (engine.shard_replicas() > 1)
-        std::printf("hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
-                    engine.shard_group_size(), engine.shard_replicas());
+      std::printf("%s", zs::examples::sharding_summary(engine).c_str());
       std::printf("micro-batch %lld x %d ranks x %d accumulation = %lld windows (%lld tokens) per step, %lld steps\n",
                   static_cast<long long>(micro), world, accumulation, static_cast<long long>(global_batch),
                   static_cast<long long>(global_batch * block), static_cast<long long>(total_steps));

@@ -16,10 +16,12 @@ std::string model_state_report(const Engine& engine, const Communicator& comm) {
   if (comm.rank() != 0) return {};
   const MixedPrecisionConfig& precision = engine.config().precision;
   const StatePrecision bytes = StatePrecision::of(precision, static_cast<int>(engine.optimizer_state_names().size()));
-  // Sharded over the shard group (the world unless hybrid sharding replicates it).
-  const std::int64_t formula = model_state_bytes_per_rank(engine.parameter_count(), engine.shard_group_size(),
-                                                          ShardedCategories::of_stage(engine.stage()), bytes)
-                                   .total();
+  // Sharded over the shard group (the world unless hybrid sharding replicates it); node-shared
+  // parameters count as a rank's slice of the group's one copy.
+  ShardedCategories sharded = ShardedCategories::of_stage(engine.stage());
+  sharded.parameters = sharded.parameters || engine.policy().node_shared_parameters;
+  const std::int64_t formula =
+      model_state_bytes_per_rank(engine.parameter_count(), engine.shard_group_size(), sharded, bytes).total();
   char line[256];
   std::snprintf(line, sizeof line,
                 "model-state bytes per rank (%s %s: %d params + %d grads + %d optimizer%s per parameter):\n",
@@ -51,6 +53,24 @@ std::string precision_summary(const EngineConfig& config) {
     std::snprintf(scale, sizeof scale, "; dynamic loss scale from 2^%d (window %d, hysteresis %d, min %g)",
                   scaling.initial_scale_power, scaling.loss_scale_window, scaling.hysteresis, scaling.min_loss_scale);
   return text + scale;
+}
+
+std::string sharding_summary(const Engine& engine) {
+  std::string text;
+  char line[160];
+  if (engine.shard_replicas() > 1) {
+    std::snprintf(line, sizeof line, "hybrid sharding: model states sharded over groups of %d ranks, %d replicas\n",
+                  engine.shard_group_size(), engine.shard_replicas());
+    text += line;
+  }
+  if (engine.policy().node_shared_parameters) {
+    std::snprintf(line, sizeof line,
+                  "node-shared parameters: one copy per group of %d ranks in /dev/shm, each rank updating its slice; "
+                  "nothing all-gathered\n",
+                  engine.shard_group_size());
+    text += line;
+  }
+  return text;
 }
 
 }  // namespace zs::examples

@@ -17,5 +17,8 @@ std::string model_state_report(const Engine& engine, const Communicator& comm);
 /// dtype, the float32 master and states, and under fp16 the loss scale (fixed, or dynamic with
 /// its DeepSpeed settings). Not collective.
 std::string precision_summary(const EngineConfig& config);
+/// Lines (each ending in a newline; empty when neither applies) for hybrid sharding (groups and
+/// replicas) and node-shared parameters (one copy per shard group), for the start-up banner.
+std::string sharding_summary(const Engine& engine);
 
 }  // namespace zs::examples

@@ -23,6 +23,12 @@ std::vector<std::string> settings_that_fit(const std::vector<PlannedUnit>& units
     changed.stage = stage;
     consider("zero_optimization.stage=" + std::to_string(stage), changed, world_size);
   }
+  if (config.stage >= 1 && !config.node_shared_parameters && !config.precision.enabled()) {
+    // A rank's parameters become its slice of one copy per shard group (which must be on one node).
+    EngineConfig changed = config;
+    changed.node_shared_parameters = true;
+    consider("zero_optimization.node_shared_parameters=true", changed, world_size);
+  }
   if (config.stage == 3 && config.overlap_comm && config.prefetch_bytes > 0) {
     EngineConfig changed = config;
     changed.prefetch_bytes = 0;

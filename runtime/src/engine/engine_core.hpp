@@ -77,7 +77,7 @@ class EngineCore {
   Communicator& shard_comm() const { return shard_groups->shard(); }
   MemoryLedger ledger;
   BufferPool pool{ledger};  // after the ledger: buffers are returned before it goes
-  /// policy.node_shared_parameters: every group's whole parameters, once per node; before the
+  /// policy.node_shared_parameters: every group's whole parameters, once per shard group; before the
   /// groups, whose buffers point into it.
   std::unique_ptr<NodeSharedMemory> shared_parameters;
   /// Node-shared parameters: waits until every rank of the shard group is here, so that no rank

@@ -159,7 +159,7 @@ struct EngineConfig {
   /// last unit of a training forward that follows the recorded unit order keeps them: backward
   /// runs it first (FSDP2 keeps its root's parameters after forward for the same reason).
   bool reshard_after_forward = true;
-  /// Stages 1-3, float32: every unit's whole parameters live once per node in shared memory
+  /// Stages 1-3, float32: every unit's whole parameters live once per shard group in shared memory
   /// (/dev/shm), each rank updating only its own shard's slice in place; no parameter is ever
   /// all-gathered (stage 3's gathers before forward and backward, stages 1-2's after every
   /// update) and a rank's parameter memory is its shard, as at stage 3. The ranks of a node

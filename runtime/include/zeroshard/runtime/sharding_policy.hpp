@@ -45,7 +45,7 @@ struct ShardingPolicy {
   /// Stage 3: groups with fewer parameters stay whole (DeepSpeed's
   /// stage3_param_persistence_threshold); 0 = none.
   std::int64_t persistence_threshold = 0;
-  /// Whole parameters live once per node in shared memory and each rank updates its slice in
+  /// Whole parameters live once per shard group in shared memory and each rank updates its slice in
   /// place (EngineConfig::node_shared_parameters): nothing is gathered, and a rank's parameter
   /// memory is its shard. Stages 1-3 with more than one rank; shard_parameters is then false.
   bool node_shared_parameters = false;
