@@ -137,7 +137,7 @@ const std::vector<Key>& keys() {
             "FSDP: reshard_after_forward (FULL_SHARD vs SHARD_GRAD_OP)",
             [](TrainingConfig& c) -> bool& { return c.engine.reshard_after_forward; });
     boolean("zero_optimization.node_shared_parameters",
-            "stages 1-3, float32: whole parameters once per node in shared memory, never all-gathered",
+            "stages 1-3, float32: whole parameters once per shard group in shared memory, never all-gathered",
             "(none; closest: DeepSpeed ZeRO++ zero_hpz_partition_size)",
             [](TrainingConfig& c) -> bool& { return c.engine.node_shared_parameters; });
     boolean("bf16.enabled", "bfloat16 parameters and gradients, float32 master weights (docs/mixed-precision.md)",

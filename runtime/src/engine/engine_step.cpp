@@ -235,9 +235,7 @@ void EngineCore::step_boundary() {
   }
   for (auto& group : groups) {
     group->reduced_this_step = false;
-    // Stages 2-3: a group no backward of this window used has nothing in its shard yet.
-    if (group->grads_shard_unwritten) group->grads_shard.fill(0.0f);
-    group->grads_shard_unwritten = false;
+    group->zero_unwritten_shard();  // stages 2-3: a group no backward of this window used
   }
   const double loss_scale = loss_scaler ? loss_scaler->scale() : 1.0;
   // Node-shared parameters: no rank may still read them (its backward, an evaluate) when another

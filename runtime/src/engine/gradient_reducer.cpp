@@ -120,9 +120,7 @@ void GradientReducer::complete_beyond(std::size_t keep) {
 void GradientReducer::pack(ParameterGroup& group) {
   const int ranks = comm_.size();
   const std::int64_t shard = group.shard_elems();
-  // A group's pieces complete in different buckets, each adding into the shard.
-  if (policy_.shard_gradients && group.grads_shard_unwritten) group.grads_shard.fill(0.0f);
-  group.grads_shard_unwritten = false;
+  group.zero_unwritten_shard();  // its pieces complete in different buckets, each adding into the shard
   const std::int64_t chunk = std::max<std::int64_t>(1, config_.reduce_bucket_size / ranks);
   for (std::int64_t done = 0; done < shard;) {
     if (!open_bucket_) {

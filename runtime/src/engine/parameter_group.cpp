@@ -41,6 +41,11 @@ void ParameterGroup::mark_gradients_unwritten() {
   std::fill(grads_full.data() + written_up_to, grads_full.data() + padded_elems(), 0.0f);
 }
 
+void ParameterGroup::zero_unwritten_shard() {
+  if (grads_shard_unwritten) grads_shard.fill(0.0f);
+  grads_shard_unwritten = false;
+}
+
 void ParameterGroup::zero_unwritten_gradients() {
   if (grads_full.empty()) return;
   for (nn::Parameter* p : params)

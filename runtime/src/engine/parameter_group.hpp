@@ -79,6 +79,9 @@ struct ParameterGroup {
   /// Zeroes the gradients still stale (parameters no backward used since the mark), so that
   /// a reduction or the optimizer never reads undefined values. No-op while grads_full is not held.
   void zero_unwritten_gradients();
+  /// Zeroes grads_shard if no reduction wrote it this window (grads_shard_unwritten), before
+  /// something adds into it (a bucket's pieces) or the optimizer reads it.
+  void zero_unwritten_shard();
 };
 
 }  // namespace zs::detail
