@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
     ZS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, node_sizes, 2, MPI_INT, MPI_MAX, raw));
     const int k = node.size(), m = n / k;
     const bool hierarchical = -node_sizes[0] == node_sizes[1] && m > 1;
+    const bool one_node = k == n && n > 1;  // where the shared-memory algorithm runs
     zs::Communicator cross = comm.split(node.rank(), r);  // the ranks with this node rank, by node
 
     for (std::int64_t bytes = options.min_bytes; bytes <= options.max_bytes; bytes *= 4) {
@@ -188,11 +189,20 @@ int main(int argc, char** argv) {
       });
       std::int64_t wrong = count_wrong(out_shard.data(), shard, r * shard, true);
       rows.push_back({"reduce_scatter", "MPI_Reduce_scatter_block", full_bytes, mpi_rs, rs_factor, wrong, 0});
-      Timing ring_rs = measure(raw, budget, restore, [&] {
-        comm.reduce_scatter(std::span<float>(work), std::span<float>(out_shard)).wait();
-      });
-      wrong = count_wrong(out_shard.data(), shard, r * shard, true);
-      rows.push_back({"reduce_scatter", "zeroshard ring", full_bytes, ring_rs, rs_factor, wrong, mpi_rs.seconds});
+      const std::pair<zs::Algorithm, const char*> reductions[] = {
+          {zs::Algorithm::ring, "zeroshard ring"},
+          {zs::Algorithm::shared_memory, "zeroshard shared memory"},
+          {zs::Algorithm::automatic, "zeroshard automatic (default)"}};
+      Timing ring_rs;
+      for (const auto& [algorithm, name] : reductions) {
+        if (algorithm == zs::Algorithm::shared_memory && !one_node) continue;
+        Timing ours = measure(raw, budget, restore, [&] {
+          comm.reduce_scatter(std::span<float>(work), std::span<float>(out_shard), {.algorithm = algorithm}).wait();
+        });
+        if (algorithm == zs::Algorithm::ring) ring_rs = ours;
+        wrong = count_wrong(out_shard.data(), shard, r * shard, true);
+        rows.push_back({"reduce_scatter", name, full_bytes, ours, rs_factor, wrong, mpi_rs.seconds});
+      }
 
       // The shard this rank owns after a hierarchical reduce-scatter (see the top).
       const std::int64_t hier_shard = hierarchical ? static_cast<std::int64_t>(node.rank()) * m + cross.rank() : r;
@@ -218,9 +228,11 @@ int main(int argc, char** argv) {
           {zs::Algorithm::ring, "zeroshard ring"},
           {zs::Algorithm::recursive_doubling, "zeroshard recursive doubling"},
           {zs::Algorithm::mpi, "zeroshard mpi (MPI_Iallgather)"},
+          {zs::Algorithm::shared_memory, "zeroshard shared memory"},
           {zs::Algorithm::automatic, "zeroshard automatic (default)"}};
       for (const auto& [algorithm, name] : gathers) {
         if (algorithm == zs::Algorithm::recursive_doubling && (n & (n - 1)) != 0) continue;  // falls back to ring
+        if (algorithm == zs::Algorithm::shared_memory && !one_node) continue;
         Timing ours = measure(raw, budget, own_input_shard, [&] {
           comm.all_gather(std::span<float>(out_shard), std::span<float>(out_full), {.algorithm = algorithm}).wait();
         });
@@ -250,7 +262,7 @@ int main(int argc, char** argv) {
       rows.push_back({"all_reduce", "MPI_Allreduce", full_bytes, mpi_ar, ar_factor, wrong, 0});
       Timing ring_ar = measure(raw, budget, restore, [&] { comm.all_reduce(std::span<float>(work)).wait(); });
       wrong = count_wrong(work.data(), count, 0, true);
-      rows.push_back({"all_reduce", "zeroshard default (ring rs + default ag)", full_bytes, ring_ar, ar_factor, wrong,
+      rows.push_back({"all_reduce", "zeroshard default (automatic rs + ag)", full_bytes, ring_ar, ar_factor, wrong,
                       mpi_ar.seconds});
       if (hierarchical) {
         Timing hier_ar = measure(raw, budget, restore, [&] {

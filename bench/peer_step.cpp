@@ -5,6 +5,7 @@
 //
 //   zs-mpirun -np 2 build/bench/zs_peer_step --stage 3 [--layers 8] [--width 2048] [--batch 32]
 //        [--steps 10] [--warmup 2] [--threads 0] [--profile TRACE.json] [--node-shared 0|1]
+//        [--reduce-scatter ALGORITHM] [--all-gather ALGORITHM]   (communication.*; default automatic)
 //
 // Prints one JSON line (rank 0): per-step times of the slowest rank, forward+backward and
 // optimizer medians, RSS high-water above the process floor (after MPI_Init, before the model),
@@ -36,6 +37,7 @@ struct Options {
   int threads = 0;
   std::string profile;  // write the timeline of timed steps 1-3 here (the profiler's trace)
   bool node_shared = false;  // zero_optimization.node_shared_parameters
+  zs::CommunicatorConfig collectives;  // communication.reduce_scatter / all_gather
 };
 
 long long whole(const std::string& option, const char* text, long long low) {
@@ -66,6 +68,8 @@ Options parse(int argc, char** argv) {
     else if (arg == "--threads") o.threads = static_cast<int>(whole(arg, v, 0));
     else if (arg == "--profile") o.profile = v;
     else if (arg == "--node-shared") o.node_shared = whole(arg, v, 0) != 0;
+    else if (arg == "--reduce-scatter") o.collectives.reduce_scatter = zs::parse_algorithm(v);
+    else if (arg == "--all-gather") o.collectives.all_gather = zs::parse_algorithm(v);
     else throw zs::InvalidArgument("unknown option " + arg + " (see the comment at the top of bench/peer_step.cpp)");
   }
   return o;
@@ -97,7 +101,7 @@ int main(int argc, char** argv) {
   zs::MpiEnvironment mpi(&argc, &argv);
   try {
     const Options o = parse(argc, argv);
-    zs::Communicator comm(MPI_COMM_WORLD);
+    zs::Communicator comm(MPI_COMM_WORLD, o.collectives);
     const int r = comm.rank();
     const Usage floor = usage();
 

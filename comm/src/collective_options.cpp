@@ -10,6 +10,7 @@ std::string to_string(Algorithm a) {
     case Algorithm::recursive_doubling: return "recursive_doubling";
     case Algorithm::mpi: return "mpi";
     case Algorithm::automatic: return "automatic";
+    case Algorithm::shared_memory: return "shared_memory";
   }
   return "algorithm(" + std::to_string(static_cast<int>(a)) + ")";
 }
@@ -21,8 +22,9 @@ Algorithm parse_algorithm(const std::string& name) {
   if (name == "recursive_doubling") return Algorithm::recursive_doubling;
   if (name == "mpi") return Algorithm::mpi;
   if (name == "automatic") return Algorithm::automatic;
+  if (name == "shared_memory") return Algorithm::shared_memory;
   throw InvalidArgument("unknown collective algorithm '" + name +
-                        "': use 'ring', 'recursive_doubling', 'mpi' or 'automatic'");
+                        "': use 'automatic', 'ring', 'recursive_doubling', 'mpi' or 'shared_memory'");
 }
 
 }  // namespace zs

@@ -5,9 +5,10 @@
 namespace zs::detail {
 
 void require_reduce_scatter_algorithm(Algorithm algorithm, const char* where) {
-  if (algorithm == Algorithm::recursive_doubling || algorithm == Algorithm::automatic)
+  if (algorithm == Algorithm::recursive_doubling)
     throw InvalidArgument(std::string(where) + " = " + to_string(algorithm) +
-                          ": that is an all_gather algorithm; reduce_scatter and all_reduce take ring or mpi");
+                          ": that is an all_gather algorithm; reduce_scatter and all_reduce take automatic, ring, "
+                          "mpi or shared_memory");
 }
 
 CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
@@ -54,6 +55,7 @@ CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
     ZS_MPI_CHECK(MPI_Comm_size(node, &node_size));
     ZS_MPI_CHECK(MPI_Comm_free(&node));
     spans_nodes = node_size < size;
+    if (!spans_nodes) shared_memory = SharedMemoryChannel::open(comm, rank, size, config.segment_bytes);
   }
   if (config.timeout_s > 0 && size > 1) peers = std::make_unique<PeerBoard>(comm, rank, size);
 }

@@ -10,13 +10,14 @@
 
 #include "peer_board.hpp"
 #include "progress_engine.hpp"
+#include "shared_memory_channel.hpp"
 #include "scratch_pool.hpp"
 #include "zeroshard/comm/collective_options.hpp"
 #include "zeroshard/comm/flight_recorder.hpp"
 
 namespace zs::detail {
 
-/// Throws InvalidArgument if `algorithm` cannot reduce (recursive_doubling and automatic only gather).
+/// Throws InvalidArgument if `algorithm` cannot reduce (recursive_doubling only gathers).
 void require_reduce_scatter_algorithm(Algorithm algorithm, const char* where);
 
 struct CommContext {
@@ -44,6 +45,9 @@ struct CommContext {
   FlightRecorder recorder;
   std::unique_ptr<PeerBoard> peers;  // when timeout_s > 0 and there are peers
   ScratchPool scratch;
+  /// The shared-memory collectives' segment: on a communicator of more than one rank, all on
+  /// one node, where every rank could map /dev/shm; null otherwise.
+  std::unique_ptr<SharedMemoryChannel> shared_memory;
   ProgressEngine engine{recorder};
   std::int64_t bytes_sent = 0;  // Communicator::bytes_sent
 

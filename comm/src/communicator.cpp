@@ -11,6 +11,7 @@
 #include "mpi_ops.hpp"
 #include "recursive_doubling_op.hpp"
 #include "ring_op.hpp"
+#include "shared_memory_op.hpp"
 #include "zeroshard/comm/agreement.hpp"
 #include "zeroshard/comm/mpi_check.hpp"
 
@@ -28,21 +29,49 @@ const char* kind_name(int kind) {
   return kind == kAllReduce ? "all_reduce" : kind == kReduceScatter ? "reduce_scatter" : "all_gather";
 }
 
+// The shared-memory channel for an algorithm that asked for it by name; throws if there is none.
+detail::SharedMemoryChannel& required_channel(const CommContext& ctx, const char* collective) {
+  if (ctx.shared_memory) return *ctx.shared_memory;
+  throw InvalidArgument(std::string(collective) + " with algorithm shared_memory: " +
+                        (ctx.spans_nodes ? std::string("this communicator's ranks span several nodes")
+                                         : std::string("/dev/shm could not be mapped on every rank")) +
+                        "; use automatic (it takes shared memory where it can) or ring");
+}
+
+// What `automatic` means for a reduce-scatter: shared memory on one node, else the ring. A
+// 16-bit wire (per-hop rounding, RingOp) always takes the ring.
+template <class T>
+Algorithm resolve_reduce(const CommContext& ctx, Algorithm algorithm, DType wire) {
+  const bool narrow = std::is_same_v<T, float> && wire != DType::float32;
+  if (algorithm == Algorithm::automatic) return ctx.shared_memory && !narrow ? Algorithm::shared_memory : Algorithm::ring;
+  // One rank has nothing to exchange: the ring's local copy serves.
+  if (algorithm == Algorithm::shared_memory && (narrow || ctx.size == 1)) return Algorithm::ring;
+  return algorithm;
+}
+
 // `wire`: the caller's dtype. A 16-bit one, reduced over a widened float32 copy, travels in
 // 16 bits on the ring (RingOp: rounded per hop, half the bytes); MPI's own reduce-scatter
 // reduces the widened float32 values (float32 on the wire, rounded once).
 template <class T>
 std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algorithm, T* full,
                                                std::int64_t count, T* own_chunk, bool average, DType wire) {
+  algorithm = resolve_reduce<T>(ctx, algorithm, wire);
   if (algorithm == Algorithm::mpi)
     return std::make_unique<detail::MpiReduceScatterOp<T>>(ctx, full, count, own_chunk, average);
+  if (algorithm == Algorithm::shared_memory) {
+    detail::SharedMemoryChannel& channel = required_channel(ctx, "reduce_scatter");
+    return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::SharedMemoryKind::reduce_scatter, full,
+                                                       count, own_chunk, average);
+  }
   return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::reduce_scatter, full, count,
                                              own_chunk, average, ctx.next_tag(),
                                              std::is_same_v<T, float> ? wire : dtype_of<T>());
 }
 
 // What `automatic` means for a gather of `count` elements (docs/collectives.md has the
-// measurements behind it): recursive doubling below the crossover (the ring where the world
+// measurements behind it): shared memory on one node (where it is mapped, and not for the
+// gather stage of an all_reduce: `mpi_allowed` false, see make_all_reduce); otherwise
+// recursive doubling below the crossover (the ring where the world
 // size is not a power of two); at and above it MPI's own all-gather on one node, unless
 // `mpi_allowed` is false (the gather stage of all_reduce, see make_all_reduce) or a chunk
 // exceeds MPI's int count, where the ring serves. Across nodes the ring: placed node by node it
@@ -50,7 +79,9 @@ std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algor
 // (docs/performance.md, "Across a link": 0.82x the stage-3 step over a 2 Gbit/s link).
 template <class T>
 Algorithm resolve_gather(const CommContext& ctx, Algorithm algorithm, std::int64_t count, bool mpi_allowed) {
+  if (algorithm == Algorithm::shared_memory && ctx.size == 1) return Algorithm::ring;  // nothing to exchange
   if (algorithm != Algorithm::automatic) return algorithm;
+  if (ctx.shared_memory && mpi_allowed) return Algorithm::shared_memory;
   if (static_cast<std::size_t>(count) * sizeof(T) < ctx.config.all_gather_crossover_bytes)
     return Algorithm::recursive_doubling;
   const bool fits_mpi = ChunkBounds{count, ctx.size}.chunk_elems() <= std::numeric_limits<int>::max();
@@ -62,6 +93,7 @@ template <class T>
 std::unique_ptr<PendingOp> make_point_to_point_gather(CommContext& ctx, Algorithm algorithm, T* full,
                                                       std::int64_t count, T* own_chunk, int tag) {
   algorithm = resolve_gather<T>(ctx, algorithm, count, /*mpi_allowed=*/false);
+  if (algorithm == Algorithm::shared_memory) algorithm = Algorithm::ring;  // needs a ticket drawn at issue
   if (algorithm == Algorithm::recursive_doubling && detail::RecursiveDoublingGatherOp<T>::supports(ctx.size))
     return std::make_unique<detail::RecursiveDoublingGatherOp<T>>(ctx, full, count, own_chunk, tag);
   return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::all_gather, full, count, own_chunk, false, tag);
@@ -73,28 +105,47 @@ std::unique_ptr<PendingOp> make_all_gather(CommContext& ctx, Algorithm algorithm
   algorithm = resolve_gather<T>(ctx, algorithm, count, /*mpi_allowed=*/true);
   if (algorithm == Algorithm::mpi)
     return std::make_unique<detail::MpiAllGatherOp<T>>(ctx, full, count, own_chunk);
+  if (algorithm == Algorithm::shared_memory) {
+    detail::SharedMemoryChannel& channel = required_channel(ctx, "all_gather");
+    return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::SharedMemoryKind::all_gather, full, count,
+                                                       own_chunk, false);
+  }
   return make_point_to_point_gather(ctx, algorithm, full, count, own_chunk, ctx.next_tag());
 }
 
 // all_reduce = reduce_scatter (configured algorithm) + all_gather, in place. The gather stage
 // starts at a rank-dependent moment, which only point-to-point messages with a tag drawn now
 // can tolerate (see SequenceOp): it is the configured point-to-point gather, the ring when
-// MPI's is configured. Equal chunks (count divisible by n) are required by recursive
-// doubling; otherwise the ring serves.
+// MPI's is configured, or, when the reduce-scatter runs in shared memory, a shared-memory
+// gather whose turn is taken now. Equal chunks (count divisible by n) are required by
+// recursive doubling; otherwise the ring serves.
 template <class T>
 std::unique_ptr<PendingOp> make_all_reduce(CommContext& ctx, Algorithm algorithm, T* data,
                                            std::int64_t count, bool average, DType wire) {
   const ChunkBounds bounds{count, ctx.size};
   T* own_chunk = data + bounds.begin(ctx.rank);
+  const bool shared = resolve_reduce<T>(ctx, algorithm, wire) == Algorithm::shared_memory;
   auto reduce = make_reduce_scatter<T>(ctx, algorithm, data, count, own_chunk, average, wire);
-  const int gather_tag = ctx.next_tag();
-  const Algorithm gather = count % ctx.size == 0 ? ctx.config.all_gather : Algorithm::ring;
   std::string description = "all_reduce of " + std::to_string(count) + " " + to_string(dtype_of<T>()) + " (" +
                             reduce->describe() + ", then all_gather)";
   std::vector<detail::SequenceOp::StageFactory> later;
-  later.push_back([&ctx, gather, data, count, own_chunk, gather_tag] {
-    return make_point_to_point_gather(ctx, gather, data, count, own_chunk, gather_tag);
-  });
+  if (shared) {
+    // Both stages in shared memory: the gather's turn in the channel's issue order is taken
+    // now, with the reduce-scatter's, so every rank runs them in the same order.
+    detail::SharedMemoryChannel& channel = *ctx.shared_memory;
+    std::optional<std::uint64_t> turn;
+    if (detail::SharedMemoryOp<T>::needs_turn(count)) turn = channel.take_ticket();
+    later.push_back([&channel, data, count, own_chunk, turn] {
+      return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::SharedMemoryKind::all_gather, data, count,
+                                                         own_chunk, false, turn);
+    });
+  } else {
+    const int gather_tag = ctx.next_tag();
+    const Algorithm gather = count % ctx.size == 0 ? ctx.config.all_gather : Algorithm::ring;
+    later.push_back([&ctx, gather, data, count, own_chunk, gather_tag] {
+      return make_point_to_point_gather(ctx, gather, data, count, own_chunk, gather_tag);
+    });
+  }
   return std::make_unique<detail::SequenceOp>(std::move(description), std::move(reduce), std::move(later));
 }
 

@@ -30,6 +30,7 @@ class SequenceOp final : public PendingOp {
   void outstanding_requests(std::vector<MPI_Request*>& out) override {
     if (current_) current_->outstanding_requests(out);
   }
+  bool polled() const override { return current_ && current_->polled(); }
 
  private:
   std::string description_;
@@ -51,6 +52,7 @@ class WidenedOp final : public PendingOp {
   void abandon() noexcept override;
   std::string describe() const override;
   void outstanding_requests(std::vector<MPI_Request*>& out) override { inner_->outstanding_requests(out); }
+  bool polled() const override { return inner_->polled(); }
 
  private:
   DType dtype_;

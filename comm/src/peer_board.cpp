@@ -1,11 +1,8 @@
 #include "peer_board.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
 #include "zeroshard/comm/flight_recorder.hpp"
@@ -35,45 +32,10 @@ void fill(PeerCollective& c, std::int64_t sequence, const char* op, std::int64_t
 
 }  // namespace
 
-PeerBoard::PeerBoard(MPI_Comm comm, int rank, int size) : rank_(rank), size_(size) {
-  // Every rank takes part in every call below whatever happens locally, so that a local
-  // failure (no /dev/shm) leaves that rank without a board but never blocks the others.
-  MPI_Comm node = MPI_COMM_NULL;
-  if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node) != MPI_SUCCESS) return;
-  int node_rank = 0;
-  MPI_Comm_rank(node, &node_rank);
-  const std::size_t bytes = sizeof(Slot) * static_cast<std::size_t>(size);
-  char name[64] = {};
-  if (node_rank == 0) {
-    static std::atomic<unsigned> counter{0};
-    std::snprintf(name, sizeof name, "/zeroshard-peers-%d-%u-%lld", static_cast<int>(getpid()), counter.fetch_add(1),
-                  static_cast<long long>(monotonic_ns() % 1000000007));
-    const int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
-    if (fd < 0 || ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
-      if (fd >= 0) {
-        close(fd);
-        shm_unlink(name);
-      }
-      name[0] = '\0';  // tells the node: no board
-    } else {
-      close(fd);  // ftruncate zero-fills: every slot starts at version 0, pid 0 (invisible)
-    }
-  }
-  MPI_Bcast(name, sizeof name, MPI_CHAR, 0, node);
-  if (name[0] != '\0') {
-    const int fd = shm_open(name, O_RDWR, 0600);
-    if (fd >= 0) {
-      void* at = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      close(fd);
-      if (at != MAP_FAILED) {
-        slots_ = static_cast<Slot*>(at);
-        mapped_bytes_ = bytes;
-      }
-    }
-  }
-  MPI_Barrier(node);  // every rank of the node has mapped it (or given up): unlink the name
-  if (node_rank == 0 && name[0] != '\0') shm_unlink(name);
-  MPI_Comm_free(&node);
+PeerBoard::PeerBoard(MPI_Comm comm, int rank, int size)
+    : segment_(comm, sizeof(Slot) * static_cast<std::size_t>(size), "peers"), rank_(rank), size_(size) {
+  // A zero-filled segment: every slot starts at version 0, pid 0 (invisible).
+  slots_ = static_cast<Slot*>(segment_.data());
   write([](PeerState& s) {
     s.pid = static_cast<int>(getpid());
     s.last_issued.sequence = -1;
@@ -81,9 +43,7 @@ PeerBoard::PeerBoard(MPI_Comm comm, int rank, int size) : rank_(rank), size_(siz
   });
 }
 
-PeerBoard::~PeerBoard() {
-  if (slots_) munmap(slots_, mapped_bytes_);
-}
+PeerBoard::~PeerBoard() = default;
 
 template <class Write>
 void PeerBoard::write(Write change) noexcept {

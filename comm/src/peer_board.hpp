@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "node_segment.hpp"
+
 namespace zs::detail {
 
 /// A collective as peers see it: enough to compare "#N" across ranks.
@@ -69,8 +71,8 @@ class PeerBoard {
   struct Slot;
   template <class Write>
   void write(Write write) noexcept;
+  NodeSegment segment_;
   Slot* slots_ = nullptr;
-  std::size_t mapped_bytes_ = 0;
   int rank_ = 0, size_ = 0;
 };
 

@@ -22,6 +22,9 @@ class PendingOp {
   /// needless wake-ups). A blocking wait sleeps in MPI until one of them completes, so every
   /// state change of a collective must follow the completion of a request it lists.
   virtual void outstanding_requests(std::vector<MPI_Request*>& out) = 0;
+  /// True for a collective that moves without MPI requests (shared memory): it advances only
+  /// when progress() runs, so a wait must poll rather than sleep inside MPI.
+  virtual bool polled() const { return false; }
   /// Cancels or frees every outstanding request; never blocks, never throws.
   virtual void abandon() noexcept = 0;
   /// One line for errors: "ring reduce_scatter of 1048576 float32 (tag 7)".

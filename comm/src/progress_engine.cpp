@@ -56,6 +56,10 @@ void ProgressEngine::progress_all() {
 bool ProgressEngine::collect_awaited() {
   awaited_.clear();
   owners_.clear();
+  // A polled collective (shared memory) moves only when progress() runs: sleeping in MPI
+  // until some other request completes could wait on a peer that waits on this one.
+  for (auto& slot : in_flight_)
+    if (slot->op && slot->op->polled()) return false;
   for (auto& slot : in_flight_)
     if (slot->op) {
       slot->op->outstanding_requests(awaited_);

@@ -26,7 +26,8 @@ class ProgressEngine {
   void progress_all();
   /// Blocks inside MPI (MPI_Waitsome) until a request of some collective in flight completes;
   /// false, without blocking, when none has a request outstanding. MPI's own blocking wait
-  /// is far kinder than a polling loop when ranks share cores (docs/collectives.md).
+  /// is far kinder than a polling loop when ranks share cores (docs/collectives.md). Also false
+  /// while a polled collective (shared memory) is in flight: the caller yields and progresses.
   bool block_until_some_request_completes();
   /// As above, but gives up at `deadline_ns` (steady_clock nanoseconds): polls MPI_Testsome,
   /// yielding the core between polls like Open MPI's own blocking wait does when ranks share
@@ -37,7 +38,8 @@ class ProgressEngine {
 
  private:
   void advance(OpSlot& slot);
-  /// Collects the awaited requests of every collective in flight into requests_; false if none.
+  /// Collects the awaited requests of every collective in flight into requests_; false if none,
+  /// or if a collective in flight is polled (then the caller polls too).
   bool collect_awaited();
   /// Hands the requests back to their owners and throws the failure of a failed one, if any.
   void settle(int code, int count);

@@ -11,6 +11,18 @@
 
 namespace zs {
 
+namespace {
+// Between polls of a shared-memory collective (or a composite between stages) nothing calls
+// into MPI, yet messages of other collectives keep arriving, some for communicators that a
+// peer is about to free. One MPI_Iprobe drives Open MPI's progress engine so they are taken
+// in while their communicator lives (fragments that land after it is freed are replayed into
+// the next communicator that reuses its id: Open MPI 4.1's ob1 crashes there).
+void let_mpi_progress(MPI_Comm comm) {
+  int flag = 0;
+  MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm, &flag, MPI_STATUS_IGNORE);
+}
+}  // namespace
+
 Work::Work(std::shared_ptr<detail::CommContext> context, std::shared_ptr<detail::OpSlot> slot)
     : context_(std::move(context)), slot_(std::move(slot)) {}
 
@@ -50,7 +62,10 @@ void Work::wait() {
   if (timeout_s <= 0) {
     timeline::Span span("wait", {}, static_cast<std::int64_t>(slot_->sequence));
     while (!test())
-      if (!context_->engine.block_until_some_request_completes()) std::this_thread::yield();
+      if (!context_->engine.block_until_some_request_completes()) {
+        let_mpi_progress(context_->comm);
+        std::this_thread::yield();
+      }
     return;
   }
   wait_until(monotonic_ns() + static_cast<std::int64_t>(timeout_s * 1e9), timeout_s, true);
@@ -81,7 +96,9 @@ void Work::wait_until(std::int64_t deadline_ns, double limit_s, bool configured)
   while (!test()) {
     if (context_->engine.block_until_some_request_completes(deadline_ns)) continue;
     if (monotonic_ns() < deadline_ns) {
-      std::this_thread::yield();  // nothing outstanding: a collective between its stages
+      // Nothing to sleep on in MPI: a polled collective, or a composite between its stages.
+      let_mpi_progress(ctx.comm);
+      std::this_thread::yield();
       continue;
     }
     not_waiting.timed_out = true;

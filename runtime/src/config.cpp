@@ -309,13 +309,13 @@ const std::vector<Key>& keys() {
            if (s.empty()) throw InvalidArgument("is empty: give a path or prefix (default zeroshard_trace)");
            c.engine.profiler.output = s;
          });
-    text("communication.reduce_scatter", "ring or mpi", "(NCCL/MPI choice; no DeepSpeed key)",
+    text("communication.reduce_scatter", "automatic, ring, mpi or shared_memory", "(NCCL/MPI choice; no DeepSpeed key)",
          [](const TrainingConfig& c) { return to_string(c.communication.reduce_scatter); },
          [](TrainingConfig& c, const std::string& s) { c.communication.reduce_scatter = parse_algorithm(s); });
-    text("communication.all_gather", "automatic, ring, recursive_doubling or mpi", "(no DeepSpeed key)",
+    text("communication.all_gather", "automatic, ring, recursive_doubling, mpi or shared_memory", "(no DeepSpeed key)",
          [](const TrainingConfig& c) { return to_string(c.communication.all_gather); },
          [](TrainingConfig& c, const std::string& s) { c.communication.all_gather = parse_algorithm(s); });
-    integer("communication.segment_bytes", "ring reduce-scatter pipelining unit", "(no DeepSpeed key)",
+    integer("communication.segment_bytes", "ring reduce-scatter pipelining unit; a rank's shared-memory slot per round", "(no DeepSpeed key)",
             [](TrainingConfig& c) -> std::size_t& { return c.communication.segment_bytes; });
     boolean("communication.verify_across_ranks", "check every collective's arguments across ranks (debugging)",
             "(no DeepSpeed key)", [](TrainingConfig& c) -> bool& { return c.communication.verify_across_ranks; });
@@ -542,9 +542,9 @@ void MixedPrecisionConfig::validate() const {
 void TrainingConfig::validate() const {
   if (micro_batch_size < 1)
     throw InvalidArgument("train_micro_batch_size_per_gpu = " + std::to_string(micro_batch_size) + " must be >= 1");
-  if (communication.reduce_scatter != Algorithm::ring && communication.reduce_scatter != Algorithm::mpi)
+  if (communication.reduce_scatter == Algorithm::recursive_doubling)
     throw InvalidArgument("communication.reduce_scatter = " + to_string(communication.reduce_scatter) +
-                          ": reduce-scatter takes ring or mpi");
+                          ": that algorithm only gathers; reduce-scatter takes automatic, ring, mpi or shared_memory");
   if (communication.segment_bytes < 64 || communication.segment_bytes > (std::size_t{1} << 30))
     throw InvalidArgument("communication.segment_bytes = " + std::to_string(communication.segment_bytes) +
                           " must be in [64, 1 GiB]");

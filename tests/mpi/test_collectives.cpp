@@ -30,6 +30,11 @@ using testing::world_size;
 // exact even in bfloat16.
 double contribution(int rank, std::int64_t i) { return (rank + 1.0) * static_cast<double>(i % 13 + 1); }
 double expected_sum(int ranks, std::int64_t i) { return ranks * (ranks + 1) / 2.0 * static_cast<double>(i % 13 + 1); }
+std::vector<double> input_as_double(const std::vector<float>& values) {
+  std::vector<double> out(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = static_cast<double>(values[i]) * (1.0 + 1e-9 * static_cast<double>(i % 17));
+  return out;
+}
 
 template <class T>
 T from_double(double v) {
@@ -173,11 +178,77 @@ INSTANTIATE_TEST_SUITE_P(
                       Algorithms{Algorithm::ring, Algorithm::recursive_doubling, 64},
                       Algorithms{Algorithm::ring, Algorithm::recursive_doubling, std::size_t{1} << 20},
                       Algorithms{Algorithm::ring, Algorithm::automatic, std::size_t{1} << 20},
-                      Algorithms{Algorithm::mpi, Algorithm::mpi, std::size_t{1} << 20}),
+                      Algorithms{Algorithm::mpi, Algorithm::mpi, std::size_t{1} << 20},
+                      Algorithms{Algorithm::shared_memory, Algorithm::shared_memory, 64},
+                      Algorithms{Algorithm::shared_memory, Algorithm::shared_memory, std::size_t{1} << 20},
+                      Algorithms{Algorithm::automatic, Algorithm::automatic, 64},
+                      Algorithms{Algorithm::automatic, Algorithm::automatic, std::size_t{1} << 20}),
     [](const auto& info) {
       return to_string(std::get<0>(info.param)) + "_" + to_string(std::get<1>(info.param)) + "_segment" +
              std::to_string(std::get<2>(info.param));
     });
+
+// The shared-memory reduce-scatter sums in the ring's order: the same bits as the ring at every
+// world size, with inputs whose sums round (random non-integers of mixed magnitude), at a
+// segment size that makes many rounds and at one that makes one. Switching the default to
+// shared memory therefore changes no training run.
+class SharedMemoryCollectiveTest : public testing::MpiTest {};
+
+TEST_F(SharedMemoryCollectiveTest, ReduceScatterIsBitwiseTheRing) {
+  for (std::size_t segment : {std::size_t{64}, std::size_t{1} << 20}) {
+    CommunicatorConfig config;
+    config.segment_bytes = segment;
+    Communicator comm(MPI_COMM_WORLD, config);
+    const int n = comm.size(), r = comm.rank();
+    if (n == 1) GTEST_SKIP() << "one rank has no peers to exchange with";
+    const std::int64_t shard = 3001;
+    std::mt19937 random(99 + r);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> input(shard * n);
+    for (float& x : input) x = uniform(random) * std::pow(10.0f, static_cast<float>(random() % 7) - 3.0f);
+    for (ReduceOp op : {ReduceOp::sum, ReduceOp::average}) {
+      std::vector<float> ring_full = input, shared_full = input, ring_out(shard), shared_out(shard);
+      comm.reduce_scatter(std::span<float>(ring_full), std::span<float>(ring_out), {.op = op, .algorithm = Algorithm::ring}).wait();
+      comm.reduce_scatter(std::span<float>(shared_full), std::span<float>(shared_out),
+                          {.op = op, .algorithm = Algorithm::shared_memory})
+          .wait();
+      EXPECT_EQ(0, std::memcmp(ring_out.data(), shared_out.data(), shard * sizeof(float)))
+          << "segment " << segment << " " << to_string(op);
+      std::vector<double> ring_all = input_as_double(input), shared_all = ring_all;
+      comm.all_reduce(std::span<double>(ring_all), {.op = op, .algorithm = Algorithm::ring}).wait();
+      comm.all_reduce(std::span<double>(shared_all), {.op = op, .algorithm = Algorithm::shared_memory}).wait();
+      EXPECT_EQ(0, std::memcmp(ring_all.data(), shared_all.data(), ring_all.size() * sizeof(double)))
+          << "all_reduce float64, segment " << segment << " " << to_string(op);
+    }
+  }
+}
+
+// Collectives of both kinds in flight at once, waited in reverse: each runs its rounds in
+// issue order, so none waits on one issued after it.
+TEST_F(SharedMemoryCollectiveTest, MixedCollectivesInFlightWaitedInReverseOrder) {
+  CommunicatorConfig config;
+  config.segment_bytes = 256;  // many rounds per collective
+  Communicator comm(MPI_COMM_WORLD, config);
+  const int n = comm.size(), r = comm.rank();
+  const std::int64_t shard = 501;
+  std::vector<std::vector<float>> reduced(3, std::vector<float>(shard * n)), reduced_out(3, std::vector<float>(shard));
+  std::vector<std::vector<float>> gathered(3, std::vector<float>(shard * n)), own(3, std::vector<float>(shard));
+  std::vector<Work> works;
+  for (int k = 0; k < 3; ++k) {
+    for (std::int64_t i = 0; i < shard * n; ++i) reduced[k][i] = static_cast<float>(contribution(r, i) * (k + 1));
+    for (std::int64_t i = 0; i < shard; ++i) own[k][i] = static_cast<float>(contribution(r, r * shard + i) + k);
+    works.push_back(comm.reduce_scatter(std::span<float>(reduced[k]), std::span<float>(reduced_out[k])));
+    works.push_back(comm.all_gather(std::span<float>(own[k]), std::span<float>(gathered[k])));
+  }
+  for (auto w = works.rbegin(); w != works.rend(); ++w) w->wait();
+  std::int64_t wrong = 0;
+  for (int k = 0; k < 3; ++k) {
+    for (std::int64_t i = 0; i < shard; ++i) wrong += reduced_out[k][i] != expected_sum(n, r * shard + i) * (k + 1);
+    for (std::int64_t i = 0; i < shard * n; ++i)
+      wrong += gathered[k][i] != static_cast<float>(contribution(static_cast<int>(i / shard), i) + k);
+  }
+  EXPECT_EQ(wrong, 0);
+}
 
 class CommunicatorTest : public testing::MpiTest {};
 

@@ -16,24 +16,30 @@ enum class ReduceOp { sum, average };
 ///  - recursive_doubling: all_gather only; log2(n) exchanges instead of n-1, for
 ///    power-of-two world sizes (other sizes use the ring).
 ///  - mpi:  MPI's own nonblocking collectives (MPI_Ireduce_scatter_block, MPI_Iallgather).
-///  - automatic: all_gather only; below CommunicatorConfig::all_gather_crossover_bytes
-///    recursive doubling (the ring on other world sizes), at and above it MPI's own
-///    all-gather (the ring inside all_reduce, whose gather stage cannot be an MPI collective),
-///    except on a communicator whose ranks span several shared-memory nodes
-///    (MPI_COMM_TYPE_SHARED): there the ring, which sends fewer bytes over the links.
-///    The choices the benchmark showed fastest (docs/collectives.md; across nodes
-///    docs/performance.md, "Across a link").
-enum class Algorithm { ring, recursive_doubling, mpi, automatic };
+///  - shared_memory: a communicator whose ranks all share one node (MPI_COMM_TYPE_SHARED):
+///    ranks exchange data through a POSIX shared-memory segment in /dev/shm, plain memcpy
+///    speed instead of MPI's single-copy transfers (2-3x faster on the development VM,
+///    docs/collectives.md). Reduce-scatter sums in the ring's order: the same bits as `ring`.
+///    A reduction that travels in 16 bits (a bfloat16/float16 wire) takes the ring. Throws
+///    InvalidArgument at the call when the ranks span nodes or /dev/shm could not be mapped.
+///  - automatic: shared_memory where the ranks share one node (and /dev/shm could be mapped
+///    on all of them); otherwise, for all_gather, recursive doubling below
+///    CommunicatorConfig::all_gather_crossover_bytes (the ring on other world sizes), and at
+///    and above it MPI's own all-gather on one node, the ring across nodes (it sends fewer
+///    bytes over the links); for reduce_scatter, the ring. The choices the benchmark showed
+///    fastest (docs/collectives.md; across nodes docs/performance.md, "Across a link").
+enum class Algorithm { ring, recursive_doubling, mpi, automatic, shared_memory };
 
 std::string to_string(Algorithm a);
 std::string to_string(ReduceOp op);
-/// "ring", "recursive_doubling", "mpi" or "automatic"; throws InvalidArgument naming the bad value otherwise.
+/// "ring", "recursive_doubling", "mpi", "automatic" or "shared_memory"; throws InvalidArgument naming the bad value otherwise.
 Algorithm parse_algorithm(const std::string& name);
 
 struct CommunicatorConfig {
   // Defaults come from bench/collective_bench on the development machine (docs/collectives.md):
-  // the ring beats MPI_Reduce_scatter_block ~10x; for all-gather see the table.
-  Algorithm reduce_scatter = Algorithm::ring;  // ring or mpi
+  // the ring beats MPI_Reduce_scatter_block ~10x, shared memory beats the ring 1.7-2x on one
+  // node; for all-gather see the table.
+  Algorithm reduce_scatter = Algorithm::automatic;  // automatic, ring, mpi or shared_memory
   Algorithm all_gather = Algorithm::automatic;
   /// Full-buffer size where `automatic` all-gathers switch from recursive doubling to MPI's.
   std::size_t all_gather_crossover_bytes = std::size_t{1} << 20;
