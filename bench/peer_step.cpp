@@ -5,7 +5,7 @@
 //
 //   zs-mpirun -np 2 build/bench/zs_peer_step --stage 3 [--layers 8] [--width 2048] [--batch 32]
 //        [--steps 10] [--warmup 2] [--threads 0] [--profile TRACE.json] [--node-shared 0|1]
-//        [--reduce-scatter ALGORITHM] [--all-gather ALGORITHM]   (communication.*; default automatic)
+//        [--reduce-scatter ALGORITHM] [--all-gather ALGORITHM] [--segment-bytes N]   (communication.*)
 //
 // Prints one JSON line (rank 0): per-step times of the slowest rank, forward+backward and
 // optimizer medians, RSS high-water above the process floor (after MPI_Init, before the model),
@@ -70,6 +70,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--node-shared") o.node_shared = whole(arg, v, 0) != 0;
     else if (arg == "--reduce-scatter") o.collectives.reduce_scatter = zs::parse_algorithm(v);
     else if (arg == "--all-gather") o.collectives.all_gather = zs::parse_algorithm(v);
+    else if (arg == "--segment-bytes") o.collectives.segment_bytes = static_cast<std::size_t>(whole(arg, v, 64));
     else throw zs::InvalidArgument("unknown option " + arg + " (see the comment at the top of bench/peer_step.cpp)");
   }
   return o;

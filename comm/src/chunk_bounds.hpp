@@ -9,6 +9,9 @@
 
 namespace zs::detail {
 
+/// The two collectives that move one chunk per rank (ring and shared-memory implementations).
+enum class ShardCollective { reduce_scatter, all_gather };
+
 struct ChunkBounds {
   std::int64_t count = 0;
   int ranks = 1;

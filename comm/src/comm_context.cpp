@@ -1,8 +1,17 @@
 #include "comm_context.hpp"
 
+#include <algorithm>
+
 #include "zeroshard/comm/mpi_check.hpp"
 
 namespace zs::detail {
+
+std::size_t shared_memory_slot_bytes(const CommunicatorConfig& config, int ranks) {
+  if (config.shared_memory_slot_bytes != 0) return config.shared_memory_slot_bytes;
+  // Two slots per rank: 16 MiB of /dev/shm per communicator whatever its size, and room for
+  // a rank's whole chunk of a 16 MiB bucket or unit to be published at once (4 MiB at 2 ranks).
+  return std::max<std::size_t>(std::size_t{64} << 10, (std::size_t{8} << 20) / static_cast<std::size_t>(ranks));
+}
 
 void require_reduce_scatter_algorithm(Algorithm algorithm, const char* where) {
   if (algorithm == Algorithm::recursive_doubling)
@@ -25,6 +34,11 @@ CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
     throw InvalidArgument("CommunicatorConfig.all_gather_segment_bytes = " +
                           std::to_string(config.all_gather_segment_bytes) +
                           " is out of range: use 64 bytes .. 1 GiB (default 16 MiB)");
+  if (config.shared_memory_slot_bytes != 0 &&
+      (config.shared_memory_slot_bytes < 64 || config.shared_memory_slot_bytes > (std::size_t{1} << 30)))
+    throw InvalidArgument("CommunicatorConfig.shared_memory_slot_bytes = " +
+                          std::to_string(config.shared_memory_slot_bytes) +
+                          " is out of range: use 64 bytes .. 1 GiB, or 0 (default) for 8 MiB / ranks");
   if (config.receive_window < 1 || config.receive_window > 1024)
     throw InvalidArgument("CommunicatorConfig.receive_window = " +
                           std::to_string(config.receive_window) +
@@ -55,7 +69,7 @@ CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
     ZS_MPI_CHECK(MPI_Comm_size(node, &node_size));
     ZS_MPI_CHECK(MPI_Comm_free(&node));
     spans_nodes = node_size < size;
-    if (!spans_nodes) shared_memory = SharedMemoryChannel::open(comm, rank, size, config.segment_bytes);
+    if (!spans_nodes) shared_memory = SharedMemoryChannel::open(comm, rank, size, shared_memory_slot_bytes(config, size));
   }
   if (config.timeout_s > 0 && size > 1) peers = std::make_unique<PeerBoard>(comm, rank, size);
 }

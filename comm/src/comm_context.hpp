@@ -17,6 +17,9 @@
 
 namespace zs::detail {
 
+/// CommunicatorConfig::shared_memory_slot_bytes, or its automatic value for `ranks` ranks.
+std::size_t shared_memory_slot_bytes(const CommunicatorConfig& config, int ranks);
+
 /// Throws InvalidArgument if `algorithm` cannot reduce (recursive_doubling only gathers).
 void require_reduce_scatter_algorithm(Algorithm algorithm, const char* where);
 
@@ -45,8 +48,12 @@ struct CommContext {
   FlightRecorder recorder;
   std::unique_ptr<PeerBoard> peers;  // when timeout_s > 0 and there are peers
   ScratchPool scratch;
-  /// The shared-memory collectives' segment: on a communicator of more than one rank, all on
-  /// one node, where every rank could map /dev/shm; null otherwise.
+  /// The shared-memory collectives' channel, made with the communicator (collectively: made
+  /// later, inside a collective's issue, a rank that skipped that collective would leave the
+  /// others blocked in the set-up, beyond any timeout). Null on a one-rank communicator, one
+  /// whose ranks span nodes, or where /dev/shm could not be reserved on some rank (then on
+  /// every rank).
+  SharedMemoryChannel* shared_memory_channel() const { return shared_memory.get(); }
   std::unique_ptr<SharedMemoryChannel> shared_memory;
   ProgressEngine engine{recorder};
   std::int64_t bytes_sent = 0;  // Communicator::bytes_sent

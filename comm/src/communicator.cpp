@@ -30,8 +30,8 @@ const char* kind_name(int kind) {
 }
 
 // The shared-memory channel for an algorithm that asked for it by name; throws if there is none.
-detail::SharedMemoryChannel& required_channel(const CommContext& ctx, const char* collective) {
-  if (ctx.shared_memory) return *ctx.shared_memory;
+detail::SharedMemoryChannel& required_channel(CommContext& ctx, const char* collective) {
+  if (detail::SharedMemoryChannel* channel = ctx.shared_memory_channel()) return *channel;
   throw InvalidArgument(std::string(collective) + " with algorithm shared_memory: " +
                         (ctx.spans_nodes ? std::string("this communicator's ranks span several nodes")
                                          : std::string("/dev/shm could not be mapped on every rank")) +
@@ -41,9 +41,10 @@ detail::SharedMemoryChannel& required_channel(const CommContext& ctx, const char
 // What `automatic` means for a reduce-scatter: shared memory on one node, else the ring. A
 // 16-bit wire (per-hop rounding, RingOp) always takes the ring.
 template <class T>
-Algorithm resolve_reduce(const CommContext& ctx, Algorithm algorithm, DType wire) {
+Algorithm resolve_reduce(CommContext& ctx, Algorithm algorithm, DType wire) {
   const bool narrow = std::is_same_v<T, float> && wire != DType::float32;
-  if (algorithm == Algorithm::automatic) return ctx.shared_memory && !narrow ? Algorithm::shared_memory : Algorithm::ring;
+  if (algorithm == Algorithm::automatic)
+    return !narrow && ctx.shared_memory_channel() ? Algorithm::shared_memory : Algorithm::ring;
   // One rank has nothing to exchange: the ring's local copy serves.
   if (algorithm == Algorithm::shared_memory && (narrow || ctx.size == 1)) return Algorithm::ring;
   return algorithm;
@@ -60,10 +61,10 @@ std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algor
     return std::make_unique<detail::MpiReduceScatterOp<T>>(ctx, full, count, own_chunk, average);
   if (algorithm == Algorithm::shared_memory) {
     detail::SharedMemoryChannel& channel = required_channel(ctx, "reduce_scatter");
-    return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::SharedMemoryKind::reduce_scatter, full,
+    return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::ShardCollective::reduce_scatter, full,
                                                        count, own_chunk, average);
   }
-  return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::reduce_scatter, full, count,
+  return std::make_unique<detail::RingOp<T>>(ctx, detail::ShardCollective::reduce_scatter, full, count,
                                              own_chunk, average, ctx.next_tag(),
                                              std::is_same_v<T, float> ? wire : dtype_of<T>());
 }
@@ -78,10 +79,11 @@ std::unique_ptr<PendingOp> make_reduce_scatter(CommContext& ctx, Algorithm algor
 // sends (n-1)/n of the buffer out of each node, Open MPI 4.1's all-gather at 4 ranks 1/1
 // (docs/performance.md, "Across a link": 0.82x the stage-3 step over a 2 Gbit/s link).
 template <class T>
-Algorithm resolve_gather(const CommContext& ctx, Algorithm algorithm, std::int64_t count, bool mpi_allowed) {
+Algorithm resolve_gather(CommContext& ctx, Algorithm algorithm, std::int64_t count, bool mpi_allowed) {
   if (algorithm == Algorithm::shared_memory && ctx.size == 1) return Algorithm::ring;  // nothing to exchange
   if (algorithm != Algorithm::automatic) return algorithm;
-  if (ctx.shared_memory && mpi_allowed) return Algorithm::shared_memory;
+  // Not for a gather built later (mpi_allowed false): its turn must be taken at issue.
+  if (mpi_allowed && ctx.shared_memory_channel()) return Algorithm::shared_memory;
   if (static_cast<std::size_t>(count) * sizeof(T) < ctx.config.all_gather_crossover_bytes)
     return Algorithm::recursive_doubling;
   const bool fits_mpi = ChunkBounds{count, ctx.size}.chunk_elems() <= std::numeric_limits<int>::max();
@@ -96,7 +98,7 @@ std::unique_ptr<PendingOp> make_point_to_point_gather(CommContext& ctx, Algorith
   if (algorithm == Algorithm::shared_memory) algorithm = Algorithm::ring;  // needs a ticket drawn at issue
   if (algorithm == Algorithm::recursive_doubling && detail::RecursiveDoublingGatherOp<T>::supports(ctx.size))
     return std::make_unique<detail::RecursiveDoublingGatherOp<T>>(ctx, full, count, own_chunk, tag);
-  return std::make_unique<detail::RingOp<T>>(ctx, detail::RingKind::all_gather, full, count, own_chunk, false, tag);
+  return std::make_unique<detail::RingOp<T>>(ctx, detail::ShardCollective::all_gather, full, count, own_chunk, false, tag);
 }
 
 template <class T>
@@ -107,7 +109,7 @@ std::unique_ptr<PendingOp> make_all_gather(CommContext& ctx, Algorithm algorithm
     return std::make_unique<detail::MpiAllGatherOp<T>>(ctx, full, count, own_chunk);
   if (algorithm == Algorithm::shared_memory) {
     detail::SharedMemoryChannel& channel = required_channel(ctx, "all_gather");
-    return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::SharedMemoryKind::all_gather, full, count,
+    return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::ShardCollective::all_gather, full, count,
                                                        own_chunk, false);
   }
   return make_point_to_point_gather(ctx, algorithm, full, count, own_chunk, ctx.next_tag());
@@ -132,11 +134,11 @@ std::unique_ptr<PendingOp> make_all_reduce(CommContext& ctx, Algorithm algorithm
   if (shared) {
     // Both stages in shared memory: the gather's turn in the channel's issue order is taken
     // now, with the reduce-scatter's, so every rank runs them in the same order.
-    detail::SharedMemoryChannel& channel = *ctx.shared_memory;
+    detail::SharedMemoryChannel& channel = *ctx.shared_memory_channel();
     std::optional<std::uint64_t> turn;
     if (detail::SharedMemoryOp<T>::needs_turn(count)) turn = channel.take_ticket();
     later.push_back([&channel, data, count, own_chunk, turn] {
-      return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::SharedMemoryKind::all_gather, data, count,
+      return std::make_unique<detail::SharedMemoryOp<T>>(channel, detail::ShardCollective::all_gather, data, count,
                                                          own_chunk, false, turn);
     });
   } else {

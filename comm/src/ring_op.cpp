@@ -22,7 +22,7 @@ std::string element_name() {
 }  // namespace
 
 template <class T>
-RingOp<T>::RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, T* own_chunk,
+RingOp<T>::RingOp(CommContext& ctx, ShardCollective kind, T* full, std::int64_t count, T* own_chunk,
                   bool average, int tag, DType wire)
     : ctx_(ctx),
       kind_(kind),
@@ -34,28 +34,28 @@ RingOp<T>::RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, 
       left_(wrap(ctx.rank - 1, ctx.size)),
       right_(wrap(ctx.rank + 1, ctx.size)),
       segment_elems_(std::max<std::int64_t>(
-          1, (kind == RingKind::reduce_scatter ? ctx.config.segment_bytes : ctx.config.all_gather_segment_bytes) /
+          1, (kind == ShardCollective::reduce_scatter ? ctx.config.segment_bytes : ctx.config.all_gather_segment_bytes) /
                  size_of(wire))),
       window_(ctx.config.receive_window),
       wire_(wire),
       wire_bytes_(size_of(wire)) {
-  if (narrow_wire() && !(std::is_same_v<T, float> && kind == RingKind::reduce_scatter && is_half(wire)))
+  if (narrow_wire() && !(std::is_same_v<T, float> && kind == ShardCollective::reduce_scatter && is_half(wire)))
     throw InvalidArgument("ring: only a float32 reduce_scatter travels in another dtype (bfloat16 or float16), not " +
                           to_string(wire));
   if constexpr (std::is_same_v<T, std::uint16_t>) {
-    if (kind == RingKind::reduce_scatter)
+    if (kind == ShardCollective::reduce_scatter)
       throw InvalidArgument("ring reduce_scatter cannot add raw 16-bit words; widen to float32");
   }
   const int n = ctx.size, r = ctx.rank;
-  const int first_send_chunk = kind == RingKind::reduce_scatter ? wrap(r - 1, n) : r;
+  const int first_send_chunk = kind == ShardCollective::reduce_scatter ? wrap(r - 1, n) : r;
   if (n > 1) first_sends_ = segments_of_chunk(0, first_send_chunk);  // one rank: nothing moves
   for (int step = 0; step < n - 1; ++step) {
-    const int chunk = kind == RingKind::reduce_scatter ? wrap(r - step - 2, n) : wrap(r - step - 1, n);
+    const int chunk = kind == ShardCollective::reduce_scatter ? wrap(r - step - 2, n) : wrap(r - step - 1, n);
     for (const Segment& seg : segments_of_chunk(step, chunk)) arrivals_.push_back(seg);
   }
   receive_requests_.assign(arrivals_.size(), MPI_REQUEST_NULL);
   // All-gather receives land in the output, not in scratch slots: post them all at once.
-  if (kind == RingKind::all_gather) window_ = static_cast<int>(std::max<std::size_t>(1, arrivals_.size()));
+  if (kind == ShardCollective::all_gather) window_ = static_cast<int>(std::max<std::size_t>(1, arrivals_.size()));
   send_requests_.reserve(first_sends_.size() + arrivals_.size());
 }
 
@@ -75,7 +75,7 @@ std::vector<typename RingOp<T>::Segment> RingOp<T>::segments_of_chunk(int step, 
 template <class T>
 void RingOp<T>::start() {
   started_ = true;
-  if (kind_ == RingKind::reduce_scatter)
+  if (kind_ == ShardCollective::reduce_scatter)
     receive_slots_ = ctx_.scratch.acquire(static_cast<std::size_t>(window_ * segment_elems_) * wire_bytes_);
   if (narrow_wire()) {
     // Every chunk is sent at most once in a reduce-scatter: one staging slot per element.
@@ -89,10 +89,10 @@ void RingOp<T>::start() {
   for (const Segment& seg : first_sends_) {
     // All-gather sends its own chunk from where the caller holds it, so the local copy into
     // the output below overlaps the transfer instead of delaying it.
-    const T* source = kind_ == RingKind::all_gather ? own_chunk_ + (seg.offset - own_begin) : full_ + seg.offset;
+    const T* source = kind_ == ShardCollective::all_gather ? own_chunk_ + (seg.offset - own_begin) : full_ + seg.offset;
     post_send(source, seg.length);
   }
-  if (kind_ == RingKind::all_gather && own_chunk_ != full_ + own_begin)
+  if (kind_ == ShardCollective::all_gather && own_chunk_ != full_ + own_begin)
     std::copy_n(own_chunk_, bounds_.size(ctx_.rank), full_ + own_begin);  // not memcpy: may be empty and null
 }
 
@@ -100,7 +100,7 @@ template <class T>
 void RingOp<T>::post_receives_in_window() {
   while (next_receive_to_post_ < arrivals_.size() && next_receive_to_post_ < arrived_ + window_) {
     const Segment& seg = arrivals_[next_receive_to_post_];
-    void* destination = kind_ == RingKind::reduce_scatter ? slot(next_receive_to_post_ % window_)
+    void* destination = kind_ == ShardCollective::reduce_scatter ? slot(next_receive_to_post_ % window_)
                                                            : static_cast<void*>(full_ + seg.offset);
     ZS_MPI_CHECK(MPI_Irecv(destination, seg.length, narrow_wire() ? MPI_UINT16_T : mpi_type<T>(), left_, tag_,
                            ctx_.comm, &receive_requests_[next_receive_to_post_]));
@@ -138,7 +138,7 @@ bool RingOp<T>::progress() {
     if (!flag) break;
     const Segment& seg = arrivals_[arrived_];
     if constexpr (!std::is_same_v<T, std::uint16_t>) {
-      if (kind_ == RingKind::reduce_scatter) {
+      if (kind_ == ShardCollective::reduce_scatter) {
         const T* incoming = static_cast<const T*>(slot(arrived_ % window_));
         if constexpr (std::is_same_v<T, float>) {
           if (narrow_wire()) {
@@ -171,7 +171,7 @@ bool RingOp<T>::progress() {
 
 template <class T>
 void RingOp<T>::finish() {
-  if (kind_ != RingKind::reduce_scatter) return;
+  if (kind_ != ShardCollective::reduce_scatter) return;
   if constexpr (!std::is_same_v<T, std::uint16_t>) {
     const T* sum = full_ + bounds_.begin(ctx_.rank);
     const std::int64_t length = bounds_.size(ctx_.rank);
@@ -210,7 +210,7 @@ void RingOp<T>::abandon() noexcept {
 
 template <class T>
 std::string RingOp<T>::describe() const {
-  return std::string("ring ") + (kind_ == RingKind::reduce_scatter ? "reduce_scatter" : "all_gather") +
+  return std::string("ring ") + (kind_ == ShardCollective::reduce_scatter ? "reduce_scatter" : "all_gather") +
          " of " + std::to_string(bounds_.count) + " " + element_name<T>() + " elements" +
          (narrow_wire() ? " in " + to_string(wire_) + " on the wire" : std::string()) + " (tag " +
          std::to_string(tag_) + ", receiving from rank " + std::to_string(left_) + ")";

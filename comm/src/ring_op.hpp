@@ -34,8 +34,6 @@
 
 namespace zs::detail {
 
-enum class RingKind { reduce_scatter, all_gather };
-
 template <class T>
 class RingOp final : public PendingOp {
  public:
@@ -48,7 +46,7 @@ class RingOp final : public PendingOp {
   /// of a composite starts), so every rank gives the same collective the same tag.
   /// `wire`: the dtype on the wire; another than T's only for a float32 reduce_scatter
   /// (bfloat16 or float16, see above). Throws InvalidArgument otherwise.
-  RingOp(CommContext& ctx, RingKind kind, T* full, std::int64_t count, T* own_chunk,
+  RingOp(CommContext& ctx, ShardCollective kind, T* full, std::int64_t count, T* own_chunk,
          bool average, int tag, DType wire = wire_dtype_of());
   ~RingOp() override;
 
@@ -76,7 +74,7 @@ class RingOp final : public PendingOp {
   std::vector<Segment> segments_of_chunk(int step, int chunk) const;
 
   CommContext& ctx_;
-  RingKind kind_;
+  ShardCollective kind_;
   T* full_;
   T* own_chunk_;
   bool average_;

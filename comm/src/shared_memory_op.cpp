@@ -47,7 +47,7 @@ void sum_in_order(T* out, const T* const* sources, int k, std::int64_t length, T
 }  // namespace
 
 template <class T>
-SharedMemoryOp<T>::SharedMemoryOp(SharedMemoryChannel& channel, SharedMemoryKind kind, T* full, std::int64_t count,
+SharedMemoryOp<T>::SharedMemoryOp(SharedMemoryChannel& channel, ShardCollective kind, T* full, std::int64_t count,
                                   T* own_chunk, bool average, std::optional<std::uint64_t> reserved_turn)
     : channel_(channel),
       kind_(kind),
@@ -56,11 +56,11 @@ SharedMemoryOp<T>::SharedMemoryOp(SharedMemoryChannel& channel, SharedMemoryKind
       average_(average),
       bounds_{count, channel.size()} {
   if constexpr (std::is_same_v<T, std::uint16_t>)
-    if (kind == SharedMemoryKind::reduce_scatter)
+    if (kind == ShardCollective::reduce_scatter)
       throw InvalidArgument("shared-memory reduce_scatter of raw 16-bit words: reduce in float32 (WidenedOp)");
   const std::int64_t per_slot = static_cast<std::int64_t>(channel.slot_bytes() / sizeof(T));
   const int n = channel.size();
-  segment_elems_ = std::max<std::int64_t>(1, kind == SharedMemoryKind::reduce_scatter ? per_slot / std::max(1, n - 1) : per_slot);
+  segment_elems_ = std::max<std::int64_t>(1, kind == ShardCollective::reduce_scatter ? per_slot / std::max(1, n - 1) : per_slot);
   const std::int64_t chunk = bounds_.chunk_elems();
   rounds_ = (chunk + segment_elems_ - 1) / segment_elems_;
   copied_.assign(static_cast<std::size_t>(n), 0);
@@ -92,7 +92,7 @@ bool SharedMemoryOp<T>::progress() {
     started_ = true;
     first_round_ = channel_.draw_rounds(static_cast<std::uint64_t>(rounds_));
     const std::int64_t own_begin = bounds_.begin(channel_.rank());
-    if (kind_ == SharedMemoryKind::all_gather && own_chunk_ != full_ + own_begin)
+    if (kind_ == ShardCollective::all_gather && own_chunk_ != full_ + own_begin)
       std::copy_n(own_chunk_, bounds_.size(channel_.rank()), full_ + own_begin);
   }
   while (round_index_ < rounds_)
@@ -112,7 +112,7 @@ bool SharedMemoryOp<T>::advance_round() {
     slot_written_ = true;
     std::fill(copied_.begin(), copied_.end(), 0);
   }
-  const bool done = kind_ == SharedMemoryKind::all_gather ? gather_from_peers(round) : reduce_from_peers(round);
+  const bool done = kind_ == ShardCollective::all_gather ? gather_from_peers(round) : reduce_from_peers(round);
   if (!done) return false;
   channel_.consume(round);
   slot_written_ = false;
@@ -125,7 +125,7 @@ void SharedMemoryOp<T>::write_own_slot(std::uint64_t round) {
   const int n = channel_.size(), r = channel_.rank();
   const std::int64_t offset = round_index_ * segment_elems_;
   T* slot = reinterpret_cast<T*>(channel_.own_slot(round));
-  if (kind_ == SharedMemoryKind::all_gather) {
+  if (kind_ == ShardCollective::all_gather) {
     std::copy_n(own_chunk_ + offset, segment_length(r), slot);
     return;
   }
@@ -195,7 +195,7 @@ void SharedMemoryOp<T>::abandon() noexcept {
 template <class T>
 std::string SharedMemoryOp<T>::describe() const {
   return std::string("shared-memory ") +
-         (kind_ == SharedMemoryKind::reduce_scatter ? "reduce_scatter" : "all_gather") + " of " +
+         (kind_ == ShardCollective::reduce_scatter ? "reduce_scatter" : "all_gather") + " of " +
          std::to_string(bounds_.count) + " " + element_name<T>() + " elements (round " +
          std::to_string(round_index_) + " of " + std::to_string(rounds_) + ")";
 }

@@ -24,8 +24,6 @@
 
 namespace zs::detail {
 
-enum class SharedMemoryKind { reduce_scatter, all_gather };
-
 template <class T>
 class SharedMemoryOp final : public PendingOp {
  public:
@@ -37,7 +35,7 @@ class SharedMemoryOp final : public PendingOp {
   /// order then, unless `reserved_turn` holds a turn taken earlier (a later stage of a
   /// composite). A collective of no elements has no rounds: it takes no turn and is complete
   /// at once (needs_turn(count) says which).
-  SharedMemoryOp(SharedMemoryChannel& channel, SharedMemoryKind kind, T* full, std::int64_t count, T* own_chunk,
+  SharedMemoryOp(SharedMemoryChannel& channel, ShardCollective kind, T* full, std::int64_t count, T* own_chunk,
                  bool average, std::optional<std::uint64_t> reserved_turn = std::nullopt);
   static bool needs_turn(std::int64_t count) { return count > 0; }
   ~SharedMemoryOp() override;
@@ -57,7 +55,7 @@ class SharedMemoryOp final : public PendingOp {
   std::int64_t segment_length(int chunk) const;
 
   SharedMemoryChannel& channel_;
-  SharedMemoryKind kind_;
+  ShardCollective kind_;
   T* full_;
   T* own_chunk_;
   bool average_;

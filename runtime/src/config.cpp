@@ -315,8 +315,12 @@ const std::vector<Key>& keys() {
     text("communication.all_gather", "automatic, ring, recursive_doubling, mpi or shared_memory", "(no DeepSpeed key)",
          [](const TrainingConfig& c) { return to_string(c.communication.all_gather); },
          [](TrainingConfig& c, const std::string& s) { c.communication.all_gather = parse_algorithm(s); });
-    integer("communication.segment_bytes", "ring reduce-scatter pipelining unit; a rank's shared-memory slot per round", "(no DeepSpeed key)",
+    integer("communication.segment_bytes", "ring reduce-scatter pipelining unit", "(no DeepSpeed key)",
             [](TrainingConfig& c) -> std::size_t& { return c.communication.segment_bytes; });
+    integer("communication.shared_memory_slot_bytes",
+            "bytes a rank publishes per round of a shared-memory collective (two slots per rank, in /dev/shm); 0 = 8 MiB / ranks",
+            "(no DeepSpeed key; NCCL_BUFFSIZE plays this part for NCCL's SHM transport)",
+            [](TrainingConfig& c) -> std::size_t& { return c.communication.shared_memory_slot_bytes; });
     boolean("communication.verify_across_ranks", "check every collective's arguments across ranks (debugging)",
             "(no DeepSpeed key)", [](TrainingConfig& c) -> bool& { return c.communication.verify_across_ranks; });
     real("communication.timeout_s", "a wait on a collective longer than this ends with a hang report naming the ranks behind; 0 = wait forever",
@@ -548,6 +552,10 @@ void TrainingConfig::validate() const {
   if (communication.segment_bytes < 64 || communication.segment_bytes > (std::size_t{1} << 30))
     throw InvalidArgument("communication.segment_bytes = " + std::to_string(communication.segment_bytes) +
                           " must be in [64, 1 GiB]");
+  if (communication.shared_memory_slot_bytes != 0 &&
+      (communication.shared_memory_slot_bytes < 64 || communication.shared_memory_slot_bytes > (std::size_t{1} << 30)))
+    throw InvalidArgument("communication.shared_memory_slot_bytes = " +
+                          std::to_string(communication.shared_memory_slot_bytes) + " must be 0 (automatic) or in [64, 1 GiB]");
   if (!(communication.timeout_s >= 0))
     throw InvalidArgument("communication.timeout_s = " + number_text(communication.timeout_s) +
                           " must be >= 0 seconds (0: wait forever)");

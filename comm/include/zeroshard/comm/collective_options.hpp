@@ -46,6 +46,12 @@ struct CommunicatorConfig {
   /// Pipelining unit of the ring reduce-scatter: each step's chunk moves in segments of this
   /// many bytes so the reduction of one segment overlaps the transfer of the next.
   std::size_t segment_bytes = std::size_t{1} << 20;
+  /// Bytes a rank publishes per round of a shared-memory collective (Algorithm::shared_memory).
+  /// Each rank owns two such slots, so it runs up to 2x this ahead of its slowest peer: a
+  /// stage-3 unit's gather published at issue completes when the peers next poll. Reserved in
+  /// /dev/shm when the communicator is made (2 x this x ranks). 0 = 8 MiB / ranks (at least
+  /// 64 KiB): 4 MiB at 2 ranks, 16 MiB of /dev/shm per communicator.
+  std::size_t shared_memory_slot_bytes = 0;
   /// Receive segments posted ahead per ring reduce-scatter (its scratch is this many segments).
   int receive_window = 4;
   /// Pipelining unit of the ring all-gather. It has no arithmetic to overlap, so segments only
