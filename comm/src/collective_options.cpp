@@ -24,7 +24,7 @@ Algorithm parse_algorithm(const std::string& name) {
   if (name == "automatic") return Algorithm::automatic;
   if (name == "shared_memory") return Algorithm::shared_memory;
   throw InvalidArgument("unknown collective algorithm '" + name +
-                        "': use 'automatic', 'ring', 'recursive_doubling', 'mpi' or 'shared_memory'");
+                        "': use 'automatic', 'ring', 'mpi', 'shared_memory' or (all_gather only) 'recursive_doubling'");
 }
 
 }  // namespace zs

@@ -128,8 +128,8 @@ std::unique_ptr<PendingOp> make_all_reduce(CommContext& ctx, Algorithm algorithm
   T* own_chunk = data + bounds.begin(ctx.rank);
   const bool shared = resolve_reduce<T>(ctx, algorithm, wire) == Algorithm::shared_memory;
   auto reduce = make_reduce_scatter<T>(ctx, algorithm, data, count, own_chunk, average, wire);
-  std::string description = "all_reduce of " + std::to_string(count) + " " + to_string(dtype_of<T>()) + " (" +
-                            reduce->describe() + ", then all_gather)";
+  std::string description = "all_reduce of " + std::to_string(count) + " " + to_string(dtype_of<T>()) +
+                            " (reduce_scatter, then all_gather)";
   std::vector<detail::SequenceOp::StageFactory> later;
   if (shared) {
     // Both stages in shared memory: the gather's turn in the channel's issue order is taken
@@ -167,8 +167,8 @@ std::unique_ptr<PendingOp> make_half_all_reduce(CommContext& ctx, Algorithm algo
       });
   const int gather_tag = ctx.next_tag();
   const Algorithm gather = count % ctx.size == 0 ? ctx.config.all_gather : Algorithm::ring;
-  std::string description = "all_reduce of " + std::to_string(count) + " " + to_string(data.dtype) + " (" +
-                            reduce->describe() + ", then a 16-bit all_gather)";
+  std::string description = "all_reduce of " + std::to_string(count) + " " + to_string(data.dtype) +
+                            " (a reduce_scatter in float32, then a 16-bit all_gather)";
   std::vector<detail::SequenceOp::StageFactory> later;
   later.push_back([&ctx, gather, words, count, own, gather_tag] {
     return make_point_to_point_gather(ctx, gather, words, count, words + own, gather_tag);

@@ -26,7 +26,10 @@ class SequenceOp final : public PendingOp {
              std::vector<StageFactory> later);
   bool progress() override;
   void abandon() noexcept override;
-  std::string describe() const override { return description_; }
+  /// The composite, then the stage running now (its state is what a hang report needs).
+  std::string describe() const override {
+    return current_ ? description_ + ", now: " + current_->describe() : description_;
+  }
   void outstanding_requests(std::vector<MPI_Request*>& out) override {
     if (current_) current_->outstanding_requests(out);
   }

@@ -3,7 +3,8 @@
 // layer's own use (the peer board, the shared-memory collectives). Plain memory: reading and
 // writing it never enters MPI, and tearing it down is a local munmap (never collective, so an
 // erroring rank cannot hang in a destructor). The name is unlinked as soon as every rank of
-// the node has mapped it: nothing is left in /dev/shm after a crash.
+// the node has opened the (still empty) file, before any memory is reserved: a crash leaves
+// at most an empty file in /dev/shm.
 
 #include <mpi.h>
 

@@ -40,6 +40,20 @@ const std::byte* SharedMemoryChannel::published_slot(int peer, std::uint64_t rou
   return flags(peer).published.load(std::memory_order_acquire) >= round ? slot(peer, round) : nullptr;
 }
 
+std::vector<int> SharedMemoryChannel::peers_behind_publishing(std::uint64_t round) const {
+  std::vector<int> behind;
+  for (int r = 0; r < size_; ++r)
+    if (r != rank_ && flags(r).published.load(std::memory_order_acquire) < round) behind.push_back(r);
+  return behind;
+}
+
+std::vector<int> SharedMemoryChannel::peers_behind_consuming(std::uint64_t round) const {
+  std::vector<int> behind;
+  for (int r = 0; r < size_; ++r)
+    if (r != rank_ && flags(r).consumed.load(std::memory_order_acquire) < round) behind.push_back(r);
+  return behind;
+}
+
 void SharedMemoryChannel::consume(std::uint64_t round) {
   flags(rank_).consumed.store(round, std::memory_order_release);
 }

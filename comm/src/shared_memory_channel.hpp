@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "node_segment.hpp"
 
@@ -61,6 +62,9 @@ class SharedMemoryChannel {
   const std::byte* published_slot(int peer, std::uint64_t round) const;
   /// This rank is done reading every peer's slot for `round` (release).
   void consume(std::uint64_t round);
+  /// For reports: the peers that have not yet published `round`, or not yet consumed `round`.
+  std::vector<int> peers_behind_publishing(std::uint64_t round) const;
+  std::vector<int> peers_behind_consuming(std::uint64_t round) const;
 
  private:
   struct alignas(64) Flags {

@@ -192,12 +192,34 @@ void SharedMemoryOp<T>::abandon() noexcept {
   if (!finished_) channel_.break_channel();
 }
 
+// " 0, 2" for the peers a report should point at.
+static std::string rank_list(const std::vector<int>& ranks) {
+  std::string text;
+  for (std::size_t i = 0; i < ranks.size(); ++i) text += (i ? ", " : "") + std::to_string(ranks[i]);
+  return text;
+}
+
 template <class T>
 std::string SharedMemoryOp<T>::describe() const {
-  return std::string("shared-memory ") +
-         (kind_ == ShardCollective::reduce_scatter ? "reduce_scatter" : "all_gather") + " of " +
-         std::to_string(bounds_.count) + " " + element_name<T>() + " elements (round " +
-         std::to_string(round_index_) + " of " + std::to_string(rounds_) + ")";
+  std::string text = std::string("shared-memory ") +
+                     (kind_ == ShardCollective::reduce_scatter ? "reduce_scatter" : "all_gather") + " of " +
+                     std::to_string(bounds_.count) + " " + element_name<T>() + " elements (round " +
+                     std::to_string(round_index_) + " of " + std::to_string(rounds_);
+  // Which peer holds it up, as the ring names the rank it receives from (ranks of this
+  // communicator).
+  if (!finished_ && !started_) {
+    text += ", waiting for its turn behind an earlier collective of this communicator";
+  } else if (!finished_) {
+    const std::uint64_t round = first_round_ + static_cast<std::uint64_t>(round_index_);
+    if (!slot_written_ && round > 2) {
+      const std::vector<int> behind = channel_.peers_behind_consuming(round - 2);
+      if (!behind.empty()) text += ", waiting for rank(s) " + rank_list(behind) + " to read this rank's earlier data";
+    } else {
+      const std::vector<int> behind = channel_.peers_behind_publishing(round);
+      if (!behind.empty()) text += ", waiting for data from rank(s) " + rank_list(behind);
+    }
+  }
+  return text + ")";
 }
 
 template class SharedMemoryOp<float>;
