@@ -84,7 +84,7 @@ template <class T>
 bool SharedMemoryOp<T>::progress() {
   if (finished_) return true;
   if (channel_.broken())
-    throw Error("shared-memory " + describe() +
+    throw Error(describe() +
                 ": an earlier collective on this communicator was abandoned part-way, so the ranks are out of "
                 "step; this communicator cannot run collectives any more (create a new one)");
   if (!started_) {
