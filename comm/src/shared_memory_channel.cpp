@@ -40,18 +40,19 @@ const std::byte* SharedMemoryChannel::published_slot(int peer, std::uint64_t rou
   return flags(peer).published.load(std::memory_order_acquire) >= round ? slot(peer, round) : nullptr;
 }
 
-std::vector<int> SharedMemoryChannel::peers_behind_publishing(std::uint64_t round) const {
+std::vector<int> SharedMemoryChannel::peers_below(std::atomic<std::uint64_t> Flags::*flag, std::uint64_t round) const {
   std::vector<int> behind;
   for (int r = 0; r < size_; ++r)
-    if (r != rank_ && flags(r).published.load(std::memory_order_acquire) < round) behind.push_back(r);
+    if (r != rank_ && (flags(r).*flag).load(std::memory_order_acquire) < round) behind.push_back(r);
   return behind;
 }
 
+std::vector<int> SharedMemoryChannel::peers_behind_publishing(std::uint64_t round) const {
+  return peers_below(&Flags::published, round);
+}
+
 std::vector<int> SharedMemoryChannel::peers_behind_consuming(std::uint64_t round) const {
-  std::vector<int> behind;
-  for (int r = 0; r < size_; ++r)
-    if (r != rank_ && flags(r).consumed.load(std::memory_order_acquire) < round) behind.push_back(r);
-  return behind;
+  return peers_below(&Flags::consumed, round);
 }
 
 void SharedMemoryChannel::consume(std::uint64_t round) {

@@ -74,6 +74,8 @@ class SharedMemoryChannel {
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the flags live in shared memory");
   SharedMemoryChannel(NodeSegment segment, int rank, int size, std::size_t slot_bytes);
   Flags& flags(int r) const { return static_cast<Flags*>(segment_.data())[r]; }
+  /// The peers whose `flag` is below `round` (for reports; slot_free checks without allocating).
+  std::vector<int> peers_below(std::atomic<std::uint64_t> Flags::*flag, std::uint64_t round) const;
   std::byte* slot(int r, std::uint64_t round) const {
     return slots_ + (static_cast<std::size_t>(r) * 2 + round % 2) * slot_bytes_;
   }
