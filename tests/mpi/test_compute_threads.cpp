@@ -18,30 +18,36 @@
 namespace zs {
 namespace {
 
-// Large enough that Eigen splits the GEMMs over threads and the optimizer's runs and the
-// dtype conversions (>= 2^15 elements) run in parallel: 96*512 + 512*256 weights.
+// Large enough that Eigen splits the GEMMs over threads, the optimizer's runs and the dtype
+// conversions (>= 2^15 elements) run in parallel, and fc2's shard spans several blocks of the
+// gradient norm (2^16 elements, gradient_norm.hpp) at 1-3 ranks: 96*512 + 512*512 weights.
 std::unique_ptr<nn::Sequential> wide_model() {
   auto model = std::make_unique<nn::Sequential>("wide");
   model->add<nn::Linear>("fc1", 96, 512);
   model->add<nn::ReLU>("act1");
-  model->add<nn::Linear>("fc2", 512, 256);
+  model->add<nn::Linear>("fc2", 512, 512);
   model->add<nn::ReLU>("act2");
-  model->add<nn::Linear>("fc3", 256, 10);
+  model->add<nn::Linear>("fc3", 512, 10);
   return model;
 }
 
 struct Trained {
   std::vector<float> params;
+  std::vector<double> norms;  // the global gradient norm of each step
   int threads = 0;
 };
 
+// Clipped (max_norm 0.05, below these gradients' norms) so the parameters depend on the norm's
+// bits as well.
 Trained train(Communicator& comm, int stage, int threads, bool bf16 = false) {
   auto model = wide_model();
   EngineConfig config;
   config.stage = stage;
   config.compute_threads = threads;
   config.precision.bf16 = bf16;
+  config.gradient_clipping = 0.05;
   Engine engine(*model, config, comm);
+  std::vector<double> norms;
   nn::SoftmaxCrossEntropy loss;
   const std::int64_t micro = 48;
   Tensor x({micro, 96});
@@ -53,8 +59,9 @@ Trained train(Communicator& comm, int stage, int threads, bool bf16 = false) {
     loss.forward(engine.forward(x), labels);
     engine.backward(loss.gradient());
     engine.step();
+    norms.push_back(engine.gradient_norm());
   }
-  return {engine.full_parameters(), engine.compute_threads()};
+  return {engine.full_parameters(), norms, engine.compute_threads()};
 }
 
 class ComputeThreadsTest : public testing::MpiTest {};
@@ -69,6 +76,13 @@ TEST_F(ComputeThreadsTest, ThreadCountDoesNotChangeResults) {
       EXPECT_EQ(many.threads, threads);
       EXPECT_EQ(nn::compute_threads(), threads);
       ASSERT_EQ(many.params.size(), one.params.size());
+      ASSERT_EQ(many.norms.size(), one.norms.size());
+      for (std::size_t s = 0; s < one.norms.size(); ++s) {
+        EXPECT_GT(one.norms[s], 0.05) << "the clipping must apply for the test to see the norm's bits";
+        EXPECT_EQ(std::memcmp(&many.norms[s], &one.norms[s], sizeof(double)), 0)
+            << (bf16 ? "bf16" : "float32") << " stage " << stage << " step " << s << ": norm " << many.norms[s]
+            << " with " << threads << " threads, " << one.norms[s] << " with 1";
+      }
       std::int64_t differing = 0;
       for (std::size_t i = 0; i < one.params.size(); ++i)
         differing += std::memcmp(&many.params[i], &one.params[i], sizeof(float)) != 0;

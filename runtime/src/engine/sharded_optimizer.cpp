@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "gradient_norm.hpp"
 #include "phase.hpp"
 
 #include "zeroshard/comm/mpi_check.hpp"
@@ -57,55 +58,10 @@ void ShardedOptimizer::round_master(ParameterGroup& group) const {
   });
 }
 
-namespace {
-
-// Sum of squares in double over 8 partial sums, combined in a fixed order: 8 independent
-// chains the compiler vectorises, where one chain of dependent additions ran at one add per
-// latency (4.3% of a stage-1 step, perf). The order depends on the index within the run only,
-// so every stage (all sum the same runs of the same shards) gets the same bits. Each element is
-// g * unscale rounded to float first: the value the update will read (GradientFactors).
-double sum_of_squares(const float* g, std::int64_t n, float unscale) {
-  constexpr int kParts = 8;
-  double part[kParts] = {};
-  auto square = [&](std::int64_t i) {
-    const auto x = static_cast<double>(g[i] * unscale);
-    return x * x;
-  };
-  std::int64_t i = 0;
-  for (; i + kParts <= n; i += kParts)
-    for (int k = 0; k < kParts; ++k) part[k] += square(i + k);
-  for (; i < n; ++i) part[0] += square(i);
-  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-}
-
-// max |g * unscale| over the run, and whether a NaN was seen (std::max would drop it).
-void max_abs(const float* g, std::int64_t n, float unscale, double& max, double& nan_seen) {
-  float m = 0;
-  bool nan = false;
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float x = g[i] * unscale;
-    nan |= x != x;
-    m = std::max(m, std::abs(x));
-  }
-  max = std::max(max, static_cast<double>(m));
-  if (nan) nan_seen = 1;
-}
-
-}  // namespace
-
 double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups, float unscale) {
   const bool max_norm = std::isinf(config_.gradient_clipping_norm_type);
-  // {sum of squares} for the 2-norm; {max |g|, NaN seen} for the inf-norm (MPI_MAX would
-  // drop a NaN, so it travels as a flag).
-  double local[2] = {0, 0};
-  for (auto& group : groups) {
-    const std::span<const float> grads = own_gradients(*group);
-    for (const ParameterRun& run : group->shard_runs) {
-      const float* g = grads.data() + run.offset;
-      if (max_norm) max_abs(g, run.length, unscale, local[0], local[1]);
-      else local[0] += sum_of_squares(g, run.length, unscale);
-    }
-  }
+  PartialNorm local;
+  for (auto& group : groups) accumulate_norm(local, own_gradients(*group).data(), 0, group->shard_runs, unscale, max_norm);
   return combine_norm(local, max_norm);
 }
 
@@ -116,11 +72,12 @@ float ShardedOptimizer::clip_coefficient(double norm) const {
   return clip < 1.0 ? static_cast<float>(clip) : 1.0f;
 }
 
-double ShardedOptimizer::combine_norm(double local[2], bool max_norm) {
-  comm_.all_reduce_scalars(std::span<double>(local, max_norm ? 2 : 1), max_norm ? ScalarOp::max : ScalarOp::sum,
+double ShardedOptimizer::combine_norm(PartialNorm local, bool max_norm) {
+  double values[2] = {local.value, local.nan_seen};
+  comm_.all_reduce_scalars(std::span<double>(values, max_norm ? 2 : 1), max_norm ? ScalarOp::max : ScalarOp::sum,
                            "gradient norm");
-  if (max_norm) return local[1] != 0 ? std::nan("") : local[0];
-  return std::sqrt(local[0]);
+  if (max_norm) return values[1] != 0 ? std::nan("") : values[0];
+  return std::sqrt(values[0]);
 }
 
 StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step,
@@ -189,17 +146,11 @@ StepOutcome ShardedOptimizer::step_mixed(std::vector<std::unique_ptr<ParameterGr
   {
     Phase phase(comm_, "gradient norm");
     const bool max_norm = std::isinf(config_.gradient_clipping_norm_type);
-    double local[2] = {0, 0};
-    const int r = comm_.rank();
+    PartialNorm local;
     for (auto& group : groups) {
-      const std::span<const float> grads = widen_group(*group);
-      // Stage 0 holds whole gradients: this rank measures its own slice only, as the float32 path.
-      const std::int64_t base = policy_.shard_optimizer_states ? 0 : r * group->shard_elems();
-      for (const ParameterRun& run : group->shard_runs) {
-        const float* g = grads.data() + base + run.offset;
-        if (max_norm) max_abs(g, run.length, 1.0f, local[0], local[1]);
-        else local[0] += sum_of_squares(g, run.length, 1.0f);
-      }
+      // Stage 0 widens whole gradients: this rank measures its own slice only, as the float32 path.
+      const std::int64_t own = policy_.shard_optimizer_states ? 0 : comm_.rank() * group->shard_elems();
+      accumulate_norm(local, widen_group(*group).data(), own, group->shard_runs, 1.0f, max_norm);
     }
     outcome.gradient_norm = combine_norm(local, max_norm);
   }

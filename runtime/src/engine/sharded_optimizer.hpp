@@ -31,6 +31,7 @@
 #include "zeroshard/runtime/engine_config.hpp"
 #include "zeroshard/runtime/optimizer.hpp"
 #include "zeroshard/runtime/sharding_policy.hpp"
+#include "gradient_norm.hpp"
 #include "parameter_group.hpp"
 
 namespace zs::detail {
@@ -68,7 +69,7 @@ class ShardedOptimizer {
   std::span<float> own_gradients(ParameterGroup& group) const;
   double global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups, float unscale);
   // Collective: the ranks' partial norms ({sum of squares} or {max, NaN seen}) combined.
-  double combine_norm(double local[2], bool max_norm);
+  double combine_norm(PartialNorm local, bool max_norm);
   /// The factor clipping multiplies the gradients by (1 when gradient_clipping is off or the
   /// norm is within it).
   float clip_coefficient(double norm) const;
