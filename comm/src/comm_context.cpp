@@ -22,27 +22,7 @@ void require_reduce_scatter_algorithm(Algorithm algorithm, const char* where) {
 
 CommContext::CommContext(MPI_Comm parent, CommunicatorConfig cfg)
     : config(cfg), recorder(cfg.flight_recorder_entries) {
-  if (!(config.timeout_s >= 0) || config.timeout_s > 1e9)
-    throw InvalidArgument("communication.timeout_s = " + std::to_string(config.timeout_s) +
-                          " is out of range: give seconds >= 0 (0 = wait forever; default 600)");
-  require_reduce_scatter_algorithm(config.reduce_scatter, "CommunicatorConfig.reduce_scatter");
-  if (config.segment_bytes < 64 || config.segment_bytes > (std::size_t{1} << 30))
-    throw InvalidArgument("CommunicatorConfig.segment_bytes = " +
-                          std::to_string(config.segment_bytes) +
-                          " is out of range: use 64 bytes .. 1 GiB (default 1 MiB)");
-  if (config.all_gather_segment_bytes < 64 || config.all_gather_segment_bytes > (std::size_t{1} << 30))
-    throw InvalidArgument("CommunicatorConfig.all_gather_segment_bytes = " +
-                          std::to_string(config.all_gather_segment_bytes) +
-                          " is out of range: use 64 bytes .. 1 GiB (default 16 MiB)");
-  if (config.shared_memory_slot_bytes != 0 &&
-      (config.shared_memory_slot_bytes < 64 || config.shared_memory_slot_bytes > (std::size_t{1} << 30)))
-    throw InvalidArgument("CommunicatorConfig.shared_memory_slot_bytes = " +
-                          std::to_string(config.shared_memory_slot_bytes) +
-                          " is out of range: use 64 bytes .. 1 GiB, or 0 (default) for 8 MiB / ranks");
-  if (config.receive_window < 1 || config.receive_window > 1024)
-    throw InvalidArgument("CommunicatorConfig.receive_window = " +
-                          std::to_string(config.receive_window) +
-                          " is out of range: use 1 .. 1024 (default 4)");
+  config.validate("CommunicatorConfig.");
   ZS_MPI_CHECK(MPI_Comm_dup(parent, &comm));
   // Without this, MPI's default handler aborts the job and every ZS_MPI_CHECK is dead code.
   ZS_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));

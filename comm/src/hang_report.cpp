@@ -95,11 +95,20 @@ std::string hang_report(const CommContext& ctx, std::uint64_t sequence, const st
     if (!different.empty())
       report += "\nRanks that issued a different collective as #" + std::to_string(sequence) +
                 " (a rank skipped or reordered a collective):" + different;
+    // Only a communicator with ranks out of sight (other nodes) can be held up by them or by the
+    // network between nodes; on one node the ranks listed below are all there is.
+    const bool one_node = unseen.empty();
     if (behind.empty() && different.empty() && !not_waiting.empty())
       report += "\nEvery rank of this node has issued #" + std::to_string(sequence) +
                 ". These are not waiting on any collective, so their part should progress in the background: "
-                "if one of these processes is stopped or stalled it holds the collective up, otherwise a rank on "
-                "another node or the network does:" + not_waiting;
+                "if one of these processes is stopped or stalled it holds the collective up" +
+                (one_node ? std::string(":") : std::string(", otherwise a rank on another node or the network does:")) +
+                not_waiting;
+    else if (behind.empty() && different.empty() && one_node)
+      report += "\nEvery rank has issued #" + std::to_string(sequence) +
+                " and is waiting on a collective, all on this node: no rank is missing. Compare what each waits on "
+                "below (one waiting on an earlier or later collective than the others), or the transport stalls "
+                "(a process stopped inside MPI).";
     else if (behind.empty() && different.empty())
       report += "\nEvery rank of this node has issued #" + std::to_string(sequence) +
                 "; a rank on another node, or the network, holds it up.";

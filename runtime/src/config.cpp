@@ -546,22 +546,7 @@ void MixedPrecisionConfig::validate() const {
 void TrainingConfig::validate() const {
   if (micro_batch_size < 1)
     throw InvalidArgument("train_micro_batch_size_per_gpu = " + std::to_string(micro_batch_size) + " must be >= 1");
-  if (communication.reduce_scatter == Algorithm::recursive_doubling)
-    throw InvalidArgument("communication.reduce_scatter = " + to_string(communication.reduce_scatter) +
-                          ": that algorithm only gathers; reduce-scatter takes automatic, ring, mpi or shared_memory");
-  if (communication.segment_bytes < 64 || communication.segment_bytes > (std::size_t{1} << 30))
-    throw InvalidArgument("communication.segment_bytes = " + std::to_string(communication.segment_bytes) +
-                          " must be in [64, 1 GiB]");
-  if (communication.shared_memory_slot_bytes != 0 &&
-      (communication.shared_memory_slot_bytes < 64 || communication.shared_memory_slot_bytes > (std::size_t{1} << 30)))
-    throw InvalidArgument("communication.shared_memory_slot_bytes = " +
-                          std::to_string(communication.shared_memory_slot_bytes) + " must be 0 (automatic) or in [64, 1 GiB]");
-  if (!(communication.timeout_s >= 0))
-    throw InvalidArgument("communication.timeout_s = " + number_text(communication.timeout_s) +
-                          " must be >= 0 seconds (0: wait forever)");
-  if (communication.flight_recorder_entries < 1)
-    throw InvalidArgument("communication.flight_recorder_entries = " + std::to_string(communication.flight_recorder_entries) +
-                          " must be >= 1");
+  communication.validate("communication.");
   engine.validate();
 }
 

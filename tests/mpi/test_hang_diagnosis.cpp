@@ -155,6 +155,8 @@ TEST_P(SleepingRankTest, IsNamedWithWhatItWasDoing) {
     const bool named_as_idle = contains(message, who + ": issued") && contains(message, "not waiting on a collective");
     EXPECT_TRUE(named_as_behind || named_as_idle) << message;
     EXPECT_TRUE(contains(message, "in 'forward unit 1'")) << message;
+    // Every rank of this test is on this node: nothing may send the reader to look for another.
+    EXPECT_FALSE(contains(message, "another node")) << message;
   }
 }
 

@@ -72,6 +72,11 @@ struct CommunicatorConfig {
   /// Collectives each communicator keeps in its flight recorder (flight_recorder.hpp), shown
   /// in hang reports; NCCL's TORCH_NCCL_TRACE_BUFFER_SIZE.
   int flight_recorder_entries = 32;
+
+  /// Throws InvalidArgument naming the first field out of range as `prefix` + its name (the
+  /// engine passes "communication.", its config keys; the Communicator "CommunicatorConfig."),
+  /// with the accepted range and the default. Not collective. The one range check both use.
+  void validate(const std::string& prefix) const;
 };
 
 struct CollectiveOptions {
