@@ -6,6 +6,7 @@
 //   zs-mpirun -np 2 build/bench/zs_peer_step --stage 3 [--layers 8] [--width 2048] [--batch 32]
 //        [--steps 10] [--warmup 2] [--threads 0] [--profile TRACE.json] [--node-shared 0|1]
 //        [--reduce-scatter ALGORITHM] [--all-gather ALGORITHM] [--segment-bytes N]   (communication.*)
+//        [--in-backward 0|1]   (optimizer.in_backward: each unit updated during backward)
 //
 // Prints one JSON line (rank 0): per-step times of the slowest rank, forward+backward and
 // optimizer medians, RSS high-water above the process floor (after MPI_Init, before the model),
@@ -37,6 +38,7 @@ struct Options {
   int threads = 0;
   std::string profile;  // write the timeline of timed steps 1-3 here (the profiler's trace)
   bool node_shared = false;  // zero_optimization.node_shared_parameters
+  bool in_backward = false;  // optimizer.in_backward
   zs::CommunicatorConfig collectives;  // communication.reduce_scatter / all_gather
 };
 
@@ -68,6 +70,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--threads") o.threads = static_cast<int>(whole(arg, v, 0));
     else if (arg == "--profile") o.profile = v;
     else if (arg == "--node-shared") o.node_shared = whole(arg, v, 0) != 0;
+    else if (arg == "--in-backward") o.in_backward = whole(arg, v, 0) != 0;
     else if (arg == "--reduce-scatter") o.collectives.reduce_scatter = zs::parse_algorithm(v);
     else if (arg == "--all-gather") o.collectives.all_gather = zs::parse_algorithm(v);
     else if (arg == "--segment-bytes") o.collectives.segment_bytes = static_cast<std::size_t>(whole(arg, v, 64));
@@ -117,6 +120,7 @@ int main(int argc, char** argv) {
     config.optimizer.weight_decay = 0.01;
     config.compute_threads = o.threads;
     config.node_shared_parameters = o.node_shared;
+    config.optimizer_in_backward = o.in_backward;
     if (!o.profile.empty()) {
       config.profiler.enabled = true;
       config.profiler.first_step = o.warmup + 1;

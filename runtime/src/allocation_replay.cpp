@@ -76,6 +76,7 @@ class AllocationReplay {
   AllocationReplay(const std::vector<PlannedUnit>& units, const EngineConfig& config, int world_size, int optimizer_states)
       : config_(config), policy_(ShardingPolicy::from(config, world_size)), world_(world_size), states_(optimizer_states),
         mixed_(config.precision.enabled()), half_gradients_(is_half(config.precision.gradient_dtype())),
+        in_backward_(config.optimizer_in_backward),
         gradient_bytes_(static_cast<std::int64_t>(size_of(config.precision.gradient_dtype()))), pool_(ledger_) {
     groups_.resize(units.size());
     for (std::size_t k = 0; k < units.size(); ++k) {
@@ -133,7 +134,9 @@ class AllocationReplay {
         }
         pool_.reset(earlier.params_full);
       }
-      if (policy_.shard_gradients)
+      if (in_backward_) {
+        // optimizer.in_backward keeps no gradients between steps.
+      } else if (policy_.shard_gradients)
         g.grads_shard = pool_.take(MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
       else if (half_gradients_)
         g.grads16 = pool_.take(MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
@@ -165,7 +168,8 @@ class AllocationReplay {
 
   // EngineCore::backward.
   void backward(bool last_micro_step) {
-    const bool reduce_here = policy_.reduce_every_micro_step || (config_.overlap_comm && last_micro_step);
+    const bool reduce_here =
+        policy_.reduce_every_micro_step || ((config_.overlap_comm || in_backward_) && last_micro_step);
     std::vector<SimulatedGroup*> reversed;
     for (auto it = groups_.rbegin(); it != groups_.rend(); ++it) reversed.push_back(&*it);
     std::vector<int> uses_left(groups_.size(), 0);
@@ -178,7 +182,7 @@ class AllocationReplay {
       for (SimulatedGroup* used : g.needs) {
         if (started[used->index]) continue;
         started[used->index] = true;
-        if (policy_.shard_gradients || half_gradients_)
+        if (policy_.shard_gradients || half_gradients_ || in_backward_)
           used->grads_full = pool_.take(MemoryCategory::gradients_full, used->padded);
       }
       for (SimulatedGroup* used : g.needs) {
@@ -199,7 +203,7 @@ class AllocationReplay {
       finish();
     }
     for (SimulatedGroup& g : groups_) g.reduced_this_step = false;
-    if (mixed_) {
+    if (mixed_ && !in_backward_) {
       // ShardedOptimizer::step_mixed: one float32 buffer for the largest group's gradients.
       std::int64_t largest = 0;
       for (const SimulatedGroup& g : groups_) largest = std::max(largest, policy_.shard_optimizer_states ? g.shard : g.padded);
@@ -282,14 +286,18 @@ class AllocationReplay {
 
   // GradientReducer: reduce / issue / complete_beyond / pack / issue_bucket / finish.
   std::size_t in_flight_limit() const {
-    return config_.overlap_comm ? static_cast<std::size_t>(config_.reductions_in_flight) : 0;
+    if (!config_.overlap_comm || world_ == 1) return 0;
+    return static_cast<std::size_t>(config_.reductions_in_flight);
   }
   void reduce(SimulatedGroup& g) {
     g.reduced_this_step = true;
+    if (g.padded == 0) return;  // GradientReducer::reduce: nothing to reduce
     if (config_.reduce_bucket_size > 0) {
       pack(g);
       return;
     }
+    if (in_backward_ && policy_.shard_gradients)  // GradientReducer::issue: the shard for this update only
+      g.grads_shard = pool_.take(MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
     g.reduction_pending = true;
     groups_in_flight_.push_back(&g);
     complete_groups_beyond(in_flight_limit());
@@ -301,13 +309,28 @@ class AllocationReplay {
       if (!g.reduction_pending) continue;
       g.reduction_pending = false;
       if (policy_.shard_gradients) pool_.reset(reduced(g));
+      if (in_backward_) step_in_backward(g);
     }
+  }
+  // EngineCore::step_in_backward (ShardedOptimizer::step_group): mixed precision widens the
+  // group's gradients into a buffer of its own size; then its gradients go.
+  void step_in_backward(SimulatedGroup& g) {
+    if (mixed_) {
+      SimulatedBuffer unscaled =
+          pool_.take(MemoryCategory::gradients_shard, policy_.shard_optimizer_states ? g.shard : g.padded);
+      pool_.reset(unscaled);
+    }
+    pool_.reset(g.grads_full);
+    pool_.reset(g.grads16);
+    pool_.reset(g.grads_shard);
   }
   SimulatedBuffer& reduced(SimulatedGroup& g) const { return half_gradients_ ? g.grads16 : g.grads_full; }
   // GradientReducer::fold.
   void fold(SimulatedGroup& g) {
     if (!half_gradients_ || g.grads_full.empty()) return;
-    if (policy_.shard_gradients) g.grads16 = pool_.take(MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
+    // Stages 2-3, and stages 0-1 under optimizer.in_backward (no accumulator kept): a new buffer.
+    if (policy_.shard_gradients || g.grads16.empty())
+      g.grads16 = pool_.take(MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
     pool_.reset(g.grads_full);
   }
   struct Bucket {
@@ -349,7 +372,7 @@ class AllocationReplay {
   ShardingPolicy policy_;
   int world_;
   int states_;
-  bool mixed_, half_gradients_;
+  bool mixed_, half_gradients_, in_backward_;
   std::int64_t gradient_bytes_;
   MemoryLedger ledger_;
   SimulatedPool pool_;

@@ -195,6 +195,10 @@ const std::vector<Key>& keys() {
          [](TrainingConfig& c) -> double& { return c.engine.optimizer.momentum; });
     real("optimizer.params.dampening", "SGD dampening", "torch.optim.SGD(dampening)",
          [](TrainingConfig& c) -> double& { return c.engine.optimizer.dampening; });
+    boolean("optimizer.in_backward",
+            "update each unit during backward once its gradients are reduced, and free them (no clipping or accumulation)",
+            "torchtune: optimizer_in_bwd",
+            [](TrainingConfig& c) -> bool& { return c.engine.optimizer_in_backward; });
     boolean("optimizer.params.nesterov", "SGD Nesterov momentum", "torch.optim.SGD(nesterov)",
             [](TrainingConfig& c) -> bool& { return c.engine.optimizer.nesterov; });
     text("activation_checkpointing.units",
@@ -511,10 +515,35 @@ void EngineConfig::validate() const {
   if (profiler.first_step < 0 || profiler.end_step <= profiler.first_step || profiler.output.empty())
     throw InvalidArgument("profiler.steps = " + std::to_string(profiler.first_step) + ":" + std::to_string(profiler.end_step) +
                           " / profiler.output = '" + profiler.output + "': give steps A:B with 0 <= A < B and a non-empty output");
+  if (optimizer_in_backward) validate_optimizer_in_backward();
   precision.validate();
   optimizer.validate();
   scheduler.validate();
   checkpoint.validate();
+}
+
+void EngineConfig::validate_optimizer_in_backward() const {
+  // Each needs something optimizer.in_backward gives up: every gradient of the step before the
+  // first update (clipping's norm, fp16's overflow skip), gradients kept across backwards
+  // (accumulation), or a unit's reduction completing on its own (buckets mix units).
+  const std::string refused = "optimizer.in_backward = true updates each unit during backward, ";
+  if (gradient_accumulation_steps != 1)
+    throw InvalidArgument(refused + "so gradients are not kept for gradient_accumulation_steps = " +
+                          std::to_string(gradient_accumulation_steps) +
+                          ": set gradient_accumulation_steps = 1 (a larger micro-batch) or optimizer.in_backward = false");
+  if (gradient_clipping > 0)
+    throw InvalidArgument(refused + "before the global norm that gradient_clipping = " + number_text(gradient_clipping) +
+                          " needs is known: set gradient_clipping = 0 or optimizer.in_backward = false");
+  if (precision.fp16)
+    throw InvalidArgument(refused + "so a float16 loss-scale overflow could not skip the step: use bf16.enabled "
+                          "(no loss scaling) or optimizer.in_backward = false");
+  if (reduce_bucket_size > 0)
+    throw InvalidArgument(refused + "as its own reduction completes, which buckets (zero_optimization.reduce_bucket_size = " +
+                          std::to_string(reduce_bucket_size) + ") mix across units: set reduce_bucket_size = 0 or "
+                          "optimizer.in_backward = false");
+  if (node_shared_parameters)
+    throw InvalidArgument(refused + "while other ranks may still read the node's shared copy "
+                          "(zero_optimization.node_shared_parameters = true): turn one of them off");
 }
 
 void MixedPrecisionConfig::validate() const {

@@ -65,6 +65,7 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   initialize_and_shard();
   gathers = std::make_unique<GatherScheduler>(policy, config, shard_comm(), pool, groups);
   reducer = std::make_unique<GradientReducer>(policy, config, shard_comm(), pool, shard_groups->replica());
+  if (config.optimizer_in_backward) reducer->on_reduced([this](ParameterGroup& group) { step_in_backward(group); });
   std::vector<ParameterGroup*> declared;
   for (auto& group : groups) declared.push_back(group.get());
   order = std::make_unique<ExecutionOrder>(std::move(declared));
@@ -183,7 +184,9 @@ void EngineCore::initialize_and_shard() {
       earlier->bind();
     }
     const DType gradients = config.precision.gradient_dtype();
-    if (policy.shard_gradients)
+    if (config.optimizer_in_backward) {
+      // None kept: each group's gradients are taken in backward and freed after its update.
+    } else if (policy.shard_gradients)
       group->grads_shard = pool.take(MemoryCategory::gradients_shard, group->shard_elems(), gradients, /*zeroed=*/true);
     else if (half_gradients)
       group->grads16 = pool.take(MemoryCategory::gradients_full, group->padded_elems(), gradients, /*zeroed=*/true);

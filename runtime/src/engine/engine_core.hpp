@@ -50,6 +50,12 @@ class EngineCore {
   bool step();
   /// The work of step() at an accumulation boundary: reduce the rest, update, re-gather.
   void step_boundary();
+  /// optimizer.in_backward: the update of `group`, whose reduction just completed (the
+  /// reducer's callback), then its gradient buffers freed.
+  void step_in_backward(ParameterGroup& group);
+  /// optimizer.in_backward's step(): groups no backward reduced are reduced (zeros) and updated
+  /// now, the norm combined; throws zs::Error on every rank if it is not finite.
+  void step_boundary_in_backward();
   /// Empties every gradient accumulator for the next window (after an update or a load): whole
   /// gradients are marked stale (written whole by their next backward), shards unwritten (the
   /// next reduce-scatter writes them), 16-bit accumulators zeroed.

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "engine_core.hpp"
+#include "zeroshard/comm/mpi_check.hpp"
 #include "zeroshard/error.hpp"
 
 namespace zs::detail {
@@ -150,7 +151,9 @@ void EngineCore::backward(const Tensor& grad_output) {
   const bool last_micro_step = window_micro_steps + 1 == config.gradient_accumulation_steps;
   // Stages 2-3 reduce every micro-step; with overlap, stages 0-1 reduce during the backward of
   // the last micro-step instead of at step().
-  const bool reduce_here = policy.reduce_every_micro_step || (config.overlap_comm && last_micro_step);
+  // optimizer.in_backward reduces here too: each group is updated as its reduction completes.
+  const bool reduce_here =
+      policy.reduce_every_micro_step || ((config.overlap_comm || config.optimizer_in_backward) && last_micro_step);
   // The forward's runs in reverse. A group that ran more than once is met first at its last
   // run (its modules hold that run's activations) and recomputed at the earlier ones. A
   // group's gradient buffer is written by its own runs and by the runs of groups borrowing its
@@ -172,8 +175,9 @@ void EngineCore::backward(const Tensor& grad_output) {
     for (ParameterGroup* used : needs) {
       if (gradient_started[used->index]) continue;
       gradient_started[used->index] = true;
-      // Whole float32 gradients are the accumulator (stages 0-1) unless they are 16-bit.
-      if (!policy.shard_gradients && !half_gradients) continue;
+      // Whole float32 gradients are the accumulator (stages 0-1) unless they are 16-bit or
+      // held only until the group's update (optimizer.in_backward).
+      if (!policy.shard_gradients && !half_gradients && !config.optimizer_in_backward) continue;
       // Not cleared: the first backward to use each parameter writes its gradient whole.
       used->grads_full = pool.take(MemoryCategory::gradients_full, used->padded_elems());
       used->bind();
@@ -224,6 +228,10 @@ bool EngineCore::step() {
 }
 
 void EngineCore::step_boundary() {
+  if (config.optimizer_in_backward) {
+    step_boundary_in_backward();
+    return;
+  }
   Phase phase(comm, "step");
   if (!policy.reduce_every_micro_step) {
     Phase reduce(comm, "reduce gradients");
@@ -253,6 +261,43 @@ void EngineCore::step_boundary() {
     ++skipped_steps;
   }
   clear_gradients();
+}
+
+void EngineCore::step_in_backward(ParameterGroup& group) {
+  Phase phase(comm, "optimizer update", group.name);
+  optimizer->step_group(group, learning_rate(), optimizer_steps + 1);
+  group.grads_full.reset();
+  group.grads16.reset();
+  group.grads_shard.reset();
+  group.bind();
+}
+
+void EngineCore::step_boundary_in_backward() {
+  Phase phase(comm, "step");
+  // A group no backward of this step used (a ForwardProgram skipped its unit) is updated now
+  // from zero gradients, as step() would (Adam's moments and the weight decay still move it).
+  // Every rank agreed on the runs, so every rank reduces the same groups here.
+  for (auto& group : groups) {
+    if (group->reduced_this_step) continue;
+    Buffer& whole = half_gradients ? group->grads16 : group->grads_full;
+    whole = pool.take(MemoryCategory::gradients_full, group->padded_elems(), config.precision.gradient_dtype(),
+                      /*zeroed=*/true);
+    group->bind();
+    reducer->reduce(*group);
+  }
+  reducer->finish();
+  for (auto& group : groups) group->reduced_this_step = false;
+  gradient_norm = optimizer->norm_of_groups_stepped(groups.size());
+  last_step_skipped = false;
+  if (policy.gather_after_update) gathers->gather_whole_parameters();
+  ++optimizer_steps;
+  clear_gradients();
+  if (!std::isfinite(gradient_norm))
+    throw Error(rank_and_host() + ": the gradient norm of optimizer step " + std::to_string(optimizer_steps) +
+                " is not finite (" + std::to_string(gradient_norm) + "). With optimizer.in_backward = true every unit was "
+                "already updated during backward, so the step could not be skipped and the parameters now hold "
+                "non-finite values: restore the last checkpoint (and lower the learning rate), or set "
+                "optimizer.in_backward = false, under which such a step is skipped");
 }
 
 void EngineCore::clear_gradients() {

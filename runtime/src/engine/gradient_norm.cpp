@@ -39,6 +39,15 @@ PartialNorm max_abs(const float* g, std::int64_t n, float unscale) {
 
 }  // namespace
 
+void add_partial(PartialNorm& total, const PartialNorm& group, bool max_norm) {
+  if (max_norm) {
+    total.value = std::max(total.value, group.value);
+    total.nan_seen = std::max(total.nan_seen, group.nan_seen);
+  } else {
+    total.value += group.value;
+  }
+}
+
 void accumulate_norm(PartialNorm& partial, const float* grads, std::int64_t base, const std::vector<ParameterRun>& runs,
                      float unscale, bool max_norm) {
   const int threads = nn::compute_threads();
@@ -55,14 +64,8 @@ void accumulate_norm(PartialNorm& partial, const float* grads, std::int64_t base
       blocks[static_cast<std::size_t>(b)] =
           max_norm ? max_abs(g + first, n, unscale) : PartialNorm{sum_of_squares(g + first, n, unscale), 0};
     }
-    for (const PartialNorm& block : blocks) {  // block order: the same bits at any thread count
-      if (max_norm) {
-        partial.value = std::max(partial.value, block.value);
-        partial.nan_seen = std::max(partial.nan_seen, block.nan_seen);
-      } else {
-        partial.value += block.value;
-      }
-    }
+    // Block order: the same bits at any thread count.
+    for (const PartialNorm& block : blocks) add_partial(partial, block, max_norm);
   }
 }
 

@@ -27,6 +27,12 @@ struct PartialNorm {
   double nan_seen = 0;  // inf-norm only: 1 if a NaN was met
 };
 
+/// Folds a group's partial into the running total: the sum (2-norm) or the maximum and NaN flag
+/// (inf-norm). Every step path measures each group into its own partial and folds the groups
+/// in group order, so a norm measured group by group during backward (optimizer.in_backward)
+/// has the bits of one measured at step().
+void add_partial(PartialNorm& total, const PartialNorm& group, bool max_norm);
+
 /// Adds to `partial` the elements `grads[base + run.offset ...]` of every run, each read as
 /// float(g * unscale) (the value the update will read: GradientFactors), in float64. Not
 /// collective; uses nn::compute_threads() threads for runs of kNormBlockElements or more.

@@ -33,6 +33,10 @@ void GradientReducer::fold(ParameterGroup& group) {
   group.zero_unwritten_gradients();  // parameters no backward used this micro-step: zeros, not leftovers
   if (!half_ || group.grads_full.empty()) return;
   const std::int64_t padded = group.padded_elems();
+  // optimizer.in_backward at stages 0-1 keeps no 16-bit accumulator between steps: a zeroed
+  // one, so that the addition below rounds exactly as it does into a kept one.
+  if (!policy_.shard_gradients && group.grads16.empty())
+    group.grads16 = pool_.take(MemoryCategory::gradients_full, padded, dtype_, /*zeroed=*/true);
   if (policy_.shard_gradients) {
     // This micro-step's gradients, rounded once, wait for their reduce-scatter in 16 bits.
     group.grads16 = pool_.take(MemoryCategory::gradients_full, padded, dtype_, /*zeroed=*/false);
@@ -51,7 +55,11 @@ void GradientReducer::fold(ParameterGroup& group) {
 GradientReducer::~GradientReducer() = default;
 
 std::size_t GradientReducer::in_flight_limit() const {
-  return config_.overlap_comm ? static_cast<std::size_t>(config_.reductions_in_flight) : 0;
+  // A shard group of one rank has nothing in flight to overlap (its collective is a copy; a
+  // replica all-reduce runs inside complete()): completing at once frees the whole gradients
+  // one group after another (optimizer.in_backward holds one group's instead of three).
+  if (!config_.overlap_comm || comm_.size() == 1) return 0;
+  return static_cast<std::size_t>(config_.reductions_in_flight);
 }
 
 void GradientReducer::reduce_across_replicas(HostBuffer kept, const std::string& label) {
@@ -62,6 +70,10 @@ void GradientReducer::reduce_across_replicas(HostBuffer kept, const std::string&
 void GradientReducer::reduce(ParameterGroup& group) {
   group.zero_unwritten_gradients();  // groups no backward used this step: zeros, not last step's values
   group.reduced_this_step = true;
+  // A unit without parameters (an activation in a unit of its own) has nothing to reduce, on
+  // any rank. Its empty buffers were never typed: a 16-bit reduce-scatter of them was refused
+  // as a float32 full buffer against a 16-bit shard.
+  if (group.padded_elems() == 0) return;
   if (config_.reduce_bucket_size > 0) {
     pack(group);
     return;
@@ -85,6 +97,10 @@ HostBuffer GradientReducer::kept_part(ParameterGroup& group) const {
 
 void GradientReducer::issue(ParameterGroup& group) {
   Buffer& full = reduced(group);
+  if (policy_.shard_gradients && group.grads_shard.empty()) {  // optimizer.in_backward: held only until the update
+    group.grads_shard = pool_.take(MemoryCategory::gradients_shard, group.shard_elems(), dtype_, /*zeroed=*/false);
+    group.grads_shard_unwritten = true;
+  }
   // The window's first reduction of a sharded gradient writes the shard itself; otherwise this
   // rank's reduced chunk lands in place, in its own slice of the whole buffer.
   group.reduction_writes_shard = policy_.shard_gradients && group.grads_shard_unwritten;
@@ -96,18 +112,21 @@ void GradientReducer::issue(ParameterGroup& group) {
   groups_in_flight_.push_back(&group);
 }
 
+
 void GradientReducer::complete(ParameterGroup& group) {
   if (!group.reduction_pending) return;
   group.reduction.wait();
   group.reduction_pending = false;
   reduce_across_replicas(kept_part(group), group.name);
-  if (!policy_.shard_gradients) return;
-  Buffer& full = reduced(group);
-  if (!group.reduction_writes_shard)
-    accumulate(group.grads_shard.raw(), full.raw(comm_.rank() * group.shard_elems()), dtype_, group.shard_elems());
-  group.reduction_writes_shard = false;
-  full.reset();
-  group.bind();
+  if (policy_.shard_gradients) {
+    Buffer& full = reduced(group);
+    if (!group.reduction_writes_shard)
+      accumulate(group.grads_shard.raw(), full.raw(comm_.rank() * group.shard_elems()), dtype_, group.shard_elems());
+    group.reduction_writes_shard = false;
+    full.reset();
+    group.bind();
+  }
+  if (on_reduced_) on_reduced_(group);
 }
 
 void GradientReducer::complete_beyond(std::size_t keep) {

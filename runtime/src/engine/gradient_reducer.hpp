@@ -13,7 +13,8 @@
 // float32 and rounds once (Communicator's contract).
 //
 // Where the reduced values go: with sharded gradients (stages 2-3) this rank's reduced chunk is
-// added to the group's shard accumulator and the whole gradients are freed; otherwise (stages
+// added to the group's shard accumulator (taken from the pool at the reduction when the group
+// holds none: optimizer.in_backward) and the whole gradients are freed; otherwise (stages
 // 0-1) the whole gradients are the accumulator and the reduced values are written back into
 // them (every rank's slice for an all-reduce, the own slice for a reduce-scatter).
 //
@@ -28,6 +29,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -56,6 +58,10 @@ class GradientReducer {
   void reduce(ParameterGroup& group);
   /// Collective: issues the last, partly filled bucket and completes everything in flight.
   void finish();
+  /// optimizer.in_backward: called with each group whose reduction completed (no buckets),
+  /// its reduced values in place (grads_shard, or the whole gradients' kept part), before the
+  /// reducer touches anything else.
+  void on_reduced(std::function<void(ParameterGroup&)> callback) { on_reduced_ = std::move(callback); }
 
  private:
   struct Bucket;
@@ -88,6 +94,7 @@ class GradientReducer {
   std::deque<ParameterGroup*> groups_in_flight_;  // issue order
   std::unique_ptr<Bucket> open_bucket_;           // being filled
   std::deque<std::unique_ptr<Bucket>> buckets_in_flight_;  // issue order
+  std::function<void(ParameterGroup&)> on_reduced_;
 };
 
 }  // namespace zs::detail

@@ -58,11 +58,11 @@ void ShardedOptimizer::round_master(ParameterGroup& group) const {
   });
 }
 
-double ShardedOptimizer::global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups, float unscale) {
-  const bool max_norm = std::isinf(config_.gradient_clipping_norm_type);
-  PartialNorm local;
-  for (auto& group : groups) accumulate_norm(local, own_gradients(*group).data(), 0, group->shard_runs, unscale, max_norm);
-  return combine_norm(local, max_norm);
+bool ShardedOptimizer::max_norm() const { return std::isinf(config_.gradient_clipping_norm_type); }
+
+float ShardedOptimizer::unscale(double loss_scale) const {
+  // loss_scale is a power of two (or fp16.loss_scale): the divisor is exact in float.
+  return 1.0f / static_cast<float>(static_cast<double>(averaged_ranks_ * config_.gradient_accumulation_steps) * loss_scale);
 }
 
 float ShardedOptimizer::clip_coefficient(double norm) const {
@@ -72,99 +72,127 @@ float ShardedOptimizer::clip_coefficient(double norm) const {
   return clip < 1.0 ? static_cast<float>(clip) : 1.0f;
 }
 
-double ShardedOptimizer::combine_norm(PartialNorm local, bool max_norm) {
+double ShardedOptimizer::combine_norm(PartialNorm local) {
+  const bool max = max_norm();
   double values[2] = {local.value, local.nan_seen};
-  comm_.all_reduce_scalars(std::span<double>(values, max_norm ? 2 : 1), max_norm ? ScalarOp::max : ScalarOp::sum,
-                           "gradient norm");
-  if (max_norm) return values[1] != 0 ? std::nan("") : values[0];
+  comm_.all_reduce_scalars(std::span<double>(values, max ? 2 : 1), max ? ScalarOp::max : ScalarOp::sum, "gradient norm");
+  if (max) return values[1] != 0 ? std::nan("") : values[0];
   return std::sqrt(values[0]);
+}
+
+// float32: what the group updates is every element at stage 0 (the states are whole), else its
+// own slice (of whole parameters, or the master shard when parameters are sharded). The
+// gradients are read as they were reduced (sums): the norm and the update apply the unscale
+// factor (and the clip coefficient) as they read them (GradientFactors), with no pass of their own.
+PartialNorm ShardedOptimizer::float32_norm(ParameterGroup& group, float unscale) const {
+  PartialNorm part;
+  accumulate_norm(part, own_gradients(group).data(), 0, group.shard_runs, unscale, max_norm());
+  return part;
+}
+
+void ShardedOptimizer::float32_update(ParameterGroup& group, double lr, std::int64_t step, GradientFactors factors) const {
+  if (!policy_.shard_optimizer_states) {
+    optimizer_.update(group.params_full.span(), group.grads_full.span(), group.state.span(), group.full_runs, lr, step,
+                      factors);
+    return;
+  }
+  const std::int64_t shard = group.shard_elems();
+  const std::span<float> params =
+      group.shards_parameters ? group.params_shard.span() : group.params_full.slice(comm_.rank() * shard, shard);
+  optimizer_.update(params, own_gradients(group), group.state.span(), group.shard_runs, lr, step, factors);
+}
+
+// Mixed precision: the gradients stay as they are (16-bit, or float32 with a float32 reduce
+// dtype); a group's are widened and unscaled into a float32 buffer, by the same float32
+// products as the float32 path's, so the norm and the update see the values a float32
+// gradient would hold.
+std::span<float> ShardedOptimizer::widen_gradients(ParameterGroup& group, float unscale, Buffer& into) const {
+  const HostBuffer g = updated_gradients(group);
+  detail::for_each_chunk(g.count, [&](std::int64_t first, std::int64_t count) {
+    widen_scaled(detail::element_at(g.data, g.dtype, first), g.dtype, unscale, into.data() + first, count);
+  });
+  return {into.data(), static_cast<std::size_t>(g.count)};
+}
+
+PartialNorm ShardedOptimizer::mixed_norm(const ParameterGroup& group, std::span<const float> widened) const {
+  // Stage 0 widens whole gradients: this rank measures its own slice only, as the float32 path.
+  const std::int64_t own = policy_.shard_optimizer_states ? 0 : comm_.rank() * group.shard_elems();
+  PartialNorm part;
+  accumulate_norm(part, widened.data(), own, group.shard_runs, 1.0f, max_norm());
+  return part;
+}
+
+void ShardedOptimizer::mixed_update(ParameterGroup& group, std::span<float> widened, double lr, std::int64_t step,
+                                    float clip) const {
+  const std::vector<ParameterRun>& runs = policy_.shard_optimizer_states ? group.shard_runs : group.full_runs;
+  // widen_gradients has unscaled them already.
+  optimizer_.update(group.master.span(), widened, group.state.span(), runs, lr, step, GradientFactors{1.0f, clip});
+  round_master(group);
 }
 
 StepOutcome ShardedOptimizer::step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step,
                                    double loss_scale) {
-  // loss_scale is a power of two (or fp16.loss_scale): the divisor is exact in float.
-  const float scale =
-      1.0f / static_cast<float>(static_cast<double>(averaged_ranks_ * config_.gradient_accumulation_steps) * loss_scale);
+  const float scale = unscale(loss_scale);
   if (mixed_) return step_mixed(groups, lr, step, scale);
-  const int r = comm_.rank();
-  // What each group updates: every element at stage 0 (the states are whole), else its own
-  // slice (of whole parameters, or the master shard when parameters are sharded). The
-  // gradients are read as they were reduced (sums): the norm and the update apply `scale`
-  // (and the clip coefficient) as they read them (GradientFactors), with no pass of their own.
-  struct Update {
-    std::span<float> params, grads;
-    const std::vector<ParameterRun>* runs;
-  };
-  std::vector<Update> updates;
-  for (auto& group : groups) {
-    Update u;
-    const std::int64_t shard = group->shard_elems();
-    if (!policy_.shard_optimizer_states) {
-      u = {group->params_full.span(), group->grads_full.span(), &group->full_runs};
-    } else {
-      u.params = group->shards_parameters ? group->params_shard.span() : group->params_full.slice(r * shard, shard);
-      u.grads = own_gradients(*group);
-      u.runs = &group->shard_runs;
-    }
-    updates.push_back(u);
-  }
   StepOutcome outcome;
   {
     Phase phase(comm_, "gradient norm");
-    outcome.gradient_norm = global_norm(groups, scale);
+    PartialNorm total;
+    for (auto& group : groups) add_partial(total, float32_norm(*group, scale), max_norm());
+    outcome.gradient_norm = combine_norm(total);
   }
   if (!std::isfinite(outcome.gradient_norm)) return outcome;
   const GradientFactors factors{scale, clip_coefficient(outcome.gradient_norm)};
   Phase phase(comm_, "optimizer update");
-  for (std::size_t k = 0; k < groups.size(); ++k)
-    optimizer_.update(updates[k].params, updates[k].grads, groups[k]->state.span(), *updates[k].runs, lr, step,
-                      factors);
+  for (auto& group : groups) float32_update(*group, lr, step, factors);
   outcome.applied = true;
   return outcome;
 }
 
 StepOutcome ShardedOptimizer::step_mixed(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr,
                                          std::int64_t step, float scale) {
-  // The gradients stay as they are (16-bit, or float32 with a float32 reduce dtype); each
-  // group's are widened and unscaled into one float32 buffer, twice: for the norm, then for
-  // the update. The same float32 products as the float32 path's in-place scaling, so the
-  // norm, the clipping and the update see the values a float32 gradient would hold.
+  // One float32 buffer for the largest group, each group widened twice: for the norm, then
+  // for the update (holding every group widened would be a whole float32 gradient).
   std::int64_t largest = 0;
   for (auto& group : groups) largest = std::max(largest, updated_gradients(*group).count);
   Buffer unscaled = pool_.take(MemoryCategory::gradients_shard, largest);
-  auto widen_group = [&](ParameterGroup& group) {
-    const HostBuffer g = updated_gradients(group);
-    detail::for_each_chunk(g.count, [&](std::int64_t first, std::int64_t count) {
-      widen_scaled(detail::element_at(g.data, g.dtype, first), g.dtype, scale, unscaled.data() + first, count);
-    });
-    return std::span<float>(unscaled.data(), static_cast<std::size_t>(g.count));
-  };
-  auto runs_of = [&](const ParameterGroup& group) -> const std::vector<ParameterRun>& {
-    return policy_.shard_optimizer_states ? group.shard_runs : group.full_runs;
-  };
   StepOutcome outcome;
   {
     Phase phase(comm_, "gradient norm");
-    const bool max_norm = std::isinf(config_.gradient_clipping_norm_type);
-    PartialNorm local;
-    for (auto& group : groups) {
-      // Stage 0 widens whole gradients: this rank measures its own slice only, as the float32 path.
-      const std::int64_t own = policy_.shard_optimizer_states ? 0 : comm_.rank() * group->shard_elems();
-      accumulate_norm(local, widen_group(*group).data(), own, group->shard_runs, 1.0f, max_norm);
-    }
-    outcome.gradient_norm = combine_norm(local, max_norm);
+    PartialNorm total;
+    for (auto& group : groups) add_partial(total, mixed_norm(*group, widen_gradients(*group, scale, unscaled)), max_norm());
+    outcome.gradient_norm = combine_norm(total);
   }
   if (!std::isfinite(outcome.gradient_norm)) return outcome;
-  // widen_group has unscaled them already.
-  const GradientFactors factors{1.0f, clip_coefficient(outcome.gradient_norm)};
+  const float clip = clip_coefficient(outcome.gradient_norm);
   Phase phase(comm_, "optimizer update");
-  for (auto& group : groups) {
-    const std::span<float> grads = widen_group(*group);
-    optimizer_.update(group->master.span(), grads, group->state.span(), runs_of(*group), lr, step, factors);
-    round_master(*group);
-  }
+  for (auto& group : groups) mixed_update(*group, widen_gradients(*group, scale, unscaled), lr, step, clip);
   outcome.applied = true;
   return outcome;
+}
+
+void ShardedOptimizer::step_group(ParameterGroup& group, double lr, std::int64_t step) {
+  if (group.index >= group_norms_.size()) group_norms_.resize(group.index + 1);
+  const float scale = unscale(1.0);
+  if (!mixed_) {
+    group_norms_[group.index] = float32_norm(group, scale);
+    float32_update(group, lr, step, GradientFactors{scale, 1.0f});
+    return;
+  }
+  // A buffer of this group's size, returned when the update ends: the largest group's
+  // gradients widened at a time, as step_mixed holds.
+  Buffer unscaled = pool_.take(MemoryCategory::gradients_shard, updated_gradients(group).count);
+  const std::span<float> widened = widen_gradients(group, scale, unscaled);
+  group_norms_[group.index] = mixed_norm(group, widened);
+  mixed_update(group, widened, lr, step, 1.0f);
+}
+
+double ShardedOptimizer::norm_of_groups_stepped(std::size_t groups) {
+  PartialNorm total;
+  group_norms_.resize(std::max(group_norms_.size(), groups));
+  for (std::size_t k = 0; k < groups; ++k) add_partial(total, group_norms_[k], max_norm());
+  std::fill(group_norms_.begin(), group_norms_.end(), PartialNorm{});
+  return combine_norm(total);
 }
 
 }  // namespace zs::detail

@@ -59,6 +59,14 @@ class ShardedOptimizer {
   /// value (fp16 loss scaling; 1 otherwise): the average divides it out.
   StepOutcome step(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step,
                    double loss_scale = 1.0);
+  /// optimizer.in_backward: steps 1 and 4 for one group whose reduced gradients are complete
+  /// (no clipping, no loss scale): measures its part of the norm, kept for
+  /// norm_of_groups_stepped, and updates it. Not collective. Bit-identical to what step()
+  /// does for that group.
+  void step_group(ParameterGroup& group, double lr, std::int64_t step);
+  /// Collective: the global norm of the groups 0..groups-1 stepped by step_group since the last
+  /// call (folded in group order: step()'s bits); forgets them.
+  double norm_of_groups_stepped(std::size_t groups);
   /// Mixed precision: the 16-bit parameters this rank updates set to its master rounded (all
   /// of them at stage 0; its slice or 16-bit shard otherwise). Not collective.
   void round_master(ParameterGroup& group) const;
@@ -67,12 +75,22 @@ class ShardedOptimizer {
   // The gradient elements this rank updates and measures: its slice of the whole gradients
   // (stages 0-1) or its shard accumulator (stages 2-3).
   std::span<float> own_gradients(ParameterGroup& group) const;
-  double global_norm(std::vector<std::unique_ptr<ParameterGroup>>& groups, float unscale);
-  // Collective: the ranks' partial norms ({sum of squares} or {max, NaN seen}) combined.
-  double combine_norm(PartialNorm local, bool max_norm);
+  bool max_norm() const;  // gradient_clipping_norm_type is inf
+  // 1 / (averaged ranks x accumulation steps x loss_scale): the average, applied as read.
+  float unscale(double loss_scale) const;
+  // Collective: the ranks' partial norms combined.
+  double combine_norm(PartialNorm local);
   /// The factor clipping multiplies the gradients by (1 when gradient_clipping is off or the
   /// norm is within it).
   float clip_coefficient(double norm) const;
+  // float32: the group's part of the norm, and its update, reading the gradients as reduced.
+  PartialNorm float32_norm(ParameterGroup& group, float unscale) const;
+  void float32_update(ParameterGroup& group, double lr, std::int64_t step, GradientFactors factors) const;
+  // Mixed precision: the group's gradients widened and unscaled into `into` (at least
+  // updated_gradients(group).count floats); its part of the norm and its master's update.
+  std::span<float> widen_gradients(ParameterGroup& group, float unscale, Buffer& into) const;
+  PartialNorm mixed_norm(const ParameterGroup& group, std::span<const float> widened) const;
+  void mixed_update(ParameterGroup& group, std::span<float> widened, double lr, std::int64_t step, float clip) const;
   // Mixed precision: steps 1-4 on the float32 master, the gradients widened and unscaled by
   // `scale` group by group; the 16-bit parameters rounded from the updated master.
   StepOutcome step_mixed(std::vector<std::unique_ptr<ParameterGroup>>& groups, double lr, std::int64_t step, float scale);
@@ -86,6 +104,7 @@ class ShardedOptimizer {
   int averaged_ranks_;
   Optimizer optimizer_;
   bool mixed_;
+  std::vector<PartialNorm> group_norms_;  // step_group's parts, by group index
 };
 
 }  // namespace zs::detail

@@ -168,6 +168,19 @@ struct EngineConfig {
   /// not with bf16/fp16 yet. Results are bit-identical to false. docs/architecture.md
   /// "Node-shared parameters". No DeepSpeed/FSDP equivalent (closest: ZeRO++'s hpZ).
   bool node_shared_parameters = false;
+  /// Key optimizer.in_backward. Each unit is updated during backward, as soon as its gradient
+  /// reduction completes, and its gradient buffers are freed right after: gradients are never
+  /// held for the whole model (model-state memory 12 bytes per parameter at stage 0 in float32,
+  /// instead of 16), at the price of the step-wide decisions that need every gradient first.
+  /// So it needs gradient_accumulation_steps = 1, gradient_clipping = 0 (the global norm is not
+  /// known before the first update), fp16 off (a loss-scale overflow could not skip a step
+  /// already applied), reduce_bucket_size = 0 and node_shared_parameters off; InvalidArgument
+  /// names the setting otherwise. The update, the optimizer states and the reported gradient
+  /// norm are bit-identical to false. A non-finite gradient norm cannot skip the step: step()
+  /// throws zs::Error on every rank instead (the parameters then hold non-finite values).
+  /// Between backward() and step() the parameters are already updated. torchtune's
+  /// optimizer_in_bwd; PyTorch's register_post_accumulate_grad_hook recipe.
+  bool optimizer_in_backward = false;
   /// Mixed precision: off (float32 everywhere) unless bf16 or fp16 is enabled.
   MixedPrecisionConfig precision;
   /// The memory planner's limit and report.
@@ -178,6 +191,8 @@ struct EngineConfig {
   ProfilerConfig profiler;
   /// Throws InvalidArgument naming the bad field by its configuration key.
   void validate() const;
+  /// optimizer_in_backward's requirements (above); InvalidArgument naming the conflicting key.
+  void validate_optimizer_in_backward() const;
 };
 
 /// "key = value" for every configuration key of `config`, in documentation order (keys as in
