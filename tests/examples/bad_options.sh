@@ -52,6 +52,8 @@ expect zs_fashion_mnist "communication.timeout_s = -1 is out of range: use secon
 expect zs_fashion_mnist "communication.shared_memory_slot_bytes = 10 is out of range" --communication.shared_memory_slot_bytes=10
 expect zs_fashion_mnist "communication.reduce_scatter = recursive_doubling: that is an all_gather algorithm" \
   --communication.reduce_scatter=recursive_doubling
+expect zs_gpt "optimizer.in_backward = true updates each unit during backward, before the global norm that gradient_clipping = 1" \
+  --optimizer.in_backward=true
 expect zs_gpt "--n-layer: 'x' is not a whole number" --n-layer x
 expect zs_gpt "--temperature: 'inf' is not a finite number" --temperature inf
 expect zs_fashion_mnist "--peak-tflops must be > 0" --peak-tflops -1

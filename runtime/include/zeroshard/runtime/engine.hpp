@@ -110,14 +110,20 @@ class Engine {
   /// Backward from d(loss)/d(output) of the last forward; accumulates this micro-step's grads.
   /// One backward per micro-step: throws InvalidArgument (on every rank alike, as every rank
   /// makes the same calls) if a backward already ran since the last step(), or if the last
-  /// forward was evaluate().
+  /// forward was evaluate(). With optimizer.in_backward (EngineConfig::optimizer_in_backward)
+  /// it also updates each unit once its gradients are reduced and frees them: when it returns,
+  /// the parameters are already the updated ones.
   void backward(const Tensor& grad_output);
   /// Ends a micro-step. Every gradient_accumulation_steps-th call reduces (stages 0-1),
   /// averages, measures the global gradient norm, clips, applies the optimizer with the
   /// scheduled learning rate, and returns true. If the norm is not finite (an inf or NaN
   /// gradient on any rank) the update is skipped on every rank: parameters, optimizer states,
   /// optimizer_steps() and the schedule stay as they were, last_step_skipped() is true, and
-  /// the gradients are cleared (DeepSpeed's behaviour on overflow).
+  /// the gradients are cleared (DeepSpeed's behaviour on overflow). With optimizer.in_backward
+  /// the units were updated by backward(): step() updates the units no backward ran (from zero
+  /// gradients, as without it), combines the norm (the same bits), re-gathers (stages 1-2) and
+  /// counts the step; a norm that is not finite cannot be skipped and throws zs::Error on every
+  /// rank, after the step was counted.
   bool step();
 
   /// The global gradient norm (norm type gradient_clipping_norm_type) measured at the last
