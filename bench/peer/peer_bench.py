@@ -8,6 +8,9 @@ Model: `layers` x (Linear(width, width) + ReLU), MSE, batch per rank, AdamW (tor
 ../peer_step.cpp are the two sides). Strategies side by side: ZeroShard stages 0-3; PyTorch
 single-process (1 rank), DistributedDataParallel (stage 0's peer) and DDP +
 ZeroRedundancyOptimizer (the peer of stages 1-3: FSDP does not run on CPU in torch 1.13).
+Opt-in rows next to the defaults: "node-shared" (zero_optimization.node_shared_parameters, at
+2+ ranks) and "in backward" (optimizer.in_backward: each unit updated during backward, so its
+optimizer column is ~0 and the update's time is inside forward+backward).
 Both get the same compute threads per rank (the cores divided by the ranks) and run under the
 same mpirun (scripts/zs-mpirun). Configurations are interleaved within each repetition so
 machine noise hits all alike; tables give medians over repetitions (each repetition's own
@@ -47,11 +50,14 @@ def launch(ranks, command, env_changes, drop=()):
     return json.loads(lines[-1])
 
 
-def zeroshard(args, ranks, stage, width, threads, build=None, node_shared=False):
+def zeroshard(args, ranks, stage, width, threads, build=None, node_shared=False, in_backward=False):
     exe = os.path.join(build or args.build, "bench/zs_peer_step")
-    return launch(ranks, [exe, "--stage", str(stage), "--layers", str(args.layers), "--width", str(width),
-                          "--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(threads),
-                          "--node-shared", "1" if node_shared else "0"], {})
+    command = [exe, "--stage", str(stage), "--layers", str(args.layers), "--width", str(width), "--batch",
+               str(args.batch), "--steps", str(args.steps), "--threads", str(threads),
+               "--node-shared", "1" if node_shared else "0"]
+    if in_backward:  # optimizer.in_backward; older builds (--baseline-build) lack the option
+        command += ["--in-backward", "1"]
+    return launch(ranks, command, {})
 
 
 def pytorch(args, ranks, strategy, width, threads):
@@ -75,6 +81,9 @@ def configurations(ranks, baseline=False, baseline_label="baseline build"):
     rows = [("ZeroShard stage %d" % s, "zs", s, peer0 if s == 0 else peer123) for s in range(4)]
     if ranks > 1:  # zero_optimization.node_shared_parameters (stages 1-3; nothing to share at one rank)
         rows += [("ZeroShard stage %d, node-shared" % s, "zs-shared", s, peer123) for s in range(1, 4)]
+    # optimizer.in_backward: each unit updated during backward, its gradients freed after.
+    rows += [("ZeroShard stage %d, in backward" % s, "zs-in-backward", s, peer0 if s == 0 else peer123)
+             for s in range(4)]
     if baseline:  # the same code built for the x86-64 baseline with Eigen's GEMMs
         rows += [("ZeroShard stage %d, %s" % (s, baseline_label), "zs-baseline", s, peer0 if s == 0 else peer123)
                  for s in range(4)]
@@ -91,6 +100,8 @@ def run(args, ranks, width, label, runtime, strategy):
         result = zeroshard(args, ranks, strategy, width, threads)
     elif runtime == "zs-shared":
         result = zeroshard(args, ranks, strategy, width, threads, node_shared=True)
+    elif runtime == "zs-in-backward":
+        result = zeroshard(args, ranks, strategy, width, threads, in_backward=True)
     elif runtime == "zs-baseline":
         result = zeroshard(args, ranks, strategy, width, threads, args.baseline_build)
     else:
