@@ -15,7 +15,8 @@ std::string model_state_report(const Engine& engine, const Communicator& comm) {
   ZS_MPI_CHECK(MPI_Gather(local, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, 0, comm.handle()));
   if (comm.rank() != 0) return {};
   const MixedPrecisionConfig& precision = engine.config().precision;
-  const StatePrecision bytes = StatePrecision::of(precision, static_cast<int>(engine.optimizer_state_names().size()));
+  const StatePrecision bytes =
+      StatePrecision::of(engine.config(), static_cast<int>(engine.optimizer_state_names().size()));
   // Sharded over the shard group (the world unless hybrid sharding replicates it); node-shared
   // parameters count as a rank's slice of the group's one copy.
   ShardedCategories sharded = ShardedCategories::of_stage(engine.stage());

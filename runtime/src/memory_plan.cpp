@@ -52,7 +52,7 @@ MemoryPlan plan_memory(const std::vector<PlannedUnit>& units, const EngineConfig
   plan.stage = config.stage;
   plan.param_dtype = config.precision.param_dtype();
   const ShardingPolicy policy = ShardingPolicy::from(config, world_size);
-  const StatePrecision precision = StatePrecision::of(config.precision, optimizer_states);
+  const StatePrecision precision = StatePrecision::of(config, optimizer_states);
   for (const PlannedUnit& unit : units) {
     std::vector<sharding::TensorSpec> specs;
     std::int64_t parameters = 0;

@@ -28,6 +28,12 @@ StatePrecision StatePrecision::of(const MixedPrecisionConfig& precision, int opt
           4 * optimizer_states + 4};
 }
 
+StatePrecision StatePrecision::of(const EngineConfig& config, int optimizer_states) {
+  StatePrecision bytes = of(config.precision, optimizer_states);
+  if (config.optimizer_in_backward) bytes.gradient_bytes = 0;
+  return bytes;
+}
+
 ModelStateBytes model_state_bytes_per_rank(std::int64_t elements, int world_size, const ShardedCategories& sharded,
                                            const StatePrecision& precision) {
   if (elements < 0) throw InvalidArgument("model-state formula: " + std::to_string(elements) + " parameters");

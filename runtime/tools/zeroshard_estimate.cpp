@@ -18,7 +18,7 @@ namespace {
 const char* kHelp = R"(zeroshard-estimate: model-state bytes per rank for ZeRO stages 0-3.
 
   zeroshard-estimate --params N --ranks R [--shard-group-size G] [--bf16 | --fp16]
-                     [--optimizer adamw|adam|sgd] [--momentum]
+                     [--optimizer adamw|adam|sgd] [--momentum] [--in-backward]
 
   --params N        parameters in the model (7.5e9 and 350000 both work)
   --ranks R         data-parallel ranks (world size)
@@ -31,6 +31,9 @@ const char* kHelp = R"(zeroshard-estimate: model-state bytes per rank for ZeRO s
                     (Adam: 2 + 2 + 12 bytes per parameter; SGD: 2 + 2 + 4, with momentum + 4)
   --optimizer NAME  adamw (default) or adam: 2 fp32 states; sgd: none, 1 with --momentum
   --momentum        sgd with momentum (one fp32 state per parameter)
+  --in-backward     optimizer.in_backward: each unit is updated during backward and its
+                    gradients freed, so none are kept between steps (G = 0 below; one unit's
+                    gradients come on top while it is updated)
 
 Without --bf16/--fp16 the estimate is ZeroShard's float32 training: 4 bytes of parameters,
 4 of gradients and 4 per optimizer state (Adam: 8) for every parameter. GB = 1e9 bytes, as
@@ -48,6 +51,7 @@ struct Options {
   std::string precision = "fp32";
   std::string optimizer = "adamw";
   bool momentum = false;
+  bool in_backward = false;  // optimizer.in_backward: no gradients kept between steps
   bool help = false;
 };
 
@@ -70,6 +74,7 @@ Options parse(int argc, char** argv) {
     }
     else if (name == "--optimizer") o.optimizer = args.value();
     else if (name == "--momentum") o.momentum = true;
+    else if (name == "--in-backward") o.in_backward = true;
     else throw zs::InvalidArgument("unknown argument '" + name + "' (see --help)");
   }
   if (o.help) return o;
@@ -106,10 +111,11 @@ int main(int argc, char** argv) {
     }
     const int states = o.optimizer == "sgd" ? (o.momentum ? 1 : 0) : 2;
     // What the engine holds with bf16.enabled / fp16.enabled (one formula for both).
-    zs::MixedPrecisionConfig mixed;
-    mixed.bf16 = o.precision == "bf16";
-    mixed.fp16 = o.precision == "fp16";
-    const zs::StatePrecision precision = zs::StatePrecision::of(mixed, states);
+    zs::EngineConfig config;
+    config.precision.bf16 = o.precision == "bf16";
+    config.precision.fp16 = o.precision == "fp16";
+    config.optimizer_in_backward = o.in_backward;
+    const zs::StatePrecision precision = zs::StatePrecision::of(config, states);
     const auto psi = static_cast<std::int64_t>(o.params);
     const int ranks = static_cast<int>(o.ranks), group = static_cast<int>(o.shard_group_size);
     if (group < ranks)

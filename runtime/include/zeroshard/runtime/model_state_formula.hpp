@@ -28,6 +28,7 @@
 namespace zs {
 
 struct MixedPrecisionConfig;
+struct EngineConfig;
 
 /// Model-state bytes one rank holds persistently (no transients).
 struct ModelStateBytes {
@@ -58,6 +59,9 @@ struct StatePrecision {
   /// dtype's, K = 4 x optimizer_states + 4 (the float32 master): 2 / 2 / 12 for AdamW in
   /// bf16 or fp16, the paper's figures.
   static StatePrecision of(const MixedPrecisionConfig& precision, int optimizer_states);
+  /// The same, for what `config` keeps between steps: G = 0 under optimizer.in_backward (each
+  /// unit's gradients are freed after its update in backward; they are transients then).
+  static StatePrecision of(const EngineConfig& config, int optimizer_states);
 };
 
 /// Which categories a stage shards (ShardingPolicy's answers for a unit).
