@@ -112,7 +112,6 @@ void GradientReducer::issue(ParameterGroup& group) {
   groups_in_flight_.push_back(&group);
 }
 
-
 void GradientReducer::complete(ParameterGroup& group) {
   if (!group.reduction_pending) return;
   group.reduction.wait();
