@@ -40,7 +40,7 @@ std::int64_t saved_position(const checkpoint::TrainingState& saved, const std::s
   return it->second;
 }
 
-ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch) {
+ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch, bool single_micro_step) {
   // The index alone (checked against the manifest): every rank runs this before Engine::load,
   // which reads and checks the data files, each rank its own.
   const checkpoint::IndexSummary index = checkpoint::read_checked_index(save_dir);
@@ -61,7 +61,12 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
   // Keep this run's micro-batch if an accumulation count makes up the global batch with it;
   // otherwise the smallest accumulation whose micro-batch is no larger than this run's.
   std::int64_t accumulation = 0, micro = micro_batch;
-  if (global % (micro_batch * world) == 0) {
+  if (single_micro_step) {
+    if (global % world == 0) {
+      accumulation = 1;
+      micro = global / world;
+    }
+  } else if (global % (micro_batch * world) == 0) {
     accumulation = global / (micro_batch * world);
   } else if (global % world == 0) {
     for (std::int64_t a = 1; a <= global / world; ++a)
@@ -75,8 +80,9 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
     throw InvalidArgument("the checkpoint in " + save_dir + " was trained with a global batch of " +
                           std::to_string(global) + " samples per step (micro-batch " + saved_micro->second + " x " +
                           std::to_string(saved_world) + " ranks x accumulation " + saved_accumulation->second +
-                          "), which " + std::to_string(world) +
-                          " ranks cannot split evenly: resume at a world size that divides " + std::to_string(global));
+                          "), which " + std::to_string(world) + " ranks cannot split evenly" +
+                          (single_micro_step ? " into one micro-batch each (optimizer.in_backward cannot accumulate)" : "") +
+                          ": resume at a world size that divides " + std::to_string(global));
   plan.overrides.push_back("gradient_accumulation_steps=" + std::to_string(accumulation));
   plan.overrides.push_back("train_micro_batch_size_per_gpu=" + std::to_string(micro));
   plan.note = "kept the saved LR schedule and global batch of " + std::to_string(global) + " samples per step (" +
@@ -88,14 +94,30 @@ ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micr
 std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world,
                                        const std::vector<std::string>& command_line_overrides) {
   if (!resume || !std::filesystem::exists(std::filesystem::path(save_dir) / "latest")) return std::nullopt;
-  const ResumePlan plan = plan_resume(save_dir, world, config.micro_batch_size);
+  const ResumePlan plan = plan_resume(save_dir, world, config.micro_batch_size, config.engine.optimizer_in_backward);
   const auto key_of = [](const std::string& override_text) { return override_text.substr(0, override_text.find('=')); };
+  // This run's value of a batch key, as the command line left it.
+  const auto batch_value = [&](const std::string& key) {
+    return key == "train_micro_batch_size_per_gpu" ? config.micro_batch_size
+                                                   : static_cast<std::int64_t>(config.engine.gradient_accumulation_steps);
+  };
   std::string kept_from_command_line;
   for (const std::string& o : plan.overrides) {
+    const std::string key = key_of(o);
     const bool user_set = std::any_of(command_line_overrides.begin(), command_line_overrides.end(),
-                                      [&](const std::string& c) { return key_of(c) == key_of(o); });
-    if (!user_set) config.apply_override(o);
-    else if (o.rfind("scheduler.", 0) == 0) kept_from_command_line += (kept_from_command_line.empty() ? "" : ", ") + key_of(o);
+                                      [&](const std::string& c) { return key_of(c) == key; });
+    if (!user_set) {
+      config.apply_override(o);
+    } else if (o.rfind("scheduler.", 0) == 0) {
+      kept_from_command_line += (kept_from_command_line.empty() ? "" : ", ") + key;
+    } else if (const std::string planned = o.substr(key.size() + 1); std::to_string(batch_value(key)) != planned) {
+      // Applying one of the plan's batch keys and not the other would train another global
+      // batch while the note says it was kept.
+      throw InvalidArgument("--resume: " + key + " = " + std::to_string(batch_value(key)) +
+                            " on the command line would change the global batch the checkpoint was trained with (resuming "
+                            "without it " + plan.note + "): give " + key + " = " + planned + " (the examples' --batch sets the micro-batch) or "
+                            "leave it out, or start a new run without --resume");
+    }
   }
   config.validate();
   if (kept_from_command_line.empty()) return plan.note;

@@ -6,7 +6,11 @@
 // - the global batch (samples per optimizer step = micro-batch x ranks x accumulation), as
 //   DeepSpeed keeps train_batch_size: gradient_accumulation_steps is chosen for this world
 //   size so that each step averages the same number of samples, keeping this run's
-//   micro-batch where it can, else the largest micro-batch no larger than it that works. With the
+//   micro-batch where it can, else the largest micro-batch no larger than it that works (with
+//   optimizer.in_backward, which cannot accumulate: accumulation 1 and the micro-batch that makes
+//   up the global batch alone). A micro-batch or accumulation count given on the resuming
+//   command line that would change the global batch is refused, naming the values that keep
+//   it: the checkpoint's schedule and data position count in saved global batches. With the
 //   sampler's world-size-independent global order, the run then trains on the same global
 //   batches in the same order, and an epoch has the same number of steps.
 
@@ -28,10 +32,11 @@ struct ResumePlan {
 };
 
 /// Reads the configuration recorded by the checkpoint DIR/latest names. Not collective (every
-/// rank reads the same files). Throws InvalidArgument if `world` does not divide the saved
-/// global batch, naming the numbers and the fix;
+/// rank reads the same files). `single_micro_step`: the run cannot accumulate
+/// (optimizer.in_backward), so the plan's accumulation is 1. Throws InvalidArgument if `world`
+/// does not divide the saved global batch, naming the numbers and the fix;
 /// checkpoint::CheckpointError if the checkpoint cannot be read.
-ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch);
+ResumePlan plan_resume(const std::string& save_dir, int world, std::int64_t micro_batch, bool single_micro_step = false);
 
 /// What both examples do before building the engine: when `resume` is set and DIR/latest
 /// exists, applies plan_resume's overrides to `config`, validates it and returns the plan's
@@ -47,7 +52,8 @@ std::int64_t saved_position(const checkpoint::TrainingState& saved, const std::s
 
 /// `command_line_overrides` ("key=value", the user's own): a saved scheduler.* key the user set
 /// again on this command line keeps the user's value (named in the note); the others are the
-/// saved ones.
+/// saved ones. A train_micro_batch_size_per_gpu or gradient_accumulation_steps the user set that
+/// differs from the plan's throws InvalidArgument on every rank (every rank plans alike).
 std::optional<std::string> resume_into(TrainingConfig& config, const std::string& save_dir, bool resume, int world,
                                        const std::vector<std::string>& command_line_overrides);
 

@@ -48,7 +48,7 @@ void CommunicatorConfig::validate(const std::string& prefix) const {
   constexpr std::size_t kGiB = std::size_t{1} << 30;
   if (!(timeout_s >= 0) || timeout_s > 1e9)
     throw InvalidArgument(out_of_range(prefix + "timeout_s", seconds_text(timeout_s),
-                                       "seconds >= 0 (0 = wait forever; default 600)"));
+                                       "0 .. 1e9 seconds (0 = wait forever; default 600)"));
   detail::require_reduce_scatter_algorithm(reduce_scatter, (prefix + "reduce_scatter").c_str());
   if (segment_bytes < 64 || segment_bytes > kGiB)
     throw InvalidArgument(out_of_range(prefix + "segment_bytes", std::to_string(segment_bytes),

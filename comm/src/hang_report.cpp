@@ -73,7 +73,7 @@ std::string hang_report(const CommContext& ctx, std::uint64_t sequence, const st
       waited.bytes = mine->bytes;
     }
     const std::vector<PeerState> peers = ctx.peers->read_all();
-    std::string behind, different, unseen, not_waiting;
+    std::string behind, different, earlier, unseen, not_waiting;
     for (int r = 0; r < ctx.size; ++r) {
       const PeerState& s = peers[static_cast<std::size_t>(r)];
       if (r == ctx.rank) continue;
@@ -88,6 +88,8 @@ std::string hang_report(const CommContext& ctx, std::uint64_t sequence, const st
       else if (mine && s.waiting.sequence == static_cast<std::int64_t>(sequence) && !same_collective(s.waiting, waited))
         different += rank_text + " issued " + number + " as " + collective_text(s.waiting, false) + " (this rank: " +
                      collective_text(waited, false) + ")";
+      else if (s.waiting.sequence >= 0 && s.waiting.sequence < static_cast<std::int64_t>(sequence))
+        earlier += rank_text + " waits on " + collective_text(s.waiting) + (s.gave_up ? " (timed out)" : "");
       else if (s.waiting.sequence < 0)
         not_waiting += rank_text;
     }
@@ -95,21 +97,27 @@ std::string hang_report(const CommContext& ctx, std::uint64_t sequence, const st
     if (!different.empty())
       report += "\nRanks that issued a different collective as #" + std::to_string(sequence) +
                 " (a rank skipped or reordered a collective):" + different;
+    // A rank whose part of an earlier collective is unfinished (stopped inside it, say) holds
+    // this one up too: it has issued this one (a prefetch) but cannot serve it yet.
+    if (!earlier.empty())
+      report += "\nRanks still in an earlier collective (if one is stopped or stalled there, it holds #" +
+                std::to_string(sequence) + " up):" + earlier;
     // Only a communicator with ranks out of sight (other nodes) can be held up by them or by the
     // network between nodes; on one node the ranks listed below are all there is.
     const bool one_node = unseen.empty();
-    if (behind.empty() && different.empty() && !not_waiting.empty())
+    const bool explained = !behind.empty() || !different.empty() || !earlier.empty();
+    if (!explained && !not_waiting.empty())
       report += "\nEvery rank of this node has issued #" + std::to_string(sequence) +
                 ". These are not waiting on any collective, so their part should progress in the background: "
                 "if one of these processes is stopped or stalled it holds the collective up" +
                 (one_node ? std::string(":") : std::string(", otherwise a rank on another node or the network does:")) +
                 not_waiting;
-    else if (behind.empty() && different.empty() && one_node)
+    else if (!explained && one_node)
       report += "\nEvery rank has issued #" + std::to_string(sequence) +
                 " and is waiting on a collective, all on this node: no rank is missing. Compare what each waits on "
                 "below (one waiting on an earlier or later collective than the others), or the transport stalls "
                 "(a process stopped inside MPI).";
-    else if (behind.empty() && different.empty())
+    else if (!explained)
       report += "\nEvery rank of this node has issued #" + std::to_string(sequence) +
                 "; a rank on another node, or the network, holds it up.";
     report += "\nEvery rank of this node:";

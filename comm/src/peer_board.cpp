@@ -65,9 +65,9 @@ void PeerBoard::issued(std::int64_t sequence, const char* op, std::int64_t bytes
 
 void PeerBoard::waiting(std::int64_t sequence, const char* op, std::int64_t bytes, std::string_view label) noexcept {
   write([&](PeerState& s) {
+    if (s.gave_up) return;  // the timed-out wait stays what the peers see (gave_up())
     fill(s.waiting, sequence, op, bytes, label);
     s.waiting_since_ns = monotonic_ns();
-    s.gave_up = false;
   });
 }
 
@@ -76,7 +76,9 @@ void PeerBoard::gave_up() noexcept {
 }
 
 void PeerBoard::not_waiting() noexcept {
-  write([](PeerState& s) { s.waiting.sequence = -1; });
+  write([](PeerState& s) {
+    if (!s.gave_up) s.waiting.sequence = -1;
+  });
 }
 
 void PeerBoard::activity(std::string_view what) noexcept {

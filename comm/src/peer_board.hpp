@@ -61,7 +61,10 @@ class PeerBoard {
   void issued(std::int64_t sequence, const char* op, std::int64_t bytes, std::string_view label) noexcept;
   void waiting(std::int64_t sequence, const char* op, std::int64_t bytes, std::string_view label) noexcept;
   void not_waiting() noexcept;
-  /// The wait published by waiting() timed out: it stays visible to the peers' reports.
+  /// The wait published by waiting() timed out: it stays visible to the peers' reports, for
+  /// good (later waiting()/not_waiting() calls leave it): the communicator is abandoned, and a
+  /// rank unwinding after its timeout, waiting on other collectives, must not look to its
+  /// peers' reports like a rank that waits on nothing (the suspect of a stall).
   void gave_up() noexcept;
   void activity(std::string_view what) noexcept;
   /// Every rank's state (invisible ones marked so).

@@ -97,6 +97,9 @@ Options parse(int argc, char** argv) {
   if (o.optimizer != "adamw" && o.optimizer != "adam" && o.optimizer != "sgd")
     throw zs::InvalidArgument("--optimizer: '" + o.optimizer + "' is not adamw, adam or sgd");
   if (o.momentum && o.optimizer != "sgd") throw zs::InvalidArgument("--momentum applies to --optimizer sgd only");
+  if (o.in_backward && o.precision == "fp16")
+    throw zs::InvalidArgument("--in-backward with --fp16: the engine refuses that combination (a loss-scale overflow "
+                              "could not skip a step already applied in backward); use --bf16");
   return o;
 }
 

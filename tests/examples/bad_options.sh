@@ -48,7 +48,7 @@ expect zs_fashion_mnist "--dropout: 'nan' is not a finite number" --dropout nan
 expect zs_fashion_mnist "--dropout must be in [0, 1)" --dropout 1.5
 expect zs_fashion_mnist "'5' is not a step range A:B" --profiler.steps=5
 expect zs_fashion_mnist "'4:2' is not a step range A:B" --profiler.steps=4:2
-expect zs_fashion_mnist "communication.timeout_s = -1 is out of range: use seconds >= 0" --communication.timeout_s=-1
+expect zs_fashion_mnist "communication.timeout_s = -1 is out of range: use 0 .. 1e9 seconds" --communication.timeout_s=-1
 expect zs_fashion_mnist "communication.shared_memory_slot_bytes = 10 is out of range" --communication.shared_memory_slot_bytes=10
 expect zs_fashion_mnist "communication.reduce_scatter = recursive_doubling: that is an all_gather algorithm" \
   --communication.reduce_scatter=recursive_doubling

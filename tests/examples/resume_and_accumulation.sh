@@ -10,7 +10,8 @@
 # 4. resumed for more epochs (3 instead of 2): the saved schedule ends at step 468, before the
 #    run does, and the example says so with the fix; with that fix on the command line
 #    (--scheduler.params.total_steps) the user's value wins over the saved one (it was
-#    silently replaced, and the LR rose again past step 468) and the LR falls to the floor.
+#    silently replaced, and the LR rose again past step 468) and the LR falls to the floor;
+# 3b. batch keys on the resuming command line and optimizer.in_backward (below).
 # Usage: resume_and_accumulation.sh BUILD_DIR MPIRUN
 set -euo pipefail
 build=$1
@@ -49,6 +50,27 @@ bad = [(s, whole[s], lr) for s, lr in resumed.items() if abs(lr - whole[s]) > 1e
 assert not bad, f"LR differs after the resume at 2 ranks (step, uninterrupted, resumed): {bad[:5]}"
 print(f"resize: LR of steps 301..468 equal to the uninterrupted run's (step 301: {resumed[301]:.6g}, last: {resumed[468]:.6g})")
 PY
+# 3b. A batch key on the resuming command line that would change the saved global batch is
+#     refused naming the value that keeps it (it was applied without the plan's accumulation: a
+#     silently larger global batch under a note saying it was kept); optimizer.in_backward, which
+#     cannot accumulate, resumes with accumulation 1 and the micro-batch that makes up the batch.
+for conflicting in --train_micro_batch_size_per_gpu=48 --gradient_accumulation_steps=1; do
+  if "$mpirun" -np 2 "$example" --epochs 2 --hidden 32 --save-dir "$dir/resized" --resume --save-every 0 \
+       "$conflicting" > "$dir/conflict.log" 2>&1; then
+    echo "resume with $conflicting was accepted:"; cat "$dir/conflict.log"; exit 1
+  fi
+  grep -q "would change the global batch the checkpoint was trained with" "$dir/conflict.log" ||
+    { echo "resume with $conflicting: no clear refusal:"; cat "$dir/conflict.log"; exit 1; }
+done
+mkdir "$dir/in_backward"
+cp -r "$dir/run/step_300" "$dir/in_backward/"
+echo step_300 > "$dir/in_backward/latest"
+"$mpirun" -np 2 "$example" --epochs 2 --hidden 32 --log-every 1000 --save-dir "$dir/in_backward" --resume --save-every 0 \
+  --optimizer.in_backward=true > "$dir/in_backward.log"
+grep -q "global batch of 256 samples per step (128 x 2 ranks x accumulation 1)" "$dir/in_backward.log" ||
+  { echo "in_backward resume did not keep the global batch in one micro-step:"; cat "$dir/in_backward.log"; exit 1; }
+echo "resume batch keys: conflicting values refused; in_backward resumed with 128 x 2 x 1"
+
 # 4. More epochs than the saved schedule covers.
 mkdir "$dir/longer"
 cp -r "$dir/run/step_300" "$dir/longer/"
