@@ -114,9 +114,10 @@ std::optional<std::string> resume_into(TrainingConfig& config, const std::string
       // Applying one of the plan's batch keys and not the other would train another global
       // batch while the note says it was kept.
       throw InvalidArgument("--resume: " + key + " = " + std::to_string(batch_value(key)) +
-                            " on the command line would change the global batch the checkpoint was trained with (resuming "
-                            "without it " + plan.note + "): give " + key + " = " + planned + " (the examples' --batch sets the micro-batch) or "
-                            "leave it out, or start a new run without --resume");
+                            " on the command line would change the global batch the checkpoint was trained with "
+                            "(resuming without it " + plan.note + "): give " + key + " = " + planned +
+                            " (the examples' --batch sets the micro-batch) or leave it out, or start a new run "
+                            "without --resume");
     }
   }
   config.validate();
