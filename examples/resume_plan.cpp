@@ -101,25 +101,28 @@ std::optional<std::string> resume_into(TrainingConfig& config, const std::string
     return key == "train_micro_batch_size_per_gpu" ? config.micro_batch_size
                                                    : static_cast<std::int64_t>(config.engine.gradient_accumulation_steps);
   };
-  std::string kept_from_command_line;
+  std::string kept_from_command_line, conflicting, planned_batch;
   for (const std::string& o : plan.overrides) {
     const std::string key = key_of(o);
     const bool user_set = std::any_of(command_line_overrides.begin(), command_line_overrides.end(),
                                       [&](const std::string& c) { return key_of(c) == key; });
+    const bool batch_key = o.rfind("scheduler.", 0) != 0;
+    if (batch_key) planned_batch += (planned_batch.empty() ? "" : " and ") + key + " = " + o.substr(key.size() + 1);
     if (!user_set) {
       config.apply_override(o);
-    } else if (o.rfind("scheduler.", 0) == 0) {
+    } else if (!batch_key) {
       kept_from_command_line += (kept_from_command_line.empty() ? "" : ", ") + key;
-    } else if (const std::string planned = o.substr(key.size() + 1); std::to_string(batch_value(key)) != planned) {
-      // Applying one of the plan's batch keys and not the other would train another global
-      // batch while the note says it was kept.
-      throw InvalidArgument("--resume: " + key + " = " + std::to_string(batch_value(key)) +
-                            " on the command line would change the global batch the checkpoint was trained with "
-                            "(resuming without it " + plan.note + "): give " + key + " = " + planned +
-                            " (the examples' --batch sets the micro-batch) or leave it out, or start a new run "
-                            "without --resume");
+    } else if (std::to_string(batch_value(key)) != o.substr(key.size() + 1)) {
+      conflicting += (conflicting.empty() ? "" : " and ") + key + " = " + std::to_string(batch_value(key));
     }
   }
+  // Applying one of the plan's batch keys and not the other would train another global batch
+  // while the note says it was kept. The plan's pair is made from this run's micro-batch, so
+  // it always works.
+  if (!conflicting.empty())
+    throw InvalidArgument("--resume: " + conflicting + " on the command line would change the global batch the "
+                          "checkpoint was trained with; " + planned_batch + " keep it (" + plan.note +
+                          "): give those, or start a new run without --resume");
   config.validate();
   if (kept_from_command_line.empty()) return plan.note;
   return plan.note + "; " + kept_from_command_line + " as given on the command line, not as saved";

@@ -45,9 +45,14 @@ const Tensor& EngineCore::forward(const Tensor& input, bool training, const Forw
       for (auto& group : groups) output = &run_unit(group->index, *output);
     }
   } catch (...) {
-    // Every rank that failed together (the checks) completes the same gathers here.
-    gathers->release_kept();
-    gathers->drop_prefetched(nullptr);
+    // Every rank that failed together (the checks) completes the same gathers here. After a
+    // timeout the communicator is abandoned and these waits fail as well ("abandoned
+    // part-way"): the first error, the one with the hang report, is what propagates.
+    try {
+      gathers->release_kept();
+      gathers->drop_prefetched(nullptr);
+    } catch (...) {
+    }
     order->abandon();
     throw;
   }
