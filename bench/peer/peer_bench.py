@@ -17,11 +17,12 @@ machine noise hits all alike; tables give medians over repetitions (each repetit
 value is the median of its timed steps) with min-max, and ratios ZeroShard / PyTorch.
 
 PyTorch gets its best setup on this machine (../../docs/performance.md): OpenBLAS through
-LD_LIBRARY_PATH (Debian's default libblas.so.3 is the reference BLAS), OPENBLAS_CORETYPE only
-when --openblas-coretype is given (OpenBLAS 0.3.21 misdetects some CPUs), and glibc malloc
-tuned so that freed 16 MiB tensors are not returned to the OS and faulted in again every step.
-The BLAS kernel that ran is printed. Where the environment sets OPENBLAS_* for safety, those
-are removed from the peer's command only.
+LD_LIBRARY_PATH (Debian's default libblas.so.3 is the reference BLAS), and glibc malloc tuned so
+that freed 16 MiB tensors are not returned to the OS and faulted in again every step. Both
+runtimes get the same OpenBLAS kernels: OpenBLAS's own choice for the CPU, or
+--openblas-coretype (OpenBLAS 0.3.21 misdetects some CPUs); OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+that the environment sets for safety (one that pins AVX2 kernels on an AVX-512 CPU) are removed
+from both commands. The BLAS kernel that ran is printed.
 """
 import argparse
 import json
@@ -50,6 +51,14 @@ def launch(ranks, command, env_changes, drop=()):
     return json.loads(lines[-1])
 
 
+def blas_environment(args):
+    """(changes, names to drop): the same OpenBLAS setup for both runtimes. OpenBLAS picks its kernels
+    for the CPU unless --openblas-coretype is given; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE that the
+    environment sets (some hold OpenBLAS to AVX2 kernels for safety) are dropped for both sides."""
+    changes = {"OPENBLAS_CORETYPE": args.openblas_coretype} if args.openblas_coretype else {}
+    return changes, [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n not in changes]
+
+
 def zeroshard(args, ranks, stage, width, threads, build=None, node_shared=False, in_backward=False):
     exe = os.path.join(build or args.build, "bench/zs_peer_step")
     command = [exe, "--stage", str(stage), "--layers", str(args.layers), "--width", str(width), "--batch",
@@ -57,7 +66,7 @@ def zeroshard(args, ranks, stage, width, threads, build=None, node_shared=False,
                "--node-shared", "1" if node_shared else "0"]
     if in_backward:  # optimizer.in_backward; older builds (--baseline-build) lack the option
         command += ["--in-backward", "1"]
-    return launch(ranks, command, {})
+    return launch(ranks, command, *blas_environment(args))
 
 
 def pytorch(args, ranks, strategy, width, threads):
@@ -65,9 +74,8 @@ def pytorch(args, ranks, strategy, width, threads):
         env = {"GLIBC_TUNABLES": TUNED_MALLOC, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
         if os.path.isdir(OPENBLAS_DIR):
             env["LD_LIBRARY_PATH"] = OPENBLAS_DIR
-        if args.openblas_coretype:
-            env["OPENBLAS_CORETYPE"] = args.openblas_coretype
-        drop = [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n not in env]
+        blas_changes, drop = blas_environment(args)
+        env.update(blas_changes)
         return launch(ranks, [args.torch_python, os.path.join(ROOT, "bench/peer/torch_step.py"), "--strategy", strategy,
                               "--layers", str(args.layers), "--width", str(width), "--batch", str(args.batch),
                               "--steps", str(args.steps), "--threads", str(threads), "--init-file",
@@ -130,7 +138,7 @@ def main():
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--widths", type=int, nargs="*", default=[1024, 2048, 4096],
                    help="the scaling table's widths (2 ranks, stages 0 and 3 (also node-shared) and their peers); none: skip it")
-    p.add_argument("--openblas-coretype", help="OPENBLAS_CORETYPE for the peer (e.g. SkylakeX where 0.3.21 misdetects)")
+    p.add_argument("--openblas-coretype", help="OPENBLAS_CORETYPE for both runtimes (e.g. SkylakeX where 0.3.21 misdetects)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--torch-python", default="/usr/bin/python3",
                    help="the Python that runs the PyTorch peer (a virtual environment's, where torch is not Debian's)")

@@ -3,6 +3,9 @@
 #include <omp.h>
 
 #include <Eigen/Core>
+#include <algorithm>
+#include <array>
+#include <cstdlib>
 #include <string>
 
 #include "zeroshard/error.hpp"
@@ -46,6 +49,29 @@ std::string gemm_backend() {
 #else
   return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
          std::to_string(EIGEN_MINOR_VERSION);
+#endif
+}
+
+std::string gemm_kernel_warning() {
+#ifdef ZS_GEMM_OPENBLAS
+  // OpenBLAS's AVX-512 kernels (its Cooperlake and SapphireRapids builds add bf16 to SkylakeX's).
+  constexpr std::array<std::string_view, 3> avx512_cores{"SkylakeX", "Cooperlake", "SapphireRapids"};
+  const std::string core = openblas_get_corename();
+  if (std::find(avx512_cores.begin(), avx512_cores.end(), core) != avx512_cores.end()) return {};
+  __builtin_cpu_init();
+  const bool cpu_has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                              __builtin_cpu_supports("avx512cd");
+  if (!cpu_has_avx512) return {};
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  const std::string cause = forced && *forced
+                                ? "the environment sets OPENBLAS_CORETYPE=" + std::string(forced) + ", which holds it there"
+                                : "this OpenBLAS does not recognise the CPU";
+  return "zeroshard: OpenBLAS runs its " + core + " GEMM kernels (AVX2 or older) on a CPU with AVX-512: " + cause +
+         ". Start the job with OPENBLAS_CORETYPE=SkylakeX (or, if it is set, unset it) for GEMMs ~1.3x as fast "
+         "(docs/performance.md, \"OpenBLAS's kernels\")";
+#else
+  return {};
 #endif
 }
 

@@ -48,9 +48,9 @@ EngineCore::EngineCore(std::vector<std::vector<nn::Module*>> units, EngineConfig
   compute_threads = resolve_compute_threads(config.compute_threads, comm);
   // Once per node (its first rank), on stderr: the library has no other channel to the user.
   const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-  if (const std::string warning = oversubscription_warning(compute_threads);
-      !warning.empty() && (local_rank ? std::string(local_rank) == "0" : comm.rank() == 0))
-    std::fprintf(stderr, "%s\n", warning.c_str());
+  if (local_rank ? std::string(local_rank) == "0" : comm.rank() == 0)
+    for (const std::string& warning : {oversubscription_warning(compute_threads), nn::gemm_kernel_warning()})
+      if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
   nn::set_compute_threads(compute_threads);
   run_config = config_entries(config, comm.config());
   require_same_model_on_all_ranks();
