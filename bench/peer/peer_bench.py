@@ -18,7 +18,8 @@ value is the median of its timed steps) with min-max, and ratios ZeroShard / PyT
 
 PyTorch gets its best setup on this machine (../../docs/performance.md): OpenBLAS through
 LD_LIBRARY_PATH (Debian's default libblas.so.3 is the reference BLAS), and glibc malloc tuned so
-that freed 16 MiB tensors are not returned to the OS and faulted in again every step. Both
+that freed tensors (16 MiB at width 2048, 64 MiB at 4096) are not returned to the OS and faulted
+in again every step. Both
 runtimes get the same OpenBLAS kernels: OpenBLAS's own choice for the CPU, or
 --openblas-coretype (OpenBLAS 0.3.21 misdetects some CPUs); OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
 that the environment sets for safety (one that pins AVX2 kernels on an AVX-512 CPU) are removed
@@ -34,7 +35,10 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPENBLAS_DIR = "/usr/lib/x86_64-linux-gnu/openblas-pthread"
-TUNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+# glibc caps mmap_threshold at 32 MiB, so larger tensors (width 4096: 64 MiB) would still be
+# mapped and faulted in anew at every allocation (PyTorch's steps 5x longer); mmap_max=0 serves
+# every allocation from the heap, which the trim threshold keeps.
+TUNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0"
 
 
 def launch(ranks, command, env_changes, drop=()):
