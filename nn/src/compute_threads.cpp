@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include "zeroshard/error.hpp"
 
@@ -53,7 +54,7 @@ std::string gemm_backend() {
 }
 
 std::string gemm_kernel_warning() {
-#ifdef ZS_GEMM_OPENBLAS
+#if defined(ZS_GEMM_OPENBLAS) && (defined(__x86_64__) || defined(__i386__))
   // OpenBLAS's AVX-512 kernels (its Cooperlake and SapphireRapids builds add bf16 to SkylakeX's).
   constexpr std::array<std::string_view, 3> avx512_cores{"SkylakeX", "Cooperlake", "SapphireRapids"};
   const std::string core = openblas_get_corename();
@@ -64,13 +65,16 @@ std::string gemm_kernel_warning() {
                               __builtin_cpu_supports("avx512cd");
   if (!cpu_has_avx512) return {};
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
-  const std::string cause = forced && *forced
-                                ? "the environment sets OPENBLAS_CORETYPE=" + std::string(forced) + ", which holds it there"
-                                : "this OpenBLAS does not recognise the CPU";
-  return "zeroshard: OpenBLAS runs its " + core + " GEMM kernels (AVX2 or older) on a CPU with AVX-512: " + cause +
-         ". Start the job with OPENBLAS_CORETYPE=SkylakeX (or, if it is set, unset it) for GEMMs ~1.3x as fast "
-         "(docs/performance.md, \"OpenBLAS's kernels\")";
+  const bool pinned = forced && *forced;
+  const std::string cause_and_fix =
+      pinned ? "the environment sets OPENBLAS_CORETYPE=" + std::string(forced) +
+                   ", which holds it there. Start the job with OPENBLAS_CORETYPE unset (OpenBLAS's own choice) or "
+                   "OPENBLAS_CORETYPE=SkylakeX"
+             : "this OpenBLAS does not recognise the CPU. Start the job with OPENBLAS_CORETYPE=SkylakeX";
+  return "zeroshard: OpenBLAS runs its " + core + " GEMM kernels (AVX2 or older) on a CPU with AVX-512: " +
+         cause_and_fix + " for GEMMs ~1.3x as fast (docs/performance.md, \"OpenBLAS's kernels\")";
 #else
+  // Eigen builds have no OpenBLAS kernels; elsewhere than x86 there is no AVX-512 to miss.
   return {};
 #endif
 }
