@@ -19,11 +19,10 @@ value is the median of its timed steps) with min-max, and ratios ZeroShard / PyT
 PyTorch gets its best setup on this machine (../../docs/performance.md): OpenBLAS through
 LD_LIBRARY_PATH (Debian's default libblas.so.3 is the reference BLAS), and glibc malloc tuned so
 that freed tensors (16 MiB at width 2048, 64 MiB at 4096) are not returned to the OS and faulted
-in again every step. Both
-runtimes get the same OpenBLAS kernels: OpenBLAS's own choice for the CPU, or
---openblas-coretype (OpenBLAS 0.3.21 misdetects some CPUs); OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
-that the environment sets for safety (one that pins AVX2 kernels on an AVX-512 CPU) are removed
-from both commands. The BLAS kernel that ran is printed.
+in again every step. Both runtimes get the same OpenBLAS kernels: OpenBLAS's own choice for
+the CPU, or --openblas-coretype (OpenBLAS 0.3.21 misdetects some CPUs); OPENBLAS_CORETYPE /
+OPENBLAS_L2_SIZE that the environment sets for safety (one that pins AVX2 kernels on an AVX-512
+CPU) are removed from both commands. The BLAS kernel that ran is printed.
 """
 import argparse
 import json

@@ -65,14 +65,20 @@ std::string gemm_kernel_warning() {
                               __builtin_cpu_supports("avx512cd");
   if (!cpu_has_avx512) return {};
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
-  const bool pinned = forced && *forced;
-  const std::string cause_and_fix =
-      pinned ? "the environment sets OPENBLAS_CORETYPE=" + std::string(forced) +
-                   ", which holds it there. Start the job with OPENBLAS_CORETYPE unset (OpenBLAS's own choice) or "
-                   "OPENBLAS_CORETYPE=SkylakeX"
-             : "this OpenBLAS does not recognise the CPU. Start the job with OPENBLAS_CORETYPE=SkylakeX";
+  std::string cause_and_fix;
+  if (std::string(openblas_get_config()).find("DYNAMIC_ARCH") == std::string::npos)
+    // Built for one CPU: OPENBLAS_CORETYPE is ignored, so only another library helps.
+    cause_and_fix = "this OpenBLAS is built for that core alone (no DYNAMIC_ARCH), so OPENBLAS_CORETYPE cannot change "
+                    "it. Link an OpenBLAS built with DYNAMIC_ARCH=1 or for this CPU, or build ZeroShard with "
+                    "-DZS_BLAS=Eigen (Eigen's own AVX-512 kernels)";
+  else if (forced && *forced)
+    cause_and_fix = "the environment sets OPENBLAS_CORETYPE=" + std::string(forced) +
+                    ", which holds it there. Start the job with OPENBLAS_CORETYPE unset (OpenBLAS's own choice) or "
+                    "OPENBLAS_CORETYPE=SkylakeX";
+  else
+    cause_and_fix = "this OpenBLAS does not recognise the CPU. Start the job with OPENBLAS_CORETYPE=SkylakeX";
   return "zeroshard: OpenBLAS runs its " + core + " GEMM kernels (AVX2 or older) on a CPU with AVX-512: " +
-         cause_and_fix + " for GEMMs ~1.3x as fast (docs/performance.md, \"OpenBLAS's kernels\")";
+         cause_and_fix + " (1.3x faster GEMMs on the development VM: docs/performance.md, \"OpenBLAS's kernels\")";
 #else
   // Eigen builds have no OpenBLAS kernels; elsewhere than x86 there is no AVX-512 to miss.
   return {};
