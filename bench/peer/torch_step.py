@@ -108,6 +108,10 @@ def main():
             "build": "torch %s, %s" % (torch.__version__, blas_kernel()),
         }), flush=True)
     if distributed:
+        # Every rank past its last collective before any tears down: a rank whose peer already
+        # destroyed the group aborted in teardown now and then ("terminate called without an
+        # active exception", exit 134, after its result was printed).
+        dist.barrier()
         dist.destroy_process_group()
 
 
