@@ -18,12 +18,12 @@ find_package(ZLIB REQUIRED)
 
 # The GEMM kernels of nn (docs/performance.md: at the Linear shapes we train OpenBLAS's are
 # ~1.4-1.8x Eigen's own on the old AVX2 dev VM and 1.3x on the AVX-512 one; held to its AVX2
-# kernels on the AVX-512 VM, OpenBLAS is 0.9x Eigen's, which nn::gemm_kernel_warning reports). AUTO: OpenBLAS when found, else Eigen's kernels;
-# OpenBLAS requires it; Eigen never uses it. The pthreads build first: ZeroShard's compute
-# threads call it at once (each on its own block, nn/compute_threads.hpp) with OpenBLAS's own
-# threads set to 1, and only its threaded builds lock their buffer allocation; Debian's serial
-# build is not safe to call from several threads (it corrupted results in tests/mpi/
-# test_compute_threads.cpp).
+# kernels on the AVX-512 VM, OpenBLAS is 0.9x Eigen's, which nn::gemm_kernel_warning reports).
+# AUTO: OpenBLAS when found, else Eigen's kernels; OpenBLAS requires it; Eigen never uses it.
+# The pthreads build first: ZeroShard's compute threads call it at once (each on its own block,
+# nn/compute_threads.hpp) with OpenBLAS's own threads set to 1, and only its threaded builds
+# lock their buffer allocation; Debian's serial build is not safe to call from several threads
+# (it corrupted results in tests/mpi/test_compute_threads.cpp).
 set(ZS_BLAS "AUTO" CACHE STRING "GEMM kernels: AUTO, OpenBLAS or Eigen")
 set_property(CACHE ZS_BLAS PROPERTY STRINGS AUTO OpenBLAS Eigen)
 if(NOT ZS_BLAS MATCHES "^(AUTO|OpenBLAS|Eigen)$")

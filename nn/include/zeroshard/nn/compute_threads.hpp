@@ -25,9 +25,9 @@ std::string gemm_backend();
 /// Empty, or one line saying that OpenBLAS runs kernels below the CPU's instruction set (AVX2
 /// or older kernels on a CPU with AVX-512F/BW/DQ/VL/CD), why (OPENBLAS_CORETYPE in the
 /// environment, a CPU this OpenBLAS does not recognise, or an OpenBLAS built for one core
-/// without DYNAMIC_ARCH) and the fix. OpenBLAS picks its
-/// kernels when it loads, before any of our code runs, so the process cannot change them
-/// itself. Always empty in Eigen builds. Not collective.
+/// without DYNAMIC_ARCH) and the fix. OpenBLAS picks its kernels when it loads, before any of
+/// our code runs, so the process cannot change them itself. Always empty in Eigen builds and
+/// off x86. Not collective.
 std::string gemm_kernel_warning();
 
 }  // namespace zs::nn
