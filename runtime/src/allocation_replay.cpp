@@ -29,35 +29,30 @@ struct SimulatedBuffer {
   bool empty() const { return elements == 0; }
 };
 
-// detail::BufferPool's bookkeeping: best-fit reuse of idle storage (detail::reusable_for), idle storage ledgered as
-// "buffers", nothing ever handed back.
+// detail::BufferPool's bookkeeping over capacities: the same detail::IdleStorage choices, a
+// held buffer's bytes beyond its request ledgered as "buffers".
 class SimulatedPool {
  public:
-  explicit SimulatedPool(MemoryLedger& ledger) : ledger_(ledger) {}
-  SimulatedBuffer take(MemoryCategory category, std::int64_t elements) {
-    auto best = idle_.end();
-    for (auto it = idle_.begin(); it != idle_.end(); ++it)
-      if (detail::reusable_for(*it, elements) && (best == idle_.end() || *it < *best)) best = it;
+  explicit SimulatedPool(MemoryLedger& ledger) : ledger_(ledger), idle_(ledger) {}
+  SimulatedBuffer take(Lifetime lifetime, MemoryCategory category, std::int64_t elements) {
     SimulatedBuffer buffer{category, elements, elements};
-    if (best != idle_.end()) {
-      buffer.capacity = *best;
-      ledger_.release(MemoryCategory::buffers, *best * kReplayFloat);
-      idle_.erase(best);
-    }
+    if (elements == 0) return buffer;  // no storage, as BufferPool::take
+    if (std::optional<std::int64_t> capacity = idle_.reuse(elements, lifetime, category)) buffer.capacity = *capacity;
+    else ++allocations_;
     ledger_.allocate(category, elements * kReplayFloat);
     return buffer;
   }
   void reset(SimulatedBuffer& buffer) {
     if (buffer.capacity == 0) return;
-    ledger_.release(buffer.category, buffer.elements * kReplayFloat);
-    ledger_.allocate(MemoryCategory::buffers, buffer.capacity * kReplayFloat);
-    idle_.push_back(buffer.capacity);
+    idle_.add(buffer.capacity, buffer.elements, buffer.category);
     buffer = {};
   }
+  std::int64_t allocations() const { return allocations_; }
 
  private:
   MemoryLedger& ledger_;
-  std::vector<std::int64_t> idle_;
+  detail::IdleStorage<std::int64_t> idle_;
+  std::int64_t allocations_ = 0;
 };
 
 struct SimulatedGroup {
@@ -106,6 +101,7 @@ class AllocationReplay {
   }
 
   MemoryLedger& ledger() { return ledger_; }
+  std::int64_t allocations() const { return pool_.allocations(); }
 
   // EngineCore::initialize_and_shard.
   void initialize() {
@@ -115,35 +111,36 @@ class AllocationReplay {
       for (SimulatedGroup* owner : g.needs) last_user[owner->index] = std::max(last_user[owner->index], g.index);
     }
     for (SimulatedGroup& g : groups_) {
-      g.params_full = pool_.take(MemoryCategory::parameters_full, g.padded);
+      const bool whole_kept = !mixed_ && !policy_.node_shared_parameters && !g.shards_parameters;  // EngineCore
+      g.params_full = pool_.take(whole_kept ? Lifetime::kept : Lifetime::step, MemoryCategory::parameters_full, g.padded);
       for (SimulatedGroup& earlier : groups_) {
         if (last_user[earlier.index] != g.index) continue;
         if (mixed_) {  // EngineCore::make_mixed_precision_states
-          earlier.master = pool_.take(MemoryCategory::master_parameters,
+          earlier.master = pool_.take(Lifetime::kept, MemoryCategory::master_parameters,
                                       policy_.shard_optimizer_states ? earlier.shard : earlier.padded);
           if (earlier.shards_parameters)
-            earlier.params16_shard = pool_.take(MemoryCategory::parameters_shard, floats_of(earlier.shard, 2));
+            earlier.params16_shard = pool_.take(Lifetime::kept, MemoryCategory::parameters_shard, floats_of(earlier.shard, 2));
           else
-            earlier.params16_full = pool_.take(MemoryCategory::parameters_full, floats_of(earlier.padded, 2));
+            earlier.params16_full = pool_.take(Lifetime::kept, MemoryCategory::parameters_full, floats_of(earlier.padded, 2));
         } else if (policy_.node_shared_parameters) {
           // EngineCore::move_to_shared_parameters: the slice of the node's copy, outside the pool.
           ledger_.allocate(MemoryCategory::parameters_shard, earlier.shard * kReplayFloat);
         } else {
           if (!earlier.shards_parameters) continue;
-          earlier.params_shard = pool_.take(MemoryCategory::parameters_shard, earlier.shard);
+          earlier.params_shard = pool_.take(Lifetime::kept, MemoryCategory::parameters_shard, earlier.shard);
         }
         pool_.reset(earlier.params_full);
       }
       if (in_backward_) {
         // optimizer.in_backward keeps no gradients between steps.
       } else if (policy_.shard_gradients)
-        g.grads_shard = pool_.take(MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
+        g.grads_shard = pool_.take(Lifetime::kept, MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
       else if (half_gradients_)
-        g.grads16 = pool_.take(MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
+        g.grads16 = pool_.take(Lifetime::kept, MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
       else
-        g.grads_full = pool_.take(MemoryCategory::gradients_full, g.padded);
+        g.grads_full = pool_.take(Lifetime::kept, MemoryCategory::gradients_full, g.padded);
       const std::int64_t state = (policy_.shard_optimizer_states ? g.shard : g.padded) * states_;
-      g.state = pool_.take(MemoryCategory::optimizer_states, state);
+      g.state = pool_.take(Lifetime::kept, MemoryCategory::optimizer_states, state);
     }
   }
 
@@ -183,7 +180,7 @@ class AllocationReplay {
         if (started[used->index]) continue;
         started[used->index] = true;
         if (policy_.shard_gradients || half_gradients_ || in_backward_)
-          used->grads_full = pool_.take(MemoryCategory::gradients_full, used->padded);
+          used->grads_full = pool_.take(Lifetime::step, MemoryCategory::gradients_full, used->padded);
       }
       for (SimulatedGroup* used : g.needs) {
         if (--uses_left[used->index] != 0) continue;
@@ -207,7 +204,7 @@ class AllocationReplay {
       // ShardedOptimizer::step_mixed: one float32 buffer for the largest group's gradients.
       std::int64_t largest = 0;
       for (const SimulatedGroup& g : groups_) largest = std::max(largest, policy_.shard_optimizer_states ? g.shard : g.padded);
-      SimulatedBuffer unscaled = pool_.take(MemoryCategory::gradients_shard, largest);
+      SimulatedBuffer unscaled = pool_.take(Lifetime::step, MemoryCategory::gradients_shard, largest);
       pool_.reset(unscaled);
     }
   }
@@ -227,13 +224,13 @@ class AllocationReplay {
   void issue_one(SimulatedGroup& g, const std::vector<SimulatedGroup*>& in_use) {
     if (!g.shards_parameters || !g.params_full.empty() || !g.params16_full.empty()) return;
     make_room(gathered_bytes(g), in_use);
-    if (mixed_) g.params16_full = pool_.take(MemoryCategory::parameters_full, floats_of(g.padded, 2));
-    else g.params_full = pool_.take(MemoryCategory::parameters_full, g.padded);
+    if (mixed_) g.params16_full = pool_.take(Lifetime::step, MemoryCategory::parameters_full, floats_of(g.padded, 2));
+    else g.params_full = pool_.take(Lifetime::step, MemoryCategory::parameters_full, g.padded);
   }
   // GatherScheduler::materialize (from wait).
   void materialize(SimulatedGroup& g) {
     if (!mixed_ || !g.params_full.empty()) return;
-    g.params_full = pool_.take(MemoryCategory::parameters_full, g.padded);
+    g.params_full = pool_.take(Lifetime::step, MemoryCategory::parameters_full, g.padded);
     if (g.shards_parameters) pool_.reset(g.params16_full);
   }
   void make_room(std::int64_t bytes, const std::vector<SimulatedGroup*>& in_use) {
@@ -297,7 +294,7 @@ class AllocationReplay {
       return;
     }
     if (in_backward_ && policy_.shard_gradients)  // GradientReducer::issue: the shard for this update only
-      g.grads_shard = pool_.take(MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
+      g.grads_shard = pool_.take(Lifetime::step, MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
     g.reduction_pending = true;
     groups_in_flight_.push_back(&g);
     complete_groups_beyond(in_flight_limit());
@@ -317,7 +314,7 @@ class AllocationReplay {
   void step_in_backward(SimulatedGroup& g) {
     if (mixed_) {
       SimulatedBuffer unscaled =
-          pool_.take(MemoryCategory::gradients_shard, policy_.shard_optimizer_states ? g.shard : g.padded);
+          pool_.take(Lifetime::step, MemoryCategory::gradients_shard, policy_.shard_optimizer_states ? g.shard : g.padded);
       pool_.reset(unscaled);
     }
     pool_.reset(g.grads_full);
@@ -330,7 +327,7 @@ class AllocationReplay {
     if (!half_gradients_ || g.grads_full.empty()) return;
     // Stages 2-3, and stages 0-1 under optimizer.in_backward (no accumulator kept): a new buffer.
     if (policy_.shard_gradients || g.grads16.empty())
-      g.grads16 = pool_.take(MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
+      g.grads16 = pool_.take(Lifetime::step, MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
     pool_.reset(g.grads_full);
   }
   struct Bucket {
@@ -342,7 +339,7 @@ class AllocationReplay {
     for (std::int64_t done = 0; done < g.shard;) {
       if (!open_bucket_)
         open_bucket_ =
-            Bucket{pool_.take(MemoryCategory::communication, floats_of(world_ * chunk, gradient_bytes_)), chunk, 0};
+            Bucket{pool_.take(Lifetime::step, MemoryCategory::communication, floats_of(world_ * chunk, gradient_bytes_)), chunk, 0};
       const std::int64_t length = std::min(g.shard - done, open_bucket_->chunk - open_bucket_->fill);
       open_bucket_->fill += length;
       done += length;
@@ -389,8 +386,12 @@ MemoryLedger replay_allocations(const std::vector<PlannedUnit>& units, const Eng
                                 int optimizer_states, std::int64_t activation_bytes) {
   AllocationReplay replay(units, config, world_size, optimizer_states);
   replay.initialize();
-  // Two optimizer steps: the first creates the pool's buffers, the second reuses them.
-  for (int boundary = 0; boundary < 2; ++boundary)
+  // Optimizer steps until one allocates nothing: the first creates the pool's buffers, a later
+  // one may replace some by larger ones (Lifetime::step), then the pool serves every take. Each
+  // replacement is by strictly larger storage, so this ends; the bound only guards the proof.
+  constexpr int kMostSteps = 64;
+  for (int boundary = 0;; ++boundary) {
+    const std::int64_t allocated_before = replay.allocations();
     for (int micro = 0; micro < config.gradient_accumulation_steps; ++micro) {
       replay.forward(/*training=*/true);
       // EngineCore::record_activations after the first forward; the same bytes after every
@@ -400,6 +401,12 @@ MemoryLedger replay_allocations(const std::vector<PlannedUnit>& units, const Eng
       replay.backward(last);
       if (last) replay.step();
     }
+    if (boundary > 0 && replay.allocations() == allocated_before) break;
+    if (boundary == kMostSteps)
+      throw Error("plan_memory: the buffer pool still allocated in optimizer step " + std::to_string(kMostSteps) +
+                  " of the replay (it settles after a few steps): a bug in ZeroShard, please report it with the "
+                  "model's unit sizes and the configuration");
+  }
   return replay.ledger();
 }
 

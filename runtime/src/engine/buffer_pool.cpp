@@ -7,17 +7,12 @@
 
 namespace zs::detail {
 
-namespace {
-
-std::int64_t bytes_of_capacity(const AlignedFloats& v) { return static_cast<std::int64_t>(v.capacity()) * 4; }
-
-}  // namespace
-
 Buffer::Buffer(Buffer&& other) noexcept
-    : data_(std::move(other.data_)), external_(other.external_), external_bytes_(other.external_bytes_),
+    : data_(std::move(other.data_)), floats_(other.floats_), external_(other.external_), external_bytes_(other.external_bytes_),
       external_ledger_(other.external_ledger_), elements_(other.elements_), dtype_(other.dtype_),
       category_(other.category_), pool_(other.pool_) {
   other.data_ = AlignedFloats();
+  other.floats_ = 0;
   other.external_ = nullptr;
   other.elements_ = 0;
 }
@@ -38,6 +33,7 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     reset();
     data_ = std::move(other.data_);
+    floats_ = other.floats_;
     external_ = other.external_;
     external_bytes_ = other.external_bytes_;
     external_ledger_ = other.external_ledger_;
@@ -45,6 +41,7 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
     elements_ = other.elements_;
     dtype_ = other.dtype_;
     other.data_ = AlignedFloats();
+    other.floats_ = 0;
     other.elements_ = 0;
     category_ = other.category_;
     pool_ = other.pool_;
@@ -57,7 +54,7 @@ void Buffer::fill(float value) {
     throw InvalidArgument("Buffer::fill: a " + to_string(dtype_) + " buffer can only be zeroed");
   // All-zero bits are +0 in every dtype. On the compute threads: the engine clears whole
   // gradient buffers every step (4 bytes per parameter written).
-  const std::int64_t floats = external_ ? elements_ : static_cast<std::int64_t>(data_.size());
+  const std::int64_t floats = external_ ? elements_ : floats_;
   detail::for_each_chunk(floats, [&](std::int64_t first, std::int64_t count) { std::fill_n(base() + first, count, value); });
 }
 
@@ -69,37 +66,31 @@ void Buffer::reset() {
     return;
   }
   if (data_.capacity() == 0) return;
-  if (pool_) pool_->give_back(data_, category_);
+  if (pool_) pool_->give_back(data_, floats_, category_);
   data_ = AlignedFloats();
+  floats_ = 0;
   elements_ = 0;
 }
 
-BufferPool::~BufferPool() {
-  for (const auto& storage : idle_) ledger_.release(MemoryCategory::buffers, bytes_of_capacity(storage));
+Buffer BufferPool::take(Lifetime lifetime, MemoryCategory category, std::int64_t elements) {
+  return take(lifetime, category, elements, DType::float32, false);
 }
 
-Buffer BufferPool::take(MemoryCategory category, std::int64_t elements) {
-  return take(category, elements, DType::float32, false);
-}
-
-Buffer BufferPool::take(MemoryCategory category, std::int64_t elements, DType dtype, bool zeroed) {
+Buffer BufferPool::take(Lifetime lifetime, MemoryCategory category, std::int64_t elements, DType dtype, bool zeroed) {
   const std::int64_t bytes = elements * static_cast<std::int64_t>(size_of(dtype));
   const std::int64_t floats = (bytes + 3) / 4;
-  // Best fit among the idle buffers reusable_for this request; else a new one.
-  auto best = idle_.end();
-  for (auto it = idle_.begin(); it != idle_.end(); ++it)
-    if (reusable_for(static_cast<std::int64_t>(it->capacity()), floats) &&
-        (best == idle_.end() || it->capacity() < best->capacity()))
-      best = it;
   Buffer buffer;
   buffer.category_ = category;
   buffer.pool_ = this;
-  if (best != idle_.end()) {
-    buffer.data_ = std::move(*best);
-    idle_.erase(best);
-    ledger_.release(MemoryCategory::buffers, bytes_of_capacity(buffer.data_));
+  if (floats == 0) {
+    // No storage (a unit without parameters): nothing reused, nothing allocated.
+  } else if (std::optional<AlignedFloats> storage = idle_.reuse(floats, lifetime, category)) {
+    buffer.data_ = std::move(*storage);
+  } else {
+    buffer.data_.resize(static_cast<std::size_t>(floats));
+    ++allocations_;
   }
-  buffer.data_.resize(static_cast<std::size_t>(floats));
+  buffer.floats_ = floats;
   buffer.elements_ = elements;
   buffer.dtype_ = dtype;
   ledger_.allocate(category, floats * 4);
@@ -107,16 +98,14 @@ Buffer BufferPool::take(MemoryCategory category, std::int64_t elements, DType dt
   return buffer;
 }
 
-Buffer BufferPool::take(MemoryCategory category, std::int64_t elements, float fill) {
-  Buffer buffer = take(category, elements);
+Buffer BufferPool::take(Lifetime lifetime, MemoryCategory category, std::int64_t elements, float fill) {
+  Buffer buffer = take(lifetime, category, elements);
   buffer.fill(fill);
   return buffer;
 }
 
-void BufferPool::give_back(AlignedFloats& storage, MemoryCategory category) {
-  ledger_.release(category, static_cast<std::int64_t>(storage.size()) * 4);
-  ledger_.allocate(MemoryCategory::buffers, bytes_of_capacity(storage));
-  idle_.push_back(std::move(storage));
+void BufferPool::give_back(AlignedFloats& storage, std::int64_t floats_used, MemoryCategory category) {
+  idle_.add(std::move(storage), floats_used, category);
 }
 
 }  // namespace zs::detail

@@ -6,6 +6,7 @@
 // when measured (docs/performance.md). Idle pooled bytes are ledgered as "buffers".
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -67,7 +68,8 @@ class Buffer {
   friend class BufferPool;
   float* base() { return external_ ? external_ : data_.data(); }
   const float* base() const { return external_ ? external_ : data_.data(); }
-  AlignedFloats data_;  // ceil(elements x element size / 4) floats
+  AlignedFloats data_;  // its whole capacity; the first floats_ are this buffer's
+  std::int64_t floats_ = 0;  // ceil(elements x element size / 4)
   float* external_ = nullptr;  // or storage owned elsewhere (external())
   std::int64_t external_bytes_ = 0;
   MemoryLedger* external_ledger_ = nullptr;
@@ -77,37 +79,120 @@ class Buffer {
   BufferPool* pool_ = nullptr;
 };
 
-/// Whether idle storage of `capacity` floats may serve a request for `elements`: large enough,
-/// and at most a quarter larger. Every byte of idle storage was touched (it is resident), so a
-/// shard taking a released gathered buffer twice its size would keep the other half resident
-/// unledgered (a stage-3 rank built with 8 such groups held 64 MiB more than its ledger). The
-/// memory planner's replay (runtime/src/allocation_replay.cpp) reuses by the same rule.
-constexpr bool reusable_for(std::int64_t capacity, std::int64_t elements) {
-  return capacity >= elements && capacity <= elements + elements / 4;
+/// How long a taken buffer is held, which decides the idle storage that may serve it.
+enum class Lifetime {
+  /// Held across steps (shards, optimizer states, kept gradients, whole float32 parameters):
+  /// only idle storage at most a quarter larger. Every byte of idle storage was touched (it is
+  /// resident), so a shard taking a released gathered buffer twice its size would keep the
+  /// other half resident for good (a stage-3 rank built with 8 such groups held 64 MiB more
+  /// than its ledger when this rule was missing).
+  kept,
+  /// Given back within the step that took it (gathered parameters, gradients that are reduced
+  /// or applied and freed, buckets, widened gradients): idle storage at most a quarter larger,
+  /// or any larger storage last used for the same category; the smallest such. A step take
+  /// that finds none frees the largest idle storage of its category (smaller than it) before it
+  /// allocates, so a category's idle storage grows in size, not in number. Why: units differ
+  /// in size, and a pool keeping one buffer of every size it met kept a whole model's
+  /// gradients idle under optimizer.in_backward, which undid its saving. Same category only:
+  /// a small gradient taking a large gathered buffer made the large gather allocate again
+  /// (stage 3 held a third more). It settles: storage is only replaced by larger storage, so
+  /// after a few steps of the same pattern nothing is allocated (no page faults after warm-up).
+  step,
+};
+
+inline std::int64_t capacity_floats(const AlignedFloats& storage) {
+  return static_cast<std::int64_t>(storage.capacity());
 }
+inline std::int64_t capacity_floats(std::int64_t capacity) { return capacity; }
+
+/// The pool's idle storage (AlignedFloats; the memory planner's replay,
+/// runtime/src/allocation_replay.cpp, holds capacities only and must choose alike), each
+/// ledgered whole as "buffers", with the category it last served.
+template <class Storage>
+class IdleStorage {
+ public:
+  explicit IdleStorage(MemoryLedger& ledger) : ledger_(ledger) {}
+  ~IdleStorage() {
+    for (const Entry& e : idle_) ledger_.release(MemoryCategory::buffers, capacity_floats(e.storage) * 4);
+  }
+  IdleStorage(const IdleStorage&) = delete;
+  IdleStorage& operator=(const IdleStorage&) = delete;
+
+  /// Takes out the storage that serves `floats` floats of `category` for `lifetime` (the
+  /// smallest that may), its bytes beyond `floats` staying "buffers"; nullopt if none may. A
+  /// step take that got none has made way: the largest idle storage of its category is freed.
+  std::optional<Storage> reuse(std::int64_t floats, Lifetime lifetime, MemoryCategory category) {
+    auto best = idle_.end();
+    for (auto it = idle_.begin(); it != idle_.end(); ++it)
+      if (may_serve(*it, floats, lifetime, category) &&
+          (best == idle_.end() || capacity_floats(it->storage) < capacity_floats(best->storage)))
+        best = it;
+    if (best != idle_.end()) {
+      Storage storage = std::move(best->storage);
+      idle_.erase(best);
+      ledger_.release(MemoryCategory::buffers, floats * 4);
+      return storage;
+    }
+    if (lifetime == Lifetime::step) make_way(category);
+    return std::nullopt;
+  }
+  /// Storage given back by a buffer of `category` that used `floats_used` floats of it.
+  void add(Storage storage, std::int64_t floats_used, MemoryCategory category) {
+    ledger_.release(category, floats_used * 4);
+    ledger_.allocate(MemoryCategory::buffers, floats_used * 4);  // the rest was "buffers" already
+    idle_.push_back({std::move(storage), category});
+  }
+
+ private:
+  struct Entry {
+    Storage storage;
+    MemoryCategory category;
+  };
+  static bool may_serve(const Entry& e, std::int64_t floats, Lifetime lifetime, MemoryCategory category) {
+    const std::int64_t capacity = capacity_floats(e.storage);
+    if (capacity < floats) return false;
+    return capacity <= floats + floats / 4 || (lifetime == Lifetime::step && e.category == category);
+  }
+  void make_way(MemoryCategory category) {
+    auto largest = idle_.end();
+    for (auto it = idle_.begin(); it != idle_.end(); ++it)
+      if (it->category == category &&
+          (largest == idle_.end() || capacity_floats(it->storage) > capacity_floats(largest->storage)))
+        largest = it;
+    if (largest == idle_.end()) return;
+    ledger_.release(MemoryCategory::buffers, capacity_floats(largest->storage) * 4);
+    idle_.erase(largest);
+  }
+
+  MemoryLedger& ledger_;
+  std::vector<Entry> idle_;
+};
 
 class BufferPool {
  public:
-  explicit BufferPool(MemoryLedger& ledger) : ledger_(ledger) {}
-  ~BufferPool();
+  explicit BufferPool(MemoryLedger& ledger) : ledger_(ledger), idle_(ledger) {}
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  /// A buffer of `elements` floats under `category`: the best-fitting idle buffer that is
-  /// reusable_for it, or a new one. Contents are unspecified unless `fill` is given.
-  Buffer take(MemoryCategory category, std::int64_t elements);
-  Buffer take(MemoryCategory category, std::int64_t elements, float fill);
+  /// A buffer of `elements` floats under `category`: idle storage chosen by IdleStorage::reuse,
+  /// or new storage. Contents are unspecified unless `fill` is given. The storage's bytes
+  /// beyond the request are ledgered as "buffers" while the buffer is held.
+  Buffer take(Lifetime lifetime, MemoryCategory category, std::int64_t elements);
+  Buffer take(Lifetime lifetime, MemoryCategory category, std::int64_t elements, float fill);
   /// The same for `elements` of `dtype` (float32, bfloat16, float16), storage rounded up to
   /// whole floats; zero-filled if `zeroed`.
-  Buffer take(MemoryCategory category, std::int64_t elements, DType dtype, bool zeroed);
+  Buffer take(Lifetime lifetime, MemoryCategory category, std::int64_t elements, DType dtype, bool zeroed);
   MemoryLedger& ledger() { return ledger_; }
+  /// How many takes found no idle storage and allocated (each new page is faulted in once).
+  std::int64_t allocations() const { return allocations_; }
 
  private:
   friend class Buffer;
-  void give_back(AlignedFloats& storage, MemoryCategory category);
+  void give_back(AlignedFloats& storage, std::int64_t floats_used, MemoryCategory category);
 
   MemoryLedger& ledger_;
-  std::vector<AlignedFloats> idle_;
+  IdleStorage<AlignedFloats> idle_;  // each at size() == capacity()
+  std::int64_t allocations_ = 0;
 };
 
 }  // namespace zs::detail

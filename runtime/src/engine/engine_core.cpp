@@ -163,7 +163,11 @@ void EngineCore::initialize_and_shard() {
   // unit split, the stage or the world size.
   std::mt19937_64 init_random(config.seed);
   for (auto& group : groups) {
-    group->params_full = pool.take(MemoryCategory::parameters_full, group->padded_elems(), 0.0f);
+    // Held for good only by float32 groups whose whole parameters stay (stages 0-2); the
+    // others give them back once their shards or 16-bit copies are made, below.
+    const bool whole_kept = !mixed && !shared_parameters && !group->shards_parameters;
+    group->params_full = pool.take(whole_kept ? Lifetime::kept : Lifetime::step, MemoryCategory::parameters_full,
+                                   group->padded_elems(), 0.0f);
     group->bind();
     for (nn::Module* module : group->modules) nn::initialize_parameters(*module, init_random);
     for (auto& earlier : groups) {
@@ -177,7 +181,7 @@ void EngineCore::initialize_and_shard() {
         }
         if (!earlier->shards_parameters) continue;
         const std::int64_t shard = earlier->shard_elems();
-        earlier->params_shard = pool.take(MemoryCategory::parameters_shard, shard);
+        earlier->params_shard = pool.take(Lifetime::kept, MemoryCategory::parameters_shard, shard);
         std::copy_n(earlier->params_full.data() + r * shard, shard, earlier->params_shard.data());
       }
       earlier->params_full.reset();
@@ -187,12 +191,12 @@ void EngineCore::initialize_and_shard() {
     if (config.optimizer_in_backward) {
       // None kept: each group's gradients are taken in backward and freed after its update.
     } else if (policy.shard_gradients)
-      group->grads_shard = pool.take(MemoryCategory::gradients_shard, group->shard_elems(), gradients, /*zeroed=*/true);
+      group->grads_shard = pool.take(Lifetime::kept, MemoryCategory::gradients_shard, group->shard_elems(), gradients, /*zeroed=*/true);
     else if (half_gradients)
-      group->grads16 = pool.take(MemoryCategory::gradients_full, group->padded_elems(), gradients, /*zeroed=*/true);
+      group->grads16 = pool.take(Lifetime::kept, MemoryCategory::gradients_full, group->padded_elems(), gradients, /*zeroed=*/true);
     else
-      group->grads_full = pool.take(MemoryCategory::gradients_full, group->padded_elems(), 0.0f);
-    group->state = pool.take(MemoryCategory::optimizer_states, optimizer->state_elements(*group), 0.0f);
+      group->grads_full = pool.take(Lifetime::kept, MemoryCategory::gradients_full, group->padded_elems(), 0.0f);
+    group->state = pool.take(Lifetime::kept, MemoryCategory::optimizer_states, optimizer->state_elements(*group), 0.0f);
     group->bind();
   }
   synchronize_shared_parameters();  // every slice written before anyone computes
@@ -229,18 +233,18 @@ void EngineCore::make_mixed_precision_states(ParameterGroup& group) {
   const float* whole = group.params_full.data();
   // The master is held like the optimizer states: whole at stage 0, this rank's shard otherwise.
   if (policy.shard_optimizer_states) {
-    group.master = pool.take(MemoryCategory::master_parameters, shard);
+    group.master = pool.take(Lifetime::kept, MemoryCategory::master_parameters, shard);
     std::copy_n(whole + shard_comm().rank() * shard, shard, group.master.data());
   } else {
-    group.master = pool.take(MemoryCategory::master_parameters, padded);
+    group.master = pool.take(Lifetime::kept, MemoryCategory::master_parameters, padded);
     std::copy_n(whole, padded, group.master.data());
   }
   const DType dtype = config.precision.param_dtype();
   if (group.shards_parameters) {
-    group.params16_shard = pool.take(MemoryCategory::parameters_shard, shard, dtype, /*zeroed=*/false);
+    group.params16_shard = pool.take(Lifetime::kept, MemoryCategory::parameters_shard, shard, dtype, /*zeroed=*/false);
     narrow(whole + shard_comm().rank() * shard, group.params16_shard.raw(), dtype, shard);
   } else {
-    group.params16_full = pool.take(MemoryCategory::parameters_full, padded, dtype, /*zeroed=*/false);
+    group.params16_full = pool.take(Lifetime::kept, MemoryCategory::parameters_full, padded, dtype, /*zeroed=*/false);
     narrow(whole, group.params16_full.raw(), dtype, padded);
   }
 }

@@ -184,7 +184,7 @@ void EngineCore::backward(const Tensor& grad_output) {
       // held only until the group's update (optimizer.in_backward).
       if (!policy.shard_gradients && !half_gradients && !config.optimizer_in_backward) continue;
       // Not cleared: the first backward to use each parameter writes its gradient whole.
-      used->grads_full = pool.take(MemoryCategory::gradients_full, used->padded_elems());
+      used->grads_full = pool.take(Lifetime::step, MemoryCategory::gradients_full, used->padded_elems());
       used->bind();
       used->mark_gradients_unwritten();
     }
@@ -285,7 +285,7 @@ void EngineCore::step_boundary_in_backward() {
   for (auto& group : groups) {
     if (group->reduced_this_step) continue;
     Buffer& whole = half_gradients ? group->grads16 : group->grads_full;
-    whole = pool.take(MemoryCategory::gradients_full, group->padded_elems(), config.precision.gradient_dtype(),
+    whole = pool.take(Lifetime::step, MemoryCategory::gradients_full, group->padded_elems(), config.precision.gradient_dtype(),
                       /*zeroed=*/true);
     group->bind();
     reducer->reduce(*group);

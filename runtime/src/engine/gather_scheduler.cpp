@@ -40,7 +40,7 @@ bool GatherScheduler::transient(const ParameterGroup& group) const { return grou
 
 void GatherScheduler::materialize(ParameterGroup& group) {
   if (!mixed_ || !group.params_full.empty()) return;
-  group.params_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems());
+  group.params_full = pool_.take(Lifetime::step, MemoryCategory::parameters_full, group.padded_elems());
   const void* narrow_values = group.params16_full.raw();
   float* wide = group.params_full.data();
   detail::for_each_chunk(group.padded_elems(), [&](std::int64_t first, std::int64_t count) {
@@ -73,11 +73,11 @@ void GatherScheduler::issue_one(ParameterGroup& group, const std::vector<Paramet
   make_room(gathered_bytes(group), in_use);
   // The gather overwrites every element: no fill. Mixed precision gathers the 16-bit shards.
   if (mixed_) {
-    group.params16_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems(), dtype_, /*zeroed=*/false);
+    group.params16_full = pool_.take(Lifetime::step, MemoryCategory::parameters_full, group.padded_elems(), dtype_, /*zeroed=*/false);
     group.gather = comm_.all_gather(group.params16_shard.host(), group.params16_full.host(), labelled(group.name));
     return;
   }
-  group.params_full = pool_.take(MemoryCategory::parameters_full, group.padded_elems());
+  group.params_full = pool_.take(Lifetime::step, MemoryCategory::parameters_full, group.padded_elems());
   group.gather = comm_.all_gather(group.params_shard.span(), group.params_full.span(), labelled(group.name));
 }
 

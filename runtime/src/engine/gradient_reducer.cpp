@@ -36,10 +36,10 @@ void GradientReducer::fold(ParameterGroup& group) {
   // optimizer.in_backward at stages 0-1 keeps no 16-bit accumulator between steps: a zeroed
   // one, so that the addition below rounds exactly as it does into a kept one.
   if (!policy_.shard_gradients && group.grads16.empty())
-    group.grads16 = pool_.take(MemoryCategory::gradients_full, padded, dtype_, /*zeroed=*/true);
+    group.grads16 = pool_.take(Lifetime::step, MemoryCategory::gradients_full, padded, dtype_, /*zeroed=*/true);
   if (policy_.shard_gradients) {
     // This micro-step's gradients, rounded once, wait for their reduce-scatter in 16 bits.
-    group.grads16 = pool_.take(MemoryCategory::gradients_full, padded, dtype_, /*zeroed=*/false);
+    group.grads16 = pool_.take(Lifetime::step, MemoryCategory::gradients_full, padded, dtype_, /*zeroed=*/false);
     detail::for_each_chunk(padded, [&](std::int64_t first, std::int64_t count) {
       narrow(group.grads_full.data() + first, group.grads16.raw(first), dtype_, count);
     });
@@ -98,7 +98,7 @@ HostBuffer GradientReducer::kept_part(ParameterGroup& group) const {
 void GradientReducer::issue(ParameterGroup& group) {
   Buffer& full = reduced(group);
   if (policy_.shard_gradients && group.grads_shard.empty()) {  // optimizer.in_backward: held only until the update
-    group.grads_shard = pool_.take(MemoryCategory::gradients_shard, group.shard_elems(), dtype_, /*zeroed=*/false);
+    group.grads_shard = pool_.take(Lifetime::step, MemoryCategory::gradients_shard, group.shard_elems(), dtype_, /*zeroed=*/false);
     group.grads_shard_unwritten = true;
   }
   // The window's first reduction of a sharded gradient writes the shard itself; otherwise this
@@ -144,7 +144,7 @@ void GradientReducer::pack(ParameterGroup& group) {
     if (!open_bucket_) {
       open_bucket_ = std::make_unique<Bucket>();
       open_bucket_->chunk = chunk;
-      open_bucket_->data = pool_.take(MemoryCategory::communication, ranks * chunk, dtype_, /*zeroed=*/false);
+      open_bucket_->data = pool_.take(Lifetime::step, MemoryCategory::communication, ranks * chunk, dtype_, /*zeroed=*/false);
     }
     Bucket& bucket = *open_bucket_;
     const std::int64_t length = std::min(shard - done, bucket.chunk - bucket.fill);

@@ -155,7 +155,7 @@ StepOutcome ShardedOptimizer::step_mixed(std::vector<std::unique_ptr<ParameterGr
   // for the update (holding every group widened would be a whole float32 gradient).
   std::int64_t largest = 0;
   for (auto& group : groups) largest = std::max(largest, updated_gradients(*group).count);
-  Buffer unscaled = pool_.take(MemoryCategory::gradients_shard, largest);
+  Buffer unscaled = pool_.take(Lifetime::step, MemoryCategory::gradients_shard, largest);
   StepOutcome outcome;
   {
     Phase phase(comm_, "gradient norm");
@@ -181,7 +181,7 @@ void ShardedOptimizer::step_group(ParameterGroup& group, double lr, std::int64_t
   }
   // A buffer of this group's size, returned when the update ends: the largest group's
   // gradients widened at a time, as step_mixed holds.
-  Buffer unscaled = pool_.take(MemoryCategory::gradients_shard, updated_gradients(group).count);
+  Buffer unscaled = pool_.take(Lifetime::step, MemoryCategory::gradients_shard, updated_gradients(group).count);
   const std::span<float> widened = widen_gradients(group, scale, unscaled);
   group_norms_[group.index] = mixed_norm(group, widened);
   mixed_update(group, widened, lr, step, 1.0f);
