@@ -11,7 +11,9 @@ namespace {
 std::vector<unsigned char> read_gzip(const std::string& path) {
   gzFile file = gzopen(path.c_str(), "rb");
   if (!file)
-    throw InvalidArgument("cannot open " + path + ": install Debian's dataset-fashion-mnist or pass --data-dir");
+    throw InvalidArgument("cannot open " + path + ": no such readable file. Install Debian's dataset-fashion-mnist "
+                          "(its files are in /usr/share/datasets/fashion-mnist, the default) or point --data-dir at "
+                          "a folder holding the four idx .gz files");
   std::vector<unsigned char> bytes;
   unsigned char buffer[1 << 16];
   int got = 0;

@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -39,6 +40,16 @@ int ranks_on_this_node(const Communicator& comm) {
   return comm.split_shared_node().size();
 }
 
+// OMP_WAIT_POLICY=passive (any case, as OpenMP reads it): waiting threads sleep instead of
+// spinning, the remedy the warning offers, so a user who set it has been told.
+bool waits_passively() {
+  const char* text = std::getenv("OMP_WAIT_POLICY");
+  if (!text) return false;
+  std::string policy(text);
+  std::transform(policy.begin(), policy.end(), policy.begin(), [](unsigned char c) { return std::tolower(c); });
+  return policy == "passive";
+}
+
 }  // namespace
 
 int resolve_compute_threads(int requested, const Communicator& comm) {
@@ -56,8 +67,8 @@ std::string oversubscription_warning(int threads) {
   for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
     if (!ranks) ranks = positive_from_environment(name);
   const int node_cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (ranks == 0 || threads * ranks <= node_cpus) return "";
-  return "ZeroShard warning: " + std::to_string(threads) + " compute threads per rank x " + std::to_string(ranks) +
+  if (ranks == 0 || threads * ranks <= node_cpus || waits_passively()) return "";
+  return "zeroshard: " + std::to_string(threads) + " compute threads per rank x " + std::to_string(ranks) +
          " ranks on this node = " + std::to_string(threads * ranks) + " threads on " + std::to_string(node_cpus) +
          " CPUs. OpenMP threads spin while they wait, so oversubscribed they slow training many times over. Use "
          "compute.threads = 0 (auto: the node's CPUs / its ranks) and leave OMP_NUM_THREADS unset, or set "

@@ -21,7 +21,8 @@ int resolve_compute_threads(int requested, const Communicator& comm);
 /// OMPI_COMM_WORLD_LOCAL_SIZE or MPICH's MPI_LOCALNRANKS; without either, no warning) exceeds
 /// the node's CPUs: OpenMP's threads spin while they wait, so oversubscribed they slow a step
 /// many times over (6-18x measured on 2 cores, with bit-identical results, so nothing else
-/// shows it). Empty otherwise. Not collective.
+/// shows it). Empty otherwise, and when OMP_WAIT_POLICY=passive (the remedy it names) is set.
+/// Not collective.
 std::string oversubscription_warning(int threads);
 
 }  // namespace zs
