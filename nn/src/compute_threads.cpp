@@ -78,7 +78,7 @@ std::string gemm_kernel_warning() {
   else
     cause_and_fix = "this OpenBLAS does not recognise the CPU. Start the job with OPENBLAS_CORETYPE=SkylakeX";
   return "zeroshard: OpenBLAS runs its " + core + " GEMM kernels (AVX2 or older) on a CPU with AVX-512: " +
-         cause_and_fix + " (1.3x faster GEMMs on the development VM: docs/performance.md, \"OpenBLAS's kernels\")";
+         cause_and_fix + " (1.1-1.3x faster GEMMs on the development VM: docs/performance.md, \"OpenBLAS's kernels\")";
 #else
   // Eigen builds have no OpenBLAS kernels; elsewhere than x86 there is no AVX-512 to miss.
   return {};
