@@ -68,11 +68,17 @@ struct SimulatedGroup {
 // The engine's schedule over sizes (EngineCore, GatherScheduler, GradientReducer).
 class AllocationReplay {
  public:
-  AllocationReplay(const std::vector<PlannedUnit>& units, const EngineConfig& config, int world_size, int optimizer_states)
-      : config_(config), policy_(ShardingPolicy::from(config, world_size)), world_(world_size), states_(optimizer_states),
-        mixed_(config.precision.enabled()), half_gradients_(is_half(config.precision.gradient_dtype())),
+  AllocationReplay(const std::vector<PlannedUnit>& units, const EngineConfig& config, int world_size,
+                   int optimizer_states)
+      : config_(config),
+        policy_(ShardingPolicy::from(config, world_size)),
+        world_(world_size),
+        states_(optimizer_states),
+        mixed_(config.precision.enabled()),
+        half_gradients_(is_half(config.precision.gradient_dtype())),
         in_backward_(config.optimizer_in_backward),
-        gradient_bytes_(static_cast<std::int64_t>(size_of(config.precision.gradient_dtype()))), pool_(ledger_) {
+        gradient_bytes_(static_cast<std::int64_t>(size_of(config.precision.gradient_dtype()))),
+        pool_(ledger_) {
     groups_.resize(units.size());
     for (std::size_t k = 0; k < units.size(); ++k) {
       SimulatedGroup& g = groups_[k];
@@ -112,16 +118,19 @@ class AllocationReplay {
     }
     for (SimulatedGroup& g : groups_) {
       const bool whole_kept = !mixed_ && !policy_.node_shared_parameters && !g.shards_parameters;  // EngineCore
-      g.params_full = pool_.take(whole_kept ? Lifetime::kept : Lifetime::step, MemoryCategory::parameters_full, g.padded);
+      g.params_full =
+          pool_.take(whole_kept ? Lifetime::kept : Lifetime::step, MemoryCategory::parameters_full, g.padded);
       for (SimulatedGroup& earlier : groups_) {
         if (last_user[earlier.index] != g.index) continue;
         if (mixed_) {  // EngineCore::make_mixed_precision_states
           earlier.master = pool_.take(Lifetime::kept, MemoryCategory::master_parameters,
                                       policy_.shard_optimizer_states ? earlier.shard : earlier.padded);
           if (earlier.shards_parameters)
-            earlier.params16_shard = pool_.take(Lifetime::kept, MemoryCategory::parameters_shard, floats_of(earlier.shard, 2));
+            earlier.params16_shard =
+                pool_.take(Lifetime::kept, MemoryCategory::parameters_shard, floats_of(earlier.shard, 2));
           else
-            earlier.params16_full = pool_.take(Lifetime::kept, MemoryCategory::parameters_full, floats_of(earlier.padded, 2));
+            earlier.params16_full =
+                pool_.take(Lifetime::kept, MemoryCategory::parameters_full, floats_of(earlier.padded, 2));
         } else if (policy_.node_shared_parameters) {
           // EngineCore::move_to_shared_parameters: the slice of the node's copy, outside the pool.
           ledger_.allocate(MemoryCategory::parameters_shard, earlier.shard * kReplayFloat);
@@ -134,7 +143,8 @@ class AllocationReplay {
       if (in_backward_) {
         // optimizer.in_backward keeps no gradients between steps.
       } else if (policy_.shard_gradients)
-        g.grads_shard = pool_.take(Lifetime::kept, MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
+        g.grads_shard =
+            pool_.take(Lifetime::kept, MemoryCategory::gradients_shard, floats_of(g.shard, gradient_bytes_));
       else if (half_gradients_)
         g.grads16 = pool_.take(Lifetime::kept, MemoryCategory::gradients_full, floats_of(g.padded, gradient_bytes_));
       else
@@ -203,7 +213,8 @@ class AllocationReplay {
     if (mixed_ && !in_backward_) {
       // ShardedOptimizer::step_mixed: one float32 buffer for the largest group's gradients.
       std::int64_t largest = 0;
-      for (const SimulatedGroup& g : groups_) largest = std::max(largest, policy_.shard_optimizer_states ? g.shard : g.padded);
+      for (const SimulatedGroup& g : groups_)
+        largest = std::max(largest, policy_.shard_optimizer_states ? g.shard : g.padded);
       SimulatedBuffer unscaled = pool_.take(Lifetime::step, MemoryCategory::gradients_shard, largest);
       pool_.reset(unscaled);
     }
@@ -313,8 +324,8 @@ class AllocationReplay {
   // group's gradients into a buffer of its own size; then its gradients go.
   void step_in_backward(SimulatedGroup& g) {
     if (mixed_) {
-      SimulatedBuffer unscaled =
-          pool_.take(Lifetime::step, MemoryCategory::gradients_shard, policy_.shard_optimizer_states ? g.shard : g.padded);
+      SimulatedBuffer unscaled = pool_.take(Lifetime::step, MemoryCategory::gradients_shard,
+                                            policy_.shard_optimizer_states ? g.shard : g.padded);
       pool_.reset(unscaled);
     }
     pool_.reset(g.grads_full);
@@ -338,8 +349,9 @@ class AllocationReplay {
     const std::int64_t chunk = std::max<std::int64_t>(1, config_.reduce_bucket_size / world_);
     for (std::int64_t done = 0; done < g.shard;) {
       if (!open_bucket_)
-        open_bucket_ =
-            Bucket{pool_.take(Lifetime::step, MemoryCategory::communication, floats_of(world_ * chunk, gradient_bytes_)), chunk, 0};
+        open_bucket_ = Bucket{
+            pool_.take(Lifetime::step, MemoryCategory::communication, floats_of(world_ * chunk, gradient_bytes_)),
+            chunk, 0};
       const std::int64_t length = std::min(g.shard - done, open_bucket_->chunk - open_bucket_->fill);
       open_bucket_->fill += length;
       done += length;

@@ -8,9 +8,15 @@
 namespace zs::detail {
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : data_(std::move(other.data_)), floats_(other.floats_), external_(other.external_), external_bytes_(other.external_bytes_),
-      external_ledger_(other.external_ledger_), elements_(other.elements_), dtype_(other.dtype_),
-      category_(other.category_), pool_(other.pool_) {
+    : data_(std::move(other.data_)),
+      floats_(other.floats_),
+      external_(other.external_),
+      external_bytes_(other.external_bytes_),
+      external_ledger_(other.external_ledger_),
+      elements_(other.elements_),
+      dtype_(other.dtype_),
+      category_(other.category_),
+      pool_(other.pool_) {
   other.data_ = AlignedFloats();
   other.floats_ = 0;
   other.external_ = nullptr;
@@ -55,7 +61,8 @@ void Buffer::fill(float value) {
   // All-zero bits are +0 in every dtype. On the compute threads: the engine clears whole
   // gradient buffers every step (4 bytes per parameter written).
   const std::int64_t floats = external_ ? elements_ : floats_;
-  detail::for_each_chunk(floats, [&](std::int64_t first, std::int64_t count) { std::fill_n(base() + first, count, value); });
+  detail::for_each_chunk(floats,
+                         [&](std::int64_t first, std::int64_t count) { std::fill_n(base() + first, count, value); });
 }
 
 void Buffer::reset() {

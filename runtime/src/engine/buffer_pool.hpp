@@ -95,8 +95,9 @@ enum class Lifetime {
   /// in size, and a pool keeping one buffer of every size it met kept a whole model's
   /// gradients idle under optimizer.in_backward, which undid its saving. Same category only:
   /// a small gradient taking a large gathered buffer made the large gather allocate again
-  /// (stage 3 held a third more). It settles: storage is only replaced by larger storage, so
-  /// after a few steps of the same pattern nothing is allocated (no page faults after warm-up).
+  /// (zs_fashion_mnist's stage 3 peaked 22% higher). It settles: storage is only replaced by
+  /// larger storage, so after a few steps of the same pattern nothing is allocated (no page
+  /// faults after warm-up; tests/unit/test_buffer_pool_reuse.cpp runs 2,000 random patterns).
   step,
 };
 
